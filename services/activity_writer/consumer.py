@@ -1,0 +1,161 @@
+"""The writer's loop: a batch of tagged messages -> one bulk upsert -> commit.
+
+Offsets are committed only after the bulk write returned (with ``--sync-on-commit``
+SecantusDB, or a majority write concern on MongoDB, that means durable). When the
+database fails, consumption pauses and the same batch is retried with backoff; nothing
+is skipped and the consumer stays in its group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import TypeAlias
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from pydantic import ValidationError
+from pymongo import UpdateOne
+from pymongo.errors import PyMongoError
+
+from schemas.dead_letter import DeadLetterMeta
+from schemas.envelope import encode_headers, meta_header
+from schemas.tagged_message import TaggedMessageMeta
+from services.activity_writer.errors import Unprocessable
+from services.activity_writer.mapping import UnparsableMessage, to_activity
+from services.activity_writer.repository import ActivityRepository, upsert_ops
+from services.common.blobs import BlobStore
+
+log = logging.getLogger("mailsync.activity_writer")
+
+Record: TypeAlias = ConsumerRecord  # ConsumerRecord[bytes, bytes]; aiokafka ships no types
+
+
+class WriterLoop:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        repository: ActivityRepository,
+        blobs: BlobStore,
+        *,
+        dead_letter_topic: str,
+        batch_size: int,
+        retry_cap_s: float,
+    ):
+        self._consumer = consumer
+        self._producer = producer
+        self._repo = repository
+        self._blobs = blobs
+        self._dead_topic = dead_letter_topic
+        self._batch_size = batch_size
+        self._retry_cap_s = retry_cap_s
+        self.written = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            batches = await self._consumer.getmany(timeout_ms=500, max_records=self._batch_size)
+            records = [r for rs in batches.values() for r in rs]
+            if not records:
+                continue
+            if not await self._write_until_done(records, stop):
+                return  # stopped during an outage: nothing committed, the batch comes again
+            await self._commit(batches)
+
+    async def _prepare(
+        self, records: list[Record]
+    ) -> tuple[list[UpdateOne], list[tuple[Record, str]]]:
+        ops: list[UpdateOne] = []
+        dead: list[tuple[Record, str]] = []
+        now = dt.datetime.now(dt.UTC)
+        for record in records:
+            try:
+                ops += await self._ops_for(record, now)
+            except Unprocessable as exc:
+                dead.append((record, str(exc)))
+        return ops, dead
+
+    async def _ops_for(self, record: Record, now: dt.datetime) -> list[UpdateOne]:
+        try:
+            meta = TaggedMessageMeta.model_validate_json(meta_header(record.headers))
+        except (KeyError, ValidationError) as exc:
+            raise Unprocessable(
+                f"tagged record without a valid mailsync-meta header: {exc}"
+            ) from None
+        raw = record.value or b""
+        if meta.raw.blob is not None:
+            raw = await self._blobs.get(meta.raw.blob)  # a DB failure here is retried
+        try:
+            mapped = to_activity(meta, raw, now)
+        except (UnparsableMessage, ValidationError) as exc:
+            raise Unprocessable(f"message cannot become an activity: {exc}") from None
+        return upsert_ops(mapped.activity, mapped.sighting)
+
+    async def _write_until_done(self, records: list[Record], stop: asyncio.Event) -> bool:
+        attempt = 0
+        paused = False
+        try:
+            while True:
+                try:
+                    ops, dead = await self._prepare(records)
+                    await self._repo.write(ops)
+                    for record, reason in dead:
+                        await self._dead_letter(record, reason)
+                    self.written += len(records) - len(dead)
+                    return True
+                except PyMongoError as exc:
+                    attempt += 1
+                    delay = min(self._retry_cap_s, 0.5 * 2 ** min(attempt, 10))
+                    log.warning(
+                        "database write failed (%s); pausing, retry %d in %.1fs",
+                        exc,
+                        attempt,
+                        delay,
+                    )
+                    if not paused:
+                        self._consumer.pause(*self._consumer.assignment())
+                        paused = True
+                    # getmany on paused partitions returns nothing but keeps us in the group.
+                    deadline = asyncio.get_running_loop().time() + delay
+                    while not stop.is_set() and asyncio.get_running_loop().time() < deadline:
+                        await self._consumer.getmany(timeout_ms=200)
+                    if stop.is_set():
+                        return False
+        finally:
+            if paused:
+                self._consumer.resume(*self._consumer.assignment())
+
+    async def _dead_letter(self, record: Record, reason: str) -> None:
+        import json
+
+        try:
+            original = json.loads(meta_header(record.headers))
+        except (KeyError, ValueError):
+            original = None
+        meta = DeadLetterMeta(
+            stage="activity_writer",
+            reason=reason,
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            original_meta=original,
+            at=dt.datetime.now(dt.UTC),
+        )
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason
+        )
+        await self._producer.send_and_wait(
+            self._dead_topic,
+            value=record.value or b"",
+            key=record.key,
+            headers=encode_headers(meta, in_blob=False),
+        )
+
+    async def _commit(self, batches: dict[TopicPartition, list[Record]]) -> None:
+        offsets = {tp: rs[-1].offset + 1 for tp, rs in batches.items() if rs}
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # Partitions moved to another writer mid-batch; it redoes the batch, idempotently.
+            log.info("commit skipped after rebalance: %s", exc)

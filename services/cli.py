@@ -1,0 +1,194 @@
+"""The ``mailsync`` command: one subcommand per service, plus ``run`` for all of them.
+
+mailsync fetcher | dedup | activity-writer   one service, as a Kubernetes pod runs it
+mailsync run [--demo]                        every service in one process; embedded
+                                             Kafka/MongoDB when none is configured
+mailsync activities [--account ID]           list activities (what the CRM shows)
+mailsync schemas export [--check]            JSON Schemas of every topic and document
+mailsync secret-key                          a new MAILSYNC_SECRET_KEY
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from services.common.errors import ConfigurationError
+from services.common.lifecycle import Service, install_signal_handlers, run_services
+from services.common.logs import setup_logging
+from services.common.settings import CommonSettings
+
+log = logging.getLogger("mailsync")
+
+
+def _fetcher(overrides: dict[str, Any]) -> Service:
+    from services.fetcher.app import FetcherApp
+    from services.fetcher.settings import FetcherSettings
+
+    return FetcherApp(FetcherSettings(**overrides))
+
+
+def _dedup(overrides: dict[str, Any]) -> Service:
+    from services.dedup.app import DedupApp
+    from services.dedup.settings import DedupSettings
+
+    return DedupApp(DedupSettings(**overrides))
+
+
+def _writer(overrides: dict[str, Any]) -> Service:
+    from services.activity_writer.app import ActivityWriterApp
+    from services.activity_writer.settings import WriterSettings
+
+    return ActivityWriterApp(WriterSettings(**overrides))
+
+
+SERVICES: dict[str, Callable[[dict[str, Any]], Service]] = {
+    "fetcher": _fetcher,
+    "dedup": _dedup,
+    "activity-writer": _writer,
+}
+
+
+async def _run(services: Sequence[Service], timeout: float) -> None:
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    await run_services(services, stop, timeout)
+
+
+def cmd_service(name: str) -> int:
+    settings = CommonSettings()
+    setup_logging(settings.log_level)
+    asyncio.run(_run([SERVICES[name]({})], settings.shutdown_timeout_s))
+    return 0
+
+
+def cmd_run(demo: bool) -> int:
+    from services.embedded import embedded
+
+    settings = CommonSettings()
+    setup_logging(settings.log_level)
+    with embedded(settings) as overrides, contextlib.ExitStack() as stack:
+        base = CommonSettings(**overrides)  # type: ignore[arg-type]
+        if demo:
+            from services.demo_run import start_demo
+
+            overrides.update(stack.enter_context(start_demo(base)))
+        services = [make(overrides) for make in SERVICES.values()]
+        _print_where(CommonSettings(**overrides))  # type: ignore[arg-type]
+        asyncio.run(_run(services, settings.shutdown_timeout_s))
+    print("mailsync stopped cleanly.", flush=True)
+    return 0
+
+
+def _print_where(s: CommonSettings) -> None:
+    mongo = s.mongo_uri.get_secret_value() if s.mongo_uri else "?"
+    print(
+        "\n"
+        "mailsync is running. Press Ctrl+C to stop.\n"
+        f"  Kafka bootstrap : {s.kafka_bootstrap}\n"
+        f"  MongoDB         : {mongo}  (database {s.mongo_database!r})\n"
+        f"  Activities      : MAILSYNC_MONGO_URI='{mongo}' .venv/bin/mailsync activities\n"
+        f"  Tagged messages : kcat -b {s.kafka_bootstrap} -C -e -f '%k %h\\n' "
+        f"-t {s.topic_prefix}mailsync.tagged-messages\n",
+        flush=True,
+    )
+
+
+def cmd_activities(account: str | None, limit: int) -> int:
+    from services.common.mongo import database, mongo_client
+
+    settings = CommonSettings()
+
+    async def show() -> None:
+        client = mongo_client(settings, app_name="mailsync-cli")
+        try:
+            query = {"account_ids": account} if account else {}
+            cursor = (
+                database(client, settings)["activities"].find(query).sort("date", -1).limit(limit)
+            )
+            async for doc in cursor:
+                sightings = ", ".join(
+                    f"{s['account_id']}:{s['folder']}{' (dup)' if s['duplicate'] else ''}"
+                    for s in doc.get("sightings", [])
+                )
+                sender = (doc.get("from") or {}).get("address", "?")
+                date = doc["date"].strftime("%Y-%m-%d %H:%M") if doc.get("date") else "?"
+                subject = doc["subject"][:60]
+                print(f"{date}  {doc['direction']:<8}  {sender:<34}  {subject:<60}  [{sightings}]")
+        finally:
+            await client.close()
+
+    asyncio.run(show())
+    return 0
+
+
+def cmd_schemas(check: bool) -> int:
+    from schemas.export import JSON_DIR, drift, export
+
+    if check:
+        stale = drift()
+        if stale:
+            print(f"schemas/json is out of date: {', '.join(stale)}; run `mailsync schemas export`")
+            return 1
+        print("schemas/json matches the models")
+        return 0
+    for name in export():
+        print(JSON_DIR / name)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mailsync", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in SERVICES:
+        sub.add_parser(name, help=f"run the {name} service")
+    sub.add_parser("sender", help="run the sender service (not built yet)")
+    run = sub.add_parser("run", help="run every service in one process (embedded default)")
+    run.add_argument(
+        "--demo", action="store_true", help="also start a demo Dovecot with two seeded mailboxes"
+    )
+    act = sub.add_parser("activities", help="list activities")
+    act.add_argument("--account")
+    act.add_argument("--limit", type=int, default=50)
+    sch = sub.add_parser("schemas", help="JSON Schema export")
+    sch.add_argument("action", choices=["export"])
+    sch.add_argument("--check", action="store_true", help="fail if schemas/json is stale")
+    sub.add_parser("secret-key", help="print a new MAILSYNC_SECRET_KEY")
+    args = parser.parse_args(argv)
+    try:
+        if args.command in SERVICES:
+            return cmd_service(args.command)
+        if args.command == "sender":
+            print(
+                "mailsync sender: not built yet (see the sender issue); nothing to run.",
+                file=sys.stderr,
+            )
+            return 2
+        if args.command == "run":
+            return cmd_run(args.demo)
+        if args.command == "activities":
+            return cmd_activities(args.account, args.limit)
+        if args.command == "schemas":
+            return cmd_schemas(args.check)
+        if args.command == "secret-key":
+            from services.common.secrets import SecretBox
+
+            print(SecretBox.new_key())
+            return 0
+    except ConfigurationError as exc:
+        print(f"mailsync: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""One lifecycle for every service: ``start -> run -> cleanup(failed)``.
+
+SIGTERM and SIGINT only set the stop event; each service's ``run`` returns when it is
+set, and ``cleanup`` flushes what it must within the shutdown timeout (shorter than
+the pod's ``terminationGracePeriodSeconds``). ``mailsync run`` runs several services
+on one loop; the first that fails stops the others and the process exits non-zero,
+so Kubernetes (or the operator) restarts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from typing import Protocol
+
+log = logging.getLogger("mailsync.lifecycle")
+
+
+class Service(Protocol):
+    name: str
+
+    async def start(self) -> None:
+        """Open clients and create topics; nothing is consumed yet."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Do the work until ``stop`` is set."""
+
+    async def cleanup(self, failed: bool) -> None:
+        """Flush and close everything ``start`` opened; ``failed`` says why we stop."""
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def run_services(
+    services: Sequence[Service], stop: asyncio.Event, shutdown_timeout_s: float
+) -> None:
+    """Start every service in order, run them until ``stop`` or a failure, clean up in reverse.
+
+    Raises the first service failure after everything is cleaned up.
+    """
+    started: list[Service] = []
+    failure: BaseException | None = None
+    try:
+        for service in services:
+            log.info("starting %s", service.name)
+            # Cleaned up even if start fails half-way: cleanup closes what was opened.
+            started.append(service)
+            await service.start()
+        tasks = {asyncio.create_task(s.run(stop), name=s.name): s for s in started}
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        for task, service in tasks.items():
+            if task in done and task.exception() is not None:
+                failure = task.exception()
+                log.error("%s failed: %r", service.name, failure, exc_info=failure)
+        stop.set()
+        pending = [t for t in tasks if not t.done()]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=shutdown_timeout_s)
+            for task in late:
+                log.warning(
+                    "%s did not stop in %.0fs; cancelling", task.get_name(), shutdown_timeout_s
+                )
+                task.cancel()
+            results = await asyncio.gather(*pending, return_exceptions=True)
+            for task, result in zip(pending, results, strict=True):
+                if isinstance(result, Exception) and failure is None:
+                    failure = result
+                    log.error("%s failed while stopping: %r", task.get_name(), result)
+        stopper.cancel()
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:
+        for service in reversed(started):
+            try:
+                await asyncio.wait_for(service.cleanup(failure is not None), shutdown_timeout_s)
+            except Exception:  # one failing cleanup must not skip the others
+                log.exception("cleanup of %s failed", service.name)
+    if failure is not None:
+        raise failure

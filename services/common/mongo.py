@@ -1,0 +1,27 @@
+"""The MongoDB client factory (PyMongo's async API)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.common.settings import CommonSettings
+
+Document = dict[str, Any]
+
+
+def mongo_client(settings: CommonSettings, *, app_name: str) -> AsyncMongoClient[Document]:
+    return AsyncMongoClient(
+        settings.require_mongo(),
+        appname=app_name,
+        tz_aware=True,
+        serverSelectionTimeoutMS=10_000,
+    )
+
+
+def database(
+    client: AsyncMongoClient[Document], settings: CommonSettings
+) -> AsyncDatabase[Document]:
+    return client[settings.mongo_database]

@@ -1,0 +1,63 @@
+"""The settings base of every service: ``MAILSYNC_*`` environment variables, frozen."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.topics import TopicSpec
+
+log = logging.getLogger("mailsync.settings")
+
+
+class CommonSettings(BaseSettings):
+    """Settings every service reads. Unset Kafka/Mongo means "embedded" for ``mailsync run``."""
+
+    model_config = SettingsConfigDict(env_prefix="MAILSYNC_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str | None = Field(
+        default=None, description="Kafka bootstrap servers, host:port[,host:port]."
+    )
+    mongo_uri: SecretStr | None = Field(
+        default=None, description="MongoDB connection URI (may carry a password)."
+    )
+    mongo_database: str = "mailsync"
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key(s) encrypting account secrets; comma-separated, newest first, "
+        "to rotate.",
+    )
+    topic_prefix: str = Field(default="", description="Prepended to every topic name.")
+    inline_limit_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Larger messages go to the blob store."
+    )
+    data_dir: Path = Field(default=Path(".mailsync"), description="Local state (embedded mode).")
+    log_level: str = "INFO"
+    shutdown_timeout_s: float = Field(
+        default=20.0, description="Shorter than the pod's terminationGracePeriodSeconds."
+    )
+
+    def topic(self, spec: TopicSpec) -> str:
+        return f"{self.topic_prefix}{spec.name}"
+
+    def require_kafka(self) -> str:
+        from services.common.errors import ConfigurationError
+
+        if not self.kafka_bootstrap:
+            raise ConfigurationError("MAILSYNC_KAFKA_BOOTSTRAP is not set")
+        return self.kafka_bootstrap
+
+    def require_mongo(self) -> str:
+        from services.common.errors import ConfigurationError
+
+        if self.mongo_uri is None:
+            raise ConfigurationError("MAILSYNC_MONGO_URI is not set")
+        return self.mongo_uri.get_secret_value()
+
+    def log_startup(self, service: str) -> None:
+        """Log the effective settings once; SecretStr fields print as '**********'."""
+        shown = {k: (str(v) if isinstance(v, SecretStr) else v) for k, v in self}
+        log.info("%s settings: %s", service, shown)

@@ -1,0 +1,224 @@
+"""The dedup service: a faust-streaming application with two agents.
+
+``tag``:   raw-messages -> (parse headers once, tag) -> dedup-by-fingerprint, keyed by fingerprint
+``dedup``: dedup-by-fingerprint -> (sightings table) -> tagged-messages, keyed by activity id
+
+The table is co-partitioned with the by-fingerprint topic (the explicit form of
+faust's ``group_by``), so each worker owns the fingerprints of its partitions, and it
+is backed by its changelog topic, so a restarted worker recovers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+from pydantic import ValidationError
+from pymongo import AsyncMongoClient
+
+from schemas.dead_letter import DeadLetterMeta
+from schemas.envelope import encode_headers, meta_header
+from schemas.raw_message import RawMessageMeta
+from schemas.tagged_message import MessageTags, Sighting, TaggedMessageMeta
+from schemas.topics import ACCOUNTS, BY_FINGERPRINT, DEAD_LETTERS, RAW_MESSAGES, TAGGED_MESSAGES
+from services.common.blobs import BlobStore
+from services.common.kafka import MAX_REQUEST_BYTES, consumer, ensure_topics
+from services.common.mongo import database, mongo_client
+from services.dedup.directory import AccountDirectory
+from services.dedup.errors import MissingMeta, UnknownAccount, Unprocessable
+from services.dedup.fingerprint import activity_id, fingerprint
+from services.dedup.headers import parse_headers, split
+from services.dedup.settings import DedupSettings
+from services.dedup.sightings import record_sighting
+from services.dedup.tagging import account_tag, direction, match_alias
+
+log = logging.getLogger("mailsync.dedup")
+
+
+def _headers(event: Any) -> list[tuple[str, bytes]]:
+    raw = event.message.headers
+    if isinstance(raw, Mapping):
+        return list(raw.items())
+    return list(raw or [])
+
+
+class Tagger:
+    """What the ``tag`` agent does with one record (I/O kept to the blob fetch)."""
+
+    def __init__(self, directory: AccountDirectory, blobs: BlobStore):
+        self._directory = directory
+        self._blobs = blobs
+
+    async def tag(self, headers: list[tuple[str, bytes]], value: bytes) -> MessageTags:
+        try:
+            meta = RawMessageMeta.model_validate_json(meta_header(headers))
+        except (KeyError, ValidationError) as exc:
+            raise MissingMeta(f"raw record without a valid mailsync-meta header: {exc}") from None
+        account = self._directory.get(meta.location.account_id)
+        if account is None:
+            raise UnknownAccount(f"account {meta.location.account_id!r} is not configured")
+        raw = value if meta.blob is None else await self._blobs.get(meta.blob)
+        parsed = parse_headers(raw)
+        fp = fingerprint(parsed, split(raw)[1])
+        return MessageTags(
+            raw=meta,
+            account=account_tag(account),
+            alias=match_alias(account, parsed, meta.folder_role),
+            direction=direction(
+                account, parsed, meta.folder_role, self._directory.synced_addresses
+            ),
+            fingerprint=fp,
+            activity_id=activity_id(fp),
+        )
+
+
+def build_faust_app(settings: DedupSettings, tagger: Tagger) -> faust.App:
+    s = settings
+    (s.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        f"{s.topic_prefix}{s.dedup_app_id}",
+        broker=[f"kafka://{h}" for h in s.require_kafka().split(",")],
+        store="memory://",
+        datadir=str(s.data_dir / "faust"),
+        web_enabled=False,
+        producer_acks=-1,
+        producer_max_request_size=MAX_REQUEST_BYTES,
+        consumer_max_fetch_size=MAX_REQUEST_BYTES,
+        broker_session_timeout=s.dedup_session_timeout_s,
+        broker_heartbeat_interval=max(s.dedup_session_timeout_s / 5, 0.5),
+        consumer_auto_offset_reset="earliest",
+        topic_replication_factor=1,
+        topic_disable_leader=True,
+    )
+    raw_t = app.topic(s.topic(RAW_MESSAGES), key_serializer="raw", value_serializer="raw")
+    by_fp = app.topic(s.topic(BY_FINGERPRINT), key_serializer="raw", value_serializer="raw")
+    tagged = app.topic(s.topic(TAGGED_MESSAGES), key_serializer="raw", value_serializer="raw")
+    dead = app.topic(s.topic(DEAD_LETTERS), key_serializer="raw", value_serializer="raw")
+    table = app.Table(
+        "sightings",
+        default=list,
+        partitions=BY_FINGERPRINT.partitions,
+        key_type=bytes,
+    )
+
+    async def dead_letter(
+        stage: str, reason: str, event: Any, headers: list[tuple[str, bytes]]
+    ) -> None:
+        original = None
+        try:
+            import json
+
+            original = json.loads(meta_header(headers))
+        except (KeyError, ValueError):
+            pass
+        meta = DeadLetterMeta(
+            stage=stage,
+            reason=reason,
+            source_topic=event.message.topic,
+            source_partition=event.message.partition,
+            source_offset=event.message.offset,
+            original_meta=original,
+            at=dt.datetime.now(dt.UTC),
+        )
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s",
+            meta.source_topic,
+            meta.source_partition,
+            meta.source_offset,
+            reason,
+        )
+        await dead.send(
+            key=event.key, value=event.value or b"", headers=encode_headers(meta, in_blob=False)
+        )
+
+    @app.agent(raw_t, name="tag")
+    async def tag(stream: Any) -> None:
+        async for event in stream.events():
+            headers = _headers(event)
+            value: bytes = event.value or b""
+            try:
+                tags = await tagger.tag(headers, value)
+            except Unprocessable as exc:
+                await dead_letter("dedup.tag", str(exc), event, headers)
+                continue
+            except Exception as exc:
+                if isinstance(exc, OSError | asyncio.TimeoutError):
+                    raise  # infrastructure: crash, restart, and get the record again
+                await dead_letter("dedup.tag", f"{type(exc).__name__}: {exc}", event, headers)
+                continue
+            await by_fp.send(
+                key=tags.fingerprint.encode("utf-8", "surrogateescape"),
+                value=value,
+                headers=encode_headers(tags, in_blob=tags.raw.blob is not None),
+            )
+
+    @app.agent(by_fp, name="dedup")
+    async def dedup(stream: Any) -> None:
+        async for event in stream.events():
+            headers = _headers(event)
+            tags = MessageTags.model_validate_json(meta_header(headers))
+            known = [Sighting.model_validate(d) for d in table[event.key]]
+            verdict = record_sighting(known, tags.sighting)
+            table[event.key] = [v.model_dump(mode="json") for v in verdict.sightings]
+            out = TaggedMessageMeta(
+                **tags.model_dump(),
+                canonical=verdict.canonical,
+                duplicate_of=verdict.duplicate_of,
+                sightings=verdict.sightings,
+            )
+            await tagged.send(
+                key=tags.activity_id.encode(),
+                value=event.value or b"",
+                headers=encode_headers(out, in_blob=tags.raw.blob is not None),
+            )
+
+    del tag, dedup
+    return app
+
+
+class DedupApp:
+    name = "dedup"
+
+    def __init__(self, settings: DedupSettings):
+        self.settings = settings
+        self.faust: faust.App | None = None
+        self._mongo: AsyncMongoClient[dict[str, Any]] | None = None
+        self._directory: AccountDirectory | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        s.log_startup(self.name)
+        await ensure_topics(
+            s, [ACCOUNTS, RAW_MESSAGES, BY_FINGERPRINT, TAGGED_MESSAGES, DEAD_LETTERS]
+        )
+        self._mongo = mongo_client(s, app_name="mailsync-dedup")
+        blobs = BlobStore(database(self._mongo, s))
+        self._directory = AccountDirectory(
+            consumer(s, group_id=None, client_id="mailsync-dedup-accounts"), s.topic(ACCOUNTS)
+        )
+        await self._directory.start()
+        await self._directory.wait_ready(timeout=60)
+        self.faust = build_faust_app(s, Tagger(self._directory, blobs))
+        await self.faust.start()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        assert self.faust is not None and self._directory is not None
+        while not stop.is_set():
+            self._directory.check()
+            if self.faust.should_stop or self.faust.crashed:
+                raise RuntimeError(f"faust app stopped: {self.faust.crash_reason!r}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+    async def cleanup(self, failed: bool) -> None:
+        if self.faust is not None:
+            await self.faust.stop()
+        if self._directory is not None:
+            await self._directory.stop()
+        if self._mongo is not None:
+            await self._mongo.close()

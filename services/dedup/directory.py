@@ -1,0 +1,99 @@
+"""Every account, read from the compacted accounts topic by every dedup worker.
+
+Dedup needs all accounts (not a share of them): a message is tagged with its own
+account, and "internal" needs the addresses of every synced account. So this reader
+assigns itself every partition, with no consumer group, and follows the topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from schemas.account import AccountRecord
+from services.dedup.tagging import base_address
+
+log = logging.getLogger("mailsync.dedup.directory")
+
+
+class AccountDirectory:
+    def __init__(self, consumer: AIOKafkaConsumer, topic: str):
+        self._consumer = consumer
+        self._topic = topic
+        self._accounts: dict[str, AccountRecord] = {}
+        self.synced_addresses: frozenset[str] = frozenset()
+        self.ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def get(self, account_id: str) -> AccountRecord | None:
+        return self._accounts.get(account_id)
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        partitions = self._consumer.partitions_for_topic(self._topic) or set()
+        tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+        end = await self._consumer.end_offsets(tps)
+        self._task = asyncio.create_task(self._follow(end), name="account-directory")
+
+    async def wait_ready(self, timeout: float) -> None:
+        ready = asyncio.create_task(self.ready.wait())
+        assert self._task is not None
+        await asyncio.wait(
+            [ready, self._task], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        ready.cancel()
+        self.check()
+        if not self.ready.is_set():
+            raise TimeoutError(f"accounts topic not read to its end within {timeout:.0f}s")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._consumer.stop()
+
+    async def _follow(self, end: dict[TopicPartition, int]) -> None:
+        while True:
+            if not self.ready.is_set() and await self._caught_up(end):
+                self.ready.set()
+                log.info("account directory loaded: %d accounts", len(self._accounts))
+            batches = await self._consumer.getmany(timeout_ms=200)
+            changed = False
+            for records in batches.values():
+                for record in records:
+                    changed |= self._apply(record.key, record.value)
+            if changed:
+                self.synced_addresses = frozenset(
+                    base_address(a) for acc in self._accounts.values() for a in acc.addresses
+                )
+
+    async def _caught_up(self, end: dict[TopicPartition, int]) -> bool:
+        for tp, offset in end.items():
+            if await self._consumer.position(tp) < offset:
+                return False
+        return True
+
+    def check(self) -> None:
+        """Raise the reader's failure, if it failed (the service then stops)."""
+        if self._task is not None and self._task.done() and not self._task.cancelled():
+            exc = self._task.exception()
+            if exc is not None:
+                raise exc
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> bool:
+        if key is None:
+            return False
+        if value is None:
+            return self._accounts.pop(key.decode(), None) is not None
+        try:
+            account = AccountRecord.model_validate_json(value)
+        except ValidationError as exc:
+            log.error("invalid account record %r ignored: %s", key, exc)
+            return False
+        self._accounts[account.account_id] = account
+        return True

@@ -1,0 +1,105 @@
+"""The header block of a message, parsed once and tolerantly (pure).
+
+Only the headers are read: tagging and fingerprinting need nothing else, and
+splitting at the first blank line is much cheaper than parsing MIME bodies.
+"""
+
+from __future__ import annotations
+
+import email.header
+import email.utils
+import re
+from dataclasses import dataclass
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_PARSER = BytesHeaderParser(policy=compat32)
+
+
+@dataclass(frozen=True)
+class Headers:
+    message_id: str | None
+    subject: str
+    from_: tuple[tuple[str, str], ...]
+    to: tuple[tuple[str, str], ...]
+    cc: tuple[tuple[str, str], ...]
+    delivered_to: tuple[str, ...]
+    x_original_to: tuple[str, ...]
+    date: str | None
+    in_reply_to: str | None
+    references: tuple[str, ...]
+
+
+def split(raw: bytes) -> tuple[bytes, bytes]:
+    """(header block, body); a message with no blank line is all headers."""
+    match = _HEADER_END.search(raw)
+    if match is None:
+        return raw, b""
+    return raw[: match.start()], raw[match.end() :]
+
+
+def decode_words(value: str | None) -> str:
+    """RFC 2047 encoded words in any charset; unknown charsets degrade, never fail."""
+    if not value:
+        return ""
+    out = []
+    try:
+        parts = email.header.decode_header(value)
+    except Exception:
+        return value
+    for chunk, charset in parts:
+        if isinstance(chunk, str):
+            out.append(chunk)
+            continue
+        for candidate in (charset or "ascii", "utf-8", "latin-1"):
+            try:
+                out.append(chunk.decode(candidate))
+                break
+            except (LookupError, UnicodeDecodeError):
+                continue
+    text = "".join(out)
+    return " ".join(text.split())
+
+
+def _addresses(msg: Message, name: str) -> tuple[tuple[str, str], ...]:
+    values = [str(v) for v in msg.get_all(name, [])]
+    if not values:
+        return ()
+    pairs = email.utils.getaddresses(values)
+    return tuple((decode_words(n), a.strip().lower()) for n, a in pairs if "@" in a)
+
+
+def _plain(msg: Message, name: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for value in msg.get_all(name, []):
+        out += [a.strip().lower() for _, a in email.utils.getaddresses([str(value)]) if "@" in a]
+    return tuple(out)
+
+
+def _msgid(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    match = re.search(r"<([^<>\s]+)>", text)
+    return match[1] if match else (text.split()[0] if text else None)
+
+
+def parse_headers(raw: bytes) -> Headers:
+    """Parse the header block of ``raw``; malformed headers give empty fields, not errors."""
+    block, _ = split(raw)
+    msg = _PARSER.parsebytes(block + b"\r\n\r\n")
+    refs = " ".join(str(v) for v in msg.get_all("References", []))
+    return Headers(
+        message_id=_msgid(msg.get("Message-ID")),
+        subject=decode_words(str(msg.get("Subject", ""))),
+        from_=_addresses(msg, "From"),
+        to=_addresses(msg, "To"),
+        cc=_addresses(msg, "Cc"),
+        delivered_to=_plain(msg, "Delivered-To"),
+        x_original_to=_plain(msg, "X-Original-To"),
+        date=str(msg["Date"]) if msg["Date"] is not None else None,
+        in_reply_to=_msgid(msg.get("In-Reply-To")),
+        references=tuple(re.findall(r"<([^<>\s]+)>", refs)),
+    )

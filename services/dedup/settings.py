@@ -1,0 +1,18 @@
+"""Dedup settings."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import CommonSettings
+
+
+class DedupSettings(CommonSettings):
+    model_config = SettingsConfigDict(env_prefix="MAILSYNC_", frozen=True, extra="ignore")
+
+    dedup_app_id: str = Field(
+        default="mailsync-dedup",
+        description="faust application id: the consumer group and the table changelog's name.",
+    )
+    dedup_session_timeout_s: float = Field(default=10.0, gt=0)

@@ -1,0 +1,90 @@
+"""The fetcher service: start -> run -> cleanup(failed)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pymongo import AsyncMongoClient
+
+from schemas.account import AccountRecord
+from schemas.topics import ACCOUNTS, RAW_MESSAGES
+from services.common.blobs import BlobStore
+from services.common.kafka import consumer, ensure_topics, producer
+from services.common.mongo import database, mongo_client
+from services.common.secrets import SecretBox
+from services.fetcher.accounts import AccountTable
+from services.fetcher.cursor import CursorStore
+from services.fetcher.publish import Publisher
+from services.fetcher.settings import FetcherSettings
+from services.fetcher.state import StateStore
+from services.fetcher.supervisor import Supervisor
+from services.fetcher.worker import AccountWorker
+
+log = logging.getLogger("mailsync.fetcher")
+
+
+class FetcherApp:
+    name = "fetcher"
+
+    def __init__(self, settings: FetcherSettings):
+        self.settings = settings
+        self.worker_id = f"{socket.gethostname()}-{id(self):x}"
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._mongo: AsyncMongoClient[dict[str, Any]] | None = None
+        self.supervisor: Supervisor | None = None
+        self._table: AccountTable | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        s.log_startup(self.name)
+        secrets = SecretBox(s.secret_key)
+        await ensure_topics(s, [ACCOUNTS, RAW_MESSAGES])
+        self._mongo = mongo_client(s, app_name="mailsync-fetcher")
+        db = database(self._mongo, s)
+        self._producer = producer(s, client_id="mailsync-fetcher")
+        await self._producer.start()
+        states = StateStore(db, self.worker_id)
+        cursors = CursorStore(db)
+        publisher = Publisher(
+            self._producer, s.topic(RAW_MESSAGES), BlobStore(db), s.inline_limit_bytes
+        )
+        tls = ssl.create_default_context()
+        if s.fetcher_ca_file is not None:
+            tls.load_verify_locations(cafile=str(s.fetcher_ca_file))
+
+        def make_worker(record: AccountRecord, password: str) -> AccountWorker:
+            return AccountWorker(
+                record,
+                password,
+                settings=s,
+                cursors=cursors,
+                states=states,
+                publisher=publisher,
+                ssl_context=tls,
+            )
+
+        self.supervisor = Supervisor(s, states, secrets, make_worker)
+        self._consumer = consumer(s, group_id=s.fetcher_group, client_id="mailsync-fetcher")
+        self._table = AccountTable(self._consumer, s.topic(ACCOUNTS), self.supervisor)
+        self._table.subscribe()
+        await self._consumer.start()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        assert self._table is not None
+        await self._table.run(stop)
+
+    async def cleanup(self, failed: bool) -> None:
+        if self.supervisor is not None:
+            await self.supervisor.stop_all()
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()  # flushes what is buffered
+        if self._mongo is not None:
+            await self._mongo.close()

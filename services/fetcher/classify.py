@@ -1,0 +1,45 @@
+"""Which failures end an account's retries and which are retried (pure)."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+from enum import StrEnum
+
+from services.common.errors import MailsyncError
+
+
+class Verdict(StrEnum):
+    AUTH_FAILED = "auth_failed"  # stop until the credentials change
+    CONFIG = "config"  # stop until the account record changes
+    RETRY = "retry"  # back off and try again
+
+
+@dataclass(frozen=True)
+class Classified:
+    verdict: Verdict
+    reason: str
+
+
+def classify_failure(exc: BaseException) -> Classified:
+    """Map an exception from an account's sync to what the supervisor should do."""
+    from services.fetcher.errors import AuthenticationFailed
+
+    if isinstance(exc, AuthenticationFailed):
+        return Classified(Verdict.AUTH_FAILED, str(exc))
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        # A certificate that does not verify will not verify on the next try either.
+        return Classified(Verdict.CONFIG, f"TLS certificate rejected: {exc.verify_message}")
+    if isinstance(exc, MailsyncError):
+        return Classified(Verdict.RETRY if exc.retriable else Verdict.CONFIG, str(exc))
+    if isinstance(exc, OSError | asyncio.TimeoutError | EOFError):
+        return Classified(Verdict.RETRY, f"{type(exc).__name__}: {exc}".rstrip(": "))
+    # An unknown failure: retry with backoff rather than give up on the mailbox.
+    return Classified(Verdict.RETRY, f"{type(exc).__name__}: {exc}")
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, jitter: float) -> float:
+    """Exponential backoff, capped; ``jitter`` in [0, 1) spreads reconnect storms."""
+    delay: float = min(cap, base * 2.0 ** max(0, attempt - 1))
+    return delay * (1 - 0.5 * jitter)

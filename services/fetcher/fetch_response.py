@@ -1,0 +1,98 @@
+"""UID FETCH responses (as aioimaplib returns them) to messages (pure).
+
+aioimaplib hands back, per message, the line up to the literal's ``{size}``, the
+literal as a bytearray, and the rest of the line (usually just ``)``). Servers may put
+the attributes before or after the literal (RFC 3501 section 7.4.2), so both halves
+are searched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+_UID = re.compile(rb"\bUID (\d+)")
+_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+_FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)")
+_INTERNALDATE = re.compile(rb'\bINTERNALDATE "([^"]+)"')
+_MODSEQ = re.compile(rb"\bMODSEQ \((\d+)\)")
+_FETCH_START = re.compile(rb"^\d+ FETCH \(")
+
+
+@dataclass(frozen=True)
+class FetchedMessage:
+    uid: int
+    body: bytes
+    size: int
+    flags: tuple[str, ...]
+    internaldate: dt.datetime | None
+    modseq: int | None = None
+
+
+def parse_internaldate(text: str) -> dt.datetime | None:
+    """``23-Nov-2026 16:15:18 +0000`` (RFC 3501 date-time) -> aware datetime."""
+    try:
+        day, mon, rest = text.strip().split("-", 2)
+        return parsedate_to_datetime(f"{int(day)} {mon} {rest}")
+    except (ValueError, TypeError, IndexError):
+        return None
+
+
+def parse_fetch(lines: list[bytes | bytearray]) -> list[FetchedMessage]:
+    """Messages in a UID FETCH response; lines that are not part of one are ignored."""
+    out: list[FetchedMessage] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if isinstance(line, bytearray) or not _FETCH_START.match(line):
+            i += 1
+            continue
+        head = bytes(line)
+        body = b""
+        tail = b""
+        if i + 1 < len(lines) and isinstance(lines[i + 1], bytearray):
+            body = bytes(lines[i + 1])
+            if i + 2 < len(lines) and not isinstance(lines[i + 2], bytearray):
+                tail = bytes(lines[i + 2])
+                i += 1
+            i += 1
+        i += 1
+        attrs = head + b" " + tail
+        uid = _UID.search(attrs)
+        if uid is None:
+            continue
+        size = _SIZE.search(attrs)
+        flags = _FLAGS.search(attrs)
+        date = _INTERNALDATE.search(attrs)
+        modseq = _MODSEQ.search(attrs)
+        out.append(
+            FetchedMessage(
+                uid=int(uid[1]),
+                body=body,
+                size=int(size[1]) if size else len(body),
+                flags=tuple(f for f in flags[1].decode().split() if f != "\\Recent")
+                if flags
+                else (),
+                internaldate=parse_internaldate(date[1].decode()) if date else None,
+                modseq=int(modseq[1]) if modseq else None,
+            )
+        )
+    return out
+
+
+def parse_search(lines: list[bytes | bytearray]) -> list[int]:
+    """UIDs from a (UID) SEARCH response.
+
+    aioimaplib strips the ``SEARCH`` keyword from the untagged line (``b"1 2 3"``); the
+    last line is the tagged completion text and is never all digits.
+    """
+    uids: list[int] = []
+    for line in lines[:-1]:
+        tokens = bytes(line).split()
+        if tokens and tokens[0] == b"SEARCH":
+            tokens = tokens[1:]
+        if tokens and all(t.isdigit() for t in tokens):
+            uids.extend(int(t) for t in tokens)
+    return uids

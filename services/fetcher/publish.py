@@ -1,0 +1,73 @@
+"""Publishing fetched messages: one record per message, all acknowledged (acks=all) or none.
+
+A message larger than the inline limit goes to the blob store first and the record
+carries its reference; the cursor is advanced by the caller only after this returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+
+from aiokafka import AIOKafkaProducer
+
+from schemas.common import FolderRole, MessageLocation
+from schemas.envelope import encode_headers
+from schemas.raw_message import RawMessageMeta
+from services.common.blobs import BlobStore
+from services.fetcher.fetch_response import FetchedMessage
+
+
+def raw_meta(
+    account_id: str,
+    folder: str,
+    role: FolderRole,
+    uidvalidity: int,
+    msg: FetchedMessage,
+    sha256: str,
+) -> RawMessageMeta:
+    return RawMessageMeta(
+        location=MessageLocation(
+            account_id=account_id, folder=folder, uidvalidity=uidvalidity, uid=msg.uid
+        ),
+        folder_role=role,
+        internaldate=msg.internaldate,
+        size=msg.size,
+        sha256=sha256,
+        flags=msg.flags,
+        fetched_at=dt.datetime.now(dt.UTC),
+    )
+
+
+class Publisher:
+    def __init__(self, producer: AIOKafkaProducer, topic: str, blobs: BlobStore, inline_limit: int):
+        self._producer = producer
+        self._topic = topic
+        self._blobs = blobs
+        self._inline_limit = inline_limit
+
+    async def publish(
+        self,
+        account_id: str,
+        folder: str,
+        role: FolderRole,
+        uidvalidity: int,
+        messages: list[FetchedMessage],
+    ) -> None:
+        """Send every message and wait until the broker acknowledged all of them."""
+        key = account_id.encode()
+        pending = []
+        for msg in messages:
+            sha256 = hashlib.sha256(msg.body).hexdigest()
+            meta = raw_meta(account_id, folder, role, uidvalidity, msg, sha256)
+            value = msg.body
+            if len(msg.body) > self._inline_limit:
+                ref = await self._blobs.put(msg.body, sha256)
+                meta = meta.model_copy(update={"blob": ref})
+                value = b""
+            headers = encode_headers(meta, in_blob=meta.blob is not None)
+            pending.append(
+                await self._producer.send(self._topic, value=value, key=key, headers=headers)
+            )
+        await asyncio.gather(*pending)

@@ -1,0 +1,239 @@
+"""IMAP I/O for one account: a thin layer over aioimaplib; every decision lives elsewhere.
+
+Folders are opened with EXAMINE (read-only, RFC 3501 6.3.2) and bodies fetched with
+``BODY.PEEK[]`` (6.4.5), so syncing never changes \\Seen or \\Recent in the mailbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+import ssl
+from types import TracebackType
+
+import aioimaplib
+
+from schemas.account import Endpoint, Security
+from services.fetcher.errors import (
+    AuthenticationFailed,
+    FolderError,
+    ImapUnavailable,
+    InsecureConnection,
+)
+from services.fetcher.fetch_response import FetchedMessage, parse_fetch, parse_search
+from services.fetcher.folders import Folder, parse_list, quote
+from services.fetcher.sync import FolderStatus, uid_set
+
+log = logging.getLogger("mailsync.fetcher.imap")
+
+FETCH_ITEMS = "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])"
+_CODE = {
+    name: re.compile(rb"\[" + name.encode() + rb" (\d+)\]")
+    for name in ("UIDVALIDITY", "UIDNEXT", "HIGHESTMODSEQ")
+}
+_EXISTS = re.compile(rb"^(\d+) EXISTS")
+_STATUS_ITEM = re.compile(rb"(MESSAGES|UIDNEXT|UIDVALIDITY|HIGHESTMODSEQ) (\d+)")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _status_from_select(lines: list[bytes | bytearray]) -> FolderStatus:
+    values: dict[str, int] = {}
+    exists = 0
+    for line in lines:
+        raw = bytes(line)
+        for name, pattern in _CODE.items():
+            if m := pattern.search(raw):
+                values[name] = int(m[1])
+        if m := _EXISTS.match(raw):
+            exists = int(m[1])
+    if "UIDVALIDITY" not in values:
+        raise ImapUnavailable("server did not send UIDVALIDITY on EXAMINE")
+    return FolderStatus(
+        uidvalidity=values["UIDVALIDITY"],
+        uidnext=values.get("UIDNEXT", 1),
+        exists=exists,
+        highestmodseq=values.get("HIGHESTMODSEQ"),
+    )
+
+
+class ImapSession:
+    """One authenticated IMAP connection. Use as ``async with ImapSession(...) as imap``."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        password: str,
+        *,
+        timeout: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ):
+        if endpoint.security is Security.PLAIN and not is_loopback(endpoint.host):
+            raise InsecureConnection(
+                f"plaintext IMAP to {endpoint.host} refused: use TLS or STARTTLS"
+            )
+        self.endpoint = endpoint
+        self._password = password
+        self._timeout = timeout
+        self._ssl = ssl_context or ssl.create_default_context()
+        self._client: aioimaplib.IMAP4 | None = None
+        self.selected: str | None = None
+
+    @property
+    def client(self) -> aioimaplib.IMAP4:
+        if self._client is None:
+            raise ImapUnavailable("IMAP session is not open")
+        return self._client
+
+    def has(self, capability: str) -> bool:
+        return bool(self.client.has_capability(capability))
+
+    async def __aenter__(self) -> ImapSession:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        ep = self.endpoint
+        if ep.security is Security.TLS:
+            client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(
+                ep.host, ep.port, timeout=self._timeout, ssl_context=self._ssl
+            )
+        else:
+            client = aioimaplib.IMAP4(ep.host, ep.port, timeout=self._timeout)
+        self._client = client
+        await client.wait_hello_from_server()
+        if ep.security is Security.STARTTLS:
+            await self._starttls(client)
+        response = await client.login(ep.username, self._password)
+        if response.result != "OK":
+            text = b" ".join(bytes(x) for x in response.lines).decode(errors="replace")
+            if "AUTHENTICATIONFAILED" in text.upper() or response.result == "NO":
+                raise AuthenticationFailed(f"IMAP login refused for {ep.username}: {text}")
+            raise ImapUnavailable(f"IMAP login failed: {text}")
+        # Capabilities change after login (RFC 3501 6.2.3: CONDSTORE, MOVE... appear now).
+        await client.protocol.capability()
+
+    async def _starttls(self, client: aioimaplib.IMAP4) -> None:
+        """RFC 2595: STARTTLS, then a new TLS layer on the same socket, then CAPABILITY again."""
+        protocol = client.protocol
+        if "STARTTLS" not in protocol.capabilities:
+            raise ImapUnavailable(f"{self.endpoint.host} does not offer STARTTLS")
+        response = await protocol.execute(
+            aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)
+        )
+        if response.result != "OK":
+            raise ImapUnavailable(f"STARTTLS refused: {response.lines}")
+        loop = asyncio.get_running_loop()
+        protocol.transport = await loop.start_tls(
+            protocol.transport, protocol, self._ssl, server_hostname=self.endpoint.host
+        )
+        await protocol.capability()
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            if client.get_state() in ("AUTH", "SELECTED"):
+                await asyncio.wait_for(client.logout(), 5)
+        except Exception as exc:  # the connection may already be gone; nothing to save
+            log.debug("logout failed: %r", exc)
+        finally:
+            transport = client.protocol.transport
+            if transport is not None:
+                transport.close()
+
+    async def _check(self, response: aioimaplib.Response, what: str) -> aioimaplib.Response:
+        if response.result == "OK":
+            return response
+        text = b" ".join(bytes(x) for x in response.lines[-1:]).decode(errors="replace")
+        if response.result == "BYE":
+            raise ImapUnavailable(f"{what}: server said BYE: {text}")
+        raise ImapUnavailable(f"{what} failed: {response.result} {text}")
+
+    async def list_folders(self) -> list[Folder]:
+        response = await self._check(await self.client.list('""', '"*"'), "LIST")
+        return parse_list(response.lines)
+
+    async def examine(self, folder: Folder) -> FolderStatus:
+        if not folder.selectable:
+            raise FolderError(folder.name, "folder cannot be selected (\\Noselect)")
+        response = await self.client.protocol.simple_command("EXAMINE", quote(folder.wire_name))
+        if response.result != "OK":
+            self.selected = None
+            text = b" ".join(bytes(x) for x in response.lines[-1:]).decode(errors="replace")
+            if response.result == "NO":
+                raise FolderError(folder.name, f"EXAMINE refused: {text}")
+            await self._check(response, "EXAMINE")
+        # aioimaplib tracks SELECT only; EXAMINE selects the folder read-only just the same.
+        self.client.protocol.state = aioimaplib.SELECTED
+        self.selected = folder.name
+        return _status_from_select(response.lines)
+
+    async def status(self, folder: Folder) -> FolderStatus:
+        items = "(MESSAGES UIDNEXT UIDVALIDITY" + (
+            " HIGHESTMODSEQ)" if self.has("CONDSTORE") else ")"
+        )
+        response = await self.client.status(quote(folder.wire_name), items)
+        if response.result == "NO":
+            raise FolderError(folder.name, "STATUS refused")
+        await self._check(response, "STATUS")
+        values = {
+            k.decode(): int(v)
+            for line in response.lines
+            for k, v in _STATUS_ITEM.findall(bytes(line))
+        }
+        return FolderStatus(
+            uidvalidity=values.get("UIDVALIDITY", 0),
+            uidnext=values.get("UIDNEXT", 1),
+            exists=values.get("MESSAGES", 0),
+            highestmodseq=values.get("HIGHESTMODSEQ"),
+        )
+
+    async def uid_search(self, criteria: str) -> list[int]:
+        response = await self._check(
+            await self.client.uid_search(criteria, charset=None), "UID SEARCH"
+        )
+        return parse_search(response.lines)
+
+    async def uid_fetch(self, uids: list[int]) -> list[FetchedMessage]:
+        response = await self._check(
+            await self.client.uid("fetch", uid_set(uids), FETCH_ITEMS), "UID FETCH"
+        )
+        return parse_fetch(response.lines)
+
+    async def idle(self, seconds: float) -> bool:
+        """IDLE (RFC 2177) on the selected folder for up to ``seconds``; True if mail arrived."""
+        client = self.client
+        if not self.has("IDLE"):
+            await asyncio.sleep(seconds)
+            return True
+        idle = await client.idle_start(timeout=seconds)
+        arrived = False
+        try:
+            while client.has_pending_idle():
+                pushed = await client.wait_server_push(timeout=seconds + 5)
+                if pushed == aioimaplib.STOP_WAIT_SERVER_PUSH:
+                    break
+                if any(b"EXISTS" in bytes(line) for line in pushed):
+                    arrived = True
+                    break
+        finally:
+            if client.has_pending_idle():
+                client.idle_done()
+            await asyncio.wait_for(idle, self._timeout)
+        return arrived

@@ -1,0 +1,34 @@
+"""Fetcher settings (``MAILSYNC_FETCHER_*`` on top of the common ones)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import CommonSettings
+
+
+class FetcherSettings(CommonSettings):
+    model_config = SettingsConfigDict(env_prefix="MAILSYNC_", frozen=True, extra="ignore")
+
+    fetcher_group: str = Field(
+        default="mailsync-fetcher", description="Consumer group of replicas."
+    )
+    fetcher_batch_size: int = Field(default=200, ge=1, le=5000, description="UIDs per FETCH.")
+    fetcher_poll_interval_s: float = Field(
+        default=30.0, gt=0, description="How often folders other than INBOX are checked."
+    )
+    fetcher_idle_renew_s: float = Field(
+        default=25 * 60.0,
+        gt=0,
+        le=29 * 60,
+        description="IDLE is re-issued before 29 min (RFC 2177).",
+    )
+    fetcher_imap_timeout_s: float = Field(default=30.0, gt=0)
+    fetcher_backoff_base_s: float = Field(default=1.0, gt=0)
+    fetcher_backoff_cap_s: float = Field(default=300.0, gt=0)
+    fetcher_ca_file: Path | None = Field(
+        default=None, description="Extra CA certificate to trust (a private mail server)."
+    )

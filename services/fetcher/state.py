@@ -1,0 +1,55 @@
+"""Account states in MongoDB, for the API, the status page and the metrics."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from schemas.mailbox_state import AccountState, AccountStatus, FolderProgress
+from services.common.mongo import Document
+
+
+class StateStore:
+    def __init__(self, db: AsyncDatabase[Document], worker: str):
+        self._col = db["account_states"]
+        self._worker = worker
+
+    async def set(
+        self,
+        account_id: str,
+        status: AccountStatus,
+        reason: str | None = None,
+        *,
+        synced: bool = False,
+    ) -> None:
+        now = dt.datetime.now(dt.UTC)
+        update: Document = {
+            "schema_version": 1,
+            "status": status.value,
+            "reason": reason,
+            "since": now,
+            "worker": self._worker,
+        }
+        if synced:
+            update["last_sync"] = now
+        on_insert: Document = {"folders": []}
+        if not synced:
+            on_insert["last_sync"] = None
+        await self._col.update_one(
+            {"_id": account_id}, {"$set": update, "$setOnInsert": on_insert}, upsert=True
+        )
+
+    async def progress(self, account_id: str, progress: FolderProgress) -> None:
+        """Record one folder's progress (n/total, or its error) on the account's state."""
+        doc = progress.model_dump()
+        col = self._col
+        result = await col.update_one(
+            {"_id": account_id, "folders.folder": progress.folder}, {"$set": {"folders.$": doc}}
+        )
+        if result.matched_count == 0:
+            await col.update_one({"_id": account_id}, {"$push": {"folders": doc}})
+
+    async def get(self, account_id: str) -> AccountState | None:
+        doc = await self._col.find_one({"_id": account_id})
+        return AccountState.model_validate(doc) if doc else None

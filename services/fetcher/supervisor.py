@@ -1,0 +1,123 @@
+"""One asyncio task per account, each with its own backoff: one failing account never
+holds up another, and there is no global circuit breaker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from schemas.account import AccountRecord
+from schemas.mailbox_state import AccountStatus
+from services.common.secrets import SecretBox
+from services.fetcher.classify import Verdict, backoff_delay, classify_failure
+from services.fetcher.settings import FetcherSettings
+from services.fetcher.state import StateStore
+from services.fetcher.worker import AccountWorker
+
+log = logging.getLogger("mailsync.fetcher.supervisor")
+
+WorkerFactory = Callable[[AccountRecord, str], AccountWorker]
+
+# A run that lasted this long was healthy: the next failure starts the backoff afresh.
+HEALTHY_RUN_S = 60.0
+
+
+@dataclass
+class _Running:
+    record: AccountRecord
+    task: asyncio.Task[None] | None
+
+
+class Supervisor:
+    def __init__(
+        self,
+        settings: FetcherSettings,
+        states: StateStore,
+        secrets: SecretBox,
+        make_worker: WorkerFactory,
+    ):
+        self._settings = settings
+        self._states = states
+        self._secrets = secrets
+        self._make_worker = make_worker
+        self._accounts: dict[str, _Running] = {}
+
+    @property
+    def account_ids(self) -> set[str]:
+        return set(self._accounts)
+
+    def running(self, account_id: str) -> bool:
+        entry = self._accounts.get(account_id)
+        return entry is not None and entry.task is not None and not entry.task.done()
+
+    async def apply(self, record: AccountRecord) -> None:
+        """Start, restart (the record changed) or leave alone the account's task."""
+        current = self._accounts.get(record.account_id)
+        if current is not None and current.record == record:
+            return
+        await self.stop([record.account_id])
+        task = None
+        if record.pending_credentials:
+            await self._states.set(record.account_id, AccountStatus.PENDING_CREDENTIALS)
+        elif record.paused:
+            await self._states.set(record.account_id, AccountStatus.PAUSED)
+        else:
+            task = asyncio.create_task(self._supervise(record), name=f"account:{record.account_id}")
+        self._accounts[record.account_id] = _Running(record, task)
+
+    async def stop(self, account_ids: Iterable[str]) -> None:
+        """Stop these accounts and wait until their connections are closed."""
+        entries = [e for a in list(account_ids) if (e := self._accounts.pop(a, None)) is not None]
+        tasks = [e.task for e in entries if e.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def stop_all(self) -> None:
+        await self.stop(list(self._accounts))
+
+    async def _supervise(self, record: AccountRecord) -> None:
+        acc_id = record.account_id
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while True:
+            started = loop.time()
+            try:
+                assert record.secret is not None
+                password = self._secrets.decrypt(record.secret.ciphertext)
+                await self._make_worker(record, password).run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                verdict = classify_failure(exc)
+                attempt = 1 if loop.time() - started > HEALTHY_RUN_S else attempt + 1
+                if verdict.verdict is Verdict.AUTH_FAILED:
+                    log.warning("%s: authentication failed, waiting for new credentials", acc_id)
+                    await self._states.set(acc_id, AccountStatus.AUTH_FAILED, verdict.reason)
+                    return
+                if verdict.verdict is Verdict.CONFIG:
+                    log.warning(
+                        "%s: stopped until its configuration changes: %s", acc_id, verdict.reason
+                    )
+                    await self._states.set(acc_id, AccountStatus.ERROR, verdict.reason)
+                    return
+                delay = backoff_delay(
+                    attempt,
+                    base=self._settings.fetcher_backoff_base_s,
+                    cap=self._settings.fetcher_backoff_cap_s,
+                    jitter=random.random(),
+                )
+                log.warning("%s: %s; retry %d in %.1fs", acc_id, verdict.reason, attempt, delay)
+                with contextlib.suppress(Exception):  # a database blip must not kill the task
+                    await self._states.set(
+                        acc_id, AccountStatus.ERROR, f"{verdict.reason} (retrying)"
+                    )
+                await asyncio.sleep(delay)

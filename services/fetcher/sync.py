@@ -1,0 +1,75 @@
+"""What to fetch from a folder, given its cursor and the server's status (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from schemas.account import ImportAll, ImportLastN, ImportSince
+from schemas.mailbox_state import FolderCursor
+
+
+@dataclass(frozen=True)
+class FolderStatus:
+    """What SELECT (or STATUS) says of a folder."""
+
+    uidvalidity: int
+    uidnext: int
+    exists: int
+    highestmodseq: int | None = None
+
+
+def uidvalidity_changed(cursor: FolderCursor | None, status: FolderStatus) -> bool:
+    """RFC 3501 2.3.1.1: a new UIDVALIDITY means every UID we stored is meaningless."""
+    return cursor is not None and cursor.uidvalidity != status.uidvalidity
+
+
+def has_new_mail(cursor: FolderCursor | None, status: FolderStatus) -> bool:
+    """Cheap check from STATUS: is there anything above the cursor (or any retry due)?"""
+    if cursor is None or uidvalidity_changed(cursor, status):
+        return status.exists > 0
+    return status.uidnext - 1 > cursor.last_uid or bool(cursor.missing_uids)
+
+
+def search_criteria(last_uid: int, window: ImportAll | ImportSince | ImportLastN) -> str:
+    """UID SEARCH criteria for the messages above the cursor, within the import window.
+
+    The window applies to the first import only (``last_uid == 0``); after that every
+    new message is fetched.
+    """
+    criteria = f"UID {last_uid + 1}:*"
+    if last_uid == 0 and isinstance(window, ImportSince):
+        # RFC 3501 SEARCH SINCE takes a date: 1-Feb-2026
+        criteria += " SINCE " + window.since.strftime("%d-%b-%Y").lstrip("0")
+    return criteria
+
+
+def select_uids(
+    found: Sequence[int], last_uid: int, window: ImportAll | ImportSince | ImportLastN
+) -> list[int]:
+    """The UIDs to fetch, ascending: ``n:*`` always matches the highest UID, so filter it."""
+    uids = sorted(u for u in set(found) if u > last_uid)
+    if last_uid == 0 and isinstance(window, ImportLastN):
+        uids = uids[len(uids) - window.count :] if window.count else []
+    return uids
+
+
+def uid_set(uids: Sequence[int]) -> str:
+    """``[1,2,3,7,9,10]`` -> ``1:3,7,9:10`` (RFC 3501 sequence-set, ascending input)."""
+    parts: list[str] = []
+    start = prev = None
+    for uid in uids:
+        if start is None:
+            start = prev = uid
+        elif uid == prev + 1:  # type: ignore[operator]
+            prev = uid
+        else:
+            parts.append(f"{start}:{prev}" if start != prev else str(start))
+            start = prev = uid
+    if start is not None:
+        parts.append(f"{start}:{prev}" if start != prev else str(start))
+    return ",".join(parts)
+
+
+def batches(uids: Sequence[int], size: int) -> list[list[int]]:
+    return [list(uids[i : i + size]) for i in range(0, len(uids), size)]

@@ -1,0 +1,60 @@
+"""Session-scoped real servers, and fresh names for every test.
+
+The broker, the database and the mail servers start once per session (starting them
+costs seconds); each test gets its own topic prefix, database and mailbox users, so
+tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devservers import DovecotServer, SecantusServer, SmtpServer, TansuBroker
+
+pytest_plugins = ["tests.fixtures.pipeline"]
+
+
+def _need(binary: str) -> None:
+    if shutil.which(binary) is None:
+        pytest.fail(f"{binary} is not installed: run `make deps` (make test does it)")
+
+
+@pytest.fixture(scope="session")
+def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
+    with TansuBroker(tmp_path_factory.mktemp("tansu")) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def secantus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecantusServer]:
+    with SecantusServer(tmp_path_factory.mktemp("secantus") / "data") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[DovecotServer]:
+    _need("dovecot")
+    with DovecotServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def smtp(dovecot: DovecotServer) -> Iterator[SmtpServer]:
+    with SmtpServer(dovecot) as server:
+        yield server
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short name no other test uses."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
