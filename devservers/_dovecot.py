@@ -179,7 +179,21 @@ class DovecotServer:
             raise ValueError("passwd-file fields cannot hold ':' or newlines")
         with self.users_file.open("a") as f:
             f.write(f"{address}:{{PLAIN}}{password}::::::\n")
+        # Dovecot re-reads the passwd-file at most once a second: wait until it knows
+        # the user, so a delivery right after this does not bounce.
+        wait_until(
+            lambda: self._known(address),
+            timeout=10,
+            what=f"Dovecot user {address}",
+            log=self.root / "dovecot.log",
+        )
         return MailUser(address, password)
+
+    def _known(self, address: str) -> bool:
+        done = subprocess.run(
+            ["doveadm", "-c", str(self.config), "user", address], capture_output=True, check=False
+        )
+        return done.returncode == 0
 
     def users(self) -> dict[str, str]:
         """Every user and password, as the SMTP server's AUTH reads them."""

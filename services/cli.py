@@ -4,6 +4,7 @@ mailsync fetcher | dedup | activity-writer   one service, as a Kubernetes pod ru
 mailsync run [--demo]                        every service in one process; embedded
                                              Kafka/MongoDB when none is configured
 mailsync activities [--account ID]           list activities (what the CRM shows)
+mailsync topic NAME                          print a topic's records and metadata
 mailsync schemas export [--check]            JSON Schemas of every topic and document
 mailsync secret-key                          a new MAILSYNC_SECRET_KEY
 """
@@ -93,8 +94,8 @@ def _print_where(s: CommonSettings) -> None:
         f"  Kafka bootstrap : {s.kafka_bootstrap}\n"
         f"  MongoDB         : {mongo}  (database {s.mongo_database!r})\n"
         f"  Activities      : MAILSYNC_MONGO_URI='{mongo}' .venv/bin/mailsync activities\n"
-        f"  Tagged messages : kcat -b {s.kafka_bootstrap} -C -e -f '%k %h\\n' "
-        f"-t {s.topic_prefix}mailsync.tagged-messages\n",
+        f"  A topic         : MAILSYNC_KAFKA_BOOTSTRAP={s.kafka_bootstrap} "
+        ".venv/bin/mailsync topic mailsync.tagged-messages\n",
         flush=True,
     )
 
@@ -124,6 +125,18 @@ def cmd_activities(account: str | None, limit: int) -> int:
             await client.close()
 
     asyncio.run(show())
+    return 0
+
+
+def cmd_topic(name: str) -> int:
+    from services.topic_reader import read_topic
+
+    settings = CommonSettings()
+    topic = name if name.startswith(settings.topic_prefix) else settings.topic_prefix + name
+    for record in asyncio.run(read_topic(settings.require_kafka(), topic)):
+        key = record.key.decode(errors="replace") if record.key is not None else None
+        size = len(record.value or b"")
+        print(f"{record.partition}:{record.offset} key={key} bytes={size} {record.meta}")
     return 0
 
 
@@ -161,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sch.add_argument("action", choices=["export"])
     sch.add_argument("--check", action="store_true", help="fail if schemas/json is stale")
     sub.add_parser("secret-key", help="print a new MAILSYNC_SECRET_KEY")
+    top = sub.add_parser("topic", help="print the records of a topic (key, size, metadata)")
+    top.add_argument("name", help="topic name without MAILSYNC_TOPIC_PREFIX")
     args = parser.parse_args(argv)
     try:
         if args.command in SERVICES:
@@ -177,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_activities(args.account, args.limit)
         if args.command == "schemas":
             return cmd_schemas(args.check)
+        if args.command == "topic":
+            return cmd_topic(args.name)
         if args.command == "secret-key":
             from services.common.secrets import SecretBox
 

@@ -79,9 +79,12 @@ async def run_services(
         raise
     finally:
         for service in reversed(started):
+            began = asyncio.get_running_loop().time()
             try:
                 await asyncio.wait_for(service.cleanup(failure is not None), shutdown_timeout_s)
             except Exception:  # one failing cleanup must not skip the others
                 log.exception("cleanup of %s failed", service.name)
+            took = asyncio.get_running_loop().time() - began
+            log.info("stopped %s in %.1fs", service.name, took)
     if failure is not None:
         raise failure

@@ -1,0 +1,65 @@
+"""Read a whole topic from the beginning, without a consumer group (``mailsync topic``).
+
+For people and tests looking at what we publish. (Debian's kcat, librdkafka 2.0.2,
+fails its ApiVersionRequest against the Tansu broker, so we ship our own reader.)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas.envelope import META_HEADER
+
+
+@dataclass(frozen=True)
+class TopicRecord:
+    partition: int
+    offset: int
+    key: bytes | None
+    headers: dict[str, bytes]
+    value: bytes | None
+
+    @property
+    def meta(self) -> dict[str, Any] | None:
+        """The ``mailsync-meta`` header as JSON, or the JSON value for JSON topics."""
+        if META_HEADER in self.headers:
+            parsed: dict[str, Any] = json.loads(self.headers[META_HEADER])
+            return parsed
+        if self.value:
+            try:
+                value: dict[str, Any] = json.loads(self.value)
+                return value
+            except ValueError:
+                return None
+        return None
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[TopicRecord]:
+    """Every record now in ``topic``, partition by partition."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = sorted(consumer.partitions_for_topic(topic) or [])
+        tps = [TopicPartition(topic, p) for p in parts]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        out: list[TopicRecord] = []
+        pending = {tp for tp, off in end.items() if off > 0}
+        while pending:
+            for tp, records in (await consumer.getmany(*pending, timeout_ms=500)).items():
+                out += [
+                    TopicRecord(r.partition, r.offset, r.key, dict(r.headers), r.value)
+                    for r in records
+                ]
+                if await consumer.position(tp) >= end[tp]:
+                    pending.discard(tp)
+        return sorted(out, key=lambda r: (r.partition, r.offset))
+    finally:
+        await consumer.stop()

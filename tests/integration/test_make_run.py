@@ -1,0 +1,80 @@
+"""``mailsync run --demo`` (what ``make run`` starts), driven as a user would from a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from pymongo import AsyncMongoClient
+
+pytestmark = pytest.mark.integration
+
+
+async def test_demo_shows_its_activities_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILSYNC_")}
+    env["MAILSYNC_DATA_DIR"] = str(tmp_path / "data")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services", "run", "--demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    output: list[str] = []
+    reader = threading.Thread(target=_drain, args=(proc, output), daemon=True)
+    reader.start()
+    try:
+        uri = await asyncio.wait_for(_wait_for_uri(proc, output), 120)
+        client: AsyncMongoClient[dict] = AsyncMongoClient(uri, tz_aware=True)
+        try:
+            activities = client.mailsync.activities
+            deadline = asyncio.get_running_loop().time() + 120
+            while asyncio.get_running_loop().time() < deadline:
+                if await activities.count_documents({}) >= 48:
+                    break
+                assert proc.poll() is None, "".join(output)
+                await asyncio.sleep(1)
+            docs = await activities.find().to_list(None)
+        finally:
+            await client.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
+    text = "".join(output)
+
+    # 40 messages delivered (8 to both mailboxes) and 8 replies filed in Jana's Sent.
+    assert len(docs) == 48, text[-3000:]
+    both = [d for d in docs if len(d["sightings"]) == 2]
+    assert len(both) == 8
+    assert all({s["account_id"] for s in d["sightings"]} == {"jana", "info"} for d in both)
+    assert sum(d["direction"] == "outbound" for d in docs) == 8
+    via_alias = [s for d in docs for s in d["sightings"] if s["alias"] == "orders@example.com"]
+    assert len(via_alias) == 8
+    assert any(re.search(r"[^\x00-\x7f]", d["subject"]) for d in docs)
+    assert "Activities      :" in text
+    assert proc.returncode == 0, text[-3000:]
+    assert "mailsync stopped cleanly." in text
+
+
+async def _wait_for_uri(proc: subprocess.Popen[str], output: list[str]) -> str:
+    while True:
+        for line in list(output):
+            if match := re.search(r"MongoDB\s+: (mongodb://\S+)", line):
+                return match[1]
+        if proc.poll() is not None:
+            raise AssertionError("mailsync run exited early:\n" + "".join(output))
+        await asyncio.sleep(0.2)
+
+
+def _drain(proc: subprocess.Popen[str], output: list[str]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        output.append(line)
