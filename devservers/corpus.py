@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, formataddr
 
 CUSTOMERS = [
     ("Petr Dvořák", "petr.dvorak@stavby-dvorak.cz"),
@@ -79,7 +79,8 @@ def build(
         msg["Cc"] = ", ".join(formataddr(a) for a in cc)
     msg["Subject"] = subject or rng.choice(SUBJECTS).format(n=n)
     msg["Date"] = format_datetime(date)
-    message_id = make_msgid(domain=sender[1].split("@", 1)[1])
+    # Deterministic per seed, so a re-seeded demo mailbox holds the same messages.
+    message_id = f"<{rng.getrandbits(64):016x}.{n}@{sender[1].split('@', 1)[1]}>"
     msg["Message-ID"] = message_id
     if in_reply_to:
         msg["In-Reply-To"] = in_reply_to
