@@ -32,7 +32,7 @@ run: deps
 	$(VENV)/bin/mailsync run --demo
 
 test: deps
-	$(VENV)/bin/ruff check schemas services devservers tests bench
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mailsync schemas export --check
 	$(VENV)/bin/pytest
@@ -41,7 +41,7 @@ test-fast: venv
 	$(VENV)/bin/pytest tests/unit tests/property
 
 lint: venv
-	$(VENV)/bin/ruff check schemas services devservers tests bench
+	$(VENV)/bin/ruff check .
 
 typecheck: venv
 	$(VENV)/bin/mypy
