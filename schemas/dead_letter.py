@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from schemas._base import Model
@@ -19,3 +21,32 @@ class DeadLetterMeta(Model):
     source_offset: int
     original_meta: dict[str, Any] | None = None
     at: dt.datetime
+
+    @classmethod
+    def for_record(
+        cls,
+        *,
+        stage: str,
+        reason: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        headers: Sequence[tuple[str, bytes]] | None,
+    ) -> DeadLetterMeta:
+        """The dead letter of one consumed record, keeping its metadata header if readable."""
+        original = None
+        for name, value in headers or ():
+            if name == "mailsync-meta":
+                try:
+                    original = json.loads(value)
+                except ValueError:
+                    original = None
+        return cls(
+            stage=stage,
+            reason=reason,
+            source_topic=topic,
+            source_partition=partition,
+            source_offset=offset,
+            original_meta=original if isinstance(original, dict) else None,
+            at=dt.datetime.now(dt.UTC),
+        )

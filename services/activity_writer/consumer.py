@@ -127,20 +127,13 @@ class WriterLoop:
                 self._consumer.resume(*self._consumer.assignment())
 
     async def _dead_letter(self, record: Record, reason: str) -> None:
-        import json
-
-        try:
-            original = json.loads(meta_header(record.headers))
-        except (KeyError, ValueError):
-            original = None
-        meta = DeadLetterMeta(
+        meta = DeadLetterMeta.for_record(
             stage="activity_writer",
             reason=reason,
-            source_topic=record.topic,
-            source_partition=record.partition,
-            source_offset=record.offset,
-            original_meta=original,
-            at=dt.datetime.now(dt.UTC),
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            headers=record.headers,
         )
         log.warning(
             "dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -59,7 +58,7 @@ class Tagger:
             meta = RawMessageMeta.model_validate_json(meta_header(headers))
         except (KeyError, ValidationError) as exc:
             raise MissingMeta(f"raw record without a valid mailsync-meta header: {exc}") from None
-        account = self._directory.get(meta.location.account_id)
+        account = await self._directory.lookup(meta.location.account_id)
         if account is None:
             raise UnknownAccount(f"account {meta.location.account_id!r} is not configured")
         raw = value if meta.blob is None else await self._blobs.get(meta.blob)
@@ -109,21 +108,13 @@ def build_faust_app(settings: DedupSettings, tagger: Tagger) -> faust.App:
     async def dead_letter(
         stage: str, reason: str, event: Any, headers: list[tuple[str, bytes]]
     ) -> None:
-        original = None
-        try:
-            import json
-
-            original = json.loads(meta_header(headers))
-        except (KeyError, ValueError):
-            pass
-        meta = DeadLetterMeta(
+        meta = DeadLetterMeta.for_record(
             stage=stage,
             reason=reason,
-            source_topic=event.message.topic,
-            source_partition=event.message.partition,
-            source_offset=event.message.offset,
-            original_meta=original,
-            at=dt.datetime.now(dt.UTC),
+            topic=event.message.topic,
+            partition=event.message.partition,
+            offset=event.message.offset,
+            headers=headers,
         )
         log.warning(
             "dead-lettered %s[%d]@%d: %s",

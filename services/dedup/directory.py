@@ -31,6 +31,23 @@ class AccountDirectory:
     def get(self, account_id: str) -> AccountRecord | None:
         return self._accounts.get(account_id)
 
+    async def lookup(self, account_id: str, timeout: float = 10.0) -> AccountRecord | None:
+        """The account; if unknown, first catch up with the topic as it is now.
+
+        A fetcher publishes mail only for accounts it has read from the topic, so a
+        message may arrive just before this reader has seen a brand-new account.
+        """
+        found = self._accounts.get(account_id)
+        if found is not None:
+            return found
+        tps = list(self._consumer.assignment())
+        end = await self._consumer.end_offsets(tps)
+        deadline = asyncio.get_running_loop().time() + timeout
+        # The reader's position is only observable by asking the consumer: poll it.
+        while not await self._caught_up(end) and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        return self._accounts.get(account_id)
+
     async def start(self) -> None:
         await self._consumer.start()
         partitions = self._consumer.partitions_for_topic(self._topic) or set()

@@ -128,3 +128,34 @@ async def test_bad_record_is_dead_lettered_and_the_stream_goes_on(env: Env, pipe
     assert len(dead) == 1
     assert dead[0]["stage"] == "dedup.tag"
     assert "mailsync-meta" in dead[0]["reason"]
+
+
+async def test_account_added_while_running_is_synced_and_nothing_dead_lettered(
+    env: Env, pipeline
+) -> None:
+    user = env.mail_user("late")
+    mail = build(random.Random(4), CUSTOMER, [("Late", user.address)], date=WHEN)
+    smtp_send(env, CUSTOMER[1], [user.address], mail.message)
+    first = env.account(
+        env.mail_user("early"), account_id=f"early-{env.overrides['mongo_database']}"
+    )
+    await env.publish_accounts(first)
+
+    async with env.mongo() as db, pipeline() as running:
+
+        async def early_idle() -> bool:
+            running.check()
+            state = await db.account_states.find_one({"_id": first.account_id})
+            return bool(state) and state["status"] == "idle"
+
+        await eventually(early_idle, timeout=90, what="the first account to be idle")
+        late = env.account(user, account_id=f"late-{env.overrides['mongo_database']}")
+        await env.publish_accounts(late)
+
+        async def activity() -> dict | None:
+            running.check()
+            return await db.activities.find_one({"message_id": mail.message_id})
+
+        doc = await eventually(activity, timeout=60, what="the new account's activity")
+        assert doc["account_ids"] == [late.account_id]
+    assert await topic_metas(env, env.settings.topic(DEAD_LETTERS)) == []
