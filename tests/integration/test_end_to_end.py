@@ -12,7 +12,7 @@ import pytest
 from devservers.corpus import build
 from tests.fixtures.pipeline import Env, eventually
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 def smtp_send(env: Env, mail_from: str, rcpts: list[str], message: bytes) -> None:

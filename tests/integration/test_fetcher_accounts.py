@@ -13,7 +13,7 @@ from schemas.account import EncryptedSecret
 from tests.fixtures.pipeline import Env, eventually
 from tests.integration.test_end_to_end import smtp_send
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 CUSTOMER = ("Emily Carter", "emily.carter@northwind.example")
 

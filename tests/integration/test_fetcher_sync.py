@@ -12,7 +12,7 @@ from schemas.topics import RAW_MESSAGES
 from services.topic_reader import read_topic
 from tests.fixtures.pipeline import Env, eventually
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 CUSTOMER = ("Søren Kierkegaard", "soren@filosofi.dk")
 

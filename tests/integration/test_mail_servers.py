@@ -11,7 +11,7 @@ import pytest
 from devservers import DovecotServer, SmtpServer
 from tests.fixtures.pipeline import Env
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 def swaks(smtp: SmtpServer, *args: str) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pymongo import AsyncMongoClient
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 async def test_demo_shows_its_activities_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:

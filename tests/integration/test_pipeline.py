@@ -15,7 +15,7 @@ from services.topic_reader import read_topic
 from tests.fixtures.pipeline import Env, eventually
 from tests.integration.test_end_to_end import smtp_send
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 CUSTOMER = ("Jürgen Weiß", "j.weiss@weiss-maschinenbau.de")
 WHEN = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
