@@ -43,6 +43,9 @@ async def read_topic(bootstrap: str, topic: str) -> list[TopicRecord]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
+        # topics() refreshes the cluster metadata, so a topic created a moment ago is seen.
+        if topic not in await consumer.topics():
+            return []
         parts = sorted(consumer.partitions_for_topic(topic) or [])
         tps = [TopicPartition(topic, p) for p in parts]
         if not tps:

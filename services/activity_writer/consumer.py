@@ -23,7 +23,7 @@ from schemas.dead_letter import DeadLetterMeta
 from schemas.envelope import encode_headers, meta_header
 from schemas.tagged_message import TaggedMessageMeta
 from services.activity_writer.errors import Unprocessable
-from services.activity_writer.mapping import UnparsableMessage, to_activity
+from services.activity_writer.mapping import to_activity
 from services.activity_writer.repository import ActivityRepository, upsert_ops
 from services.common.blobs import BlobStore
 
@@ -88,7 +88,7 @@ class WriterLoop:
             raw = await self._blobs.get(meta.raw.blob)  # a DB failure here is retried
         try:
             mapped = to_activity(meta, raw, now)
-        except (UnparsableMessage, ValidationError) as exc:
+        except ValidationError as exc:
             raise Unprocessable(f"message cannot become an activity: {exc}") from None
         return upsert_ops(mapped.activity, mapped.sighting)
 

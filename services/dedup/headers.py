@@ -6,13 +6,14 @@ splitting at the first blank line is much cheaper than parsing MIME bodies.
 
 from __future__ import annotations
 
-import email.header
 import email.utils
 import re
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+
+from services.rfc2047 import decode_words
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _PARSER = BytesHeaderParser(policy=compat32)
@@ -38,29 +39,6 @@ def split(raw: bytes) -> tuple[bytes, bytes]:
     if match is None:
         return raw, b""
     return raw[: match.start()], raw[match.end() :]
-
-
-def decode_words(value: str | None) -> str:
-    """RFC 2047 encoded words in any charset; unknown charsets degrade, never fail."""
-    if not value:
-        return ""
-    out = []
-    try:
-        parts = email.header.decode_header(value)
-    except Exception:
-        return value
-    for chunk, charset in parts:
-        if isinstance(chunk, str):
-            out.append(chunk)
-            continue
-        for candidate in (charset or "ascii", "utf-8", "latin-1"):
-            try:
-                out.append(chunk.decode(candidate))
-                break
-            except (LookupError, UnicodeDecodeError):
-                continue
-    text = "".join(out)
-    return " ".join(text.split())
 
 
 def _addresses(msg: Message, name: str) -> tuple[tuple[str, str], ...]:

@@ -1,0 +1,28 @@
+"""RFC 2047 encoded words, decoded tolerantly (pure); shared by dedup and the writer."""
+
+from __future__ import annotations
+
+import email.header
+
+
+def decode_words(value: str | None) -> str:
+    """RFC 2047 encoded words in any charset; unknown charsets degrade, never fail."""
+    if not value:
+        return ""
+    out = []
+    try:
+        parts = email.header.decode_header(value)
+    except Exception:
+        return value
+    for chunk, charset in parts:
+        if isinstance(chunk, str):
+            out.append(chunk)
+            continue
+        for candidate in (charset or "ascii", "utf-8", "latin-1"):
+            try:
+                out.append(chunk.decode(candidate))
+                break
+            except (LookupError, UnicodeDecodeError):
+                continue
+    text = "".join(out)
+    return " ".join(text.split())

@@ -1,0 +1,80 @@
+"""The dedup decision for one fingerprint."""
+
+from __future__ import annotations
+
+from schemas.common import FolderRole
+from schemas.tagged_message import Sighting
+from services.dedup.sightings import record_sighting
+
+
+def sighting(
+    account: str,
+    folder: str = "INBOX",
+    uidvalidity: int = 1,
+    uid: int = 1,
+    alias: str | None = None,
+) -> Sighting:
+    role = FolderRole.SENT if folder == "Sent" else FolderRole.INBOX
+    return Sighting(
+        account_id=account,
+        folder=folder,
+        uidvalidity=uidvalidity,
+        uid=uid,
+        folder_role=role,
+        alias=alias,
+    )
+
+
+def test_first_sighting_is_canonical() -> None:
+    s = sighting("jan")
+    verdict = record_sighting((), s)
+    assert verdict.canonical
+    assert verdict.duplicate_of is None
+    assert verdict.sightings == (s,)
+
+
+def test_second_account_is_a_duplicate_of_the_first() -> None:
+    first, second = sighting("jan", uid=5), sighting("info", uid=9)
+    verdict = record_sighting((first,), second)
+    assert not verdict.canonical
+    assert verdict.duplicate_of == first
+    assert verdict.sightings == (first, second)
+
+
+def test_other_folder_of_the_same_account_is_a_duplicate() -> None:
+    first, second = sighting("jan", "Sent"), sighting("jan", "INBOX")
+    verdict = record_sighting((first,), second)
+    assert not verdict.canonical
+    assert verdict.sightings == (first, second)
+
+
+def test_replay_changes_nothing() -> None:
+    first, second = sighting("jan"), sighting("info")
+    known = (first, second)
+    assert record_sighting(known, first).sightings == known
+    assert record_sighting(known, first).canonical
+    assert record_sighting(known, second).sightings == known
+    assert not record_sighting(known, second).canonical
+
+
+def test_renumbered_sighting_replaces_the_old_one_in_place() -> None:
+    old, other = sighting("jan", uidvalidity=1, uid=40), sighting("info")
+    new = sighting("jan", uidvalidity=2, uid=3)
+    verdict = record_sighting((old, other), new)
+    assert verdict.sightings == (new, other)
+    assert verdict.canonical
+
+
+def test_stale_sighting_does_not_replace_a_newer_one() -> None:
+    new, other = sighting("jan", uidvalidity=2, uid=3), sighting("info")
+    stale = sighting("jan", uidvalidity=1, uid=40)
+    verdict = record_sighting((other, new), stale)
+    assert verdict.sightings == (other, new)
+    assert not verdict.canonical
+    assert verdict.duplicate_of == other
+
+
+def test_higher_uid_wins_within_a_uidvalidity() -> None:
+    low, high = sighting("jan", uid=3), sighting("jan", uid=8)
+    assert record_sighting((low,), high).sightings == (high,)
+    assert record_sighting((high,), low).sightings == (high,)
