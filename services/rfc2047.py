@@ -18,7 +18,9 @@ def decode_words(value: str | None) -> str:
         if isinstance(chunk, str):
             out.append(chunk)
             continue
-        for candidate in (charset or "ascii", "utf-8", "latin-1"):
+        # decode_header() hands back the unencoded runs of a str input as
+        # raw-unicode-escape bytes (charset None); those decode back losslessly.
+        for candidate in (charset or "raw-unicode-escape", "utf-8", "latin-1"):
             try:
                 out.append(chunk.decode(candidate))
                 break

@@ -23,7 +23,7 @@ def normalise_message_id(message_id: str | None) -> str | None:
         return None
     mid = message_id.strip().strip("<>").strip()
     local, at, domain = mid.rpartition("@")
-    if not at or not local or _NOT_UNIQUE.match(mid):
+    if not at or not local or not domain or _NOT_UNIQUE.match(mid):
         return None
     # The local part is case-sensitive in theory; mail systems rewrite the domain's case.
     return f"{local}@{domain.lower()}"

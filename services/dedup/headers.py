@@ -10,13 +10,13 @@ import email.utils
 import re
 from dataclasses import dataclass
 from email.message import Message
-from email.parser import BytesHeaderParser
+from email.parser import HeaderParser
 from email.policy import compat32
 
 from services.rfc2047 import decode_words
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
-_PARSER = BytesHeaderParser(policy=compat32)
+_PARSER = HeaderParser(policy=compat32)
 
 
 @dataclass(frozen=True)
@@ -64,10 +64,25 @@ def _msgid(value: object) -> str | None:
     return match[1] if match else (text.split()[0] if text else None)
 
 
+def _header_text(block: bytes) -> str:
+    """Header bytes as text, line by line: UTF-8 (RFC 6532), else windows-1252.
+
+    Raw 8-bit headers are common in the wild: modern mailers send UTF-8, old ones send
+    their local charset; a line that is not valid UTF-8 is read as windows-1252.
+    """
+    lines = []
+    for line in block.split(b"\n"):
+        try:
+            lines.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            lines.append(line.decode("cp1252", errors="replace"))
+    return "\n".join(lines)
+
+
 def parse_headers(raw: bytes) -> Headers:
     """Parse the header block of ``raw``; malformed headers give empty fields, not errors."""
     block, _ = split(raw)
-    msg = _PARSER.parsebytes(block + b"\r\n\r\n")
+    msg = _PARSER.parsestr(_header_text(block) + "\r\n\r\n", headersonly=True)
     refs = " ".join(str(v) for v in msg.get_all("References", []))
     return Headers(
         message_id=_msgid(msg.get("Message-ID")),

@@ -26,7 +26,18 @@ def account_tag(account: AccountRecord) -> AccountTag:
 
 
 def _own(account: AccountRecord) -> dict[str, str]:
-    return {base_address(a): a.lower() for a in account.addresses}
+    """Exact and base forms of the account's addresses -> the address to report.
+
+    Exact forms win over base forms, and the main address over an alias whose base
+    form collides with it (alias ``jan+crm@`` of ``jan@``).
+    """
+    out = {base_address(a): a.lower() for a in reversed(account.addresses)}
+    out.update({a.lower(): a.lower() for a in account.addresses})
+    return out
+
+
+def _lookup(own: dict[str, str], address: str) -> str | None:
+    return own.get(address.strip().lower()) or own.get(base_address(address))
 
 
 def match_alias(account: AccountRecord, headers: Headers, role: FolderRole) -> str | None:
@@ -37,9 +48,9 @@ def match_alias(account: AccountRecord, headers: Headers, role: FolderRole) -> s
     """
     own = _own(account)
     senders = [a for _, a in headers.from_]
-    if role is FolderRole.SENT or any(base_address(a) in own for a in senders):
+    if role is FolderRole.SENT or any(_lookup(own, a) for a in senders):
         for addr in senders:
-            if (hit := own.get(base_address(addr))) is not None:
+            if (hit := _lookup(own, addr)) is not None:
                 return hit
         if role is FolderRole.SENT:
             return None
@@ -50,7 +61,7 @@ def match_alias(account: AccountRecord, headers: Headers, role: FolderRole) -> s
         *headers.delivered_to,
     )
     for addr in candidates:
-        if (hit := own.get(base_address(addr))) is not None:
+        if (hit := _lookup(own, addr)) is not None:
             return hit
     return None
 
@@ -67,6 +78,6 @@ def direction(
     recipients = {base_address(a) for _, a in (*headers.to, *headers.cc)}
     if sender and recipients and sender <= synced and recipients <= synced:
         return Direction.INTERNAL
-    if role is FolderRole.SENT or sender & set(_own(account)):
+    if role is FolderRole.SENT or any(_lookup(_own(account), a) for _, a in headers.from_):
         return Direction.OUTBOUND
     return Direction.INBOUND

@@ -30,7 +30,9 @@ def classify_failure(exc: BaseException) -> Classified:
         return Classified(Verdict.AUTH_FAILED, str(exc))
     if isinstance(exc, ssl.SSLCertVerificationError):
         # A certificate that does not verify will not verify on the next try either.
-        return Classified(Verdict.CONFIG, f"TLS certificate rejected: {exc.verify_message}")
+        # ssl.CertificateError raised from Python code has no verify_message.
+        why = getattr(exc, "verify_message", None) or str(exc)
+        return Classified(Verdict.CONFIG, f"TLS certificate rejected: {why}")
     if isinstance(exc, MailsyncError):
         return Classified(Verdict.RETRY if exc.retriable else Verdict.CONFIG, str(exc))
     if isinstance(exc, OSError | asyncio.TimeoutError | EOFError):
@@ -41,5 +43,6 @@ def classify_failure(exc: BaseException) -> Classified:
 
 def backoff_delay(attempt: int, *, base: float, cap: float, jitter: float) -> float:
     """Exponential backoff, capped; ``jitter`` in [0, 1) spreads reconnect storms."""
-    delay: float = min(cap, base * 2.0 ** max(0, attempt - 1))
+    # The exponent is bounded first: 2.0 ** 1024 overflows a float.
+    delay: float = min(cap, base * 2.0 ** min(max(0, attempt - 1), 60))
     return delay * (1 - 0.5 * jitter)

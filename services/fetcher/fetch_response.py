@@ -49,16 +49,18 @@ def parse_fetch(lines: list[bytes | bytearray]) -> list[FetchedMessage]:
         if isinstance(line, bytearray) or not _FETCH_START.match(line):
             i += 1
             continue
-        head = bytes(line)
-        body = b""
-        tail = b""
-        if i + 1 < len(lines) and isinstance(lines[i + 1], bytearray):
-            body = bytes(lines[i + 1])
-            if i + 2 < len(lines) and not isinstance(lines[i + 2], bytearray):
-                tail = bytes(lines[i + 2])
-                i += 1
+        if not (i + 1 < len(lines) and isinstance(lines[i + 1], bytearray)):
+            # No BODY[] literal: an unsolicited FETCH (another client changed flags while
+            # we fetched, RFC 3501 7.4.2), not a message.
             i += 1
-        i += 1
+            continue
+        head = bytes(line)
+        body = bytes(lines[i + 1])
+        tail = b""
+        if i + 2 < len(lines) and not isinstance(lines[i + 2], bytearray):
+            tail = bytes(lines[i + 2])
+            i += 1
+        i += 2
         attrs = head + b" " + tail
         uid = _UID.search(attrs)
         if uid is None:

@@ -50,7 +50,7 @@ def select_uids(
     """The UIDs to fetch, ascending: ``n:*`` always matches the highest UID, so filter it."""
     uids = sorted(u for u in set(found) if u > last_uid)
     if last_uid == 0 and isinstance(window, ImportLastN):
-        uids = uids[len(uids) - window.count :] if window.count else []
+        uids = uids[-window.count :] if window.count else []
     return uids
 
 

@@ -68,13 +68,6 @@ def test_other_ssl_errors_are_retried() -> None:
     assert classify_failure(ssl.SSLError(1, "record layer failure")).verdict is Verdict.RETRY
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG services/fetcher/classify.py classify_failure: an SSLCertVerificationError "
-    "without a verify_message attribute (ssl.CertificateError('hostname mismatch') as raised "
-    "by Python code such as ssl.match_hostname) raises AttributeError instead of returning "
-    "CONFIG; in supervisor._supervise that escapes the except block and ends the account task",
-)
 def test_certificate_error_raised_from_python_code() -> None:
     exc = ssl.CertificateError("hostname 'imap.example.com' doesn't match 'mail.example.org'")
     assert classify_failure(exc).verdict is Verdict.CONFIG
@@ -98,12 +91,5 @@ def test_backoff_jitter_shortens_by_at_most_half() -> None:
     assert 150.0 < backoff_delay(50, base=1.0, cap=300.0, jitter=0.999) < 300.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG services/fetcher/classify.py backoff_delay: base * 2.0 ** (attempt - 1) "
-    "overflows for attempt >= 1025 (OverflowError: Numerical result out of range) although "
-    "the result is capped; supervisor._supervise increments attempt on every failure, so "
-    "after ~1024 failed retries (~85 h at the 300 s cap) the account task dies",
-)
 def test_backoff_stays_capped_after_many_attempts() -> None:
     assert backoff_delay(1025, base=1.0, cap=300.0, jitter=0.0) == 300.0

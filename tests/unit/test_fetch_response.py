@@ -140,14 +140,6 @@ def test_empty_response() -> None:
     assert parse_fetch([]) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG services/fetcher/fetch_response.py parse_fetch: an unsolicited flags-only "
-    "FETCH that carries a UID (e.g. b'9 FETCH (UID 40 FLAGS (\\\\Seen))', sent by Dovecot "
-    "when another client changes flags during our UID FETCH) is returned as a message "
-    "with body b'' and size 0, which the worker then publishes as an empty message; "
-    "expected: only FETCH responses carrying the BODY[] literal are messages",
-)
 def test_unsolicited_flags_only_fetch_is_not_a_message() -> None:
     lines: list[bytes | bytearray] = [
         head(1, b"UID 41 FLAGS ()", len(MESSAGE)),

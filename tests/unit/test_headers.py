@@ -67,14 +67,6 @@ def test_decode_words_of_nothing() -> None:
     assert decode_words("") == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG services/dedup/headers.py parse_headers: raw UTF-8 header values "
-    "(RFC 6532 / SMTPUTF8 mail, common from modern mailers) come back as U+FFFD "
-    "replacement characters: Subject 'Café ☕' -> 'Caf\\ufffd\\ufffd \\ufffd\\ufffd\\ufffd' "
-    "and From name 'Jiří' -> 'Ji\\ufffd\\ufffd\\ufffd\\ufffd' (compat32 parser turns 8-bit "
-    "headers into unknown-8bit Header objects and str() replaces the bytes)",
-)
 def test_raw_utf8_headers() -> None:
     raw = "Subject: Café ☕\r\nFrom: Jiří <jiri@example.cz>\r\n\r\nbody".encode()
     headers = parse_headers(raw)

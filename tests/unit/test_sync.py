@@ -136,12 +136,6 @@ def test_select_uids_last_n_applies_to_the_first_import_only() -> None:
     assert select_uids([11, 12, 13, 14], 10, ImportLastN(count=1)) == [11, 12, 13, 14]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG services/fetcher/sync.py select_uids: with ImportLastN(count=N) on the first "
-    "import and fewer than N messages, uids[len(uids) - N:] slices from a negative index; "
-    "select_uids([1, 2, 3], 0, ImportLastN(count=5)) returns [2, 3] instead of [1, 2, 3]",
-)
 def test_select_uids_last_n_larger_than_the_folder_takes_everything() -> None:
     assert select_uids([1, 2, 3], 0, ImportLastN(count=5)) == [1, 2, 3]
 

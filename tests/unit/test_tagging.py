@@ -141,13 +141,6 @@ def test_alias_is_returned_lowercased() -> None:
     assert match_alias(account, h, FolderRole.INBOX) == "sales@firma.cz"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG services/dedup/tagging.py match_alias (_own): an alias that is a subaddress "
-    "of the main address (address jan@firma.cz, alias jan+crm@firma.cz) has the same base "
-    "address, so the alias overwrites the main address in the lookup and a message to "
-    "exactly jan@firma.cz is tagged with alias 'jan+crm@firma.cz' instead of 'jan@firma.cz'",
-)
 def test_exact_address_wins_over_a_subaddress_alias() -> None:
     account = personal("jan@firma.cz", "jan+crm@firma.cz")
     h = hdrs("From: customer@example.com", "To: jan@firma.cz")
