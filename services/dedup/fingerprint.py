@@ -30,7 +30,11 @@ def normalise_message_id(message_id: str | None) -> str | None:
 
 
 def fingerprint(headers: Headers, body: bytes) -> str:
-    mid = normalise_message_id(headers.message_id)
+    """``mid:<id>`` or ``hash:<sha256>``; a forwarded copy that carries the id of the
+    message it forwards (``X-Original-Message-ID``) gets that message's fingerprint."""
+    mid = normalise_message_id(headers.original_message_id) or normalise_message_id(
+        headers.message_id
+    )
     if mid is not None:
         return f"mid:{mid}"
     digest = hashlib.sha256()

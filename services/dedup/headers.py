@@ -31,6 +31,7 @@ class Headers:
     date: str | None
     in_reply_to: str | None
     references: tuple[str, ...]
+    original_message_id: str | None = None
 
 
 def split(raw: bytes) -> tuple[bytes, bytes]:
@@ -86,6 +87,11 @@ def parse_headers(raw: bytes) -> Headers:
     refs = " ".join(str(v) for v in msg.get_all("References", []))
     return Headers(
         message_id=_msgid(msg.get("Message-ID")),
+        # Forwarders that rewrite Message-ID keep the original here (Exchange, list
+        # managers); RFC 8098 names it Original-Message-ID.
+        original_message_id=_msgid(
+            msg.get("X-Original-Message-ID") or msg.get("Original-Message-ID")
+        ),
         subject=decode_words(str(msg.get("Subject", ""))),
         from_=_addresses(msg, "From"),
         to=_addresses(msg, "To"),

@@ -110,3 +110,12 @@ def test_activity_ids_differ_per_fingerprint() -> None:
 def test_activity_id_known_value() -> None:
     """Ids are stored in MongoDB: a change of derivation would orphan every activity."""
     assert activity_id("mid:1@x.cz") == "f428b921d3f0b08a508bb6719d567c6a"
+
+
+def test_forwarded_copy_with_a_rewritten_message_id_keeps_the_original_fingerprint() -> None:
+    original = parse_headers(b"Message-ID: <orig-1@shop.example>\r\nSubject: Order\r\n\r\nx")
+    forwarded = parse_headers(
+        b"Message-ID: <rewritten-77@relay.example>\r\n"
+        b"X-Original-Message-ID: <orig-1@shop.example>\r\nSubject: Order\r\n\r\nx"
+    )
+    assert fingerprint(forwarded, b"x") == fingerprint(original, b"x") == "mid:orig-1@shop.example"

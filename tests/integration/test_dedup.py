@@ -1,0 +1,80 @@
+"""Dedup on the real broker: the table survives a worker restart; forwarded copies link."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import pytest
+
+from devservers.corpus import build
+from schemas.account import SharedOwnership
+from schemas.topics import TAGGED_MESSAGES
+from services.topic_reader import read_topic
+from tests.fixtures.pipeline import Env, eventually
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+CUSTOMER = ("Petr Dvořák", "petr.dvorak@stavby-dvorak.cz")
+WHEN = dt.datetime(2026, 8, 3, 7, 45, tzinfo=dt.UTC)
+
+
+async def tagged(env: Env) -> list[dict]:
+    records = await read_topic(
+        env.overrides["kafka_bootstrap"], env.settings.topic(TAGGED_MESSAGES)
+    )
+    return [r.meta for r in records if r.meta]
+
+
+async def test_table_survives_a_dedup_restart_and_forwards_link(env: Env, pipeline) -> None:
+    jana, info = env.mail_user("jana"), env.mail_user("info")
+    suffix = env.overrides["mongo_database"]
+    personal = env.account(jana, account_id=f"jana-{suffix}")
+    shared = env.account(info, account_id=f"info-{suffix}", ownership=SharedOwnership(group="g"))
+    await env.publish_accounts(personal, shared)
+    mail = build(random.Random(31), CUSTOMER, [("Jana", jana.address)], date=WHEN)
+    env.dovecot.deliver(jana.address, mail.message)
+
+    async with pipeline("fetcher", "activity-writer") as running, env.mongo() as db:
+        async with pipeline("dedup"):
+
+            async def first() -> bool:
+                running.check()
+                return len(await tagged(env)) == 1
+
+            await eventually(first, timeout=90, what="the first sighting")
+        # dedup is down. A relay forwards the message to info@, rewriting its
+        # Message-ID but keeping the original one, as Exchange does.
+        forwarded = mail.message.replace(
+            f"Message-ID: <{mail.message_id}>".encode(),
+            f"Message-ID: <fwd.{mail.message_id}>\r\n"
+            f"X-Original-Message-ID: <{mail.message_id}>".encode(),
+        )
+        assert forwarded != mail.message
+        env.dovecot.deliver(info.address, forwarded)
+
+        # A new dedup worker: it recovers the table from its changelog topic.
+        async with pipeline("dedup"):
+
+            async def second() -> list[dict] | None:
+                running.check()
+                metas = await tagged(env)
+                return metas if len(metas) == 2 else None
+
+            metas = await eventually(second, timeout=120, what="the forwarded sighting")
+
+            async def merged() -> dict | None:
+                doc = await db.activities.find_one({"message_id": mail.message_id})
+                return doc if doc and len(doc["sightings"]) == 2 else None
+
+            doc = await eventually(merged, timeout=60, what="one activity with two sightings")
+
+    first_meta, second_meta = metas
+    assert first_meta["canonical"] is True
+    assert second_meta["canonical"] is False  # known from the recovered table
+    assert second_meta["duplicate_of"]["account_id"] == personal.account_id
+    assert [s["account_id"] for s in second_meta["sightings"]] == [
+        personal.account_id,
+        shared.account_id,
+    ]
+    assert first_meta["activity_id"] == second_meta["activity_id"] == doc["_id"]
