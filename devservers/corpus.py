@@ -55,7 +55,7 @@ class Mail:
 
 
 def _pdf(rng: random.Random, size: int) -> bytes:
-    body = bytes(rng.getrandbits(8) for _ in range(size))
+    body = rng.randbytes(size)
     return b"%PDF-1.4\n" + body + b"\n%%EOF\n"
 
 

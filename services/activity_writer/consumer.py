@@ -16,15 +16,15 @@ from typing import TypeAlias
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import ValidationError
-from pymongo import UpdateOne
 from pymongo.errors import PyMongoError
 
+from schemas.activity import ActivityDocument, SightingDoc
 from schemas.dead_letter import DeadLetterMeta
 from schemas.envelope import encode_headers, meta_header
 from schemas.tagged_message import TaggedMessageMeta
 from services.activity_writer.errors import Unprocessable
 from services.activity_writer.mapping import to_activity
-from services.activity_writer.repository import ActivityRepository, upsert_ops
+from services.activity_writer.repository import ActivityRepository
 from services.common.blobs import BlobStore
 
 log = logging.getLogger("mailsync.activity_writer")
@@ -65,18 +65,18 @@ class WriterLoop:
 
     async def _prepare(
         self, records: list[Record]
-    ) -> tuple[list[UpdateOne], list[tuple[Record, str]]]:
-        ops: list[UpdateOne] = []
+    ) -> tuple[list[tuple[ActivityDocument, SightingDoc]], list[tuple[Record, str]]]:
+        items: list[tuple[ActivityDocument, SightingDoc]] = []
         dead: list[tuple[Record, str]] = []
         now = dt.datetime.now(dt.UTC)
         for record in records:
             try:
-                ops += await self._ops_for(record, now)
+                items.append(await self._map(record, now))
             except Unprocessable as exc:
                 dead.append((record, str(exc)))
-        return ops, dead
+        return items, dead
 
-    async def _ops_for(self, record: Record, now: dt.datetime) -> list[UpdateOne]:
+    async def _map(self, record: Record, now: dt.datetime) -> tuple[ActivityDocument, SightingDoc]:
         try:
             meta = TaggedMessageMeta.model_validate_json(meta_header(record.headers))
         except (KeyError, ValidationError) as exc:
@@ -90,7 +90,7 @@ class WriterLoop:
             mapped = to_activity(meta, raw, now)
         except ValidationError as exc:
             raise Unprocessable(f"message cannot become an activity: {exc}") from None
-        return upsert_ops(mapped.activity, mapped.sighting)
+        return mapped.activity, mapped.sighting
 
     async def _write_until_done(self, records: list[Record], stop: asyncio.Event) -> bool:
         attempt = 0
@@ -98,8 +98,8 @@ class WriterLoop:
         try:
             while True:
                 try:
-                    ops, dead = await self._prepare(records)
-                    await self._repo.write(ops)
+                    items, dead = await self._prepare(records)
+                    await self._repo.write(items)
                     for record, reason in dead:
                         await self._dead_letter(record, reason)
                     self.written += len(records) - len(dead)

@@ -1,0 +1,139 @@
+"""Run every benchmark and record the figures in ``bench/RESULTS.md``.
+
+``python -m bench.run [--messages N] [--out PATH] [--seed S] [--timeout SECONDS]``
+(``make bench`` runs it with the defaults). Each benchmark owns one ``## `` section of
+the results file; a run replaces its own section and leaves the others as they are.
+Each section says when, on what machine and with which command its figures were made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import re
+import shlex
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from bench import pipeline
+
+BENCHMARKS = [pipeline.BENCHMARK]
+TITLE = (
+    "# mailsync benchmarks\n\n"
+    "Written by `make bench` (`python -m bench.run`); one section per benchmark.\n"
+)
+
+
+def nproc() -> str:
+    try:
+        return subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return str(len(os.sched_getaffinity(0)))
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def memory_gb() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def dovecot_version() -> str:
+    try:
+        done = subprocess.run(["dovecot", "--version"], capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def command_line(argv: Sequence[str]) -> str:
+    """The command as typed from the project root (the interpreter relative to it)."""
+    python = Path(sys.executable)
+    root = Path(__file__).resolve().parent.parent
+    try:
+        shown = str(python.relative_to(root))
+    except ValueError:
+        shown = str(python)
+    return f"cd {root} && " + shlex.join([shown, "-m", "bench.run", *argv])
+
+
+def machine_facts() -> str:
+    return (
+        f"`nproc` {nproc()} · CPU {cpu_model()} · memory {memory_gb()} · "
+        f"Python {platform.python_version()} · {platform.system()} {platform.release()} · "
+        f"Dovecot {dovecot_version()}"
+    )
+
+
+def replace_section(text: str, heading: str, section: str) -> str:
+    """``text`` with the ``heading`` section (up to the next ``## ``) replaced or appended."""
+    if not text.strip():
+        text = TITLE
+    pattern = re.compile(rf"^{re.escape(heading)}[ \t]*\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    body = section.rstrip("\n") + "\n\n"
+    if pattern.search(text):
+        return pattern.sub(lambda _: body, text, count=1).rstrip("\n") + "\n"
+    return text.rstrip("\n") + "\n\n" + body.rstrip("\n") + "\n"
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    # Unwind normally, so every server's context manager stops it.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--messages", type=int, default=2000, help="messages in the mailbox")
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    parser.add_argument("--seed", type=int, default=1, help="corpus seed (deterministic)")
+    parser.add_argument(
+        "--timeout", type=float, default=900.0, help="stop and report after this many seconds"
+    )
+    args = parser.parse_args(args_list)
+    if args.messages < 1:
+        parser.error("--messages must be at least 1")
+    signal.signal(signal.SIGTERM, _terminate)
+
+    facts = machine_facts()
+    command = command_line(args_list)
+    ok = True
+    for heading, run in BENCHMARKS:
+        started = dt.datetime.now(dt.UTC)
+        body, complete = run(args.messages, args.seed, args.timeout)
+        ok &= complete
+        section = (
+            f"{heading}\n\n"
+            f"Run {started:%Y-%m-%d %H:%M} UTC on {facts}.\n\n"
+            f"Command: `{command}`\n\n"
+            f"{body}"
+        )
+        out: Path = args.out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        old = out.read_text() if out.exists() else ""
+        out.write_text(replace_section(old, heading, section))
+        print(f"\n{section}\n(written to {out})", flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
