@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from bench import pipeline
+from bench import parsers, pipeline
 
-BENCHMARKS = [pipeline.BENCHMARK]
+BENCHMARKS = {"pipeline": pipeline.BENCHMARK, "parsers": (parsers.HEADING, parsers.main)}
 TITLE = (
     "# mailsync benchmarks\n\n"
     "Written by `make bench` (`python -m bench.run`); one section per benchmark.\n"
@@ -109,6 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=900.0, help="stop and report after this many seconds"
     )
+    parser.add_argument(
+        "--only", choices=sorted(BENCHMARKS), action="append", help="run only these benchmarks"
+    )
     args = parser.parse_args(args_list)
     if args.messages < 1:
         parser.error("--messages must be at least 1")
@@ -117,7 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     facts = machine_facts()
     command = command_line(args_list)
     ok = True
-    for heading, run in BENCHMARKS:
+    for name, (heading, run) in BENCHMARKS.items():
+        if args.only and name not in args.only:
+            continue
         started = dt.datetime.now(dt.UTC)
         body, complete = run(args.messages, args.seed, args.timeout)
         ok &= complete
