@@ -24,6 +24,7 @@ from services.fetcher.errors import (
 )
 from services.fetcher.fetch_response import FetchedMessage, parse_fetch, parse_search
 from services.fetcher.folders import Folder, parse_list, quote
+from services.fetcher.imap_protocol import FastIMAP4
 from services.fetcher.sync import FolderStatus, uid_set
 
 log = logging.getLogger("mailsync.fetcher.imap")
@@ -108,12 +109,12 @@ class ImapSession:
 
     async def open(self) -> None:
         ep = self.endpoint
-        if ep.security is Security.TLS:
-            client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(
-                ep.host, ep.port, timeout=self._timeout, ssl_context=self._ssl
-            )
-        else:
-            client = aioimaplib.IMAP4(ep.host, ep.port, timeout=self._timeout)
+        client = FastIMAP4(
+            ep.host,
+            ep.port,
+            timeout=self._timeout,
+            ssl_context=self._ssl if ep.security is Security.TLS else None,
+        )
         self._client = client
         await client.wait_hello_from_server()
         if ep.security is Security.STARTTLS:

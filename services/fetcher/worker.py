@@ -131,25 +131,45 @@ class AccountWorker:
         todo = sorted(set(select_uids(found, last_uid, self.account.import_window)) | set(missing))
         if not todo and cursor is not None:
             return
-        done = 0
         progress = FolderProgress(folder=folder.name, done=0, total=len(todo))
         await self._states.progress(acc_id, progress)
         still_missing: list[int] = []
-        for batch in batches(todo, self._settings.fetcher_batch_size):
-            messages = await imap.uid_fetch(batch)
-            got = {m.uid for m in messages}
-            # A UID listed by SEARCH but not returned by FETCH is recorded and retried on
-            # every pass; it is never skipped silently.
-            still_missing += [uid for uid in batch if uid not in got]
-            await self._publisher.publish(
-                acc_id, folder.name, folder.role, status.uidvalidity, messages
-            )
-            last_uid = max([last_uid, *got])
-            cursor = await self._save(folder, status, last_uid, tuple(still_missing))
-            done += len(batch)
-            await self._states.progress(
-                acc_id, FolderProgress(folder=folder.name, done=done, total=len(todo))
-            )
+        done = 0
+        # Pipelined: while Kafka acknowledges batch n, IMAP already returns batch n+1
+        # (one connection: IMAP commands stay sequential). Cursors advance in order,
+        # each only after its batch is acknowledged; at most two batches are in memory.
+        in_flight: asyncio.Task[None] | None = None
+        in_flight_last = last_uid
+        try:
+            for batch in batches(todo, self._settings.fetcher_batch_size):
+                messages = await imap.uid_fetch(batch)
+                got = {m.uid for m in messages}
+                # A UID listed by SEARCH but not returned by FETCH is recorded and retried
+                # on every pass; it is never skipped silently.
+                still_missing += [uid for uid in batch if uid not in got]
+                if in_flight is not None:
+                    await in_flight
+                    cursor = await self._save(folder, status, in_flight_last, tuple(still_missing))
+                    await self._states.progress(
+                        acc_id, FolderProgress(folder=folder.name, done=done, total=len(todo))
+                    )
+                publish = self._publisher.publish(
+                    acc_id, folder.name, folder.role, status.uidvalidity, messages
+                )
+                in_flight = asyncio.create_task(publish)
+                in_flight_last = max([in_flight_last, *got])
+                done += len(batch)
+            if in_flight is not None:
+                await in_flight
+                in_flight = None
+                last_uid = in_flight_last
+                cursor = await self._save(folder, status, last_uid, tuple(still_missing))
+                await self._states.progress(
+                    acc_id, FolderProgress(folder=folder.name, done=done, total=len(todo))
+                )
+        finally:
+            if in_flight is not None and not in_flight.done():
+                in_flight.cancel()  # its batch is fetched again next time: the cursor did not move
         if cursor is None:  # empty folder: remember its UIDVALIDITY
             await self._save(folder, status, last_uid, ())
         if still_missing:
