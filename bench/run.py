@@ -21,9 +21,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from bench import parsers, pipeline
+from bench import dedup, parsers, pipeline
 
-BENCHMARKS = {"pipeline": pipeline.BENCHMARK, "parsers": (parsers.HEADING, parsers.main)}
+BENCHMARKS = {
+    "pipeline": pipeline.BENCHMARK,
+    "parsers": (parsers.HEADING, parsers.main),
+    "dedup": (dedup.HEADING, dedup.main),
+}
 TITLE = (
     "# mailsync benchmarks\n\n"
     "Written by `make bench` (`python -m bench.run`); one section per benchmark.\n"

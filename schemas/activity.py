@@ -23,6 +23,17 @@ class SightingDoc(Model):
     duplicate: bool
 
 
+class AttachmentMeta(Model):
+    """An attachment's description; its content is in the blob store under ``sha256``."""
+
+    filename: str = Field(description="Sanitised: no path, no control characters.")
+    content_type: str
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+    content_id: str | None = Field(default=None, description="For inline images (cid:).")
+    inline: bool = False
+
+
 class ActivityDocument(Model):
     schema_version: Literal[1] = 1
     id: str = Field(alias="_id", description="Derived from the message fingerprint.")
@@ -35,6 +46,18 @@ class ActivityDocument(Model):
     date: dt.datetime | None
     direction: Direction
     snippet: str = Field(max_length=300)
+    text_body: str = Field(default="", description="Plain text (from the HTML if no text part).")
+    html_body: str | None = Field(
+        default=None,
+        description="Sanitised for display (nh3): no scripts, no event handlers, and remote "
+        "images not loaded (their src removed).",
+    )
+    remote_images_blocked: int = Field(default=0, ge=0)
+    body_truncated: bool = Field(default=False, description="A body was cut at the size limit.")
+    attachments: tuple[AttachmentMeta, ...] = ()
+    thread_id: str = Field(description="Same for every message of a conversation.")
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
     account_ids: tuple[str, ...] = Field(description="Accounts that hold a sighting.")
     sightings: tuple[SightingDoc, ...]
     created_at: dt.datetime

@@ -18,12 +18,11 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
-from schemas.activity import ActivityDocument, SightingDoc
 from schemas.dead_letter import DeadLetterMeta
 from schemas.envelope import encode_headers, meta_header
 from schemas.tagged_message import TaggedMessageMeta
 from services.activity_writer.errors import Unprocessable
-from services.activity_writer.mapping import to_activity
+from services.activity_writer.mapping import Mapped, to_activity
 from services.activity_writer.repository import ActivityRepository
 from services.common.blobs import BlobStore
 
@@ -65,18 +64,32 @@ class WriterLoop:
 
     async def _prepare(
         self, records: list[Record]
-    ) -> tuple[list[tuple[ActivityDocument, SightingDoc]], list[tuple[Record, str]]]:
-        items: list[tuple[ActivityDocument, SightingDoc]] = []
+    ) -> tuple[list[Mapped], list[tuple[Record, str]]]:
+        """Map a batch, join threads, and store attachments; nothing is written yet."""
+        mapped: list[Mapped] = []
         dead: list[tuple[Record, str]] = []
         now = dt.datetime.now(dt.UTC)
         for record in records:
             try:
-                items.append(await self._map(record, now))
+                mapped.append(await self._map(record, now))
             except Unprocessable as exc:
                 dead.append((record, str(exc)))
-        return items, dead
+        # One query for the batch: the threads of the parents already stored, plus the
+        # parents within this batch (a reply may arrive with its original).
+        wanted = {p for m in mapped for p in m.parent_ids}
+        known = await self._repo.threads_of(wanted)
+        joined: list[Mapped] = []
+        for item in mapped:
+            item = item.in_thread(known)
+            if item.activity.message_id:
+                known.setdefault(item.activity.message_id, item.activity.thread_id)
+            joined.append(item)
+        for item in joined:
+            for content in item.attachment_contents:
+                await self._blobs.put(content)  # stored once per SHA-256
+        return joined, dead
 
-    async def _map(self, record: Record, now: dt.datetime) -> tuple[ActivityDocument, SightingDoc]:
+    async def _map(self, record: Record, now: dt.datetime) -> Mapped:
         try:
             meta = TaggedMessageMeta.model_validate_json(meta_header(record.headers))
         except (KeyError, ValidationError) as exc:
@@ -87,10 +100,9 @@ class WriterLoop:
         if meta.raw.blob is not None:
             raw = await self._blobs.get(meta.raw.blob)  # a DB failure here is retried
         try:
-            mapped = to_activity(meta, raw, now)
+            return to_activity(meta, raw, now)
         except ValidationError as exc:
             raise Unprocessable(f"message cannot become an activity: {exc}") from None
-        return mapped.activity, mapped.sighting
 
     async def _write_until_done(self, records: list[Record], stop: asyncio.Event) -> bool:
         attempt = 0
@@ -99,7 +111,7 @@ class WriterLoop:
             while True:
                 try:
                     items, dead = await self._prepare(records)
-                    await self._repo.write(items)
+                    await self._repo.write([(m.activity, m.sighting) for m in items])
                     for record, reason in dead:
                         await self._dead_letter(record, reason)
                     self.written += len(records) - len(dead)

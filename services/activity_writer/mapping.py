@@ -3,59 +3,108 @@
 from __future__ import annotations
 
 import datetime as dt
-import html
+import hashlib
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
-import nh3
-
-from schemas.activity import ActivityDocument, SightingDoc
+from schemas.activity import ActivityDocument, AttachmentMeta, SightingDoc
 from schemas.tagged_message import TaggedMessageMeta
+from services.activity_writer.attachments import safe_filename
+from services.activity_writer.html import html_to_text, sanitize_html
 from services.activity_writer.parse import parse_message
+from services.activity_writer.threads import parent_ids, thread_for
 
 SNIPPET_CHARS = 200
+# Bodies beyond this are cut (and flagged): a document must stay under MongoDB's 16 MB.
+MAX_BODY_CHARS = 1_000_000
 _WS = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
 class Mapped:
+    """An activity and its sighting, with what must be stored or looked up first."""
+
     activity: ActivityDocument
     sighting: SightingDoc
+    attachment_contents: tuple[bytes, ...]  # into the blob store, by SHA-256, before the write
+    parent_ids: tuple[str, ...]  # message ids whose threads this message may join
+
+    def in_thread(self, known_threads: Mapping[str, str]) -> Mapped:
+        """The same, joined to a parent's thread when one of ``known_threads`` is it."""
+        a = self.activity
+        thread = thread_for(a.message_id, a.in_reply_to, a.references, known_threads, a.id)
+        if thread == a.thread_id:
+            return self
+        return replace(self, activity=a.model_copy(update={"thread_id": thread}))
 
 
-def snippet(text_plain: tuple[str, ...], text_html: tuple[str, ...]) -> str:
-    if text_plain:
-        text = " ".join(text_plain)
-    elif text_html:
-        text = html.unescape(nh3.clean(" ".join(text_html), tags=set()))
-    else:
-        return ""
-    text = _WS.sub(" ", text).strip()
-    return text[:SNIPPET_CHARS]
+def snippet(text: str) -> str:
+    return _WS.sub(" ", text).strip()[:SNIPPET_CHARS]
+
+
+def _cut(text: str) -> tuple[str, bool]:
+    return (text[:MAX_BODY_CHARS], True) if len(text) > MAX_BODY_CHARS else (text, False)
 
 
 def to_activity(meta: TaggedMessageMeta, raw: bytes, now: dt.datetime) -> Mapped:
     mail = parse_message(raw)
-    froms = mail.from_
     sighting = meta.sighting
     sighting_doc = SightingDoc(**sighting.model_dump(), duplicate=not meta.canonical)
     message_id = (
         meta.fingerprint.removeprefix("mid:") if meta.fingerprint.startswith("mid:") else None
+    )
+    html_body: str | None = None
+    blocked = 0
+    if mail.text_html:
+        clean = sanitize_html("\n".join(mail.text_html))
+        html_body, blocked = clean.html, clean.remote_images_blocked
+    if mail.text_plain:
+        text = "\n".join(mail.text_plain)
+    else:
+        text = html_to_text("\n".join(mail.text_html))
+    text, text_cut = _cut(text.replace("\r\n", "\n"))
+    html_cut = False
+    if html_body is not None:
+        html_body, html_cut = _cut(html_body)
+    attachments = tuple(
+        AttachmentMeta(
+            filename=safe_filename(a.filename, a.content_type),
+            content_type=a.content_type,
+            size=len(a.content),
+            sha256=hashlib.sha256(a.content).hexdigest(),
+            content_id=a.content_id,
+            inline=a.inline,
+        )
+        for a in mail.attachments
     )
     activity = ActivityDocument(
         id=meta.activity_id,
         fingerprint=meta.fingerprint,
         message_id=message_id,
         subject=_WS.sub(" ", mail.subject or "").strip(),
-        from_=froms[0] if froms else None,
+        from_=mail.from_[0] if mail.from_ else None,
         to=mail.to,
         cc=mail.cc,
         date=mail.date or meta.raw.internaldate,
         direction=meta.direction,
-        snippet=snippet(mail.text_plain, mail.text_html),
+        snippet=snippet(text),
+        text_body=text,
+        html_body=html_body,
+        remote_images_blocked=blocked,
+        body_truncated=text_cut or html_cut,
+        attachments=attachments,
+        thread_id=thread_for(message_id, mail.in_reply_to, mail.references, {}, meta.activity_id),
+        in_reply_to=mail.in_reply_to,
+        references=mail.references,
         account_ids=(sighting.account_id,),
         sightings=(sighting_doc,),
         created_at=now,
         updated_at=now,
     )
-    return Mapped(activity, sighting_doc)
+    return Mapped(
+        activity,
+        sighting_doc,
+        tuple(a.content for a in mail.attachments),
+        tuple(parent_ids(mail.in_reply_to, mail.references)),
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import re
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesParser
@@ -22,6 +23,16 @@ from schemas.common import Address
 from services.rfc2047 import decode_words
 
 _STDLIB = BytesParser(policy=compat32)
+_MSGID = re.compile(r"<([^<>\s]+)>")
+
+
+@dataclass(frozen=True)
+class RawAttachment:
+    filename: str | None
+    content_type: str
+    content: bytes
+    content_id: str | None
+    inline: bool
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,9 @@ class ParsedMail:
     date: dt.datetime | None
     text_plain: tuple[str, ...]
     text_html: tuple[str, ...]
+    attachments: tuple[RawAttachment, ...]
+    in_reply_to: str | None
+    references: tuple[str, ...]
     parser: str
 
 
@@ -49,8 +63,21 @@ def _fast_addresses(values: Any) -> tuple[Address, ...]:
     return tuple(a for a in (_fast_address(v) for v in items) if a is not None)
 
 
+def _ids(value: str | None) -> tuple[str, ...]:
+    return tuple(_MSGID.findall(value or ""))
+
+
+def _first_header(headers: dict[str, list[str]], name: str) -> str | None:
+    for key, values in headers.items():
+        if key.lower() == name and values:
+            return " ".join(values)
+    return None
+
+
 def _parse_fast(raw: bytes) -> ParsedMail:
     mail = fast_mail_parser.parse_email(raw)
+    headers = mail.headers or {}
+    parent = _ids(_first_header(headers, "in-reply-to"))
     return ParsedMail(
         subject=mail.subject or "",
         from_=_fast_addresses(mail.from_),
@@ -59,6 +86,18 @@ def _parse_fast(raw: bytes) -> ParsedMail:
         date=mail.date_parsed,
         text_plain=tuple(mail.text_plain or ()),
         text_html=tuple(mail.text_html or ()),
+        attachments=tuple(
+            RawAttachment(
+                filename=a.filename,
+                content_type=a.mimetype or "application/octet-stream",
+                content=bytes(a.content),
+                content_id=(a.content_id or "").strip("<>") or None,
+                inline=(a.disposition or "").lower() == "inline",
+            )
+            for a in mail.attachments or ()
+        ),
+        in_reply_to=parent[0] if parent else None,
+        references=_ids(_first_header(headers, "references")),
         parser="fast-mail-parser",
     )
 
@@ -84,10 +123,24 @@ def _parse_stdlib(raw: bytes) -> ParsedMail:
     msg = _STDLIB.parsebytes(raw)
     plain: list[str] = []
     html: list[str] = []
+    attachments: list[RawAttachment] = []
     for part in msg.walk():
-        if part.is_multipart() or part.get_filename():
+        if part.is_multipart():
             continue
         kind = part.get_content_type()
+        disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+        if part.get_filename() or disposition == "attachment":
+            payload = part.get_payload(decode=True)
+            attachments.append(
+                RawAttachment(
+                    filename=decode_words(part.get_filename()),
+                    content_type=kind,
+                    content=payload if isinstance(payload, bytes) else b"",
+                    content_id=(part.get("Content-ID") or "").strip().strip("<>") or None,
+                    inline=disposition == "inline",
+                )
+            )
+            continue
         if kind == "text/plain":
             plain.append(_std_text(part))
         elif kind == "text/html":
@@ -104,6 +157,9 @@ def _parse_stdlib(raw: bytes) -> ParsedMail:
         date=date,
         text_plain=tuple(plain),
         text_html=tuple(html),
+        attachments=tuple(attachments),
+        in_reply_to=next(iter(_ids(msg.get("In-Reply-To"))), None),
+        references=_ids(" ".join(str(v) for v in msg.get_all("References", []))),
         parser="stdlib-compat32",
     )
 

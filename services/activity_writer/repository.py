@@ -56,10 +56,20 @@ class ActivityRepository:
             [
                 IndexModel([("account_ids", ASCENDING), ("date", DESCENDING)], name="account_date"),
                 IndexModel([("message_id", ASCENDING)], name="message_id"),
+                IndexModel([("thread_id", ASCENDING), ("date", ASCENDING)], name="thread"),
                 IndexModel([("from.address", ASCENDING)], name="from_address"),
                 IndexModel([("to.address", ASCENDING)], name="to_address"),
             ]
         )
+
+    async def threads_of(self, message_ids: set[str]) -> dict[str, str]:
+        """Message id -> thread id, for the stored activities among ``message_ids``."""
+        if not message_ids:
+            return {}
+        cursor = self.collection.find(
+            {"message_id": {"$in": sorted(message_ids)}}, {"message_id": 1, "thread_id": 1}
+        )
+        return {doc["message_id"]: doc["thread_id"] async for doc in cursor}
 
     async def write(self, items: Sequence[tuple[ActivityDocument, SightingDoc]]) -> None:
         """Write a batch of (activity, its sighting); returns once MongoDB acknowledged."""

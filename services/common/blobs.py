@@ -17,10 +17,13 @@ from services.common.mongo import Document
 class BlobStore:
     def __init__(self, db: AsyncDatabase[Document], bucket: str = "blobs"):
         self._bucket = AsyncGridFSBucket(db, bucket_name=bucket)
+        self._files = db[f"{bucket}.files"]
 
     async def put(self, data: bytes, sha256: str | None = None) -> BlobRef:
         """Store ``data`` under its SHA-256; storing the same bytes again is a no-op."""
         digest = sha256 or hashlib.sha256(data).hexdigest()
+        if await self._files.find_one({"_id": digest}, {"_id": 1}) is not None:
+            return BlobRef(sha256=digest, size=len(data))  # stored already: no upload
         with contextlib.suppress(FileExists, DuplicateKeyError):  # stored already
             await self._bucket.upload_from_stream_with_id(digest, digest, data)
         return BlobRef(sha256=digest, size=len(data))
