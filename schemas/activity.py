@@ -20,6 +20,7 @@ class SightingDoc(Model):
     uid: int
     folder_role: FolderRole
     alias: str | None = None
+    flags: tuple[str, ...] = Field(default=(), description="IMAP flags in that mailbox.")
     duplicate: bool
 
 

@@ -50,7 +50,9 @@ def _cut(text: str) -> tuple[str, bool]:
 def to_activity(meta: TaggedMessageMeta, raw: bytes, now: dt.datetime) -> Mapped:
     mail = parse_message(raw)
     sighting = meta.sighting
-    sighting_doc = SightingDoc(**sighting.model_dump(), duplicate=not meta.canonical)
+    sighting_doc = SightingDoc(
+        **sighting.model_dump(), flags=meta.raw.flags, duplicate=not meta.canonical
+    )
     message_id = (
         meta.fingerprint.removeprefix("mid:") if meta.fingerprint.startswith("mid:") else None
     )

@@ -59,6 +59,7 @@ class ActivityRepository:
                 IndexModel([("thread_id", ASCENDING), ("date", ASCENDING)], name="thread"),
                 IndexModel([("from.address", ASCENDING)], name="from_address"),
                 IndexModel([("to.address", ASCENDING)], name="to_address"),
+                IndexModel([("cc.address", ASCENDING)], name="cc_address"),
             ]
         )
 
