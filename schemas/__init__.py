@@ -6,6 +6,8 @@ Topics (see :mod:`schemas.topics`) and their payloads:
 - ``mailsync.raw-messages``       RFC 5322 value + :class:`RawMessageMeta` header
 - ``mailsync.dedup-by-fingerprint`` RFC 5322 value + :class:`MessageTags` header (internal)
 - ``mailsync.tagged-messages``    RFC 5322 value + :class:`TaggedMessageMeta` header
+- ``mailsync.activity-events``    :class:`ActivityEvent` (JSON value)
+- ``mailsync.activity-confirmations`` :class:`ActivityConfirmation` (JSON value)
 - ``mailsync.dead-letters``       original value + :class:`DeadLetterMeta` header
 
 Documents: :class:`ActivityDocument`, :class:`FolderCursor`, :class:`AccountState`.

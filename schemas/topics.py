@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from schemas.account import AccountRecord
+from schemas.activity_event import ActivityConfirmation, ActivityEvent
 from schemas.dead_letter import DeadLetterMeta
 from schemas.raw_message import RawMessageMeta
 from schemas.tagged_message import MessageTags, TaggedMessageMeta
@@ -91,6 +92,30 @@ TAGGED_MESSAGES = TopicSpec(
     consumers=("activity-writer",),
     description="Messages tagged by account, alias and direction, with the duplicate verdict.",
 )
+ACTIVITY_EVENTS = TopicSpec(
+    name="mailsync.activity-events",
+    key="activity_id (UTF-8)",
+    model=ActivityEvent,
+    encoding="json",
+    partitions=8,
+    compacted=False,
+    retention_ms=30 * DAY_MS,
+    producers=("activity-writer",),
+    consumers=("other systems",),
+    description="Activities created, updated (a new sighting) or deleted, after the write.",
+)
+ACTIVITY_CONFIRMATIONS = TopicSpec(
+    name="mailsync.activity-confirmations",
+    key="account_id (UTF-8)",
+    model=ActivityConfirmation,
+    encoding="json",
+    partitions=8,
+    compacted=False,
+    retention_ms=7 * DAY_MS,
+    producers=("activity-writer",),
+    consumers=("fetcher",),
+    description="This IMAP message is durably an activity: it may be moved or marked now.",
+)
 DEAD_LETTERS = TopicSpec(
     name="mailsync.dead-letters",
     key="the original record key",
@@ -109,5 +134,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     RAW_MESSAGES,
     BY_FINGERPRINT,
     TAGGED_MESSAGES,
+    ACTIVITY_EVENTS,
+    ACTIVITY_CONFIRMATIONS,
     DEAD_LETTERS,
 )

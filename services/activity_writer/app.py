@@ -8,7 +8,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
-from schemas.topics import DEAD_LETTERS, TAGGED_MESSAGES
+from schemas.topics import (
+    ACTIVITY_CONFIRMATIONS,
+    ACTIVITY_EVENTS,
+    DEAD_LETTERS,
+    TAGGED_MESSAGES,
+)
 from services.activity_writer.consumer import WriterLoop
 from services.activity_writer.repository import ActivityRepository
 from services.activity_writer.settings import WriterSettings
@@ -30,7 +35,9 @@ class ActivityWriterApp:
     async def start(self) -> None:
         s = self.settings
         s.log_startup(self.name)
-        await ensure_topics(s, [TAGGED_MESSAGES, DEAD_LETTERS])
+        await ensure_topics(
+            s, [TAGGED_MESSAGES, ACTIVITY_EVENTS, ACTIVITY_CONFIRMATIONS, DEAD_LETTERS]
+        )
         self._mongo = mongo_client(s, app_name="mailsync-activity-writer")
         db = database(self._mongo, s)
         repo = ActivityRepository(db)
@@ -50,6 +57,8 @@ class ActivityWriterApp:
             repo,
             BlobStore(db),
             dead_letter_topic=s.topic(DEAD_LETTERS),
+            events_topic=s.topic(ACTIVITY_EVENTS),
+            confirmations_topic=s.topic(ACTIVITY_CONFIRMATIONS),
             batch_size=s.writer_batch_size,
             retry_cap_s=s.writer_retry_cap_s,
         )

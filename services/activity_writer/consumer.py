@@ -1,7 +1,9 @@
-"""The writer's loop: a batch of tagged messages -> one bulk upsert -> commit.
+"""The writer's loop: a batch of tagged messages -> one durable write -> events -> commit.
 
-Offsets are committed only after the bulk write returned (with ``--sync-on-commit``
-SecantusDB, or a majority write concern on MongoDB, that means durable). When the
+The write returns once the database acknowledged it (with ``--sync-on-commit``
+SecantusDB, or a majority write concern on MongoDB, that means durable); then the
+batch's activity events and confirmations are published (acks=all); only then are the
+offsets committed. When the
 database fails, consumption pauses and the same batch is retried with backoff; nothing
 is skipped and the consumer stays in its group.
 """
@@ -18,12 +20,13 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
+from schemas.activity_event import ActivityConfirmation, ActivityEvent, ActivityEventKind
 from schemas.dead_letter import DeadLetterMeta
 from schemas.envelope import encode_headers, meta_header
 from schemas.tagged_message import TaggedMessageMeta
 from services.activity_writer.errors import Unprocessable
 from services.activity_writer.mapping import Mapped, to_activity
-from services.activity_writer.repository import ActivityRepository
+from services.activity_writer.repository import ActivityRepository, Written
 from services.common.blobs import BlobStore
 
 log = logging.getLogger("mailsync.activity_writer")
@@ -40,6 +43,8 @@ class WriterLoop:
         blobs: BlobStore,
         *,
         dead_letter_topic: str,
+        events_topic: str,
+        confirmations_topic: str,
         batch_size: int,
         retry_cap_s: float,
     ):
@@ -48,6 +53,8 @@ class WriterLoop:
         self._repo = repository
         self._blobs = blobs
         self._dead_topic = dead_letter_topic
+        self._events_topic = events_topic
+        self._confirmations_topic = confirmations_topic
         self._batch_size = batch_size
         self._retry_cap_s = retry_cap_s
         self.written = 0
@@ -111,7 +118,8 @@ class WriterLoop:
             while True:
                 try:
                     items, dead = await self._prepare(records)
-                    await self._repo.write([(m.activity, m.sighting) for m in items])
+                    written = await self._repo.write([(m.activity, m.sighting) for m in items])
+                    await self._announce(written)
                     for record, reason in dead:
                         await self._dead_letter(record, reason)
                     self.written += len(records) - len(dead)
@@ -137,6 +145,43 @@ class WriterLoop:
         finally:
             if paused:
                 self._consumer.resume(*self._consumer.assignment())
+
+    async def _announce(self, written: list[Written]) -> None:
+        """Publish the activity events and confirmations of a durable write (acks=all)."""
+        now = dt.datetime.now(dt.UTC)
+        pending = []
+        for w in written:
+            event = ActivityEvent(
+                kind=ActivityEventKind.CREATED if w.created else ActivityEventKind.UPDATED,
+                activity_id=w.activity.id,
+                account_ids=w.account_ids,
+                message_id=w.activity.message_id,
+                thread_id=w.activity.thread_id,
+                sighting=w.sighting,
+                at=now,
+            )
+            s = w.sighting
+            confirmation = ActivityConfirmation(
+                account_id=s.account_id,
+                folder=s.folder,
+                uidvalidity=s.uidvalidity,
+                uid=s.uid,
+                activity_id=w.activity.id,
+                at=now,
+            )
+            pending.append(
+                await self._producer.send(
+                    self._events_topic, event.model_dump_json().encode(), key=w.activity.id.encode()
+                )
+            )
+            pending.append(
+                await self._producer.send(
+                    self._confirmations_topic,
+                    confirmation.model_dump_json().encode(),
+                    key=s.account_id.encode(),
+                )
+            )
+        await asyncio.gather(*pending)
 
     async def _dead_letter(self, record: Record, reason: str) -> None:
         meta = DeadLetterMeta.for_record(

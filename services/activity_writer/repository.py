@@ -14,6 +14,7 @@ Replaying any batch, any number of times, leaves the same documents.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
@@ -23,6 +24,16 @@ from schemas.activity import ActivityDocument, SightingDoc
 from services.common.mongo import Document
 
 COLLECTION = "activities"
+
+
+@dataclass(frozen=True)
+class Written:
+    activity: ActivityDocument
+    sighting: SightingDoc
+    created: bool
+    account_ids: tuple[str, ...]
+
+
 DUPLICATE_KEY = 11000
 
 
@@ -72,11 +83,15 @@ class ActivityRepository:
         )
         return {doc["message_id"]: doc["thread_id"] async for doc in cursor}
 
-    async def write(self, items: Sequence[tuple[ActivityDocument, SightingDoc]]) -> None:
-        """Write a batch of (activity, its sighting); returns once MongoDB acknowledged."""
+    async def write(self, items: Sequence[tuple[ActivityDocument, SightingDoc]]) -> list[Written]:
+        """Write a batch of (activity, its sighting) once MongoDB acknowledged; say what it did.
+
+        ``created`` is true when the sighting is its activity's first: the same answer
+        on a replay, so an event re-sent after a crash says the same thing.
+        """
         if not items:
-            return
-        conflicts: list[tuple[ActivityDocument, SightingDoc]] = []
+            return []
+        conflicts: list[int] = []
         try:
             await self.collection.insert_many(
                 [a.model_dump(by_alias=True) for a, _ in items], ordered=False
@@ -85,8 +100,26 @@ class ActivityRepository:
             for error in exc.details.get("writeErrors", []):
                 if error.get("code") != DUPLICATE_KEY:
                     raise
-                conflicts.append(items[error["index"]])
+                conflicts.append(error["index"])
+        stored: dict[str, Document] = {}
         if conflicts:
             # Ordered: the sightings of one activity apply in arrival order.
-            ops = [op for activity, sighting in conflicts for op in merge_ops(activity, sighting)]
+            ops = [op for i in conflicts for op in merge_ops(*items[i])]
             await self.collection.bulk_write(ops, ordered=True)
+            ids = sorted({items[i][0].id for i in conflicts})
+            projection = {"account_ids": 1, "sightings.account_id": 1, "sightings.folder": 1}
+            cursor = self.collection.find({"_id": {"$in": ids}}, projection)
+            stored = {doc["_id"]: doc async for doc in cursor}
+        out = []
+        for activity, sighting in items:
+            doc = stored.get(activity.id)
+            if doc is None:  # inserted by this batch, and not touched again in it
+                out.append(Written(activity, sighting, True, (sighting.account_id,)))
+                continue
+            first = doc["sightings"][0] if doc.get("sightings") else {}
+            created = (first.get("account_id"), first.get("folder")) == (
+                sighting.account_id,
+                sighting.folder,
+            )
+            out.append(Written(activity, sighting, created, tuple(doc.get("account_ids", ()))))
+        return out

@@ -56,7 +56,11 @@ async def run_services(
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
         for task, service in tasks.items():
-            if task in done and task.exception() is not None:
+            if task not in done:
+                continue
+            if task.cancelled():
+                failure = failure or RuntimeError(f"{service.name} was cancelled")
+            elif task.exception() is not None:
                 failure = task.exception()
                 log.error("%s failed: %r", service.name, failure, exc_info=failure)
         stop.set()
