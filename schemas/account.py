@@ -101,6 +101,12 @@ class AccountRecord(Model):
     processed: ProcessedAction = LeaveProcessed()
     import_window: ImportWindow = ImportAll()
     paused: bool = False
+    retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Activities of this account older than this (by message date) are "
+        "deleted automatically; None keeps them.",
+    )
     updated_at: dt.datetime
 
     @property

@@ -5,6 +5,8 @@ mailsync run [--demo]                        every service in one process; embed
                                              Kafka/MongoDB when none is configured
 mailsync activities [--account ID]           list activities (what the CRM shows)
 mailsync topic NAME                          print a topic's records and metadata
+mailsync erase --activity ID | --message-id MID | --account ID [--since D] [--until D]
+                                             delete activities now (GDPR erasure)
 mailsync schemas export [--check]            JSON Schemas of every topic and document
 mailsync secret-key                          a new MAILSYNC_SECRET_KEY
 """
@@ -128,6 +130,47 @@ def cmd_activities(account: str | None, limit: int) -> int:
     return 0
 
 
+def cmd_erase(args: argparse.Namespace) -> int:
+    """Delete activities now: one activity, one message, or an account's (date range)."""
+    import datetime as dt
+
+    from schemas.topics import ACTIVITY_EVENTS
+    from services.activity_writer.erasure import Eraser
+    from services.common.blobs import BlobStore
+    from services.common.kafka import ensure_topics, producer
+    from services.common.mongo import database, mongo_client
+
+    settings = CommonSettings()
+
+    async def erase() -> str:
+        await ensure_topics(settings, [ACTIVITY_EVENTS])
+        client = mongo_client(settings, app_name="mailsync-cli")
+        prod = producer(settings, client_id="mailsync-cli")
+        await prod.start()
+        try:
+            db = database(client, settings)
+            eraser = Eraser(db, BlobStore(db), prod, settings.topic(ACTIVITY_EVENTS))
+            reason = f"erased on request ({args.reason})"
+            if args.activity:
+                return f"{await eraser.erase({'_id': args.activity}, reason)} activities erased"
+            if args.message_id:
+                mid = args.message_id.strip("<>")
+                return f"{await eraser.erase({'message_id': mid}, reason)} activities erased"
+            date: dict[str, dt.datetime] = {}
+            if args.since:
+                date["$gte"] = dt.datetime.combine(args.since, dt.time(), dt.UTC)
+            if args.until:
+                date["$lt"] = dt.datetime.combine(args.until, dt.time(), dt.UTC)
+            done = await eraser.remove_account(args.account, date or None, reason)
+            return f"{done.deleted} activities erased, {done.trimmed} kept for other accounts"
+        finally:
+            await prod.stop()
+            await client.close()
+
+    print(asyncio.run(erase()))
+    return 0
+
+
 def cmd_topic(name: str) -> int:
     from services.topic_reader import read_topic
 
@@ -155,6 +198,12 @@ def cmd_schemas(check: bool) -> int:
     return 0
 
 
+def _date(text: str) -> object:
+    import datetime as dt
+
+    return dt.date.fromisoformat(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="mailsync", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -174,6 +223,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sch.add_argument("action", choices=["export"])
     sch.add_argument("--check", action="store_true", help="fail if schemas/json is stale")
     sub.add_parser("secret-key", help="print a new MAILSYNC_SECRET_KEY")
+    era = sub.add_parser("erase", help="delete activities now (GDPR erasure)")
+    which = era.add_mutually_exclusive_group(required=True)
+    which.add_argument("--activity", help="one activity id")
+    which.add_argument("--message-id", help="every activity of this Message-ID")
+    which.add_argument("--account", help="an account's activities (with --since/--until)")
+    era.add_argument("--since", type=_date, help="from this date (YYYY-MM-DD), with --account")
+    era.add_argument("--until", type=_date, help="before this date (YYYY-MM-DD), with --account")
+    era.add_argument("--reason", default="GDPR", help="recorded in the deleted events")
     top = sub.add_parser("topic", help="print the records of a topic (key, size, metadata)")
     top.add_argument("name", help="topic name without MAILSYNC_TOPIC_PREFIX")
     args = parser.parse_args(argv)
@@ -192,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_activities(args.account, args.limit)
         if args.command == "schemas":
             return cmd_schemas(args.check)
+        if args.command == "erase":
+            return cmd_erase(args)
         if args.command == "topic":
             return cmd_topic(args.name)
         if args.command == "secret-key":

@@ -1,25 +1,39 @@
-"""The activity writer service: start -> run -> cleanup(failed)."""
+"""The activity writer service: start -> run -> cleanup(failed).
+
+It runs two things: the writer loop (tagged messages -> activities), and every
+``MAILSYNC_WRITER_RETENTION_INTERVAL_S`` a retention pass over the accounts that set
+``retention_days``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
+import logging
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 from schemas.topics import (
+    ACCOUNTS,
     ACTIVITY_CONFIRMATIONS,
     ACTIVITY_EVENTS,
     DEAD_LETTERS,
     TAGGED_MESSAGES,
 )
 from services.activity_writer.consumer import WriterLoop
+from services.activity_writer.erasure import Eraser
 from services.activity_writer.repository import ActivityRepository
 from services.activity_writer.settings import WriterSettings
+from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
 from services.common.kafka import consumer, ensure_topics, producer
 from services.common.mongo import database, mongo_client
+
+log = logging.getLogger("mailsync.activity_writer")
 
 
 class ActivityWriterApp:
@@ -31,12 +45,14 @@ class ActivityWriterApp:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self.loop: WriterLoop | None = None
+        self.eraser: Eraser | None = None
+        self._accounts: AccountDirectory | None = None
 
     async def start(self) -> None:
         s = self.settings
         s.log_startup(self.name)
         await ensure_topics(
-            s, [TAGGED_MESSAGES, ACTIVITY_EVENTS, ACTIVITY_CONFIRMATIONS, DEAD_LETTERS]
+            s, [ACCOUNTS, TAGGED_MESSAGES, ACTIVITY_EVENTS, ACTIVITY_CONFIRMATIONS, DEAD_LETTERS]
         )
         self._mongo = mongo_client(s, app_name="mailsync-activity-writer")
         db = database(self._mongo, s)
@@ -51,6 +67,12 @@ class ActivityWriterApp:
             client_id="mailsync-activity-writer",
         )
         await self._consumer.start()
+        self._accounts = AccountDirectory(
+            consumer(s, group_id=None, client_id="mailsync-writer-accounts"), s.topic(ACCOUNTS)
+        )
+        await self._accounts.start()
+        await self._accounts.wait_ready(timeout=60)
+        self.eraser = Eraser(db, BlobStore(db), self._producer, s.topic(ACTIVITY_EVENTS))
         self.loop = WriterLoop(
             self._consumer,
             self._producer,
@@ -65,9 +87,34 @@ class ActivityWriterApp:
 
     async def run(self, stop: asyncio.Event) -> None:
         assert self.loop is not None
-        await self.loop.run(stop)
+        retention = asyncio.create_task(self._retention(stop), name="retention")
+        try:
+            await self.loop.run(stop)
+        finally:
+            retention.cancel()
+            await asyncio.gather(retention, return_exceptions=True)
+
+    async def retention_pass(self) -> None:
+        """Apply every account's retention once."""
+        assert self.eraser is not None and self._accounts is not None
+        now = dt.datetime.now(dt.UTC)
+        for account in self._accounts.all():
+            if account.retention_days is not None:
+                await self.eraser.apply_retention(account, now)
+
+    async def _retention(self, stop: asyncio.Event) -> None:
+        interval = self.settings.writer_retention_interval_s
+        while not stop.is_set():
+            try:
+                await self.retention_pass()
+            except PyMongoError as exc:  # the next pass tries again; writing goes on
+                log.warning("retention pass failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
 
     async def cleanup(self, failed: bool) -> None:
+        if self._accounts is not None:
+            await self._accounts.stop()
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:

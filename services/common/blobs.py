@@ -28,6 +28,16 @@ class BlobStore:
             await self._bucket.upload_from_stream_with_id(digest, digest, data)
         return BlobRef(sha256=digest, size=len(data))
 
+    async def delete(self, sha256: str) -> bool:
+        """Remove a blob; False when it was not there."""
+        from gridfs.errors import NoFile
+
+        try:
+            await self._bucket.delete(sha256)
+        except NoFile:
+            return False
+        return True
+
     async def get(self, ref: BlobRef) -> bytes:
         stream = await self._bucket.open_download_stream(ref.sha256)
         data: bytes = await stream.read()

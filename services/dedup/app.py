@@ -25,16 +25,16 @@ from schemas.envelope import encode_headers, meta_header
 from schemas.raw_message import RawMessageMeta
 from schemas.tagged_message import MessageTags, Sighting, TaggedMessageMeta
 from schemas.topics import ACCOUNTS, BY_FINGERPRINT, DEAD_LETTERS, RAW_MESSAGES, TAGGED_MESSAGES
+from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
 from services.common.kafka import MAX_REQUEST_BYTES, consumer, ensure_topics
 from services.common.mongo import database, mongo_client
-from services.dedup.directory import AccountDirectory
 from services.dedup.errors import MissingMeta, UnknownAccount, Unprocessable
 from services.dedup.fingerprint import activity_id, fingerprint
 from services.dedup.headers import parse_headers, split
 from services.dedup.settings import DedupSettings
 from services.dedup.sightings import record_sighting
-from services.dedup.tagging import account_tag, direction, match_alias
+from services.dedup.tagging import account_tag, base_address, direction, match_alias
 
 log = logging.getLogger("mailsync.dedup")
 
@@ -52,6 +52,17 @@ class Tagger:
     def __init__(self, directory: AccountDirectory, blobs: BlobStore):
         self._directory = directory
         self._blobs = blobs
+        self._synced: frozenset[str] = frozenset()
+        self._synced_version = -1
+
+    def synced_addresses(self) -> frozenset[str]:
+        """Base addresses of every synced account, recomputed only when accounts change."""
+        if self._synced_version != self._directory.version:
+            self._synced = frozenset(
+                base_address(a) for acc in self._directory.all() for a in acc.addresses
+            )
+            self._synced_version = self._directory.version
+        return self._synced
 
     async def tag(self, headers: list[tuple[str, bytes]], value: bytes) -> MessageTags:
         try:
@@ -68,9 +79,7 @@ class Tagger:
             raw=meta,
             account=account_tag(account),
             alias=match_alias(account, parsed, meta.folder_role),
-            direction=direction(
-                account, parsed, meta.folder_role, self._directory.synced_addresses
-            ),
+            direction=direction(account, parsed, meta.folder_role, self.synced_addresses()),
             fingerprint=fp,
             activity_id=activity_id(fp),
         )

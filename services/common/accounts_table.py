@@ -1,8 +1,8 @@
-"""Every account, read from the compacted accounts topic by every dedup worker.
+"""Every account, read from the compacted accounts topic, followed as it changes.
 
-Dedup needs all accounts (not a share of them): a message is tagged with its own
-account, and "internal" needs the addresses of every synced account. So this reader
-assigns itself every partition, with no consumer group, and follows the topic.
+For services that need all accounts, not a share of them: dedup (a message's account,
+and the addresses of every synced account) and the activity writer (each account's
+retention). The reader assigns itself every partition, with no consumer group.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from schemas.account import AccountRecord
-from services.dedup.tagging import base_address
 
-log = logging.getLogger("mailsync.dedup.directory")
+log = logging.getLogger("mailsync.accounts_table")
 
 
 class AccountDirectory:
@@ -24,12 +23,15 @@ class AccountDirectory:
         self._consumer = consumer
         self._topic = topic
         self._accounts: dict[str, AccountRecord] = {}
-        self.synced_addresses: frozenset[str] = frozenset()
+        self.version = 0  # bumped on every change, for callers that derive data from it
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def get(self, account_id: str) -> AccountRecord | None:
         return self._accounts.get(account_id)
+
+    def all(self) -> list[AccountRecord]:
+        return list(self._accounts.values())
 
     async def lookup(self, account_id: str, timeout: float = 10.0) -> AccountRecord | None:
         """The account; if unknown, first catch up with the topic as it is now.
@@ -85,9 +87,7 @@ class AccountDirectory:
                 for record in records:
                     changed |= self._apply(record.key, record.value)
             if changed:
-                self.synced_addresses = frozenset(
-                    base_address(a) for acc in self._accounts.values() for a in acc.addresses
-                )
+                self.version += 1
 
     async def _caught_up(self, end: dict[TopicPartition, int]) -> bool:
         for tp, offset in end.items():

@@ -1,0 +1,134 @@
+"""Deleting activities: retention per account, and erasure on request (GDPR art. 17).
+
+Erasing deletes the activities, removes their attachments from the blob store unless
+another activity still uses them, and publishes a ``deleted`` event for each. Retention
+works per account: an account's sightings older than its ``retention_days`` are
+removed; an activity with no sighting left is erased; one still held by another
+account only loses that sighting (and an ``updated`` event says so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from pymongo.asynchronous.database import AsyncDatabase
+
+from schemas.account import AccountRecord
+from schemas.activity_event import ActivityEvent, ActivityEventKind
+from services.activity_writer.repository import COLLECTION
+from services.common.blobs import BlobStore
+from services.common.mongo import Document
+
+log = logging.getLogger("mailsync.activity_writer.erasure")
+
+_PROJECTION = {"account_ids": 1, "message_id": 1, "thread_id": 1, "attachments.sha256": 1}
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    account_id: str
+    deleted: int
+    trimmed: int
+
+
+class Eraser:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        blobs: BlobStore,
+        producer: AIOKafkaProducer,
+        events_topic: str,
+    ):
+        self._col = db[COLLECTION]
+        self._blobs = blobs
+        self._producer = producer
+        self._events_topic = events_topic
+
+    async def erase(self, query: dict[str, Any], reason: str) -> int:
+        """Delete every activity matching ``query``; return how many."""
+        docs = await self._col.find(query, _PROJECTION).to_list(None)
+        if not docs:
+            return 0
+        await self._col.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+        shas = {a["sha256"] for d in docs for a in d.get("attachments", [])}
+        removed = await self._collect(shas)
+        now = dt.datetime.now(dt.UTC)
+        await self._publish(
+            ActivityEvent(
+                kind=ActivityEventKind.DELETED,
+                activity_id=d["_id"],
+                account_ids=tuple(d.get("account_ids", ())),
+                message_id=d.get("message_id"),
+                thread_id=d.get("thread_id"),
+                reason=reason,
+                at=now,
+            )
+            for d in docs
+        )
+        log.info("erased %d activities (%s); %d attachments removed", len(docs), reason, removed)
+        return len(docs)
+
+    async def apply_retention(self, account: AccountRecord, now: dt.datetime) -> RetentionResult:
+        if account.retention_days is None:
+            return RetentionResult(account.account_id, 0, 0)
+        cutoff = now - dt.timedelta(days=account.retention_days)
+        return await self.remove_account(
+            account.account_id, {"$lt": cutoff}, f"retention of {account.account_id}"
+        )
+
+    async def remove_account(
+        self, acc: str, date: dict[str, dt.datetime] | None, reason: str
+    ) -> RetentionResult:
+        """Remove one account's sightings (of messages in the ``date`` range, if given)."""
+        now = dt.datetime.now(dt.UTC)
+        old: dict[str, Any] = {"account_ids": acc}
+        if date:
+            old["date"] = date
+        # Held by this account alone: the whole activity goes.
+        deleted = await self.erase({**old, "account_ids.1": {"$exists": False}}, reason)
+        # Held by others too: only this account's sightings go.
+        shared = await self._col.find(old, _PROJECTION).to_list(None)
+        if shared:
+            await self._col.update_many(
+                {"_id": {"$in": [d["_id"] for d in shared]}},
+                {
+                    "$pull": {"sightings": {"account_id": acc}, "account_ids": acc},
+                    "$set": {"updated_at": now},
+                },
+            )
+            await self._publish(
+                ActivityEvent(
+                    kind=ActivityEventKind.UPDATED,
+                    activity_id=d["_id"],
+                    account_ids=tuple(a for a in d.get("account_ids", ()) if a != acc),
+                    message_id=d.get("message_id"),
+                    thread_id=d.get("thread_id"),
+                    reason=reason,
+                    at=now,
+                )
+                for d in shared
+            )
+        return RetentionResult(acc, deleted, len(shared))
+
+    async def _collect(self, shas: Iterable[str]) -> int:
+        """Remove the attachments no remaining activity uses."""
+        removed = 0
+        for sha in shas:
+            if await self._col.find_one({"attachments.sha256": sha}, {"_id": 1}) is None:
+                removed += await self._blobs.delete(sha)
+        return removed
+
+    async def _publish(self, events: Iterable[ActivityEvent]) -> None:
+        pending = [
+            await self._producer.send(
+                self._events_topic, e.model_dump_json().encode(), key=e.activity_id.encode()
+            )
+            for e in events
+        ]
+        await asyncio.gather(*pending)

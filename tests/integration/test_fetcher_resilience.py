@@ -1,0 +1,131 @@
+"""The fetcher under failure: a connection kicked mid-FETCH, a replica killed outright."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devservers.corpus import build
+from tests.fixtures.pipeline import Env, eventually
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+CUSTOMER = ("Jürgen Weiß", "j.weiss@weiss-maschinenbau.de")
+
+
+def fill(env: Env, address: str, count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    start = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    ids = []
+    for i in range(count):
+        mail = build(rng, CUSTOMER, [("X", address)], date=start + dt.timedelta(hours=i))
+        env.dovecot.deliver(address, mail.message)
+        ids.append(mail.message_id)
+    return ids
+
+
+async def test_connection_kicked_mid_fetch_resumes_without_loss(env: Env, pipeline) -> None:
+    user = env.mail_user("kick")
+    account = env.account(user, account_id=f"kick-{env.overrides['mongo_database']}")
+    await env.publish_accounts(account)
+    ids = fill(env, user.address, 600, seed=61)
+
+    async with env.mongo() as db, pipeline(fetcher_batch_size=50) as running:
+
+        async def partly() -> bool:
+            running.check()
+            cur = await db.folder_cursors.find_one({"_id": f"{account.account_id}/INBOX"})
+            return bool(cur) and 0 < cur["last_uid"] < 600
+
+        await eventually(partly, timeout=90, interval=0.05, what="the import to be under way")
+        env.dovecot.doveadm("kick", user.address)  # every IMAP connection of the user drops
+
+        async def complete() -> bool:
+            running.check()
+            return await db.activities.count_documents({}) == 600
+
+        await eventually(complete, timeout=180, what="all 600 activities after the kick")
+        docs = await db.activities.find({}, {"message_id": 1, "sightings": 1}).to_list(None)
+    assert sorted(d["message_id"] for d in docs) == sorted(ids)
+    assert all(len(d["sightings"]) == 1 for d in docs)
+
+
+def _fetcher_process(env: Env, log: Path) -> subprocess.Popen[bytes]:
+    o = env.overrides
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MAILSYNC_")}
+    environ.update(
+        MAILSYNC_KAFKA_BOOTSTRAP=o["kafka_bootstrap"],
+        MAILSYNC_MONGO_URI=o["mongo_uri"].get_secret_value(),
+        MAILSYNC_MONGO_DATABASE=o["mongo_database"],
+        MAILSYNC_SECRET_KEY=o["secret_key"].get_secret_value(),
+        MAILSYNC_TOPIC_PREFIX=o["topic_prefix"],
+        MAILSYNC_FETCHER_CA_FILE=str(o["fetcher_ca_file"]),
+        MAILSYNC_FETCHER_POLL_INTERVAL_S="2",
+        MAILSYNC_DATA_DIR=str(log.parent / "replica-data"),
+    )
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services", "fetcher"], env=environ, stdout=out, stderr=out
+        )
+
+
+async def test_a_killed_replica_hands_its_accounts_over(env: Env, pipeline, tmp_path: Path) -> None:
+    suffix = env.overrides["mongo_database"]
+    users = [env.mail_user(f"r{i}") for i in range(6)]
+    accounts = [env.account(u, account_id=f"r{i}-{suffix}") for i, u in enumerate(users)]
+    await env.publish_accounts(*accounts)
+    for i, u in enumerate(users):
+        fill(env, u.address, 3, seed=70 + i)
+
+    other = _fetcher_process(env, tmp_path / "replica.log")
+    try:
+        async with env.mongo() as db, pipeline() as running:
+            here = running.services[0].worker_id
+
+            async def split() -> set[str] | None:
+                running.check()
+                states = await db.account_states.find().to_list(None)
+                workers = {s["worker"] for s in states if s["status"] == "idle"}
+                return workers if len(states) == 6 and len(workers) == 2 else None
+
+            workers = await eventually(split, timeout=120, what="both replicas to hold accounts")
+            assert here in workers
+            theirs = [
+                s["_id"]
+                for s in await db.account_states.find().to_list(None)
+                if s["worker"] != here
+            ]
+            assert theirs
+
+            other.send_signal(signal.SIGKILL)  # no goodbye: the group notices by timeout
+            other.wait(10)
+            late = {a.account_id: a for a in accounts}
+            new_ids = []
+            for account_id in theirs:
+                user = next(u for u in users if late[account_id].address == u.address)
+                new_ids += fill(env, user.address, 1, seed=hash(account_id) % 1000)
+
+            async def taken_over() -> bool:
+                running.check()
+                states = {s["_id"]: s for s in await db.account_states.find().to_list(None)}
+                found = await db.activities.count_documents({"message_id": {"$in": new_ids}})
+                return found == len(new_ids) and all(states[a]["worker"] == here for a in theirs)
+
+            await eventually(taken_over, timeout=120, what="this replica to take over")
+            total = await db.activities.count_documents({})
+            assert total == 6 * 3 + len(theirs)
+            docs = await db.activities.find({}, {"sightings": 1}).to_list(None)
+            assert all(len(d["sightings"]) == 1 for d in docs)
+            await asyncio.sleep(0)
+    finally:
+        if other.poll() is None:
+            other.kill()
+            other.wait()

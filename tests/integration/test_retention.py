@@ -1,0 +1,100 @@
+"""Retention per account and erasure on request remove exactly what they should."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from email.message import EmailMessage
+from email.policy import SMTP
+
+import pytest
+
+from schemas.account import SharedOwnership
+from schemas.topics import ACTIVITY_EVENTS
+from services.topic_reader import read_topic
+from tests.fixtures.pipeline import Env, eventually
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+def mail(mid: str, to: list[str], days_ago: int, attachment: bytes) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "customer@example.org"
+    msg["To"] = ", ".join(to)
+    msg["Subject"] = f"message {mid}"
+    msg["Date"] = (NOW - dt.timedelta(days=days_ago)).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    msg["Message-ID"] = f"<{mid}@example.org>"
+    msg.set_content("body")
+    msg.add_attachment(attachment, maintype="application", subtype="octet-stream", filename="a.bin")
+    return msg.as_bytes(policy=SMTP)
+
+
+async def test_retention_and_erasure(env: Env, pipeline) -> None:
+    a_user, b_user = env.mail_user("keep30"), env.mail_user("keepall")
+    suffix = env.overrides["mongo_database"]
+    a = env.account(a_user, account_id=f"a-{suffix}", retention_days=30)
+    b = env.account(b_user, account_id=f"b-{suffix}", ownership=SharedOwnership(group="g"))
+    await env.publish_accounts(a, b)
+    shared_pdf, lonely_pdf = b"S" * 5000, b"L" * 5000
+    env.dovecot.deliver(a_user.address, mail("old-a", [a_user.address], 60, lonely_pdf))
+    both = mail("old-both", [a_user.address, b_user.address], 60, shared_pdf)
+    env.dovecot.deliver(a_user.address, both)
+    env.dovecot.deliver(b_user.address, both)
+    env.dovecot.deliver(a_user.address, mail("new-a", [a_user.address], 1, shared_pdf))
+
+    async with env.mongo() as db:
+        async with pipeline(writer_retention_interval_s=1.0) as running:
+
+            async def settled() -> dict[str, dict] | None:
+                running.check()
+                docs = {d["message_id"]: d for d in await db.activities.find().to_list(None)}
+                done = set(docs) == {"old-both@example.org", "new-a@example.org"} and docs[
+                    "old-both@example.org"
+                ]["account_ids"] == [b.account_id]
+                return docs if done else None
+
+            docs = await eventually(settled, timeout=120, what="retention to apply")
+        assert [s["account_id"] for s in docs["old-both@example.org"]["sightings"]] == [
+            b.account_id
+        ]
+        blobs = {f["_id"] for f in await db["blobs.files"].find().to_list(None)}
+        shared_sha = docs["new-a@example.org"]["attachments"][0]["sha256"]
+        assert shared_sha in blobs  # still used
+        assert len(blobs) == 1  # the attachment only the deleted message had is gone
+
+        # GDPR erasure of one message, from the command line.
+        o = env.overrides
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("MAILSYNC_")}
+        environ.update(
+            MAILSYNC_KAFKA_BOOTSTRAP=o["kafka_bootstrap"],
+            MAILSYNC_MONGO_URI=o["mongo_uri"].get_secret_value(),
+            MAILSYNC_MONGO_DATABASE=o["mongo_database"],
+            MAILSYNC_TOPIC_PREFIX=o["topic_prefix"],
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "services", "erase", "--message-id", "<new-a@example.org>"],
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "1 activities erased"
+        left = [d["message_id"] for d in await db.activities.find().to_list(None)]
+        assert left == ["old-both@example.org"]
+        # The shared attachment is still used by old-both; nothing else remains.
+        assert {f["_id"] for f in await db["blobs.files"].find().to_list(None)} == {shared_sha}
+
+    events = await read_topic(o["kafka_bootstrap"], env.settings.topic(ACTIVITY_EVENTS))
+    deleted = {
+        r.meta["message_id"]: r.meta["reason"] for r in events if r.meta["kind"] == "deleted"
+    }
+    assert deleted == {
+        "old-a@example.org": f"retention of {a.account_id}",
+        "new-a@example.org": "erased on request (GDPR)",
+    }
