@@ -57,6 +57,9 @@ class ActivityDocument(Model):
     body_truncated: bool = Field(default=False, description="A body was cut at the size limit.")
     attachments: tuple[AttachmentMeta, ...] = ()
     thread_id: str = Field(description="Same for every message of a conversation.")
+    thread_key: str | None = Field(
+        default=None, description="Normalised subject among the same participants (fallback)."
+    )
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
     account_ids: tuple[str, ...] = Field(description="Accounts that hold a sighting.")

@@ -85,12 +85,20 @@ class WriterLoop:
         # parents within this batch (a reply may arrive with its original).
         wanted = {p for m in mapped for p in m.parent_ids}
         known = await self._repo.threads_of(wanted)
-        joined: list[Mapped] = []
-        for item in mapped:
-            item = item.in_thread(known)
-            if item.activity.message_id:
-                known.setdefault(item.activity.message_id, item.activity.thread_id)
-            joined.append(item)
+        keys = {m.activity.thread_key for m in mapped if m.activity.thread_key}
+        by_subject = await self._repo.threads_by_key(keys)
+        # Messages that name their parents first: a batch is in partition order, not in
+        # arrival order, and a header-less reply must find the thread they establish.
+        order = sorted(range(len(mapped)), key=lambda i: not mapped[i].parent_ids)
+        joined: list[Mapped] = list(mapped)
+        for i in order:
+            item = mapped[i].in_thread(known, by_subject)
+            a = item.activity
+            if a.message_id:
+                known.setdefault(a.message_id, a.thread_id)
+            if a.thread_key:
+                by_subject.setdefault(a.thread_key, a.thread_id)
+            joined[i] = item
         for item in joined:
             for content in item.attachment_contents:
                 await self._blobs.put(content)  # stored once per SHA-256

@@ -13,7 +13,7 @@ from schemas.tagged_message import TaggedMessageMeta
 from services.activity_writer.attachments import safe_filename
 from services.activity_writer.html import html_to_text, sanitize_html
 from services.activity_writer.parse import parse_message
-from services.activity_writer.threads import parent_ids, thread_for
+from services.activity_writer.threads import parent_ids, subject_key, thread_for
 
 SNIPPET_CHARS = 200
 # Bodies beyond this are cut (and flagged): a document must stay under MongoDB's 16 MB.
@@ -30,10 +30,16 @@ class Mapped:
     attachment_contents: tuple[bytes, ...]  # into the blob store, by SHA-256, before the write
     parent_ids: tuple[str, ...]  # message ids whose threads this message may join
 
-    def in_thread(self, known_threads: Mapping[str, str]) -> Mapped:
-        """The same, joined to a parent's thread when one of ``known_threads`` is it."""
+    def in_thread(
+        self, known_threads: Mapping[str, str], by_subject: Mapping[str, str] | None = None
+    ) -> Mapped:
+        """The same, joined to a known parent's thread, or to the thread of the same
+        subject among the same participants (``by_subject``: thread key -> thread id)."""
         a = self.activity
-        thread = thread_for(a.message_id, a.in_reply_to, a.references, known_threads, a.id)
+        subject_thread = (by_subject or {}).get(a.thread_key) if a.thread_key else None
+        thread = thread_for(
+            a.message_id, a.in_reply_to, a.references, known_threads, a.id, subject_thread
+        )
         if thread == a.thread_id:
             return self
         return replace(self, activity=a.model_copy(update={"thread_id": thread}))
@@ -97,6 +103,9 @@ def to_activity(meta: TaggedMessageMeta, raw: bytes, now: dt.datetime) -> Mapped
         body_truncated=text_cut or html_cut,
         attachments=attachments,
         thread_id=thread_for(message_id, mail.in_reply_to, mail.references, {}, meta.activity_id),
+        thread_key=subject_key(
+            mail.subject or "", [x.address for x in (*mail.from_, *mail.to, *mail.cc)]
+        ),
         in_reply_to=mail.in_reply_to,
         references=mail.references,
         account_ids=(sighting.account_id,),

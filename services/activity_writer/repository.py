@@ -68,6 +68,7 @@ class ActivityRepository:
                 IndexModel([("account_ids", ASCENDING), ("date", DESCENDING)], name="account_date"),
                 IndexModel([("message_id", ASCENDING)], name="message_id"),
                 IndexModel([("thread_id", ASCENDING), ("date", ASCENDING)], name="thread"),
+                IndexModel([("thread_key", ASCENDING)], name="thread_key"),
                 IndexModel([("from.address", ASCENDING)], name="from_address"),
                 IndexModel([("to.address", ASCENDING)], name="to_address"),
                 IndexModel([("cc.address", ASCENDING)], name="cc_address"),
@@ -82,6 +83,15 @@ class ActivityRepository:
             {"message_id": {"$in": sorted(message_ids)}}, {"message_id": 1, "thread_id": 1}
         )
         return {doc["message_id"]: doc["thread_id"] async for doc in cursor}
+
+    async def threads_by_key(self, keys: set[str]) -> dict[str, str]:
+        """Thread key -> thread id of the latest stored activity with that key."""
+        if not keys:
+            return {}
+        cursor = self.collection.find(
+            {"thread_key": {"$in": sorted(keys)}}, {"thread_key": 1, "thread_id": 1}
+        ).sort("date", 1)
+        return {doc["thread_key"]: doc["thread_id"] async for doc in cursor}
 
     async def write(self, items: Sequence[tuple[ActivityDocument, SightingDoc]]) -> list[Written]:
         """Write a batch of (activity, its sighting) once MongoDB acknowledged; say what it did.

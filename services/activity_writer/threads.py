@@ -10,7 +10,8 @@ sent mail's thread, and replies that arrive before their parent still agree.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 
 
 def thread_id_of(root_message_id: str) -> str:
@@ -31,14 +32,46 @@ def thread_for(
     references: Sequence[str],
     known_threads: Mapping[str, str],
     fallback: str,
+    subject_thread: str | None = None,
 ) -> str:
-    """The thread id: a known parent's, else the root's, else the message's own.
+    """The thread id: a known parent's, else the root's, else (for a message that names
+    no parent at all) the thread of the same subject among the same participants, else
+    the message's own.
 
     ``known_threads`` maps message ids of stored activities to their thread ids;
-    ``fallback`` names a message without any id (its activity id, say).
+    ``subject_thread`` is the thread found by :func:`subject_key`, if any; ``fallback``
+    names a message without any id (its activity id, say).
     """
     for parent in parent_ids(in_reply_to, references):
         if parent in known_threads:
             return known_threads[parent]
+    if not in_reply_to and not references and subject_thread:
+        return subject_thread
     root = references[0] if references else in_reply_to or message_id
     return thread_id_of(root) if root else thread_id_of(fallback)
+
+
+_PREFIX = re.compile(
+    r"^\s*(?:(?:re|fw|fwd|aw|wg|odp|sv|vs|tr|rif|antw|ynt)(?:\[\d+\])?\s*:\s*)+", re.IGNORECASE
+)
+
+
+def normalise_subject(subject: str) -> str:
+    """``Re: AW: Fwd:  Objednávka`` -> ``objednávka`` (reply and forward prefixes in the
+    languages our users write in, any number of them, case and spacing ignored)."""
+    return " ".join(_PREFIX.sub("", subject).split()).casefold()
+
+
+def subject_key(subject: str, participants: Iterable[str]) -> str | None:
+    """The fallback thread key: normalised subject among exactly these participants.
+
+    For mail without References or In-Reply-To (some clients and web forms send none):
+    a reply then still joins the conversation it answers, but only between the same
+    people, so two customers' "Objednávka" never share a thread.
+    """
+    topic = normalise_subject(subject)
+    people = sorted({p.strip().lower() for p in participants if p})
+    if not topic or not people:
+        return None
+    digest = hashlib.sha256("\x00".join([topic, *people]).encode("utf-8", "surrogateescape"))
+    return "s-" + digest.hexdigest()[:24]

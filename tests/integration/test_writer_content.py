@@ -64,17 +64,23 @@ async def test_shared_attachment_stored_once_html_sanitised_and_reply_threaded(
         ),
     )
 
+    # A web-mail client that sends no References or In-Reply-To at all.
+    env.dovecot.deliver(
+        user.address, message(1002, "buyer@customer.example", user.address, subject="RE: Nabídka")
+    )
+
     async with env.mongo() as db, pipeline() as running:
 
         async def all_written() -> bool:
             running.check()
-            return await db.activities.count_documents({}) == 202
+            return await db.activities.count_documents({}) == 203
 
-        await eventually(all_written, timeout=120, what="202 activities")
+        await eventually(all_written, timeout=120, what="203 activities")
         blobs = await db["blobs.files"].find().to_list(None)
         one = await db.activities.find_one({"message_id": "m7@shop.example"})
         sent = await db.activities.find_one({"message_id": "m1000@shop.example"})
         reply = await db.activities.find_one({"message_id": "m1001@shop.example"})
+        headerless = await db.activities.find_one({"message_id": "m1002@shop.example"})
 
     assert len(blobs) == 1 and blobs[0]["length"] == len(PDF)
     assert one["attachments"] == [
@@ -94,4 +100,33 @@ async def test_shared_attachment_stored_once_html_sanitised_and_reply_threaded(
     assert one["text_body"].strip() == "Message 7"
     assert sent["direction"] == "outbound"
     assert reply["thread_id"] == sent["thread_id"]
+    assert headerless["thread_id"] == sent["thread_id"]  # same subject, same two people
     assert one["thread_id"] != sent["thread_id"]
+
+
+async def test_a_20_mb_attachment(env: Env, pipeline) -> None:
+    user = env.mail_user("huge")
+    account = env.account(user, account_id=f"huge-{env.overrides['mongo_database']}")
+    await env.publish_accounts(account)
+    big = bytes(range(256)) * (20 * 1024 * 1024 // 256)
+    msg = EmailMessage()
+    msg["From"] = "archive@shop.example"
+    msg["To"] = user.address
+    msg["Subject"] = "Scans"
+    msg["Message-ID"] = "<huge-1@shop.example>"
+    msg.set_content("Attached.")
+    msg.add_attachment(big, maintype="application", subtype="zip", filename="scans.zip")
+    env.dovecot.deliver(user.address, msg.as_bytes(policy=SMTP))
+
+    async with env.mongo() as db, pipeline() as running:
+
+        async def written() -> dict | None:
+            running.check()
+            return await db.activities.find_one({"message_id": "huge-1@shop.example"})
+
+        doc = await eventually(written, timeout=180, what="the 20 MB message's activity")
+        files = {f["_id"]: f["length"] for f in await db["blobs.files"].find().to_list(None)}
+    [attachment] = doc["attachments"]
+    assert attachment["size"] == len(big) and attachment["filename"] == "scans.zip"
+    assert files[attachment["sha256"]] == len(big)
+    assert len(files) == 2  # the attachment, and the raw message (over the inline limit)

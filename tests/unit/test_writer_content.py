@@ -14,7 +14,12 @@ from schemas.tagged_message import AccountTag, TaggedMessageMeta
 from services.activity_writer.attachments import safe_filename
 from services.activity_writer.html import html_to_text, sanitize_html
 from services.activity_writer.mapping import to_activity
-from services.activity_writer.threads import thread_for, thread_id_of
+from services.activity_writer.threads import (
+    normalise_subject,
+    subject_key,
+    thread_for,
+    thread_id_of,
+)
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 
@@ -145,3 +150,30 @@ def test_a_whole_message_becomes_a_displayable_activity() -> None:
     assert a.thread_id == thread_id_of("order-1@example.com")
     assert mapped.parent_ids == ("order-1@example.com",)
     assert mapped.in_thread({"order-1@example.com": "t-sent"}).activity.thread_id == "t-sent"
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Objednávka 12",
+        "Re: Objednávka 12",
+        "RE: AW:  Fwd: objednávka   12",
+        "Odp: Re[2]: Objednávka 12",
+    ],
+)
+def test_reply_prefixes_in_many_languages_are_ignored(subject: str) -> None:
+    assert normalise_subject(subject) == "objednávka 12"
+
+
+def test_subject_key_needs_the_same_participants() -> None:
+    key = subject_key("Objednávka", ["shop@x.cz", "Buyer@Y.cz"])
+    assert key == subject_key("Re: Objednávka", ["buyer@y.cz", "shop@x.cz"])
+    assert key != subject_key("Re: Objednávka", ["other@z.cz", "shop@x.cz"])
+    assert subject_key("Re:", ["a@b.c"]) is None
+
+
+def test_subject_fallback_only_for_mail_that_names_no_parent() -> None:
+    assert thread_for("r@y", None, (), {}, "a", subject_thread="t-sub") == "t-sub"
+    assert thread_for("r@y", "p@x", ("p@x",), {}, "a", subject_thread="t-sub") == thread_id_of(
+        "p@x"
+    )
