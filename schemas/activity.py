@@ -21,6 +21,9 @@ class SightingDoc(Model):
     folder_role: FolderRole
     alias: str | None = None
     flags: tuple[str, ...] = Field(default=(), description="IMAP flags in that mailbox.")
+    expunged_at: dt.datetime | None = Field(
+        default=None, description="When it left the folder (deleted or moved by the user)."
+    )
     duplicate: bool
 
 

@@ -27,6 +27,12 @@ class FolderCursor(Model):
     uidvalidity: int
     last_uid: int = Field(ge=0)
     highestmodseq: int | None = None
+    exists: int = Field(default=0, ge=0, description="Messages in the folder at the last pass.")
+    uids: str = Field(
+        default="",
+        description="UIDs published and still in the folder, as an RFC 3501 sequence-set "
+        "(1:480,482:900): compact, and what expunges are found against.",
+    )
     missing_uids: tuple[int, ...] = Field(
         default=(), description="UIDs the server listed but did not return; retried every pass."
     )

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from schemas.account import AccountRecord
 from schemas.activity_event import ActivityConfirmation, ActivityEvent
 from schemas.dead_letter import DeadLetterMeta
+from schemas.mailbox_event import MailboxEvent
 from schemas.raw_message import RawMessageMeta
 from schemas.tagged_message import MessageTags, TaggedMessageMeta
 
@@ -67,6 +68,18 @@ RAW_MESSAGES = TopicSpec(
     producers=("fetcher",),
     consumers=("dedup",),
     description="Every message fetched from a synced folder, as fetched.",
+)
+MAILBOX_EVENTS = TopicSpec(
+    name="mailsync.mailbox-events",
+    key="account_id (UTF-8)",
+    model=MailboxEvent,
+    encoding="json",
+    partitions=8,
+    compacted=False,
+    retention_ms=7 * DAY_MS,
+    producers=("fetcher",),
+    consumers=("activity-writer",),
+    description="Flag changes and expunges in synced folders (CONDSTORE, UID comparison).",
 )
 BY_FINGERPRINT = TopicSpec(
     name="mailsync.dedup-by-fingerprint",
@@ -132,6 +145,7 @@ DEAD_LETTERS = TopicSpec(
 TOPICS: tuple[TopicSpec, ...] = (
     ACCOUNTS,
     RAW_MESSAGES,
+    MAILBOX_EVENTS,
     BY_FINGERPRINT,
     TAGGED_MESSAGES,
     ACTIVITY_EVENTS,

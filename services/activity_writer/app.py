@@ -1,6 +1,7 @@
 """The activity writer service: start -> run -> cleanup(failed).
 
-It runs two things: the writer loop (tagged messages -> activities), and every
+It runs three things: the writer loop (tagged messages -> activities), the mailbox
+events loop (flag changes and expunges -> sightings), and every
 ``MAILSYNC_WRITER_RETENTION_INTERVAL_S`` a retention pass over the accounts that set
 ``retention_days``.
 """
@@ -22,10 +23,12 @@ from schemas.topics import (
     ACTIVITY_CONFIRMATIONS,
     ACTIVITY_EVENTS,
     DEAD_LETTERS,
+    MAILBOX_EVENTS,
     TAGGED_MESSAGES,
 )
 from services.activity_writer.consumer import WriterLoop
 from services.activity_writer.erasure import Eraser
+from services.activity_writer.mailbox_events import MailboxEventLoop
 from services.activity_writer.repository import ActivityRepository
 from services.activity_writer.settings import WriterSettings
 from services.common.accounts_table import AccountDirectory
@@ -46,13 +49,23 @@ class ActivityWriterApp:
         self._producer: AIOKafkaProducer | None = None
         self.loop: WriterLoop | None = None
         self.eraser: Eraser | None = None
+        self.mailbox: MailboxEventLoop | None = None
+        self._mailbox_consumer: AIOKafkaConsumer | None = None
         self._accounts: AccountDirectory | None = None
 
     async def start(self) -> None:
         s = self.settings
         s.log_startup(self.name)
         await ensure_topics(
-            s, [ACCOUNTS, TAGGED_MESSAGES, ACTIVITY_EVENTS, ACTIVITY_CONFIRMATIONS, DEAD_LETTERS]
+            s,
+            [
+                ACCOUNTS,
+                TAGGED_MESSAGES,
+                MAILBOX_EVENTS,
+                ACTIVITY_EVENTS,
+                ACTIVITY_CONFIRMATIONS,
+                DEAD_LETTERS,
+            ],
         )
         self._mongo = mongo_client(s, app_name="mailsync-activity-writer")
         db = database(self._mongo, s)
@@ -73,6 +86,16 @@ class ActivityWriterApp:
         await self._accounts.start()
         await self._accounts.wait_ready(timeout=60)
         self.eraser = Eraser(db, BlobStore(db), self._producer, s.topic(ACTIVITY_EVENTS))
+        self._mailbox_consumer = consumer(
+            s,
+            s.topic(MAILBOX_EVENTS),
+            group_id=f"{s.writer_group}-mailbox-events",
+            client_id="mailsync-activity-writer",
+        )
+        await self._mailbox_consumer.start()
+        self.mailbox = MailboxEventLoop(
+            self._mailbox_consumer, self._producer, db, events_topic=s.topic(ACTIVITY_EVENTS)
+        )
         self.loop = WriterLoop(
             self._consumer,
             self._producer,
@@ -86,13 +109,20 @@ class ActivityWriterApp:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        assert self.loop is not None
+        assert self.loop is not None and self.mailbox is not None
         retention = asyncio.create_task(self._retention(stop), name="retention")
+        loops = [
+            asyncio.create_task(self.loop.run(stop), name="writer"),
+            asyncio.create_task(self.mailbox.run(stop), name="mailbox-events"),
+        ]
         try:
-            await self.loop.run(stop)
+            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # a failed loop fails the service
         finally:
-            retention.cancel()
-            await asyncio.gather(retention, return_exceptions=True)
+            for task in [*loops, retention]:
+                task.cancel()
+            await asyncio.gather(*loops, retention, return_exceptions=True)
 
     async def retention_pass(self) -> None:
         """Apply every account's retention once."""
@@ -113,6 +143,8 @@ class ActivityWriterApp:
                 await asyncio.wait_for(stop.wait(), interval)
 
     async def cleanup(self, failed: bool) -> None:
+        if self._mailbox_consumer is not None:
+            await self._mailbox_consumer.stop()
         if self._accounts is not None:
             await self._accounts.stop()
         if self._consumer is not None:

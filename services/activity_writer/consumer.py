@@ -28,6 +28,7 @@ from services.activity_writer.errors import Unprocessable
 from services.activity_writer.mapping import Mapped, to_activity
 from services.activity_writer.repository import ActivityRepository, Written
 from services.common.blobs import BlobStore
+from services.common.mongo import is_transient
 
 log = logging.getLogger("mailsync.activity_writer")
 
@@ -133,6 +134,8 @@ class WriterLoop:
                     self.written += len(records) - len(dead)
                     return True
                 except PyMongoError as exc:
+                    if not is_transient(exc):
+                        raise  # a query the database refuses will not pass on a retry
                     attempt += 1
                     delay = min(self._retry_cap_s, 0.5 * 2 ** min(attempt, 10))
                     log.warning(

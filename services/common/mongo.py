@@ -6,6 +6,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from services.common.settings import CommonSettings
 
@@ -25,3 +26,14 @@ def database(
     client: AsyncMongoClient[Document], settings: CommonSettings
 ) -> AsyncDatabase[Document]:
     return client[settings.mongo_database]
+
+
+def is_transient(exc: PyMongoError) -> bool:
+    """A database that is away (retry with backoff), not a query it refuses (a bug).
+
+    ``ConnectionFailure`` covers network errors, timeouts, server selection and a
+    primary stepping down; servers label the rest that may succeed on retry.
+    """
+    return isinstance(exc, ConnectionFailure) or any(
+        exc.has_error_label(label) for label in ("RetryableWriteError", "TransientTransactionError")
+    )

@@ -12,14 +12,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from schemas.account import AccountRecord
-from schemas.topics import ACCOUNTS, RAW_MESSAGES
+from schemas.topics import ACCOUNTS, MAILBOX_EVENTS, RAW_MESSAGES
 from services.common.blobs import BlobStore
 from services.common.kafka import consumer, ensure_topics, producer
 from services.common.mongo import database, mongo_client
 from services.common.secrets import SecretBox
 from services.fetcher.accounts import AccountTable
 from services.fetcher.cursor import CursorStore
-from services.fetcher.publish import Publisher
+from services.fetcher.publish import EventPublisher, Publisher
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.state import StateStore
 from services.fetcher.supervisor import Supervisor
@@ -44,7 +44,7 @@ class FetcherApp:
         s = self.settings
         s.log_startup(self.name)
         secrets = SecretBox(s.secret_key)
-        await ensure_topics(s, [ACCOUNTS, RAW_MESSAGES])
+        await ensure_topics(s, [ACCOUNTS, RAW_MESSAGES, MAILBOX_EVENTS])
         self._mongo = mongo_client(s, app_name="mailsync-fetcher")
         db = database(self._mongo, s)
         self._producer = producer(s, client_id="mailsync-fetcher")
@@ -54,6 +54,7 @@ class FetcherApp:
         publisher = Publisher(
             self._producer, s.topic(RAW_MESSAGES), BlobStore(db), s.inline_limit_bytes
         )
+        events = EventPublisher(self._producer, s.topic(MAILBOX_EVENTS))
         tls = ssl.create_default_context()
         if s.fetcher_ca_file is not None:
             tls.load_verify_locations(cafile=str(s.fetcher_ca_file))
@@ -66,6 +67,7 @@ class FetcherApp:
                 cursors=cursors,
                 states=states,
                 publisher=publisher,
+                events=events,
                 ssl_context=tls,
             )
 

@@ -32,6 +32,8 @@ class CursorStore:
         uidvalidity: int,
         last_uid: int,
         highestmodseq: int | None,
+        exists: int = 0,
+        uids: str = "",
         missing_uids: tuple[int, ...] = (),
     ) -> FolderCursor:
         cursor = FolderCursor(
@@ -42,6 +44,8 @@ class CursorStore:
             uidvalidity=uidvalidity,
             last_uid=last_uid,
             highestmodseq=highestmodseq,
+            exists=exists,
+            uids=uids,
             missing_uids=missing_uids,
             updated_at=dt.datetime.now(dt.UTC),
         )

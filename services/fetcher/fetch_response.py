@@ -98,3 +98,29 @@ def parse_search(lines: list[bytes | bytearray]) -> list[int]:
         if tokens and all(t.isdigit() for t in tokens):
             uids.extend(int(t) for t in tokens)
     return uids
+
+
+@dataclass(frozen=True)
+class FlagUpdate:
+    uid: int
+    flags: tuple[str, ...]
+    modseq: int | None
+
+
+def parse_flag_updates(lines: list[bytes | bytearray]) -> list[FlagUpdate]:
+    """``UID FETCH ... (UID FLAGS) (CHANGEDSINCE n)`` responses (RFC 7162 3.1.4)."""
+    out = []
+    for line in lines:
+        if isinstance(line, bytearray) or not _FETCH_START.match(line):
+            continue
+        uid, flags, modseq = _UID.search(line), _FLAGS.search(line), _MODSEQ.search(line)
+        if uid is None or flags is None:
+            continue
+        out.append(
+            FlagUpdate(
+                uid=int(uid[1]),
+                flags=tuple(f for f in flags[1].decode().split() if f != "\\Recent"),
+                modseq=int(modseq[1]) if modseq else None,
+            )
+        )
+    return out

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.common import FolderRole, MessageLocation
 from schemas.envelope import encode_headers
+from schemas.mailbox_event import Expunged, FlagsChanged, MailboxEvent
 from schemas.raw_message import RawMessageMeta
 from services.common.blobs import BlobStore
 from services.fetcher.fetch_response import FetchedMessage
@@ -70,4 +71,22 @@ class Publisher:
             pending.append(
                 await self._producer.send(self._topic, value=value, key=key, headers=headers)
             )
+        await asyncio.gather(*pending)
+
+
+class EventPublisher:
+    """Flag changes and expunges, on the mailbox-events topic, all acknowledged."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str):
+        self._producer = producer
+        self._topic = topic
+
+    async def publish(self, account_id: str, events: list[FlagsChanged | Expunged]) -> None:
+        key = account_id.encode()
+        pending = [
+            await self._producer.send(
+                self._topic, MailboxEvent(event=e).model_dump_json().encode(), key=key
+            )
+            for e in events
+        ]
         await asyncio.gather(*pending)

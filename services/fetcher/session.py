@@ -22,7 +22,13 @@ from services.fetcher.errors import (
     ImapUnavailable,
     InsecureConnection,
 )
-from services.fetcher.fetch_response import FetchedMessage, parse_fetch, parse_search
+from services.fetcher.fetch_response import (
+    FetchedMessage,
+    FlagUpdate,
+    parse_fetch,
+    parse_flag_updates,
+    parse_search,
+)
 from services.fetcher.folders import Folder, parse_list, quote
 from services.fetcher.imap_protocol import FastIMAP4
 from services.fetcher.sync import FolderStatus, uid_set
@@ -35,6 +41,7 @@ _CODE = {
     for name in ("UIDVALIDITY", "UIDNEXT", "HIGHESTMODSEQ")
 }
 _EXISTS = re.compile(rb"^(\d+) EXISTS")
+_IDLE_NEWS = re.compile(rb"^\d+ (?:EXISTS|EXPUNGE|FETCH)\b")
 _STATUS_ITEM = re.compile(rb"(MESSAGES|UIDNEXT|UIDVALIDITY|HIGHESTMODSEQ) (\d+)")
 
 
@@ -127,6 +134,10 @@ class ImapSession:
             raise ImapUnavailable(f"IMAP login failed: {text}")
         # Capabilities change after login (RFC 3501 6.2.3: CONDSTORE, MOVE... appear now).
         await client.protocol.capability()
+        if self.has("CONDSTORE") and self.has("ENABLE"):
+            # RFC 7162 3.1: from now on EXAMINE reports HIGHESTMODSEQ, and flag changes
+            # can be asked for with CHANGEDSINCE.
+            await self._check(await client.enable("CONDSTORE"), "ENABLE CONDSTORE")
 
     async def _starttls(self, client: aioimaplib.IMAP4) -> None:
         """RFC 2595: STARTTLS, then a new TLS layer on the same socket, then CAPABILITY again."""
@@ -217,8 +228,17 @@ class ImapSession:
         )
         return parse_fetch(response.lines)
 
+    async def flag_changes(self, last_uid: int, since_modseq: int) -> list[FlagUpdate]:
+        """Flags of messages up to ``last_uid`` changed since ``since_modseq`` (RFC 7162)."""
+        items = f"(UID FLAGS) (CHANGEDSINCE {since_modseq})"
+        response = await self._check(
+            await self.client.uid("fetch", f"1:{last_uid}", items), "UID FETCH CHANGEDSINCE"
+        )
+        return parse_flag_updates(response.lines)
+
     async def idle(self, seconds: float) -> bool:
-        """IDLE (RFC 2177) on the selected folder for up to ``seconds``; True if mail arrived."""
+        """IDLE (RFC 2177) on the selected folder for up to ``seconds``; True if the folder
+        changed (mail arrived or left, flags changed)."""
         client = self.client
         if not self.has("IDLE"):
             await asyncio.sleep(seconds)
@@ -230,7 +250,8 @@ class ImapSession:
                 pushed = await client.wait_server_push(timeout=seconds + 5)
                 if pushed == aioimaplib.STOP_WAIT_SERVER_PUSH:
                     break
-                if any(b"EXISTS" in bytes(line) for line in pushed):
+                # New mail (EXISTS), mail gone (EXPUNGE), flags changed (FETCH).
+                if any(_IDLE_NEWS.search(bytes(line)) for line in pushed):
                     arrived = True
                     break
         finally:

@@ -24,11 +24,36 @@ def uidvalidity_changed(cursor: FolderCursor | None, status: FolderStatus) -> bo
     return cursor is not None and cursor.uidvalidity != status.uidvalidity
 
 
-def has_new_mail(cursor: FolderCursor | None, status: FolderStatus) -> bool:
-    """Cheap check from STATUS: is there anything above the cursor (or any retry due)?"""
+def has_changes(cursor: FolderCursor | None, status: FolderStatus) -> bool:
+    """Cheap check from STATUS: new mail, a retry due, flags changed, or mail gone?"""
     if cursor is None or uidvalidity_changed(cursor, status):
         return status.exists > 0
-    return status.uidnext - 1 > cursor.last_uid or bool(cursor.missing_uids)
+    return (
+        status.uidnext - 1 > cursor.last_uid
+        or bool(cursor.missing_uids)
+        or flags_changed(cursor, status)
+        or status.exists != cursor.exists
+    )
+
+
+def flags_changed(cursor: FolderCursor | None, status: FolderStatus) -> bool:
+    """RFC 7162: a higher HIGHESTMODSEQ means flags changed (or mail came or went)."""
+    return (
+        cursor is not None
+        and not uidvalidity_changed(cursor, status)
+        and cursor.highestmodseq is not None
+        and status.highestmodseq is not None
+        and status.highestmodseq > cursor.highestmodseq
+    )
+
+
+def may_have_expunged(cursor: FolderCursor | None, status: FolderStatus, fetched: int) -> bool:
+    """Fewer messages than last time plus the new ones: something left the folder."""
+    return (
+        cursor is not None
+        and not uidvalidity_changed(cursor, status)
+        and status.exists < cursor.exists + fetched
+    )
 
 
 def search_criteria(last_uid: int, window: ImportAll | ImportSince | ImportLastN) -> str:
@@ -69,6 +94,15 @@ def uid_set(uids: Sequence[int]) -> str:
     if start is not None:
         parts.append(f"{start}:{prev}" if start != prev else str(start))
     return ",".join(parts)
+
+
+def expand_uid_set(text: str) -> set[int]:
+    """``1:3,7`` -> ``{1, 2, 3, 7}`` (the inverse of :func:`uid_set`)."""
+    out: set[int] = set()
+    for part in filter(None, text.split(",")):
+        first, _, last = part.partition(":")
+        out.update(range(int(first), int(last or first) + 1))
+    return out
 
 
 def batches(uids: Sequence[int], size: int) -> list[list[int]]:

@@ -8,25 +8,31 @@ next pass; it never stops the others.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import ssl
 
 from schemas.account import AccountRecord
-from schemas.common import FolderRole
+from schemas.common import FolderRole, MessageLocation
+from schemas.mailbox_event import Expunged, FlagsChanged
 from schemas.mailbox_state import AccountStatus, FolderCursor, FolderProgress
 from services.fetcher.cursor import CursorStore
 from services.fetcher.errors import FolderError
 from services.fetcher.folders import Folder
-from services.fetcher.publish import Publisher
+from services.fetcher.publish import EventPublisher, Publisher
 from services.fetcher.session import ImapSession
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.state import StateStore
 from services.fetcher.sync import (
     FolderStatus,
     batches,
-    has_new_mail,
+    expand_uid_set,
+    flags_changed,
+    has_changes,
+    may_have_expunged,
     search_criteria,
     select_uids,
+    uid_set,
     uidvalidity_changed,
 )
 
@@ -43,6 +49,7 @@ class AccountWorker:
         cursors: CursorStore,
         states: StateStore,
         publisher: Publisher,
+        events: EventPublisher,
         ssl_context: ssl.SSLContext,
     ):
         self.account = account
@@ -51,6 +58,7 @@ class AccountWorker:
         self._cursors = cursors
         self._states = states
         self._publisher = publisher
+        self._events = events
         self._ssl = ssl_context
 
     async def run(self) -> None:
@@ -100,7 +108,7 @@ class AccountWorker:
         for folder in folders:
             try:
                 cursor = await self._cursors.get(self.account.account_id, folder.name)
-                if cursor is not None and not has_new_mail(cursor, await imap.status(folder)):
+                if cursor is not None and not has_changes(cursor, await imap.status(folder)):
                     continue
                 await self._sync_folder(imap, folder)
             except FolderError as exc:
@@ -111,79 +119,147 @@ class AccountWorker:
                 )
 
     async def _sync_folder(self, imap: ImapSession, folder: Folder) -> None:
+        """One pass over a folder: new mail first, then flag changes and expunges."""
         acc_id = self.account.account_id
         status = await imap.examine(folder)
-        cursor = await self._cursors.get(acc_id, folder.name)
-        if uidvalidity_changed(cursor, status):
+        prev = await self._cursors.get(acc_id, folder.name)
+        if uidvalidity_changed(prev, status):
             # The folder was recreated or renumbered: every stored UID is void (RFC 3501
             # 2.3.1.1). Refetch it; dedup keeps the activities single by fingerprint.
             log.warning(
                 "%s/%s: UIDVALIDITY %s -> %s, resyncing",
                 acc_id,
                 folder.name,
-                cursor.uidvalidity if cursor else None,
+                prev.uidvalidity if prev else None,
                 status.uidvalidity,
             )
-            cursor = None
-        last_uid = cursor.last_uid if cursor else 0
-        missing = tuple(cursor.missing_uids) if cursor else ()
+            prev = None
+        known = expand_uid_set(prev.uids) if prev else set()
+        fetched, missing = await self._fetch_new(imap, folder, status, prev, known)
+        events: list[FlagsChanged | Expunged] = []
+        condstore = imap.has("CONDSTORE")
+        if prev is not None and prev.last_uid and condstore and flags_changed(prev, status):
+            events += await self._flag_events(imap, folder, status, prev)
+        if prev is not None and may_have_expunged(prev, status, len(fetched)) and prev.last_uid:
+            present = set(await imap.uid_search(f"UID 1:{prev.last_uid}"))
+            gone = sorted(u for u in known if u <= prev.last_uid and u not in present)
+            known -= set(gone)
+            now = dt.datetime.now(dt.UTC)
+            events += [Expunged(location=self._location(folder, status, u), at=now) for u in gone]
+        if events:
+            await self._events.publish(acc_id, events)
+        # Only now, with every event acknowledged, may the cursor say "seen up to here".
+        await self._save(
+            folder, status, known | fetched, missing, status.highestmodseq, status.exists
+        )
+        if missing:
+            log.warning("%s/%s: server did not return UIDs %s", acc_id, folder.name, missing)
+
+    def _location(self, folder: Folder, status: FolderStatus, uid: int) -> MessageLocation:
+        return MessageLocation(
+            account_id=self.account.account_id,
+            folder=folder.name,
+            uidvalidity=status.uidvalidity,
+            uid=uid,
+        )
+
+    async def _flag_events(
+        self, imap: ImapSession, folder: Folder, status: FolderStatus, prev: FolderCursor
+    ) -> list[FlagsChanged | Expunged]:
+        assert prev.highestmodseq is not None
+        now = dt.datetime.now(dt.UTC)
+        updates = await imap.flag_changes(prev.last_uid, prev.highestmodseq)
+        return [
+            FlagsChanged(
+                location=self._location(folder, status, u.uid),
+                flags=u.flags,
+                modseq=u.modseq,
+                at=now,
+            )
+            for u in updates
+        ]
+
+    async def _fetch_new(
+        self,
+        imap: ImapSession,
+        folder: Folder,
+        status: FolderStatus,
+        prev: FolderCursor | None,
+        known: set[int],
+    ) -> tuple[set[int], tuple[int, ...]]:
+        """Publish every message above the cursor (and every retry due); return the UIDs
+        published and those the server listed but did not return."""
+        acc_id = self.account.account_id
+        last_uid = prev.last_uid if prev else 0
+        retry = tuple(prev.missing_uids) if prev else ()
         found = await imap.uid_search(search_criteria(last_uid, self.account.import_window))
-        todo = sorted(set(select_uids(found, last_uid, self.account.import_window)) | set(missing))
-        if not todo and cursor is not None:
-            return
-        progress = FolderProgress(folder=folder.name, done=0, total=len(todo))
-        await self._states.progress(acc_id, progress)
-        still_missing: list[int] = []
+        todo = sorted(set(select_uids(found, last_uid, self.account.import_window)) | set(retry))
+        if not todo:
+            return set(), ()
+        total = len(todo)
+        await self._states.progress(acc_id, FolderProgress(folder=folder.name, done=0, total=total))
+        # The cursor's flag state stays where it was until the pass ends (see _sync_folder).
+        modseq = prev.highestmodseq if prev else status.highestmodseq
+        exists = prev.exists if prev else 0
+        published: set[int] = set()
+        missing: list[int] = []
         done = 0
         # Pipelined: while Kafka acknowledges batch n, IMAP already returns batch n+1
-        # (one connection: IMAP commands stay sequential). Cursors advance in order,
-        # each only after its batch is acknowledged; at most two batches are in memory.
+        # (one connection: IMAP commands stay sequential). The cursor advances in order,
+        # each time only after its batch is acknowledged; at most two batches in memory.
         in_flight: asyncio.Task[None] | None = None
-        in_flight_last = last_uid
+        in_flight_uids: set[int] = set()
         try:
             for batch in batches(todo, self._settings.fetcher_batch_size):
                 messages = await imap.uid_fetch(batch)
                 got = {m.uid for m in messages}
                 # A UID listed by SEARCH but not returned by FETCH is recorded and retried
                 # on every pass; it is never skipped silently.
-                still_missing += [uid for uid in batch if uid not in got]
+                missing += [uid for uid in batch if uid not in got]
                 if in_flight is not None:
                     await in_flight
-                    cursor = await self._save(folder, status, in_flight_last, tuple(still_missing))
-                    await self._states.progress(
-                        acc_id, FolderProgress(folder=folder.name, done=done, total=len(todo))
+                    published |= in_flight_uids
+                    await self._save(
+                        folder, status, known | published, tuple(missing), modseq, exists
                     )
+                    progress = FolderProgress(folder=folder.name, done=done, total=total)
+                    await self._states.progress(acc_id, progress)
                 publish = self._publisher.publish(
                     acc_id, folder.name, folder.role, status.uidvalidity, messages
                 )
                 in_flight = asyncio.create_task(publish)
-                in_flight_last = max([in_flight_last, *got])
+                in_flight_uids = got
                 done += len(batch)
             if in_flight is not None:
                 await in_flight
                 in_flight = None
-                last_uid = in_flight_last
-                cursor = await self._save(folder, status, last_uid, tuple(still_missing))
+                published |= in_flight_uids
                 await self._states.progress(
-                    acc_id, FolderProgress(folder=folder.name, done=done, total=len(todo))
+                    acc_id, FolderProgress(folder=folder.name, done=done, total=total)
                 )
         finally:
             if in_flight is not None and not in_flight.done():
                 in_flight.cancel()  # its batch is fetched again next time: the cursor did not move
-        if cursor is None:  # empty folder: remember its UIDVALIDITY
-            await self._save(folder, status, last_uid, ())
-        if still_missing:
-            log.warning("%s/%s: server did not return UIDs %s", acc_id, folder.name, still_missing)
+        return published, tuple(missing)
 
     async def _save(
-        self, folder: Folder, status: FolderStatus, last_uid: int, missing: tuple[int, ...]
+        self,
+        folder: Folder,
+        status: FolderStatus,
+        uids: set[int],
+        missing: tuple[int, ...],
+        modseq: int | None,
+        exists: int,
     ) -> FolderCursor:
+        ordered = sorted(uids)
         return await self._cursors.save(
             self.account.account_id,
             folder.name,
             folder.role,
             uidvalidity=status.uidvalidity,
-            last_uid=last_uid,
-            highestmodseq=status.highestmodseq,
+            last_uid=ordered[-1] if ordered else 0,
+            highestmodseq=modseq,
+            exists=exists,
+            uids=uid_set(ordered),
             missing_uids=missing,
         )

@@ -12,7 +12,7 @@ from schemas.mailbox_state import FolderCursor
 from services.fetcher.sync import (
     FolderStatus,
     batches,
-    has_new_mail,
+    has_changes,
     search_criteria,
     select_uids,
     uid_set,
@@ -33,6 +33,7 @@ def cursor(
         uidvalidity=uidvalidity,
         last_uid=last_uid,
         missing_uids=missing,
+        exists=10,
         updated_at=NOW,
     )
 
@@ -54,26 +55,26 @@ def test_no_cursor_is_not_a_uidvalidity_change() -> None:
 
 
 def test_nothing_new_when_uidnext_follows_the_cursor() -> None:
-    assert not has_new_mail(cursor(last_uid=10), status(uidnext=11))
+    assert not has_changes(cursor(last_uid=10), status(uidnext=11))
 
 
 def test_new_mail_above_the_cursor() -> None:
-    assert has_new_mail(cursor(last_uid=10), status(uidnext=12))
+    assert has_changes(cursor(last_uid=10), status(uidnext=12))
 
 
 def test_missing_uids_are_due_for_a_retry() -> None:
-    assert has_new_mail(cursor(last_uid=10, missing=(4,)), status(uidnext=11))
+    assert has_changes(cursor(last_uid=10, missing=(4,)), status(uidnext=11))
 
 
 @pytest.mark.parametrize(("exists", "expected"), [(0, False), (3, True)])
 def test_first_sync_depends_on_whether_the_folder_has_messages(exists: int, expected: bool) -> None:
-    assert has_new_mail(None, status(exists=exists, uidnext=1 + exists)) is expected
+    assert has_changes(None, status(exists=exists, uidnext=1 + exists)) is expected
 
 
 @pytest.mark.parametrize(("exists", "expected"), [(0, False), (2, True)])
 def test_after_a_uidvalidity_change_any_message_is_new(exists: int, expected: bool) -> None:
     """UIDs were renumbered: even a UIDNEXT below the cursor means mail to refetch."""
-    assert has_new_mail(cursor(last_uid=50), status(uidvalidity=7, uidnext=3, exists=exists)) is (
+    assert has_changes(cursor(last_uid=50), status(uidvalidity=7, uidnext=3, exists=exists)) is (
         expected
     )
 
