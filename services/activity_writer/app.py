@@ -85,7 +85,9 @@ class ActivityWriterApp:
         )
         await self._accounts.start()
         await self._accounts.wait_ready(timeout=60)
-        self.eraser = Eraser(db, BlobStore(db), self._producer, s.topic(ACTIVITY_EVENTS))
+        blobs = BlobStore(db)
+        await blobs.ensure_indexes()
+        self.eraser = Eraser(db, blobs, self._producer, s.topic(ACTIVITY_EVENTS))
         self._mailbox_consumer = consumer(
             s,
             s.topic(MAILBOX_EVENTS),
@@ -100,7 +102,7 @@ class ActivityWriterApp:
             self._consumer,
             self._producer,
             repo,
-            BlobStore(db),
+            blobs,
             dead_letter_topic=s.topic(DEAD_LETTERS),
             events_topic=s.topic(ACTIVITY_EVENTS),
             confirmations_topic=s.topic(ACTIVITY_CONFIRMATIONS),

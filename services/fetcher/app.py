@@ -12,13 +12,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from schemas.account import AccountRecord
-from schemas.topics import ACCOUNTS, MAILBOX_EVENTS, RAW_MESSAGES
+from schemas.topics import ACCOUNTS, ACTIVITY_CONFIRMATIONS, MAILBOX_EVENTS, RAW_MESSAGES
+from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
 from services.common.kafka import consumer, ensure_topics, producer
 from services.common.mongo import database, mongo_client
 from services.common.secrets import SecretBox
 from services.fetcher.accounts import AccountTable
+from services.fetcher.confirmations import ConfirmationLoop
 from services.fetcher.cursor import CursorStore
+from services.fetcher.processed import ProcessedQueue
 from services.fetcher.publish import EventPublisher, Publisher
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.state import StateStore
@@ -39,22 +42,26 @@ class FetcherApp:
         self._mongo: AsyncMongoClient[dict[str, Any]] | None = None
         self.supervisor: Supervisor | None = None
         self._table: AccountTable | None = None
+        self._directory: AccountDirectory | None = None
+        self._confirmations_consumer: AIOKafkaConsumer | None = None
+        self._confirmations: ConfirmationLoop | None = None
 
     async def start(self) -> None:
         s = self.settings
         s.log_startup(self.name)
         secrets = SecretBox(s.secret_key)
-        await ensure_topics(s, [ACCOUNTS, RAW_MESSAGES, MAILBOX_EVENTS])
+        await ensure_topics(s, [ACCOUNTS, RAW_MESSAGES, MAILBOX_EVENTS, ACTIVITY_CONFIRMATIONS])
         self._mongo = mongo_client(s, app_name="mailsync-fetcher")
         db = database(self._mongo, s)
         self._producer = producer(s, client_id="mailsync-fetcher")
         await self._producer.start()
+        blobs = BlobStore(db)
+        await blobs.ensure_indexes()
         states = StateStore(db, self.worker_id)
         cursors = CursorStore(db)
-        publisher = Publisher(
-            self._producer, s.topic(RAW_MESSAGES), BlobStore(db), s.inline_limit_bytes
-        )
+        publisher = Publisher(self._producer, s.topic(RAW_MESSAGES), blobs, s.inline_limit_bytes)
         events = EventPublisher(self._producer, s.topic(MAILBOX_EVENTS))
+        processed = ProcessedQueue(db)
         tls = ssl.create_default_context()
         if s.fetcher_ca_file is not None:
             tls.load_verify_locations(cafile=str(s.fetcher_ca_file))
@@ -68,6 +75,7 @@ class FetcherApp:
                 states=states,
                 publisher=publisher,
                 events=events,
+                processed=processed,
                 ssl_context=tls,
             )
 
@@ -76,16 +84,46 @@ class FetcherApp:
         self._table = AccountTable(self._consumer, s.topic(ACCOUNTS), self.supervisor)
         self._table.subscribe()
         await self._consumer.start()
+        self._directory = AccountDirectory(
+            consumer(s, group_id=None, client_id="mailsync-fetcher-accounts"), s.topic(ACCOUNTS)
+        )
+        await self._directory.start()
+        await self._directory.wait_ready(timeout=60)
+        self._confirmations_consumer = consumer(
+            s,
+            s.topic(ACTIVITY_CONFIRMATIONS),
+            group_id=f"{s.fetcher_group}-confirmations",
+            client_id="mailsync-fetcher",
+        )
+        await self._confirmations_consumer.start()
+        self._confirmations = ConfirmationLoop(
+            self._confirmations_consumer, self._directory, processed
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
-        assert self._table is not None
-        await self._table.run(stop)
+        assert self._table is not None and self._confirmations is not None
+        loops = [
+            asyncio.create_task(self._table.run(stop), name="accounts"),
+            asyncio.create_task(self._confirmations.run(stop), name="confirmations"),
+        ]
+        try:
+            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
 
     async def cleanup(self, failed: bool) -> None:
         if self.supervisor is not None:
             await self.supervisor.stop_all()
         if self._consumer is not None:
             await self._consumer.stop()
+        if self._confirmations_consumer is not None:
+            await self._confirmations_consumer.stop()
+        if self._directory is not None:
+            await self._directory.stop()
         if self._producer is not None:
             await self._producer.stop()  # flushes what is buffered
         if self._mongo is not None:

@@ -228,6 +228,30 @@ class ImapSession:
         )
         return parse_fetch(response.lines)
 
+    async def select(self, folder: Folder) -> FolderStatus:
+        """SELECT read-write: only to act on processed mail, never to sync."""
+        response = await self.client.select(quote(folder.wire_name))
+        if response.result != "OK":
+            raise FolderError(folder.name, f"SELECT refused: {response.lines[-1:]!r}")
+        self.selected = folder.name
+        return _status_from_select(response.lines)
+
+    async def move(self, uids: list[int], target: Folder) -> None:
+        """UID MOVE (RFC 6851), else COPY + \\Deleted + UID EXPUNGE (RFC 4315) of just these."""
+        ids, dest = uid_set(uids), quote(target.wire_name)
+        if self.has("MOVE"):
+            await self._check(await self.client.uid("move", ids, dest), "UID MOVE")
+            return
+        await self._check(await self.client.uid("copy", ids, dest), "UID COPY")
+        await self.add_flags(uids, "\\Deleted")
+        if not self.has("UIDPLUS"):
+            raise ImapUnavailable("server has neither MOVE nor UIDPLUS: cannot move safely")
+        await self._check(await self.client.uid("expunge", ids), "UID EXPUNGE")
+
+    async def add_flags(self, uids: list[int], flags: str) -> None:
+        response = await self.client.uid("store", uid_set(uids), "+FLAGS.SILENT", f"({flags})")
+        await self._check(response, "UID STORE")
+
     async def flag_changes(self, last_uid: int, since_modseq: int) -> list[FlagUpdate]:
         """Flags of messages up to ``last_uid`` changed since ``since_modseq`` (RFC 7162)."""
         items = f"(UID FLAGS) (CHANGEDSINCE {since_modseq})"

@@ -19,6 +19,7 @@ from schemas.mailbox_state import AccountStatus, FolderCursor, FolderProgress
 from services.fetcher.cursor import CursorStore
 from services.fetcher.errors import FolderError
 from services.fetcher.folders import Folder
+from services.fetcher.processed import ProcessedQueue
 from services.fetcher.publish import EventPublisher, Publisher
 from services.fetcher.session import ImapSession
 from services.fetcher.settings import FetcherSettings
@@ -50,6 +51,7 @@ class AccountWorker:
         states: StateStore,
         publisher: Publisher,
         events: EventPublisher,
+        processed: ProcessedQueue,
         ssl_context: ssl.SSLContext,
     ):
         self.account = account
@@ -59,6 +61,7 @@ class AccountWorker:
         self._states = states
         self._publisher = publisher
         self._events = events
+        self._processed = processed
         self._ssl = ssl_context
 
     async def run(self) -> None:
@@ -74,6 +77,7 @@ class AccountWorker:
             folders = self._synced_folders(await imap.list_folders())
             await self._states.set(acc.account_id, AccountStatus.SYNCING)
             await self._sync_all(imap, folders)
+            await self._act_on_processed(imap, folders)
             inbox = next((f for f in folders if f.role is FolderRole.INBOX), None)
             loop = asyncio.get_running_loop()
             next_poll = loop.time() + self._settings.fetcher_poll_interval_s
@@ -88,7 +92,64 @@ class AccountWorker:
                 elif wait > 0:
                     await asyncio.sleep(wait)
                 await self._sync_all(imap, folders)
+                await self._act_on_processed(imap, folders)
                 next_poll = loop.time() + self._settings.fetcher_poll_interval_s
+
+    async def _act_on_processed(self, imap: ImapSession, folders: list[Folder]) -> None:
+        """Move or mark the messages whose activities are confirmed durable, as the
+        account asks; never before the confirmation, never a message renumbered since."""
+        action = self.account.processed
+        if action.kind == "leave":
+            return
+        pending = await self._processed.pending(self.account.account_id)
+        if not pending:
+            return
+        by_name = {f.name: f for f in folders}
+        target = None
+        if action.kind == "move":
+            listed = {f.name: f for f in await imap.list_folders()}
+            target = listed.get(action.folder)
+            if target is None:
+                log.warning(
+                    "%s: processed-mail folder %r does not exist",
+                    self.account.account_id,
+                    action.folder,
+                )
+                return
+        for name in sorted({c.folder for c in pending}):
+            folder = by_name.get(name)
+            items = [c for c in pending if c.folder == name]
+            if folder is None or folder is target:
+                await self._processed.done(items)  # no longer synced, or already there
+                continue
+            status = await imap.select(folder)
+            current = [c for c in items if c.uidvalidity == status.uidvalidity]
+            uids = sorted({c.uid for c in current})
+            if uids and target is not None:
+                await imap.move(uids, target)
+                await self._forget(folder, status, set(uids))
+            elif uids and action.kind == "keyword":
+                await imap.add_flags(uids, action.keyword)
+            await self._processed.done(items)
+
+    async def _forget(self, folder: Folder, status: FolderStatus, moved: set[int]) -> None:
+        """We moved these ourselves: drop them from the cursor, so that no pass reports
+        them as expunged by the user."""
+        cursor = await self._cursors.get(self.account.account_id, folder.name)
+        if cursor is None or cursor.uidvalidity != status.uidvalidity:
+            return
+        known = expand_uid_set(cursor.uids) - moved
+        await self._cursors.save(
+            self.account.account_id,
+            folder.name,
+            folder.role,
+            uidvalidity=cursor.uidvalidity,
+            last_uid=cursor.last_uid,
+            highestmodseq=cursor.highestmodseq,
+            exists=max(0, cursor.exists - len(moved)),
+            uids=uid_set(sorted(known)),
+            missing_uids=cursor.missing_uids,
+        )
 
     def _synced_folders(self, listed: list[Folder]) -> list[Folder]:
         """Only the folders the account chose: a CRM must never read the others."""

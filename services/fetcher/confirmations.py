@@ -1,0 +1,48 @@
+"""Reading activity confirmations into the processed queue (for accounts that act on them).
+
+Accounts that leave processed mail alone (the default) store nothing. Offsets are
+committed after the queue holds the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer
+from pydantic import ValidationError
+
+from schemas.activity_event import ActivityConfirmation
+from services.common.accounts_table import AccountDirectory
+from services.fetcher.processed import ProcessedQueue
+
+log = logging.getLogger("mailsync.fetcher.confirmations")
+
+
+class ConfirmationLoop:
+    def __init__(
+        self, consumer: AIOKafkaConsumer, accounts: AccountDirectory, queue: ProcessedQueue
+    ):
+        self._consumer = consumer
+        self._accounts = accounts
+        self._queue = queue
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            batches = await self._consumer.getmany(timeout_ms=500, max_records=1000)
+            wanted: list[ActivityConfirmation] = []
+            for records in batches.values():
+                for record in records:
+                    try:
+                        c = ActivityConfirmation.model_validate_json(record.value or b"")
+                    except ValidationError as exc:
+                        log.error("invalid confirmation @%d skipped: %s", record.offset, exc)
+                        continue
+                    account = await self._accounts.lookup(c.account_id)
+                    if account is not None and account.processed.kind != "leave":
+                        wanted.append(c)
+            if wanted:
+                await self._queue.add(wanted)
+            if batches:
+                offsets = {tp: rs[-1].offset + 1 for tp, rs in batches.items() if rs}
+                await self._consumer.commit(offsets)
