@@ -21,12 +21,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from bench import dedup, parsers, pipeline
+from bench import dedup, parsers, pipeline, writer
 
 BENCHMARKS = {
     "pipeline": pipeline.BENCHMARK,
     "parsers": (parsers.HEADING, parsers.main),
     "dedup": (dedup.HEADING, dedup.main),
+    "writer": (writer.HEADING, writer.main),
 }
 TITLE = (
     "# mailsync benchmarks\n\n"

@@ -100,9 +100,14 @@ class WriterLoop:
             if a.thread_key:
                 by_subject.setdefault(a.thread_key, a.thread_id)
             joined[i] = item
-        for item in joined:
-            for content in item.attachment_contents:
-                await self._blobs.put(content)  # stored once per SHA-256
+        # Stored once per SHA-256, concurrently: one round trip each would be the batch's
+        # longest wait (several hundred attachments per batch are common).
+        unique = {
+            a.sha256: content
+            for item in joined
+            for a, content in zip(item.activity.attachments, item.attachment_contents, strict=True)
+        }
+        await asyncio.gather(*(self._blobs.put(c, sha) for sha, c in unique.items()))
         return joined, dead
 
     async def _map(self, record: Record, now: dt.datetime) -> Mapped:
