@@ -49,6 +49,7 @@ from bench.pipeline import (
     USER,
     Corpus,
     TimedService,
+    _rate,
     build_corpus,
     server_cpu_seconds,
 )
@@ -363,12 +364,6 @@ def run(messages: int, seed: int, timeout_s: float) -> Report:
                 report.notes.append(f"set-up failed: {type(exc).__name__}: {exc}")
                 log(f"set-up failed: {type(exc).__name__}: {exc}")
     return report
-
-
-def _rate(count: int, nbytes: int, seconds: float | None) -> tuple[str, str, str]:
-    if seconds is None or seconds <= 0:
-        return "—", "—", "—"
-    return f"{seconds:.2f}", f"{count / seconds:.0f}", f"{nbytes / seconds / MB:.2f}"
 
 
 def render(report: Report) -> str:

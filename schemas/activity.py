@@ -8,18 +8,13 @@ from typing import Literal
 from pydantic import Field
 
 from schemas._base import Model
-from schemas.common import Address, Direction, FolderRole
+from schemas.common import Address, Direction
+from schemas.tagged_message import Sighting
 
 
-class SightingDoc(Model):
+class SightingDoc(Sighting):
     """Where the activity's message was seen; every sighting after the first is a duplicate."""
 
-    account_id: str
-    folder: str
-    uidvalidity: int
-    uid: int
-    folder_role: FolderRole
-    alias: str | None = None
     flags: tuple[str, ...] = Field(default=(), description="IMAP flags in that mailbox.")
     expunged_at: dt.datetime | None = Field(
         default=None, description="When it left the folder (deleted or moved by the user)."

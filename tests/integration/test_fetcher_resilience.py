@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import random
 import signal
 import subprocess
@@ -59,18 +58,7 @@ async def test_connection_kicked_mid_fetch_resumes_without_loss(env: Env, pipeli
 
 
 def _fetcher_process(env: Env, log: Path) -> subprocess.Popen[bytes]:
-    o = env.overrides
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MAILSYNC_")}
-    environ.update(
-        MAILSYNC_KAFKA_BOOTSTRAP=o["kafka_bootstrap"],
-        MAILSYNC_MONGO_URI=o["mongo_uri"].get_secret_value(),
-        MAILSYNC_MONGO_DATABASE=o["mongo_database"],
-        MAILSYNC_SECRET_KEY=o["secret_key"].get_secret_value(),
-        MAILSYNC_TOPIC_PREFIX=o["topic_prefix"],
-        MAILSYNC_FETCHER_CA_FILE=str(o["fetcher_ca_file"]),
-        MAILSYNC_FETCHER_POLL_INTERVAL_S="2",
-        MAILSYNC_DATA_DIR=str(log.parent / "replica-data"),
-    )
+    environ = env.environ(data_dir=str(log.parent / "replica-data"))
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "services", "fetcher"], env=environ, stdout=out, stderr=out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
 import sys
 from email.message import EmailMessage
@@ -67,14 +66,7 @@ async def test_retention_and_erasure(env: Env, pipeline) -> None:
         assert len(blobs) == 1  # the attachment only the deleted message had is gone
 
         # GDPR erasure of one message, from the command line.
-        o = env.overrides
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("MAILSYNC_")}
-        environ.update(
-            MAILSYNC_KAFKA_BOOTSTRAP=o["kafka_bootstrap"],
-            MAILSYNC_MONGO_URI=o["mongo_uri"].get_secret_value(),
-            MAILSYNC_MONGO_DATABASE=o["mongo_database"],
-            MAILSYNC_TOPIC_PREFIX=o["topic_prefix"],
-        )
+        environ = env.environ()
         done = subprocess.run(
             [sys.executable, "-m", "services", "erase", "--message-id", "<new-a@example.org>"],
             env=environ,
@@ -90,7 +82,7 @@ async def test_retention_and_erasure(env: Env, pipeline) -> None:
         # The shared attachment is still used by old-both; nothing else remains.
         assert {f["_id"] for f in await db["blobs.files"].find().to_list(None)} == {shared_sha}
 
-    events = await read_topic(o["kafka_bootstrap"], env.settings.topic(ACTIVITY_EVENTS))
+    events = await read_topic(env.overrides["kafka_bootstrap"], env.settings.topic(ACTIVITY_EVENTS))
     deleted = {
         r.meta["message_id"]: r.meta["reason"] for r in events if r.meta["kind"] == "deleted"
     }
