@@ -40,18 +40,22 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
 async def run_services(
     services: Sequence[Service], stop: asyncio.Event, shutdown_timeout_s: float
 ) -> None:
-    """Start every service in order, run them until ``stop`` or a failure, clean up in reverse.
+    """Start every service, run them until ``stop`` or a failure, clean up in reverse.
 
+    The services are independent (they meet only on topics), so they start
+    concurrently: most of a start is waiting for the broker's group coordinator.
     Raises the first service failure after everything is cleaned up.
     """
-    started: list[Service] = []
+    # Every service is cleaned up, even one whose start failed half-way: cleanup closes
+    # what was opened.
+    started: list[Service] = list(services)
     failure: BaseException | None = None
     try:
-        for service in services:
-            log.info("starting %s", service.name)
-            # Cleaned up even if start fails half-way: cleanup closes what was opened.
-            started.append(service)
-            await service.start()
+        log.info("starting %s", ", ".join(s.name for s in services))
+        results = await asyncio.gather(*(s.start() for s in services), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         tasks = {asyncio.create_task(s.run(stop), name=s.name): s for s in started}
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
