@@ -9,7 +9,7 @@ import random
 import pytest
 
 from devservers.corpus import build
-from schemas.account import EncryptedSecret
+from schemas.account import EncryptedSecret, Endpoint, Security
 from tests.fixtures.pipeline import Env, eventually
 from tests.integration.test_end_to_end import smtp_send
 
@@ -66,3 +66,46 @@ async def test_wrong_password_and_pending_credentials_do_not_stop_other_accounts
             return bool(doc) and doc["status"] == "idle"
 
         await eventually(recovered, timeout=60, what="the fixed account to sync")
+
+
+async def test_starttls_and_plaintext_to_loopback(env: Env, pipeline) -> None:
+    """STARTTLS (RFC 2595) on the plain IMAP port, and plaintext, allowed to loopback only."""
+    tls_user, plain_user = env.mail_user("starttls"), env.mail_user("plain")
+    suffix = env.overrides["mongo_database"]
+    accounts = []
+    for user, security in ((tls_user, Security.STARTTLS), (plain_user, Security.PLAIN)):
+        endpoint = Endpoint(
+            host="127.0.0.1", port=env.dovecot.imap_port, security=security, username=user.address
+        )
+        accounts.append(env.account(user, account_id=f"{security.value}-{suffix}", imap=endpoint))
+    await env.publish_accounts(*accounts)
+    mails = []
+    for seed, user in enumerate((tls_user, plain_user)):
+        mail = build(
+            random.Random(100 + seed),
+            CUSTOMER,
+            [("U", user.address)],
+            date=dt.datetime(2026, 1, 5, tzinfo=dt.UTC),
+        )
+        env.dovecot.deliver(user.address, mail.message)
+        mails.append(mail.message_id)
+
+    async with env.mongo() as db, pipeline() as running:
+
+        async def both() -> bool:
+            running.check()
+            found = await db.activities.find(
+                {"account_ids": {"$in": [a.account_id for a in accounts]}}
+            ).to_list(None)
+            return len(found) == 2
+
+        await eventually(both, timeout=90, what="both accounts' activities")
+
+
+def test_plaintext_to_a_remote_host_is_refused() -> None:
+    from services.fetcher.errors import InsecureConnection
+    from services.fetcher.session import ImapSession
+
+    endpoint = Endpoint(host="imap.example.com", port=143, security=Security.PLAIN, username="u")
+    with pytest.raises(InsecureConnection):
+        ImapSession(endpoint, "secret")
