@@ -195,14 +195,6 @@ class DovecotServer:
         )
         return done.returncode == 0
 
-    def users(self) -> dict[str, str]:
-        """Every user and password, as the SMTP server's AUTH reads them."""
-        out = {}
-        for line in self.users_file.read_text().splitlines():
-            name, _, rest = line.partition(":")
-            out[name] = rest.split(":", 1)[0].removeprefix("{PLAIN}")
-        return out
-
     def deliver(self, rcpt: str, message: bytes, mail_from: str = "sender@example.net") -> None:
         """Deliver one message straight into a mailbox over LMTP (RFC 2033)."""
         with smtplib.LMTP("127.0.0.1", self.lmtp_port) as lmtp:

@@ -79,10 +79,6 @@ class ChildProcess:
                 start_new_session=True,
             )
 
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
     def stop(self, timeout: float = 10.0) -> None:
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
@@ -92,14 +88,6 @@ class ChildProcess:
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-    def kill(self) -> None:
-        """Stop abruptly (SIGKILL), as a crash or an OOM kill would."""
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

@@ -40,9 +40,6 @@ class SecantusServer:
     def stop(self) -> None:
         self._proc.stop()
 
-    def kill(self) -> None:
-        self._proc.kill()
-
     def __enter__(self) -> SecantusServer:
         return self.start()
 

@@ -46,9 +46,6 @@ class TansuBroker:
     def stop(self) -> None:
         self._proc.stop()
 
-    def kill(self) -> None:
-        self._proc.kill()
-
     def __enter__(self) -> TansuBroker:
         return self.start()
 

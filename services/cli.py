@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -132,8 +133,6 @@ def cmd_activities(account: str | None, limit: int) -> int:
 
 def cmd_erase(args: argparse.Namespace) -> int:
     """Delete activities now: one activity, one message, or an account's (date range)."""
-    import datetime as dt
-
     from schemas.topics import ACTIVITY_EVENTS
     from services.activity_writer.erasure import Eraser
     from services.common.blobs import BlobStore
@@ -198,9 +197,7 @@ def cmd_schemas(check: bool) -> int:
     return 0
 
 
-def _date(text: str) -> object:
-    import datetime as dt
-
+def _date(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
 
 

@@ -7,10 +7,15 @@ the account acts on it on its next pass, so nothing depends on who holds what.
 
 from __future__ import annotations
 
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas.activity_event import ActivityConfirmation
 from services.common.mongo import Document
+
+
+def _key(c: ActivityConfirmation) -> str:
+    return f"{c.account_id}/{c.folder}/{c.uidvalidity}/{c.uid}"
 
 
 class ProcessedQueue:
@@ -18,11 +23,13 @@ class ProcessedQueue:
         self._col = db["processed_queue"]
 
     async def add(self, confirmations: list[ActivityConfirmation]) -> None:
-        for c in confirmations:
-            key = f"{c.account_id}/{c.folder}/{c.uidvalidity}/{c.uid}"
-            await self._col.update_one(
-                {"_id": key}, {"$setOnInsert": c.model_dump(mode="python")}, upsert=True
-            )
+        """One bulk write per batch; a confirmation seen twice is stored once."""
+        ops = [
+            UpdateOne({"_id": _key(c)}, {"$setOnInsert": c.model_dump(mode="python")}, upsert=True)
+            for c in confirmations
+        ]
+        if ops:
+            await self._col.bulk_write(ops, ordered=False)
 
     async def pending(self, account_id: str, limit: int = 1000) -> list[ActivityConfirmation]:
         cursor = self._col.find({"account_id": account_id}).sort("uid", 1).limit(limit)
@@ -32,6 +39,6 @@ class ProcessedQueue:
         ]
 
     async def done(self, items: list[ActivityConfirmation]) -> None:
-        keys = [f"{c.account_id}/{c.folder}/{c.uidvalidity}/{c.uid}" for c in items]
+        keys = [_key(c) for c in items]
         if keys:
             await self._col.delete_many({"_id": {"$in": keys}})

@@ -6,7 +6,7 @@ import datetime as dt
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from schemas.mailbox_state import AccountState, AccountStatus, FolderProgress
+from schemas.mailbox_state import AccountStatus, FolderProgress
 from services.common.mongo import Document
 
 
@@ -49,7 +49,3 @@ class StateStore:
         )
         if result.matched_count == 0:
             await col.update_one({"_id": account_id}, {"$push": {"folders": doc}})
-
-    async def get(self, account_id: str) -> AccountState | None:
-        doc = await self._col.find_one({"_id": account_id})
-        return AccountState.model_validate(doc) if doc else None

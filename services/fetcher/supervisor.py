@@ -47,14 +47,6 @@ class Supervisor:
         self._make_worker = make_worker
         self._accounts: dict[str, _Running] = {}
 
-    @property
-    def account_ids(self) -> set[str]:
-        return set(self._accounts)
-
-    def running(self, account_id: str) -> bool:
-        entry = self._accounts.get(account_id)
-        return entry is not None and entry.task is not None and not entry.task.done()
-
     async def apply(self, record: AccountRecord) -> None:
         """Start, restart (the record changed) or leave alone the account's task."""
         current = self._accounts.get(record.account_id)
