@@ -9,8 +9,11 @@ Topics (see :mod:`schemas.topics`) and their payloads:
 - ``mailsync.activity-events``    :class:`ActivityEvent` (JSON value)
 - ``mailsync.activity-confirmations`` :class:`ActivityConfirmation` (JSON value)
 - ``mailsync.dead-letters``       original value + :class:`DeadLetterMeta` header
+- ``mailsync.send-requests``      :class:`SendRequest` (JSON value)
+- ``mailsync.send-results``       :class:`SendResult` (JSON value)
 
-Documents: :class:`ActivityDocument`, :class:`FolderCursor`, :class:`AccountState`.
+Documents: :class:`ActivityDocument`, :class:`FolderCursor`, :class:`AccountState`,
+:class:`SendRecord`.
 """
 
 from schemas.account import (
@@ -37,6 +40,13 @@ from schemas.mailbox_state import (
     FolderProgress,
 )
 from schemas.raw_message import RawMessageMeta
+from schemas.send_request import (
+    OutboundAttachment,
+    SendRecord,
+    SendRequest,
+    SendResult,
+    SendState,
+)
 from schemas.tagged_message import AccountTag, MessageTags, Sighting, TaggedMessageMeta
 from schemas.topics import TOPICS, TopicSpec
 
@@ -64,9 +74,14 @@ __all__ = [
     "MessageLocation",
     "MessageTags",
     "MoveProcessed",
+    "OutboundAttachment",
     "PersonalOwnership",
     "RawMessageMeta",
     "Security",
+    "SendRecord",
+    "SendRequest",
+    "SendResult",
+    "SendState",
     "SharedOwnership",
     "Sighting",
     "SightingDoc",

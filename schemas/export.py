@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from schemas.activity import ActivityDocument
 from schemas.mailbox_state import AccountState, FolderCursor
+from schemas.send_request import SendRecord
 from schemas.topics import TOPICS
 
 JSON_DIR = Path(__file__).with_name("json")
@@ -22,6 +23,7 @@ DOCUMENTS: dict[str, type[BaseModel]] = {
     "activities": ActivityDocument,
     "folder_cursors": FolderCursor,
     "account_states": AccountState,
+    "send_requests": SendRecord,
 }
 
 

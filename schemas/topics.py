@@ -17,6 +17,7 @@ from schemas.activity_event import ActivityConfirmation, ActivityEvent
 from schemas.dead_letter import DeadLetterMeta
 from schemas.mailbox_event import MailboxEvent
 from schemas.raw_message import RawMessageMeta
+from schemas.send_request import SendRequest, SendResult
 from schemas.tagged_message import MessageTags, TaggedMessageMeta
 
 DAY_MS = 24 * 3600 * 1000
@@ -142,6 +143,31 @@ DEAD_LETTERS = TopicSpec(
     description="Records a stage could not process, kept whole with the reason.",
 )
 
+SEND_REQUESTS = TopicSpec(
+    name="mailsync.send-requests",
+    key="account_id (UTF-8)",
+    model=SendRequest,
+    encoding="json",
+    partitions=8,
+    compacted=False,
+    retention_ms=7 * DAY_MS,
+    producers=("accounts-api", "cli"),
+    consumers=("sender",),
+    description="Mail a user asks to send through one of their accounts.",
+)
+SEND_RESULTS = TopicSpec(
+    name="mailsync.send-results",
+    key="request_id (UTF-8)",
+    model=SendResult,
+    encoding="json",
+    partitions=8,
+    compacted=False,
+    retention_ms=30 * DAY_MS,
+    producers=("sender",),
+    consumers=("accounts-api", "other systems"),
+    description="What became of each send request: sent, filed in Sent, or failed.",
+)
+
 TOPICS: tuple[TopicSpec, ...] = (
     ACCOUNTS,
     RAW_MESSAGES,
@@ -151,4 +177,6 @@ TOPICS: tuple[TopicSpec, ...] = (
     ACTIVITY_EVENTS,
     ACTIVITY_CONFIRMATIONS,
     DEAD_LETTERS,
+    SEND_REQUESTS,
+    SEND_RESULTS,
 )
