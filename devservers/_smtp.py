@@ -17,6 +17,7 @@ class SmtpServer:
         self.dovecot = dovecot
         self.port = free_port()
         self.aliases_file = dovecot.root / "aliases.json"
+        self.faults_file = dovecot.root / "smtp-faults.json"
         self._proc: ChildProcess | None = None
 
     def start(self, timeout: float = 30) -> SmtpServer:
@@ -38,6 +39,8 @@ class SmtpServer:
                 str(self.dovecot.users_file),
                 "--aliases",
                 str(self.aliases_file),
+                "--faults",
+                str(self.faults_file),
                 "--cert",
                 str(cert.cert),
                 "--key",
@@ -56,6 +59,13 @@ class SmtpServer:
         aliases = json.loads(self.aliases_file.read_text()) if self.aliases_file.exists() else {}
         aliases[alias.lower()] = mailbox.lower()
         self.aliases_file.write_text(json.dumps(aliases))
+
+    def fail_rcpt(self, address: str, reply: str, times: int = 1) -> None:
+        """Answer RCPT TO:<address> with ``reply`` (e.g. ``451 4.7.1 Greylisted``) the next
+        ``times`` times, then accept it again."""
+        faults = json.loads(self.faults_file.read_text()) if self.faults_file.exists() else {}
+        faults[address.lower()] = {"reply": reply, "times": times}
+        self.faults_file.write_text(json.dumps(faults))
 
     def stop(self) -> None:
         if self._proc is not None:

@@ -53,15 +53,38 @@ class Directory:
         return None
 
 
+class Faults:
+    """Replies the server gives a recipient instead of accepting it, N times (a JSON map
+    ``{address: {"reply": "451 4.7.1 Greylisted", "times": 2}}``): greylisting, a full
+    mailbox, a policy rejection, as real MTAs answer. Re-read and decremented on use."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def take(self, address: str) -> str | None:
+        if not self.path.exists():
+            return None
+        faults = json.loads(self.path.read_text() or "{}")
+        fault = faults.get(address.lower())
+        if not fault or fault.get("times", 0) <= 0:
+            return None
+        fault["times"] -= 1
+        self.path.write_text(json.dumps(faults))
+        return str(fault["reply"])
+
+
 class LmtpHandoff:
     """aiosmtpd handler: accept local recipients, deliver each mailbox over LMTP."""
 
-    def __init__(self, directory: Directory, lmtp_port: int, hostname: str):
+    def __init__(self, directory: Directory, lmtp_port: int, hostname: str, faults: Faults):
         self.directory, self.lmtp_port, self.hostname = directory, lmtp_port, hostname
+        self.faults = faults
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        if (fault := self.faults.take(address)) is not None:
+            return fault
         if self.directory.mailbox_for(address) is None:
             return "550 5.1.1 No such user here"
         envelope.rcpt_tos.append(address)
@@ -115,7 +138,7 @@ async def serve(args: argparse.Namespace) -> None:
     directory = Directory(Path(args.users), Path(args.aliases))
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(args.cert, args.key)
-    handler = LmtpHandoff(directory, args.lmtp_port, args.hostname)
+    handler = LmtpHandoff(directory, args.lmtp_port, args.hostname, Faults(Path(args.faults)))
 
     def factory() -> SMTP:
         return SMTP(
@@ -146,6 +169,7 @@ def main() -> None:
     parser.add_argument("--lmtp-port", type=int, required=True)
     parser.add_argument("--users", required=True)
     parser.add_argument("--aliases", required=True)
+    parser.add_argument("--faults", required=True)
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--hostname", default="mx.localhost")

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from schemas._base import Model
 from schemas.activity import SightingDoc
+from schemas.common import FolderRole
 
 
 class ActivityEventKind(StrEnum):
@@ -46,5 +47,8 @@ class ActivityConfirmation(Model):
     folder: str
     uidvalidity: int
     uid: int
+    folder_role: FolderRole | None = Field(
+        default=None, description="The folder's special-use role (absent from older records)."
+    )
     activity_id: str
     at: dt.datetime

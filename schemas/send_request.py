@@ -103,5 +103,10 @@ class SendRecord(Model):
     sent_uid: int | None = None
     reason: str | None = None
     activity_id: str | None = None
+    lease_owner: str | None = Field(default=None, description="The sender replica working on it.")
+    lease_until: dt.datetime | None = None
+    unpublished: tuple[SendState, ...] = Field(
+        default=(), description="States reached but not yet on the results topic."
+    )
     created_at: dt.datetime
     updated_at: dt.datetime

@@ -1,6 +1,7 @@
 """The ``mailsync`` command: one subcommand per service, plus ``run`` for all of them.
 
-mailsync fetcher | dedup | activity-writer   one service, as a Kubernetes pod runs it
+mailsync fetcher | dedup | activity-writer | sender
+                                             one service, as a Kubernetes pod runs it
 mailsync run [--demo]                        every service in one process; embedded
                                              Kafka/MongoDB when none is configured
 mailsync activities [--account ID]           list activities (what the CRM shows)
@@ -51,10 +52,18 @@ def _writer(overrides: dict[str, Any]) -> Service:
     return ActivityWriterApp(WriterSettings(**overrides))
 
 
+def _sender(overrides: dict[str, Any]) -> Service:
+    from services.sender.app import SenderApp
+    from services.sender.settings import SenderSettings
+
+    return SenderApp(SenderSettings(**overrides))
+
+
 SERVICES: dict[str, Callable[[dict[str, Any]], Service]] = {
     "fetcher": _fetcher,
     "dedup": _dedup,
     "activity-writer": _writer,
+    "sender": _sender,
 }
 
 
@@ -208,7 +217,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SERVICES:
         sub.add_parser(name, help=f"run the {name} service")
-    sub.add_parser("sender", help="run the sender service (not built yet)")
     run = sub.add_parser("run", help="run every service in one process (embedded default)")
     run.add_argument(
         "--demo", action="store_true", help="also start a demo Dovecot with two seeded mailboxes"
@@ -234,12 +242,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in SERVICES:
             return cmd_service(args.command)
-        if args.command == "sender":
-            print(
-                "mailsync sender: not built yet (see the sender issue); nothing to run.",
-                file=sys.stderr,
-            )
-            return 2
         if args.command == "run":
             return cmd_run(args.demo)
         if args.command == "activities":

@@ -182,6 +182,7 @@ class WriterLoop:
                 folder=s.folder,
                 uidvalidity=s.uidvalidity,
                 uid=s.uid,
+                folder_role=s.folder_role,
                 activity_id=w.activity.id,
                 at=now,
             )

@@ -13,10 +13,17 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from schemas.activity_event import ActivityConfirmation
+from schemas.common import FolderRole
 from services.common.accounts_table import AccountDirectory
 from services.fetcher.processed import ProcessedQueue
 
 log = logging.getLogger("mailsync.fetcher.confirmations")
+
+
+def sent(c: ActivityConfirmation) -> bool:
+    """Sent mail stays where it is: the processed-mail action is for mail received (a
+    copy our sender filed must stay in Sent, where the user's mail client shows it)."""
+    return c.folder_role is FolderRole.SENT
 
 
 class ConfirmationLoop:
@@ -39,7 +46,7 @@ class ConfirmationLoop:
                         log.error("invalid confirmation @%d skipped: %s", record.offset, exc)
                         continue
                     account = await self._accounts.lookup(c.account_id)
-                    if account is not None and account.processed.kind != "leave":
+                    if account is not None and account.processed.kind != "leave" and not sent(c):
                         wanted.append(c)
             if wanted:
                 await self._queue.add(wanted)

@@ -60,5 +60,5 @@ def parse_list(lines: list[bytes]) -> list[Folder]:
 
 
 def quote(wire_name: str) -> str:
-    """A folder name as an IMAP quoted string (RFC 3501 section 4.3)."""
+    """A folder name (or any ASCII text) as an IMAP quoted string (RFC 3501 section 4.3)."""
     return '"' + wire_name.replace("\\", "\\\\").replace('"', '\\"') + '"'

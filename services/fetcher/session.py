@@ -7,6 +7,7 @@ Folders are opened with EXAMINE (read-only, RFC 3501 6.3.2) and bodies fetched w
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import ipaddress
 import logging
 import re
@@ -43,6 +44,7 @@ _CODE = {
 _EXISTS = re.compile(rb"^(\d+) EXISTS")
 _IDLE_NEWS = re.compile(rb"^\d+ (?:EXISTS|EXPUNGE|FETCH)\b")
 _STATUS_ITEM = re.compile(rb"(MESSAGES|UIDNEXT|UIDVALIDITY|HIGHESTMODSEQ) (\d+)")
+_APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]")
 
 
 def is_loopback(host: str) -> bool:
@@ -283,3 +285,20 @@ class ImapSession:
                 client.idle_done()
             await asyncio.wait_for(idle, self._timeout)
         return arrived
+
+    async def append(
+        self, folder: Folder, message: bytes, flags: str, when: dt.datetime
+    ) -> tuple[int, int] | None:
+        """APPEND (RFC 3501 6.3.11); (UIDVALIDITY, UID) from APPENDUID when the server has
+        UIDPLUS (RFC 4315 3), else None and the caller searches for it."""
+        response = await self.client.append(
+            message, mailbox=quote(folder.wire_name), flags=flags, date=when
+        )
+        if response.result == "NO":
+            text = b" ".join(bytes(x) for x in response.lines[-1:]).decode(errors="replace")
+            raise FolderError(folder.name, f"APPEND refused: {text}")
+        await self._check(response, "APPEND")
+        for line in response.lines:
+            if m := _APPENDUID.search(bytes(line)):
+                return int(m[1]), int(m[2])
+        return None

@@ -7,6 +7,7 @@ from pathlib import Path
 from services.activity_writer.settings import WriterSettings
 from services.dedup.settings import DedupSettings
 from services.fetcher.settings import FetcherSettings
+from services.sender.settings import SenderSettings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -15,7 +16,7 @@ def test_every_setting_is_documented() -> None:
     text = README.read_text()
     names = {
         f"MAILSYNC_{field.upper()}"
-        for cls in (FetcherSettings, DedupSettings, WriterSettings)
+        for cls in (FetcherSettings, DedupSettings, WriterSettings, SenderSettings)
         for field in cls.model_fields
     }
     assert sorted(n for n in names if f"`{n}`" not in text) == []

@@ -1,0 +1,151 @@
+"""The sender service: start -> run -> cleanup(failed).
+
+Two loops: the intake records send requests in the ledger; the pump claims what is due
+in the ledger (new requests, retries, unfiled or unannounced ones, work a dead replica
+left) and dispatches it, a bounded number at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import socket
+import ssl
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pymongo import AsyncMongoClient
+
+from schemas.topics import ACCOUNTS, DEAD_LETTERS, RAW_MESSAGES, SEND_REQUESTS, SEND_RESULTS
+from services.common.accounts_table import AccountDirectory
+from services.common.blobs import BlobStore
+from services.common.kafka import consumer, ensure_topics, producer
+from services.common.mongo import database, mongo_client
+from services.common.secrets import SecretBox
+from services.fetcher.publish import Publisher
+from services.sender.dispatcher import Dispatcher
+from services.sender.filing import SentFiler
+from services.sender.intake import Intake
+from services.sender.ledger import SendLedger
+from services.sender.results import ResultPublisher
+from services.sender.settings import SenderSettings
+from services.sender.smtp import SmtpTransport
+
+log = logging.getLogger("mailsync.sender")
+
+
+class SenderApp:
+    name = "sender"
+
+    def __init__(self, settings: SenderSettings):
+        self.settings = settings
+        self.worker_id = f"{socket.gethostname()}-{id(self):x}"
+        self._mongo: AsyncMongoClient[dict[str, Any]] | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._directory: AccountDirectory | None = None
+        self._ledger: SendLedger | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._intake: Intake | None = None
+        self._wake = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        s = self.settings
+        s.log_startup(self.name)
+        secrets = SecretBox(s.secret_key)
+        await ensure_topics(s, [ACCOUNTS, SEND_REQUESTS, SEND_RESULTS, RAW_MESSAGES, DEAD_LETTERS])
+        self._mongo = mongo_client(s, app_name="mailsync-sender")
+        db = database(self._mongo, s)
+        self._ledger = SendLedger(db, self.worker_id, dt.timedelta(seconds=s.sender_lease_s))
+        await self._ledger.ensure_indexes()
+        blobs = BlobStore(db)
+        self._producer = producer(s, client_id="mailsync-sender")
+        await self._producer.start()
+        self._directory = AccountDirectory(
+            consumer(s, group_id=None, client_id="mailsync-sender-accounts"), s.topic(ACCOUNTS)
+        )
+        await self._directory.start()
+        await self._directory.wait_ready(timeout=60)
+        tls = ssl.create_default_context()
+        if s.sender_ca_file is not None:
+            tls.load_verify_locations(cafile=str(s.sender_ca_file))
+        self._dispatcher = Dispatcher(
+            s,
+            ledger=self._ledger,
+            accounts=self._directory,
+            secrets=secrets,
+            transport=SmtpTransport(
+                timeout=s.sender_timeout_s, ssl_context=tls, local_hostname=s.sender_hostname
+            ),
+            filer=SentFiler(timeout=s.sender_timeout_s, ssl_context=tls),
+            blobs=blobs,
+            activities=db["activities"],
+            results=ResultPublisher(self._producer, s.topic(SEND_RESULTS)),
+            raw=Publisher(self._producer, s.topic(RAW_MESSAGES), blobs, s.inline_limit_bytes),
+        )
+        self._consumer = consumer(
+            s, s.topic(SEND_REQUESTS), group_id=s.sender_group, client_id="mailsync-sender"
+        )
+        await self._consumer.start()
+        self._intake = Intake(
+            self._consumer,
+            self._ledger,
+            self._producer,
+            results_topic=s.topic(SEND_RESULTS),
+            dead_letter_topic=s.topic(DEAD_LETTERS),
+            wake=self._wake,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        assert self._intake is not None
+        loops = [
+            asyncio.create_task(self._intake.run(stop), name="sender-intake"),
+            asyncio.create_task(self._pump(stop), name="sender-pump"),
+        ]
+        try:
+            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+
+    async def _pump(self, stop: asyncio.Event) -> None:
+        assert self._ledger is not None and self._dispatcher is not None
+        limit = self.settings.sender_concurrency
+        while not stop.is_set():
+            room = limit - len(self._inflight)
+            if room > 0:
+                for record in await self._ledger.claim_due(room):
+                    task = asyncio.create_task(self._dispatcher.handle(record), name=record.id)
+                    self._inflight.add(task)
+                    task.add_done_callback(self._done)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.sender_poll_interval_s)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # The record keeps its state and lease; another pass takes it up again.
+            log.error("request %s: unexpected failure: %r", task.get_name(), exc, exc_info=exc)
+        self._wake.set()
+
+    async def cleanup(self, failed: bool) -> None:
+        if self._inflight:
+            # Let sends in flight finish (their state is durable at every step anyway).
+            await asyncio.wait(self._inflight, timeout=self.settings.shutdown_timeout_s)
+            for task in self._inflight:
+                task.cancel()
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._directory is not None:
+            await self._directory.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._mongo is not None:
+            await self._mongo.close()

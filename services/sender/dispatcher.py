@@ -1,0 +1,308 @@
+"""One send request through its states: accepted -> sending -> sent -> filed (or failed).
+
+    accepted ── authorise, build, connect, AUTH, MAIL, RCPT ──► sending ── DATA 250 ──► sent
+      │   4xx / network: retry later, up to the max attempts                          │
+      └── 5xx, unauthorised, bad input, out of tries ──► failed       search Sent by  │
+                                                                      Message-ID, else│
+    sending found after a crash: in Sent? -> sent; else failed,       APPEND ──► filed
+    never resent.
+
+Every state is written to the ledger before the next step, so a crash anywhere resumes
+from the last durable state: a sent message is never sent again and never forgotten
+unfiled. ``sending`` is written just before DATA; finding a request there after a
+crash means the server may have the message without us knowing, so it is not sent
+again (the reason says so) unless it turns up in the Sent folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+from schemas.account import AccountRecord
+from schemas.send_request import SendRecord, SendState
+from services.activity_writer.visibility import Viewer, visible_accounts
+from services.common.accounts_table import AccountDirectory
+from services.common.blobs import BlobStore
+from services.common.errors import MailsyncError
+from services.common.mongo import Document
+from services.common.secrets import SecretBox, SecretDecryptError
+from services.dedup.fingerprint import activity_id, normalise_message_id
+from services.fetcher.classify import backoff_delay
+from services.fetcher.fetch_response import FetchedMessage
+from services.fetcher.publish import Publisher
+from services.sender.authorize import refusal
+from services.sender.compose import (
+    Attachment,
+    ReplyParent,
+    build_message,
+    envelope_recipients,
+)
+from services.sender.errors import FilingFailed, SendRefused, SmtpFailure
+from services.sender.filing import Filed, SentFiler
+from services.sender.ledger import LeaseLost, SendLedger
+from services.sender.results import ResultPublisher
+from services.sender.settings import SenderSettings
+from services.sender.smtp import SmtpTransport
+
+log = logging.getLogger("mailsync.sender")
+
+
+def activity_of(message_id: str) -> str | None:
+    """The activity id dedup derives for this Message-ID (so the CRM can link at once)."""
+    mid = normalise_message_id(message_id)
+    return activity_id(f"mid:{mid}") if mid else None
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: SenderSettings,
+        *,
+        ledger: SendLedger,
+        accounts: AccountDirectory,
+        secrets: SecretBox,
+        transport: SmtpTransport,
+        filer: SentFiler,
+        blobs: BlobStore,
+        activities: AsyncCollection[Document],
+        results: ResultPublisher,
+        raw: Publisher,
+    ):
+        self._s = settings
+        self._ledger = ledger
+        self._accounts = accounts
+        self._secrets = secrets
+        self._transport = transport
+        self._filer = filer
+        self._blobs = blobs
+        self._activities = activities
+        self._results = results
+        self._raw = raw
+
+    async def handle(self, record: SendRecord) -> None:
+        """Take a claimed record as far as it can go now; release it for later if not done."""
+        try:
+            if record.state is SendState.ACCEPTED:
+                record = await self._send(record)
+            elif record.state is SendState.SENDING:
+                record = await self._recover_interrupted(record)
+            if record.state is SendState.SENT:
+                record = await self._file(record)
+            await self._announce(record)
+        except LeaseLost:
+            log.warning("request %s was taken over by another replica", record.id)
+        finally:
+            await self._ledger.release(record)
+
+    # -- sending ----------------------------------------------------------------------
+
+    async def _send(self, record: SendRecord) -> SendRecord:
+        req = record.request
+        account = await self._accounts.lookup(req.account_id)
+        why = refusal(req, account)
+        if why is not None:
+            log.warning("request %s refused: %s", record.id, why)
+            return await self._ledger.advance(record, SendState.FAILED, reason=why)
+        assert account is not None and account.smtp is not None and account.secret is not None
+        try:
+            password = self._secrets.decrypt(account.secret.ciphertext)
+            message = await self._build(record, account)
+        except (SendRefused, SecretDecryptError) as exc:
+            return await self._ledger.advance(record, SendState.FAILED, reason=str(exc))
+        current = record
+
+        async def before_data() -> None:
+            nonlocal current
+            current = await self._ledger.advance(current, SendState.SENDING)
+
+        try:
+            reply = await self._transport.send(
+                account.smtp,
+                password,
+                req.sender.address,
+                envelope_recipients(req),
+                message,
+                before_data,
+            )
+        except SmtpFailure as exc:
+            return await self._smtp_failed(current, exc)
+        log.info("request %s sent through %s: %s", record.id, account.account_id, reply)
+        return await self._ledger.advance(
+            current,
+            SendState.SENT,
+            smtp_reply=reply,
+            reason=None,
+            activity_id=activity_of(record.message_id),
+        )
+
+    async def _smtp_failed(self, record: SendRecord, exc: SmtpFailure) -> SendRecord:
+        attempts = record.attempts + 1
+        if not exc.retriable or attempts >= self._s.sender_max_attempts:
+            why = exc.reason if not exc.retriable else f"gave up after {attempts} tries: {exc}"
+            log.warning("request %s failed: %s", record.id, why)
+            return await self._ledger.advance(
+                record, SendState.FAILED, reason=why, smtp_reply=exc.reply, attempts=attempts
+            )
+        delay = backoff_delay(
+            attempts,
+            base=self._s.sender_backoff_base_s,
+            cap=self._s.sender_backoff_cap_s,
+            jitter=random.random(),
+        )
+        log.info(
+            "request %s deferred (try %d), again in %.0fs: %s", record.id, attempts, delay, exc
+        )
+        if record.state is SendState.SENDING:
+            # DATA got an answer (or the connection dropped before one): the server did
+            # not take it, so the request is back to not sent.
+            record = await self._ledger.advance(
+                record, SendState.ACCEPTED, attempts=record.attempts
+            )
+        await self._ledger.retry_later(record, _after(delay), str(exc), count=True)
+        return record
+
+    async def _recover_interrupted(self, record: SendRecord) -> SendRecord:
+        """A replica died during DATA. Resending could deliver it twice: look in Sent."""
+        account = await self._accounts.lookup(record.request.account_id)
+        filed = await self._find_in_sent(record, account) if account is not None else None
+        if filed is None:
+            why = (
+                "interrupted while the SMTP server was receiving it: it may have been "
+                "delivered, so it was not sent again"
+            )
+            log.error("request %s: %s", record.id, why)
+            return await self._ledger.advance(record, SendState.FAILED, reason=why)
+        record = await self._ledger.advance(
+            record, SendState.SENT, smtp_reply=None, activity_id=activity_of(record.message_id)
+        )
+        return await self._filed(record, filed, account)  # type: ignore[arg-type]
+
+    # -- filing -----------------------------------------------------------------------
+
+    async def _file(self, record: SendRecord) -> SendRecord:
+        account = await self._accounts.lookup(record.request.account_id)
+        if account is None or account.secret is None:
+            why = "sent, but the account is gone or has no credentials: not filed in Sent"
+            log.warning("request %s: %s", record.id, why)
+            await self._ledger.retry_later(
+                record, _after(self._s.sender_backoff_cap_s), why, count=False
+            )
+            return record
+        try:
+            password = self._secrets.decrypt(account.secret.ciphertext)
+            message = await self._build(record, account)
+            filed = await self._filer.file(
+                account, password, record.message_id, message, record.request.requested_at
+            )
+        except (FilingFailed, SecretDecryptError, SendRefused) as exc:
+            delay = backoff_delay(
+                record.attempts + 1,
+                base=self._s.sender_backoff_base_s,
+                cap=self._s.sender_backoff_cap_s,
+                jitter=random.random(),
+            )
+            log.warning(
+                "request %s sent but not filed yet (again in %.0fs): %s", record.id, delay, exc
+            )
+            await self._ledger.retry_later(record, _after(delay), str(exc), count=True)
+            return record
+        return await self._filed(record, filed, account, message)
+
+    async def _find_in_sent(self, record: SendRecord, account: AccountRecord) -> Filed | None:
+        if account.secret is None:
+            return None
+        try:
+            password = self._secrets.decrypt(account.secret.ciphertext)
+            return await self._filer.find(account, password, record.message_id)
+        except (FilingFailed, SecretDecryptError) as exc:
+            log.warning("request %s: cannot look in Sent: %s", record.id, exc)
+            return None
+
+    async def _filed(
+        self,
+        record: SendRecord,
+        filed: Filed,
+        account: AccountRecord,
+        message: bytes | None = None,
+    ) -> SendRecord:
+        if message is None:
+            message = await self._build(record, account)
+        # The copy in Sent is the activity's sighting: publishing it now shows the sent
+        # mail in the CRM at once; when the fetcher fetches the same (folder, UIDVALIDITY,
+        # UID) later it is the same sighting, so nothing doubles.
+        await self._raw.publish(
+            account.account_id,
+            filed.folder.name,
+            filed.folder.role,
+            filed.uidvalidity,
+            [
+                FetchedMessage(
+                    uid=filed.uid,
+                    body=message,
+                    size=len(message),
+                    flags=("\\Seen",),
+                    internaldate=record.request.requested_at,
+                )
+            ],
+        )
+        log.info(
+            "request %s filed in %s as UID %d%s",
+            record.id,
+            filed.folder.name,
+            filed.uid,
+            "" if filed.appended else " (already there)",
+        )
+        return await self._ledger.advance(
+            record,
+            SendState.FILED,
+            sent_folder=filed.folder.name,
+            sent_uid=filed.uid,
+            reason=None,
+            next_attempt_at=None,
+        )
+
+    # -- building ---------------------------------------------------------------------
+
+    async def _build(self, record: SendRecord, account: AccountRecord) -> bytes:
+        req = record.request
+        attachments = []
+        for att in req.attachments:
+            try:
+                data = await self._blobs.get(att.blob)
+            except MailsyncError as exc:
+                raise SendRefused(f"attachment {att.filename!r} is not available: {exc}") from None
+            attachments.append(Attachment(att.filename, att.content_type, data))
+        parent = await self._parent(record, account) if req.in_reply_to_activity else None
+        return build_message(req, record.message_id, attachments, parent)
+
+    async def _parent(self, record: SendRecord, account: AccountRecord) -> ReplyParent:
+        req = record.request
+        doc = await self._activities.find_one(
+            {"_id": req.in_reply_to_activity},
+            {"message_id": 1, "references": 1, "account_ids": 1},
+        )
+        viewer = Viewer(req.requested_by, frozenset(req.groups))
+        visible = visible_accounts(viewer, self._accounts.all())
+        if doc is None or not (set(doc.get("account_ids", ())) & visible):
+            # Same words for missing and foreign: the caller learns nothing.
+            raise SendRefused(f"activity {req.in_reply_to_activity!r} not found")
+        if not doc.get("message_id"):
+            raise SendRefused(f"activity {req.in_reply_to_activity!r} has no Message-ID")
+        return ReplyParent(
+            f"<{doc['message_id']}>", tuple(f"<{r}>" for r in doc.get("references", ()))
+        )
+
+    # -- results ----------------------------------------------------------------------
+
+    async def _announce(self, record: SendRecord) -> None:
+        for state in record.unpublished:
+            await self._results.publish(record, state)
+            await self._ledger.published(record, state)
+
+
+def _after(seconds: float) -> dt.datetime:
+    return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)

@@ -1,0 +1,38 @@
+"""Sender settings (``MAILSYNC_SENDER_*`` on top of the common ones)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import CommonSettings
+
+
+class SenderSettings(CommonSettings):
+    model_config = SettingsConfigDict(env_prefix="MAILSYNC_", frozen=True, extra="ignore")
+
+    sender_group: str = Field(default="mailsync-sender", description="Consumer group.")
+    sender_max_attempts: int = Field(
+        default=8, ge=1, description="Tries of a transiently failing send before it fails."
+    )
+    sender_backoff_base_s: float = Field(default=5.0, gt=0)
+    sender_backoff_cap_s: float = Field(default=900.0, gt=0)
+    sender_timeout_s: float = Field(default=60.0, gt=0, description="Per SMTP/IMAP command.")
+    sender_lease_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long a replica owns a request it works on; longer than a send.",
+    )
+    sender_concurrency: int = Field(default=8, ge=1, description="Requests in flight.")
+    sender_poll_interval_s: float = Field(
+        default=2.0, gt=0, description="How often the ledger is checked for due retries."
+    )
+    sender_hostname: str = Field(
+        default_factory=socket.getfqdn, description="Our name in EHLO (RFC 5321 4.1.1.1)."
+    )
+    sender_ca_file: Path | None = Field(
+        default=None, description="An extra CA to trust (a private mail server)."
+    )

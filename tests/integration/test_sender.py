@@ -1,0 +1,419 @@
+"""The sender against the real SMTP server and Dovecot: what the recipient and the user see."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import smtplib
+import ssl
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devservers import MailUser
+from devservers._process import free_port
+from schemas.account import AccountRecord, Endpoint, PersonalOwnership, Security, SharedOwnership
+from schemas.common import Address
+from schemas.send_request import SendRecord, SendRequest, SendResult, SendState
+from schemas.topics import SEND_REQUESTS, SEND_RESULTS
+from services.common.kafka import ensure_topics, producer
+from services.sender.compose import build_message, message_id_for
+from services.topic_reader import read_topic
+from tests.fixtures.mail_client import mbsync_folder
+from tests.fixtures.pipeline import Env, Running, eventually
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+FAST = {
+    "sender_backoff_base_s": 0.3,
+    "sender_backoff_cap_s": 1.0,
+    "sender_poll_interval_s": 0.3,
+    "sender_timeout_s": 20.0,
+}
+
+
+@pytest.fixture
+def senv(env: Env) -> Env:
+    assert env.dovecot.cert is not None
+    env.overrides.update(sender_ca_file=env.dovecot.cert.cert, **FAST)
+    return env
+
+
+def smtp_of(env: Env, user: MailUser) -> Endpoint:
+    return Endpoint(
+        host="127.0.0.1", port=env.smtp.port, security=Security.STARTTLS, username=user.address
+    )
+
+
+def shared_info(env: Env) -> tuple[MailUser, str, AccountRecord]:
+    """info@ shared with the group "sales", with the alias orders@, synced INBOX and Sent."""
+    info = env.mail_user("info")
+    alias = info.address.replace("info-", "orders-")
+    env.smtp.add_alias(alias, info.address)
+    account = env.account(
+        info,
+        account_id=f"info-{env.overrides['mongo_database']}",
+        ownership=SharedOwnership(group="sales"),
+        aliases=(alias,),
+        smtp=smtp_of(env, info),
+        folders=("INBOX", "Sent"),
+    )
+    return info, alias, account
+
+
+def request(
+    account: AccountRecord, to: MailUser, *, sender: str | None = None, **fields: Any
+) -> SendRequest:
+    values: dict[str, Any] = {
+        "request_id": f"req-{uuid.uuid4().hex[:16]}",
+        "account_id": account.account_id,
+        "sender": Address(address=sender or account.address),
+        "requested_by": "petr",
+        "groups": ("sales",),
+        "to": (Address(name="Zuzana Černá", address=to.address),),
+        "subject": "Nabídka č. 2026/118 – květiny na recepci",
+        "text_body": "Dobrý den,\nv příloze posíláme nabídku.\n\nPetr",
+        "requested_at": dt.datetime.now(dt.UTC).replace(microsecond=0),
+    }
+    values.update(fields)
+    return SendRequest.model_validate(values)
+
+
+async def publish(env: Env, *requests: SendRequest) -> None:
+    await ensure_topics(env.settings, [SEND_REQUESTS])
+    prod = producer(env.settings, client_id="test-crm")
+    await prod.start()
+    try:
+        for req in requests:
+            await prod.send(
+                env.settings.topic(SEND_REQUESTS),
+                req.model_dump_json().encode(),
+                key=req.account_id.encode(),
+            )
+        await prod.flush()
+    finally:
+        await prod.stop()
+
+
+async def results(env: Env) -> list[SendResult]:
+    await ensure_topics(env.settings, [SEND_RESULTS])
+    records = await read_topic(env.overrides["kafka_bootstrap"], env.settings.topic(SEND_RESULTS))
+    return [SendResult.model_validate_json(r.value or b"") for r in records]
+
+
+def final_states(found: list[SendResult]) -> dict[str, SendState]:
+    """The latest state of each request (filed and failed are final)."""
+    out: dict[str, SendState] = {}
+    for r in found:
+        if out.get(r.request_id) not in (SendState.FILED, SendState.FAILED):
+            out[r.request_id] = r.state
+    return out
+
+
+def waiter(env: Env, running: Running | None = None) -> Callable[..., Any]:
+    async def until(ids: set[str], states: set[SendState], timeout: float = 90) -> list[SendResult]:
+        async def probe() -> list[SendResult] | None:
+            if running is not None:
+                running.check()
+            found = await results(env)
+            done = final_states(found)
+            return found if all(done.get(i) in states for i in ids) else None
+
+        got: list[SendResult] = await eventually(
+            probe, timeout=timeout, interval=0.5, what=f"{len(ids)} requests to be {states}"
+        )
+        return got
+
+    return until
+
+
+def message_count(env: Env, user: MailUser, folder: str) -> int:
+    return int(env.dovecot.status(user.address, folder)["messages"])
+
+
+async def test_a_request_from_an_alias_arrives_and_is_filed_in_sent(
+    senv: Env, pipeline, tmp_path: Path
+) -> None:
+    env = senv
+    info, alias, account = shared_info(env)
+    customer = env.mail_user("customer")
+    archive = env.mail_user("archive")
+    await env.publish_accounts(account)
+    req = request(
+        account,
+        customer,
+        sender=alias,
+        bcc=(Address(address=archive.address),),
+    ).model_copy(update={"sender": Address(name="Objednávky Květinářství", address=alias)})
+
+    async with env.mongo() as db, pipeline() as running:
+        await publish(env, req)
+        found = await waiter(env, running)({req.request_id}, {SendState.FILED})
+        by_state = {r.state: r for r in found if r.request_id == req.request_id}
+        assert set(by_state) == {SendState.SENT, SendState.FILED}
+        assert by_state[SendState.SENT].smtp_reply and by_state[
+            SendState.SENT
+        ].smtp_reply.startswith("250")
+        filed = by_state[SendState.FILED]
+        assert filed.sent_folder == "Sent" and filed.sent_uid is not None
+
+        # The recipient's mail client: the right headers, no Bcc.
+        inbox = mbsync_folder(env.dovecot, customer, "INBOX", tmp_path / "customer")
+        assert len(inbox) == 1
+        got = inbox[0].message
+        assert got["Subject"] == "Nabídka č. 2026/118 – květiny na recepci"
+        assert got["From"].addresses[0].display_name == "Objednávky Květinářství"
+        assert got["From"].addresses[0].addr_spec == alias
+        assert got["To"].addresses[0].display_name == "Zuzana Černá"
+        assert got["Message-ID"] == filed.message_id == message_id_for(req.request_id, alias)
+        assert "Bcc" not in got and archive.address not in got.as_string()
+        assert "v příloze posíláme nabídku" in got.get_body(("plain",)).get_content()
+        # The Bcc recipient got it too.
+        assert message_count(env, archive, "INBOX") == 1
+
+        # The sender's mail client: the same message in Sent, already read.
+        sent = mbsync_folder(env.dovecot, info, "Sent", tmp_path / "info")
+        assert [(m.message["Message-ID"], "S" in m.flags) for m in sent] == [
+            (filed.message_id, True)
+        ]
+
+        # The CRM shows it at once; the fetcher's copy of Sent joins the same activity.
+        async def activity() -> dict[str, Any] | None:
+            return await db.activities.find_one({"_id": filed.activity_id})
+
+        doc = await eventually(activity, timeout=90, what="the outbound activity")
+        assert doc["direction"] == "outbound"
+        assert doc["from"] == {"name": "Objednávky Květinářství", "address": alias}
+        assert [
+            (s["account_id"], s["folder"], s["alias"], s["duplicate"]) for s in doc["sightings"]
+        ] == [(account.account_id, "Sent", alias, False)]
+        assert doc["sightings"][0]["uid"] == filed.sent_uid
+
+        async def fetched_back() -> bool:
+            cursor = await db.folder_cursors.find_one(
+                {"account_id": account.account_id, "folder": "Sent"}
+            )
+            return bool(cursor and str(filed.sent_uid) in str(cursor.get("uids", "")))
+
+        await eventually(fetched_back, timeout=60, what="the fetcher to fetch Sent")
+        again = await db.activities.find({"message_id": doc["message_id"]}).to_list(None)
+        assert len(again) == 1 and len(again[0]["sightings"]) == 1
+
+
+async def test_a_reply_threads_with_the_message_it_answers(senv: Env, pipeline) -> None:
+    env = senv
+    info, _, account = shared_info(env)
+    customer = env.mail_user("customer")
+    await env.publish_accounts(account)
+    assert env.dovecot.cert is not None
+    question = (
+        f"From: Zuzana <{customer.address}>\r\nTo: <{info.address}>\r\n"
+        "Subject: Dotaz na cenu\r\n"
+        f"Message-ID: <dotaz-{uuid.uuid4().hex}@kvetinarstvi.example>\r\n"
+        "Date: Mon, 23 Nov 2026 08:00:00 +0000\r\n\r\nKolik stoji kytice?\r\n"
+    ).encode()
+    tls = ssl.create_default_context(cafile=str(env.dovecot.cert.cert))
+    with smtplib.SMTP("127.0.0.1", env.smtp.port, timeout=30) as client:
+        client.starttls(context=tls)
+        client.sendmail(customer.address, [info.address], question)
+
+    async with env.mongo() as db, pipeline() as running:
+
+        async def inbound() -> dict[str, Any] | None:
+            running.check()
+            return await db.activities.find_one({"subject": "Dotaz na cenu"})
+
+        asked = await eventually(inbound, timeout=90, what="the customer's question")
+        reply = request(
+            account, customer, subject="Re: Dotaz na cenu", in_reply_to_activity=asked["_id"]
+        )
+        await publish(env, reply)
+        found = await waiter(env, running)({reply.request_id}, {SendState.FILED})
+        filed = next(r for r in found if r.state is SendState.FILED)
+
+        async def answered() -> dict[str, Any] | None:
+            return await db.activities.find_one({"_id": filed.activity_id})
+
+        doc = await eventually(answered, timeout=60, what="the reply's activity")
+        assert doc["thread_id"] == asked["thread_id"]
+        assert doc["in_reply_to"] == asked["message_id"]
+        assert (
+            f"<{asked['message_id']}>" in doc["references"]
+            or asked["message_id"] in doc["references"]
+        )
+
+
+async def test_unauthorised_requests_are_refused_and_nothing_is_sent(senv: Env, pipeline) -> None:
+    env = senv
+    jana = env.mail_user("jana")
+    customer = env.mail_user("customer")
+    personal = env.account(
+        jana,
+        account_id=f"jana-{env.overrides['mongo_database']}",
+        ownership=PersonalOwnership(owner="jana"),
+        smtp=smtp_of(env, jana),
+    )
+    await env.publish_accounts(personal)
+    foreign = request(personal, customer, requested_by="petr", groups=("sales",))
+    spoofed = request(personal, customer, requested_by="jana", sender="ceo@example.com")
+    unknown = request(personal, customer, account_id="nobody-here", requested_by="jana")
+    async with pipeline("sender") as running:
+        await publish(env, foreign, spoofed, unknown)
+        found = await waiter(env, running)(
+            {foreign.request_id, spoofed.request_id, unknown.request_id}, {SendState.FAILED}
+        )
+    reasons = {r.request_id: r.reason or "" for r in found}
+    assert f"may not send through account {personal.account_id!r}" in reasons[foreign.request_id]
+    assert "'ceo@example.com' is not an address of account" in reasons[spoofed.request_id]
+    # An unknown account reads like a foreign one: the caller learns nothing.
+    assert "may not send through account 'nobody-here'" in reasons[unknown.request_id]
+    assert message_count(env, customer, "INBOX") == 0
+    assert message_count(env, jana, "Sent") == 0
+
+
+async def test_a_4xx_is_retried_and_a_5xx_fails(senv: Env, pipeline) -> None:
+    env = senv
+    info, _, account = shared_info(env)
+    greylisted = env.mail_user("greylisted")
+    refusing = env.mail_user("refusing")
+    await env.publish_accounts(account)
+    env.smtp.fail_rcpt(greylisted.address, "451 4.7.1 Greylisted, please try again later", 2)
+    env.smtp.fail_rcpt(refusing.address, "550 5.7.1 Message rejected by policy", 5)
+    later = request(account, greylisted)
+    never = request(account, refusing)
+    async with env.mongo() as db, pipeline("sender") as running:
+        await publish(env, later, never)
+        found = await waiter(env, running)(
+            {later.request_id, never.request_id}, {SendState.FILED, SendState.FAILED}
+        )
+        ledger = {d["_id"]: SendRecord.model_validate(d) async for d in db.send_requests.find({})}
+    final = final_states(found)
+    assert final[later.request_id] is SendState.FILED
+    assert final[never.request_id] is SendState.FAILED
+    failed = next(r for r in found if r.request_id == never.request_id)
+    assert failed.reason and "550 5.7.1 Message rejected by policy" in failed.reason
+    assert not failed.retriable
+    assert message_count(env, greylisted, "INBOX") == 1
+    assert message_count(env, refusing, "INBOX") == 0
+    assert message_count(env, info, "Sent") == 1  # only the delivered one is filed
+    # The server refused the greylisted recipient twice before taking it: two retries.
+    faults = json.loads(env.smtp.faults_file.read_text())
+    assert faults[greylisted.address.lower()]["times"] == 0
+    assert ledger[never.request_id].attempts == 1
+
+
+def _sender_process(env: Env, log: Path) -> subprocess.Popen[bytes]:
+    environ = env.environ(data_dir=str(log.parent / "sender-data"))
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services", "sender"], env=environ, stdout=out, stderr=out
+        )
+
+
+async def test_killed_between_smtp_and_append_it_sends_once_and_files_once(
+    senv: Env, tmp_path: Path
+) -> None:
+    env = senv
+    info, _, account = shared_info(env)
+    customer = env.mail_user("customer")
+    # The IMAP server is unreachable right after the send: the request stays "sent".
+    dead_imap = account.imap.model_copy(update={"port": free_port()})
+    await env.publish_accounts(account.model_copy(update={"imap": dead_imap}))
+    req = request(account, customer)
+    log = tmp_path / "sender.log"
+    async with env.mongo() as db:
+        first = _sender_process(env, log)
+        try:
+            await publish(env, req)
+
+            async def sent_not_filed() -> bool:
+                doc = await db.send_requests.find_one({"_id": req.request_id})
+                return bool(doc and doc["state"] == "sent" and doc.get("reason"))
+
+            await eventually(sent_not_filed, timeout=90, what="sent but not yet filed")
+        finally:
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(10)
+        assert message_count(env, customer, "INBOX") == 1
+        assert message_count(env, info, "Sent") == 0
+
+        await env.publish_accounts(account)  # IMAP is back
+        second = _sender_process(env, log)
+        try:
+            await waiter(env)({req.request_id}, {SendState.FILED})
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(30)
+        doc = await db.send_requests.find_one({"_id": req.request_id})
+    assert doc["state"] == "filed"
+    assert message_count(env, customer, "INBOX") == 1
+    assert message_count(env, info, "Sent") == 1
+
+
+async def test_a_replica_that_died_during_data_is_not_resent(senv: Env, pipeline) -> None:
+    """A request left in "sending" may have reached the server: it is never sent again,
+    and if the copy turns up in Sent it is recognised as sent."""
+    env = senv
+    info, _, account = shared_info(env)
+    customer = env.mail_user("customer")
+    await env.publish_accounts(account)
+    lost = request(account, customer)
+    found_in_sent = request(account, customer)
+    now = dt.datetime.now(dt.UTC)
+    async with env.mongo() as db:
+        for req in (lost, found_in_sent):
+            mid = message_id_for(req.request_id, req.sender.address)
+            record = SendRecord(
+                id=req.request_id,
+                request=req,
+                state=SendState.SENDING,
+                message_id=mid,
+                lease_owner="a-dead-replica",
+                lease_until=now - dt.timedelta(seconds=1),
+                created_at=now,
+                updated_at=now,
+            )
+            await db.send_requests.insert_one(record.model_dump(by_alias=True))
+        # The server filed the second one itself before the replica died.
+        raw = build_message(found_in_sent, message_id_for(found_in_sent.request_id, info.address))
+        env.dovecot.save(info.address, "Sent", raw)
+        async with pipeline("sender") as running:
+            found = await waiter(env, running)(
+                {lost.request_id, found_in_sent.request_id}, {SendState.FILED, SendState.FAILED}
+            )
+    final = final_states(found)
+    assert final[lost.request_id] is SendState.FAILED
+    reason = next(r.reason for r in found if r.request_id == lost.request_id)
+    assert reason and "may have been delivered" in reason
+    assert final[found_in_sent.request_id] is SendState.FILED
+    assert message_count(env, customer, "INBOX") == 0  # nothing was sent (again)
+    assert message_count(env, info, "Sent") == 1
+
+
+async def test_a_burst_of_100_requests_arrives_exactly_once_each(
+    senv: Env, pipeline, tmp_path: Path
+) -> None:
+    env = senv
+    info, _, account = shared_info(env)
+    customer = env.mail_user("customer")
+    await env.publish_accounts(account)
+    burst = [request(account, customer, subject=f"Faktura {n:03d}") for n in range(100)]
+    async with pipeline("sender") as running:
+        # The first 20 are delivered twice by the broker (a producer retry, a replay).
+        await publish(env, *burst, *burst[:20])
+        found = await waiter(env, running)(
+            {r.request_id for r in burst}, {SendState.FILED}, timeout=180
+        )
+    assert len({r.request_id for r in found if r.state is SendState.FILED}) == 100
+    inbox = mbsync_folder(env.dovecot, customer, "INBOX", tmp_path / "customer")
+    subjects = sorted(m.message["Subject"] for m in inbox)
+    assert subjects == [f"Faktura {n:03d}" for n in range(100)]
+    assert len({m.message["Message-ID"] for m in inbox}) == 100
+    assert message_count(env, info, "Sent") == 100
