@@ -21,13 +21,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from bench import dedup, parsers, pipeline, writer
+from bench import dedup, parsers, pipeline, sender, writer
 
 BENCHMARKS = {
     "pipeline": pipeline.BENCHMARK,
     "parsers": (parsers.HEADING, parsers.main),
     "dedup": (dedup.HEADING, dedup.main),
     "writer": (writer.HEADING, writer.main),
+    "sender": (sender.HEADING, sender.main),
 }
 TITLE = (
     "# mailsync benchmarks\n\n"

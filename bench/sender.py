@@ -1,0 +1,224 @@
+"""The sender: requests/s from send request to filed in Sent, and the latency of each.
+
+What is measured, and why
+-------------------------
+- **Sender**: ``services.cli.SERVICES["sender"]`` as ``mailsync sender`` runs it, with
+  production settings (8 requests in flight), against the dev SMTP server (aiosmtpd with
+  STARTTLS and AUTH, delivering to Dovecot over LMTP) and Dovecot (IMAPS) for filing.
+  N requests are published at once on send-requests; each is authorised, recorded in
+  the ledger (SecantusDB with ``--sync-on-commit``), built, sent over its own SMTP
+  session (STARTTLS, AUTH, MAIL, RCPT, DATA), filed in Sent (IMAPS login, LIST, EXAMINE,
+  SEARCH by Message-ID, APPEND), published as a raw message, and announced on
+  send-results. The clock stops at the last ``filed`` result.
+- **Latency**: per request, from its ``requested_at`` (set when it was published) to
+  its ``filed`` result. With all N published at once this includes queueing behind the
+  others, so the p99 is dominated by the burst; the p50 of a lone request is reported
+  separately.
+- **Baseline**: the same N messages through one aiosmtplib connection (STARTTLS, AUTH
+  once), no ledger and no filing: what the SMTP server itself takes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import ssl
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+from aiokafka import AIOKafkaConsumer
+
+from bench.dedup import _overrides
+from devservers import DovecotServer, SecantusServer, SmtpServer, TansuBroker
+from schemas.account import AccountRecord, EncryptedSecret, Endpoint, Security, SharedOwnership
+from schemas.common import Address
+from schemas.send_request import SendRequest, SendResult, SendState
+from schemas.topics import SEND_REQUESTS, SEND_RESULTS, TOPICS
+from services.accounts import publish_account
+from services.cli import SERVICES
+from services.common.kafka import ensure_topics, producer
+from services.common.lifecycle import run_services
+from services.common.secrets import SecretBox
+from services.common.settings import CommonSettings
+from services.sender.compose import build_message, message_id_for
+
+HEADING = "## Sender"
+MAX_REQUESTS = 300
+TEXT = (
+    "Dobrý den,\n\nv příloze posíláme potvrzení objednávky a fakturu. Zboží expedujeme "
+    "zítra dopoledne.\n\nS pozdravem\nPetr Svoboda\nKvětinářství Nováková\n"
+) * 6
+
+
+def _request(account: AccountRecord, to: str, n: int) -> SendRequest:
+    return SendRequest(
+        request_id=f"bench-{uuid.uuid4().hex}",
+        account_id=account.account_id,
+        sender=Address(name="Objednávky", address=account.address),
+        requested_by="bench",
+        groups=("sales",),
+        to=(Address(name="Zákazník", address=to),),
+        subject=f"Potvrzení objednávky č. {n:05d}",
+        text_body=TEXT,
+        html_body="<p>" + TEXT.replace("\n", "<br>") + "</p>",
+        requested_at=dt.datetime.now(dt.UTC),
+    )
+
+
+async def _results(
+    settings: CommonSettings, wanted: set[str], timeout_s: float
+) -> dict[str, SendResult]:
+    consumer = AIOKafkaConsumer(
+        settings.topic(SEND_RESULTS),
+        bootstrap_servers=settings.require_kafka(),
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    filed: dict[str, SendResult] = {}
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(filed) < len(wanted) and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for r in records:
+                    result = SendResult.model_validate_json(r.value)
+                    if result.request_id in wanted and result.state is not SendState.SENT:
+                        filed[result.request_id] = result
+    finally:
+        await consumer.stop()
+    return filed
+
+
+async def _run_sender(
+    overrides: dict[str, Any], account: AccountRecord, to: str, n: int, timeout_s: float
+) -> tuple[float, list[float], float, int]:
+    settings = CommonSettings(**overrides)
+    await ensure_topics(settings, TOPICS)
+    prod = producer(settings, client_id="bench")
+    await prod.start()
+    await publish_account(prod, settings, account)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(run_services([SERVICES["sender"](overrides)], stop, 15.0))
+    try:
+        # Two lone requests first: the first warms up (the consumer group join), the
+        # second is the latency of one request on an idle sender.
+        lone_s = 0.0
+        for _ in range(2):
+            lone = _request(account, to, 0)
+            await prod.send_and_wait(
+                settings.topic(SEND_REQUESTS),
+                lone.model_dump_json().encode(),
+                key=account.account_id.encode(),
+            )
+            got = await _results(settings, {lone.request_id}, timeout_s)
+            lone_s = (got[lone.request_id].at - lone.requested_at).total_seconds()
+        requests = [_request(account, to, i + 1) for i in range(n)]
+        began = time.perf_counter()
+        for req in requests:
+            await prod.send(
+                settings.topic(SEND_REQUESTS),
+                req.model_dump_json().encode(),
+                key=account.account_id.encode(),
+            )
+        await prod.flush()
+        got = await _results(settings, {r.request_id for r in requests}, timeout_s)
+        elapsed = time.perf_counter() - began
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, 60)
+        await prod.stop()
+    latencies = [
+        (got[r.request_id].at - r.requested_at).total_seconds()
+        for r in requests
+        if r.request_id in got
+    ]
+    failed = sum(1 for r in got.values() if r.state is SendState.FAILED)
+    return elapsed, latencies, lone_s, failed
+
+
+async def _baseline(
+    smtp: SmtpServer, account: AccountRecord, password: str, to: str, n: int, tls: ssl.SSLContext
+) -> float:
+    messages = []
+    for i in range(n):
+        req = _request(account, to, i)
+        messages.append(build_message(req, message_id_for(req.request_id, account.address)))
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp.port, start_tls=True, tls_context=tls)
+    began = time.perf_counter()
+    await client.connect()
+    await client.login(account.address, password)
+    for raw in messages:
+        await client.sendmail(account.address, [to], raw)
+    with contextlib.suppress(aiosmtplib.SMTPException):
+        await client.quit()
+    return time.perf_counter() - began
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main(messages: int, seed: int, timeout_s: float) -> tuple[str, bool]:
+    n = min(messages, MAX_REQUESTS)
+    work = Path(tempfile.mkdtemp(prefix="mailsync-bench-sender-"))
+    with (
+        TansuBroker(work) as tansu,
+        SecantusServer(work / "mongo") as mongo,
+        DovecotServer() as dovecot,
+        SmtpServer(dovecot) as smtp,
+    ):
+        assert dovecot.cert is not None
+        info = dovecot.add_user("bench-info@example.com", "bench-info-pw")
+        customer = dovecot.add_user("bench-customer@example.com", "bench-customer-pw")
+        overrides = _overrides(tansu, mongo, work / "data")
+        overrides["sender_ca_file"] = dovecot.cert.cert
+        box = SecretBox(overrides["secret_key"])
+        account = AccountRecord(
+            account_id="bench-info",
+            address=info.address,
+            ownership=SharedOwnership(group="sales"),
+            imap=Endpoint(
+                host="127.0.0.1",
+                port=dovecot.imaps_port,
+                security=Security.TLS,
+                username=info.address,
+            ),
+            smtp=Endpoint(
+                host="127.0.0.1", port=smtp.port, security=Security.STARTTLS, username=info.address
+            ),
+            secret=EncryptedSecret(ciphertext=box.encrypt(info.password)),
+            updated_at=dt.datetime.now(dt.UTC),
+        )
+        tls = ssl.create_default_context(cafile=str(dovecot.cert.cert))
+        elapsed, latencies, lone_s, failed = asyncio.run(
+            _run_sender(overrides, account, customer.address, n, timeout_s)
+        )
+        baseline_s = asyncio.run(_baseline(smtp, account, info.password, customer.address, n, tls))
+        sent_count = dovecot.status(info.address, "Sent")["messages"]
+    done = len(latencies)
+    complete = done == n and failed == 0
+    size = len(build_message(_request(account, customer.address, 1), "<x@example.com>"))
+    body = (
+        f"{n} send requests published at once (text + HTML, {size / 1024:.0f} KB each), one "
+        f"shared account, STARTTLS + AUTH to the dev SMTP server, filing over IMAPS in Dovecot; "
+        f"SecantusDB with `--sync-on-commit`; `MAILSYNC_SENDER_CONCURRENCY=8`. {done} filed, "
+        f"{failed} failed, {sent_count} in Sent (with the two lone ones).\n\n"
+        "| | Seconds | Requests/s |\n|---|---:|---:|\n"
+        f"| **Sender** (ledger → SMTP → APPEND to Sent → raw message → result) | {elapsed:.2f} "
+        f"| **{done / elapsed:,.1f}** |\n"
+        f"| one aiosmtplib connection, `sendmail` of the same messages, no ledger or filing "
+        f"| {baseline_s:.2f} | {n / baseline_s:,.1f} |\n\n"
+        "| Request → filed latency | Seconds |\n|---|---:|\n"
+        f"| a lone request on an idle sender | {lone_s:.3f} |\n"
+        f"| p50 in the burst of {n} | {statistics.median(latencies):.3f} |\n"
+        f"| p99 in the burst of {n} | {_pct(latencies, 0.99):.3f} |\n"
+    )
+    return body, complete
