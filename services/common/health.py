@@ -62,7 +62,7 @@ class HealthServer:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/livez", self._livez)
         app.router.add_get("/readyz", self._readyz)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         try:
             await self._listen(self.port)
@@ -81,7 +81,7 @@ class HealthServer:
         # Our own socket: with port 0 the kernel picks one, and we must know which.
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.create_server((self.host, port), family=family)
-        await web.SockSite(self._runner, sock, shutdown_timeout=1.0).start()
+        await web.SockSite(self._runner, sock).start()
         self.port = sock.getsockname()[1]
 
     def mark_started(self, name: str | None = None) -> None:

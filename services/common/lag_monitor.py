@@ -61,13 +61,14 @@ class LagMonitor:
         """Read the offsets once and set the gauge for every (topic, group)."""
         assert self._admin is not None and self._offsets is not None
         for group, topics in self._groups:
+            described = await self._admin.describe_topics(list(topics))
             tps = [
-                TopicPartition(t, p)
-                for t in topics
-                for p in sorted(self._offsets.partitions_for_topic(t) or ())
+                TopicPartition(t["topic"], p["partition"])
+                for t in described
+                if t.get("error_code", 0) == 0
+                for p in t["partitions"]
             ]
             if not tps:
-                await self._offsets.force_metadata_update()
                 continue
             end = await self._offsets.end_offsets(tps)
             committed = await self._admin.list_consumer_group_offsets(group, partitions=tps)
