@@ -8,6 +8,7 @@ mailsync topic NAME                          print a topic's records and metadat
 mailsync erase --activity ID | --message-id MID | --account ID [--since D] [--until D]
                                              delete activities now (GDPR erasure)
 mailsync schemas export [--check]            JSON Schemas of every topic and document
+mailsync deploy topics [--check]             Strimzi KafkaTopics (deploy/) from the registry
 mailsync secret-key                          a new MAILSYNC_SECRET_KEY
 """
 
@@ -230,6 +231,19 @@ def cmd_schemas(check: bool) -> int:
     return 0
 
 
+def cmd_deploy_topics(check: bool) -> int:
+    from schemas.strimzi import TOPICS_YAML, drift, write
+
+    if check:
+        if drift():
+            print(f"{TOPICS_YAML} is out of date; run `mailsync deploy topics`")
+            return 1
+        print(f"{TOPICS_YAML} matches the topic registry")
+        return 0
+    print(write())
+    return 0
+
+
 def _date(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
 
@@ -253,6 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sch.add_argument("action", choices=["export"])
     sch.add_argument("--check", action="store_true", help="fail if schemas/json is stale")
     sub.add_parser("secret-key", help="print a new MAILSYNC_SECRET_KEY")
+    dep = sub.add_parser("deploy", help="generate deploy/ files from the registry")
+    dep.add_argument("what", choices=["topics"], help="Strimzi KafkaTopic resources")
+    dep.add_argument("--check", action="store_true", help="fail if the file is stale")
     era = sub.add_parser("erase", help="delete activities now (GDPR erasure)")
     which = era.add_mutually_exclusive_group(required=True)
     which.add_argument("--activity", help="one activity id")
@@ -279,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_activities(args.account, args.limit)
         if args.command == "schemas":
             return cmd_schemas(args.check)
+        if args.command == "deploy":
+            return cmd_deploy_topics(args.check)
         if args.command == "erase":
             return cmd_erase(args)
         if args.command == "topic":
