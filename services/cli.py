@@ -9,6 +9,7 @@ mailsync topic NAME                          print a topic's records and metadat
 mailsync erase --activity ID | --message-id MID | --account ID [--since D] [--until D]
                                              delete activities now (GDPR erasure)
 mailsync schemas export [--check]            JSON Schemas of every topic and document
+mailsync deploy topics [--check]             Strimzi KafkaTopics (deploy/) from the registry
 mailsync secret-key                          a new MAILSYNC_SECRET_KEY
 """
 
@@ -21,12 +22,15 @@ import datetime as dt
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.common.errors import ConfigurationError
-from services.common.lifecycle import Service, install_signal_handlers, run_services
-from services.common.logs import setup_logging
+from services.common.lifecycle import Service, install_signal_handlers
+from services.common.logs import register_secret, setup_logging
 from services.common.settings import CommonSettings
+
+if TYPE_CHECKING:
+    from services.common.health import HealthServer
 
 log = logging.getLogger("mailsync")
 
@@ -67,16 +71,25 @@ SERVICES: dict[str, Callable[[dict[str, Any]], Service]] = {
 }
 
 
-async def _run(services: Sequence[Service], timeout: float) -> None:
+async def _run(
+    services: Sequence[Service],
+    settings: CommonSettings,
+    *,
+    local: bool = False,
+    on_listening: Callable[[HealthServer], None] | None = None,
+) -> None:
+    from services.common.process import run_process
+
     stop = asyncio.Event()
     install_signal_handlers(stop)
-    await run_services(services, stop, timeout)
+    await run_process(services, settings, stop, local=local, on_listening=on_listening)
 
 
 def cmd_service(name: str) -> int:
     settings = CommonSettings()
-    setup_logging(settings.log_level)
-    asyncio.run(_run([SERVICES[name]({})], settings.shutdown_timeout_s))
+    setup_logging(settings.log_level, settings.log_format)
+    _register_secrets(settings)
+    asyncio.run(_run([SERVICES[name]({})], settings))
     return 0
 
 
@@ -84,22 +97,41 @@ def cmd_run(demo: bool) -> int:
     from services.embedded import embedded
 
     settings = CommonSettings()
-    setup_logging(settings.log_level)
+    # A terminal, not a log collector: text, unless MAILSYNC_LOG_FORMAT says otherwise;
+    # and the metrics port on loopback only, unless MAILSYNC_METRICS_HOST says otherwise.
+    chosen = settings.model_fields_set
+    setup_logging(settings.log_level, settings.log_format if "log_format" in chosen else "text")
+    _register_secrets(settings)
     with embedded(settings) as overrides, contextlib.ExitStack() as stack:
+        if "metrics_host" not in chosen:
+            overrides["metrics_host"] = "127.0.0.1"
         base = CommonSettings(**overrides)  # type: ignore[arg-type]
         if demo:
             from services.demo_run import start_demo
 
             overrides.update(stack.enter_context(start_demo(base)))
         services = [make(overrides) for make in SERVICES.values()]
-        _print_where(CommonSettings(**overrides))  # type: ignore[arg-type]
-        asyncio.run(_run(services, settings.shutdown_timeout_s))
+        final = CommonSettings(**overrides)  # type: ignore[arg-type]
+        _register_secrets(final)
+        asyncio.run(
+            _run(services, final, local=True, on_listening=lambda h: _print_where(final, h))
+        )
     print("mailsync stopped cleanly.", flush=True)
     return 0
 
 
-def _print_where(s: CommonSettings) -> None:
+def _register_secrets(s: CommonSettings) -> None:
+    for secret in (s.mongo_uri, s.secret_key):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    if s.secret_key is not None:
+        for key in s.secret_key.get_secret_value().split(","):
+            register_secret(key.strip())
+
+
+def _print_where(s: CommonSettings, health: HealthServer) -> None:
     mongo = s.mongo_uri.get_secret_value() if s.mongo_uri else "?"
+    web = f"http://{health.host}:{health.port}"
     print(
         "\n"
         "mailsync is running. Press Ctrl+C to stop.\n"
@@ -107,7 +139,9 @@ def _print_where(s: CommonSettings) -> None:
         f"  MongoDB         : {mongo}  (database {s.mongo_database!r})\n"
         f"  Activities      : MAILSYNC_MONGO_URI='{mongo}' .venv/bin/mailsync activities\n"
         f"  A topic         : MAILSYNC_KAFKA_BOOTSTRAP={s.kafka_bootstrap} "
-        ".venv/bin/mailsync topic mailsync.tagged-messages\n",
+        ".venv/bin/mailsync topic mailsync.tagged-messages\n"
+        f"  Metrics         : {web}/metrics  (Prometheus)\n"
+        f"  Health          : {web}/readyz  {web}/livez\n",
         flush=True,
     )
 
@@ -206,6 +240,19 @@ def cmd_schemas(check: bool) -> int:
     return 0
 
 
+def cmd_deploy_topics(check: bool) -> int:
+    from schemas.strimzi import TOPICS_YAML, drift, write
+
+    if check:
+        if drift():
+            print(f"{TOPICS_YAML} is out of date; run `mailsync deploy topics`")
+            return 1
+        print(f"{TOPICS_YAML} matches the topic registry")
+        return 0
+    print(write())
+    return 0
+
+
 def _date(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
 
@@ -228,6 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sch.add_argument("action", choices=["export"])
     sch.add_argument("--check", action="store_true", help="fail if schemas/json is stale")
     sub.add_parser("secret-key", help="print a new MAILSYNC_SECRET_KEY")
+    dep = sub.add_parser("deploy", help="generate deploy/ files from the registry")
+    dep.add_argument("what", choices=["topics"], help="Strimzi KafkaTopic resources")
+    dep.add_argument("--check", action="store_true", help="fail if the file is stale")
     era = sub.add_parser("erase", help="delete activities now (GDPR erasure)")
     which = era.add_mutually_exclusive_group(required=True)
     which.add_argument("--activity", help="one activity id")
@@ -248,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_activities(args.account, args.limit)
         if args.command == "schemas":
             return cmd_schemas(args.check)
+        if args.command == "deploy":
+            return cmd_deploy_topics(args.check)
         if args.command == "erase":
             return cmd_erase(args)
         if args.command == "topic":

@@ -110,6 +110,14 @@ class ActivityWriterApp:
             retry_cap_s=s.writer_retry_cap_s,
         )
 
+    def consumer_groups(self) -> list[tuple[str, tuple[str, ...]]]:
+        """Groups and topics whose lag the metrics report."""
+        s = self.settings
+        return [
+            (s.writer_group, (s.topic(TAGGED_MESSAGES),)),
+            (f"{s.writer_group}-mailbox-events", (s.topic(MAILBOX_EVENTS),)),
+        ]
+
     async def run(self, stop: asyncio.Event) -> None:
         assert self.loop is not None and self.mailbox is not None
         retention = asyncio.create_task(self._retention(stop), name="retention")

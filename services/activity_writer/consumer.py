@@ -25,8 +25,10 @@ from schemas.dead_letter import DeadLetterMeta
 from schemas.envelope import encode_headers, meta_header
 from schemas.tagged_message import TaggedMessageMeta
 from services.activity_writer.errors import Unprocessable
+from services.activity_writer.latency import ingest_latency, pipeline_latency
 from services.activity_writer.mapping import Mapped, to_activity
 from services.activity_writer.repository import ActivityRepository, Written
+from services.common import metrics
 from services.common.blobs import BlobStore
 from services.common.mongo import is_transient
 
@@ -133,12 +135,14 @@ class WriterLoop:
                 try:
                     items, dead = await self._prepare(records)
                     written = await self._repo.write([(m.activity, m.sighting) for m in items])
+                    _measure(items)
                     await self._announce(written)
                     for record, reason in dead:
                         await self._dead_letter(record, reason)
                     self.written += len(records) - len(dead)
                     return True
                 except PyMongoError as exc:
+                    metrics.error("activity-writer", exc)
                     if not is_transient(exc):
                         raise  # a query the database refuses will not pass on a retry
                     attempt += 1
@@ -218,6 +222,7 @@ class WriterLoop:
             key=record.key,
             headers=encode_headers(meta, in_blob=False),
         )
+        metrics.dead_lettered("activity_writer")
 
     async def _commit(self, batches: dict[TopicPartition, list[Record]]) -> None:
         offsets = {tp: rs[-1].offset + 1 for tp, rs in batches.items() if rs}
@@ -226,3 +231,15 @@ class WriterLoop:
         except (CommitFailedError, IllegalStateError) as exc:
             # Partitions moved to another writer mid-batch; it redoes the batch, idempotently.
             log.info("commit skipped after rebalance: %s", exc)
+
+
+def _measure(items: list[Mapped]) -> None:
+    """Count a durable write: sightings written, and how long their mail took."""
+    now = dt.datetime.now(dt.UTC)
+    for item in items:
+        metrics.written(item.sighting.account_id, item.sighting.folder)
+        if item.fetched_at is not None:
+            metrics.latencies(
+                ingest_latency(item.arrived, item.fetched_at, now),
+                pipeline_latency(item.fetched_at, now),
+            )

@@ -29,6 +29,8 @@ class Mapped:
     sighting: SightingDoc
     attachment_contents: tuple[bytes, ...]  # into the blob store, by SHA-256, before the write
     parent_ids: tuple[str, ...]  # message ids whose threads this message may join
+    arrived: dt.datetime | None = None  # IMAP INTERNALDATE, for the ingest latency
+    fetched_at: dt.datetime | None = None
 
     def in_thread(
         self, known_threads: Mapping[str, str], by_subject: Mapping[str, str] | None = None
@@ -118,4 +120,6 @@ def to_activity(meta: TaggedMessageMeta, raw: bytes, now: dt.datetime) -> Mapped
         sighting_doc,
         tuple(a.content for a in mail.attachments),
         tuple(parent_ids(mail.in_reply_to, mail.references)),
+        arrived=meta.raw.internaldate,
+        fetched_at=meta.raw.fetched_at,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 log = logging.getLogger("mailsync.lifecycle")
@@ -38,12 +38,19 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
 
 
 async def run_services(
-    services: Sequence[Service], stop: asyncio.Event, shutdown_timeout_s: float
+    services: Sequence[Service],
+    stop: asyncio.Event,
+    shutdown_timeout_s: float,
+    *,
+    on_started: Callable[[], None] | None = None,
+    on_stopping: Callable[[], None] | None = None,
 ) -> None:
     """Start every service, run them until ``stop`` or a failure, clean up in reverse.
 
     The services are independent (they meet only on topics), so they start
     concurrently: most of a start is waiting for the broker's group coordinator.
+    ``on_started`` is called once every service started, ``on_stopping`` when shutdown
+    begins (the health server's readiness follows them).
     Raises the first service failure after everything is cleaned up.
     """
     # Every service is cleaned up, even one whose start failed half-way: cleanup closes
@@ -56,6 +63,8 @@ async def run_services(
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+        if on_started is not None:
+            on_started()
         tasks = {asyncio.create_task(s.run(stop), name=s.name): s for s in started}
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -68,6 +77,8 @@ async def run_services(
                 failure = task.exception()
                 log.error("%s failed: %r", service.name, failure, exc_info=failure)
         stop.set()
+        if on_stopping is not None:
+            on_stopping()
         pending = [t for t in tasks if not t.done()]
         if pending:
             _, late = await asyncio.wait(pending, timeout=shutdown_timeout_s)
@@ -86,6 +97,8 @@ async def run_services(
         failure = exc
         raise
     finally:
+        if on_stopping is not None:
+            on_stopping()
         for service in reversed(started):
             began = asyncio.get_running_loop().time()
             try:

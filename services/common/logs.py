@@ -1,15 +1,113 @@
-"""Logging set-up shared by every entry point."""
+"""Logging set-up shared by every entry point: JSON lines for machines, text for humans.
+
+In ``json`` format every record is one JSON object on one line: ``time`` (RFC 3339,
+UTC), ``level``, ``logger``, ``message``, ``account_id`` and ``request_id`` (from the
+context of the task that logged: the fetcher sets the account in each account's task,
+the sender the account and request while it handles a request), and ``exception``
+when there is one. Log collectors (Loki, Elasticsearch, Cloud Logging) read that as is.
+
+Secrets never reach a log line: settings print ``SecretStr`` masked, and every secret
+value a service handles (a decrypted mailbox password, the database URI) is registered
+with :func:`register_secret`, and replaced by ``**********`` in every line, whatever
+library formatted it into a message or an exception.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import datetime as dt
+import json
 import logging
+from collections.abc import Iterator
+from typing import Literal
+
+LogFormat = Literal["json", "text"]
+MASK = "**********"
+
+account_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "mailsync_account_id", default=None
+)
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "mailsync_request_id", default=None
+)
+
+_secrets: set[str] = set()
+# Shorter values would mask ordinary words: a secret this short is a weak one anyway.
+MIN_SECRET_CHARS = 6
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+def register_secret(value: str | None) -> None:
+    """Never print ``value``: every log line containing it shows ``**********`` instead."""
+    if value and len(value) >= MIN_SECRET_CHARS:
+        _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    # Longest first: a secret that contains another is masked whole.
+    for secret in sorted(_secrets, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+@contextlib.contextmanager
+def log_context(*, account_id: str | None = None, request_id: str | None = None) -> Iterator[None]:
+    """Within this block, this task's log lines carry ``account_id`` and ``request_id``."""
+    tokens = [account_id_var.set(account_id), request_id_var.set(request_id)]
+    try:
+        yield
+    finally:
+        request_id_var.reset(tokens[1])
+        account_id_var.reset(tokens[0])
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, object] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "account_id": account_id_var.get(),
+            "request_id": request_id_var.get(),
+        }
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            out["exception"] = record.exc_text
+        return redact(json.dumps(out, ensure_ascii=False, default=str))
+
+
+class TextFormatter(logging.Formatter):
+    """The human format of ``mailsync run``, with the account when there is one."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        account = account_id_var.get()
+        request = request_id_var.get()
+        if account or request:
+            ids = " ".join(f"{k}={v}" for k, v in (("account", account), ("request", request)) if v)
+            text = f"{text} [{ids}]"
+        return redact(text)
+
+
+def setup_logging(level: str, fmt: LogFormat = "json") -> None:
+    """Route every logger to stderr in ``fmt``; call once, at the entry point."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
     # Chatty libraries: their INFO lines are per-rebalance noise at our INFO level.
-    for noisy in ("aiokafka", "faust", "mode", "aioimaplib", "pymongo"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    for noisy in ("aiokafka", "faust", "mode", "aioimaplib", "pymongo", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,20 @@ class CommonSettings(BaseSettings):
     )
     data_dir: Path = Field(default=Path(".mailsync"), description="Local state (embedded mode).")
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = Field(
+        default="json",
+        description="json: one object per line (time, level, logger, message, account_id, "
+        "request_id); text: for humans (the default of `mailsync run`).",
+    )
+    metrics_host: str = Field(
+        default="0.0.0.0", description="Address of /metrics, /livez and /readyz."
+    )
+    metrics_port: int = Field(
+        default=9100, ge=0, le=65535, description="Port of /metrics, /livez, /readyz; 0: any."
+    )
+    lag_interval_s: float = Field(
+        default=15.0, gt=0, description="How often consumer lag is read from the broker."
+    )
     shutdown_timeout_s: float = Field(
         default=20.0, description="Shorter than the pod's terminationGracePeriodSeconds."
     )

@@ -25,6 +25,7 @@ from schemas.envelope import encode_headers, meta_header
 from schemas.raw_message import RawMessageMeta
 from schemas.tagged_message import MessageTags, Sighting, TaggedMessageMeta
 from schemas.topics import ACCOUNTS, BY_FINGERPRINT, DEAD_LETTERS, RAW_MESSAGES, TAGGED_MESSAGES
+from services.common import metrics
 from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
 from services.common.kafka import MAX_REQUEST_BYTES, consumer, ensure_topics
@@ -139,6 +140,7 @@ def build_faust_app(settings: DedupSettings, tagger: Tagger) -> faust.App:
         await dead.send(
             key=event.key, value=event.value or b"", headers=encode_headers(meta, in_blob=False)
         )
+        metrics.dead_lettered(stage)
 
     @app.agent(raw_t, name="tag")
     async def tag(stream: Any) -> None:
@@ -148,9 +150,11 @@ def build_faust_app(settings: DedupSettings, tagger: Tagger) -> faust.App:
             try:
                 tags = await tagger.tag(headers, value)
             except Unprocessable as exc:
+                metrics.error("dedup", exc)
                 await dead_letter("dedup.tag", str(exc), event, headers)
                 continue
             except Exception as exc:
+                metrics.error("dedup", exc)
                 if isinstance(exc, OSError | asyncio.TimeoutError):
                     raise  # infrastructure: crash, restart, and get the record again
                 await dead_letter("dedup.tag", f"{type(exc).__name__}: {exc}", event, headers)
@@ -168,6 +172,8 @@ def build_faust_app(settings: DedupSettings, tagger: Tagger) -> faust.App:
             tags = MessageTags.model_validate_json(meta_header(headers))
             known = [Sighting.model_validate(d) for d in table[event.key]]
             verdict = record_sighting(known, tags.sighting)
+            if not verdict.canonical and len(verdict.sightings) > len(known):
+                metrics.duplicate_linked(tags.sighting.account_id)  # a new sighting, linked
             table[event.key] = [v.model_dump(mode="json") for v in verdict.sightings]
             out = TaggedMessageMeta(
                 **tags.model_dump(),
@@ -209,6 +215,12 @@ class DedupApp:
         await self._directory.wait_ready(timeout=60)
         self.faust = build_faust_app(s, Tagger(self._directory, blobs))
         await self.faust.start()
+
+    def consumer_groups(self) -> list[tuple[str, tuple[str, ...]]]:
+        """faust's consumer group is its app id; both agents commit in it."""
+        s = self.settings
+        group = f"{s.topic_prefix}{s.dedup_app_id}"
+        return [(group, (s.topic(RAW_MESSAGES), s.topic(BY_FINGERPRINT)))]
 
     async def run(self, stop: asyncio.Event) -> None:
         assert self.faust is not None and self._directory is not None

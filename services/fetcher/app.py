@@ -100,6 +100,14 @@ class FetcherApp:
             self._confirmations_consumer, self._directory, processed
         )
 
+    def consumer_groups(self) -> list[tuple[str, tuple[str, ...]]]:
+        """Groups and topics whose lag the metrics report."""
+        s = self.settings
+        return [
+            (s.fetcher_group, (s.topic(ACCOUNTS),)),
+            (f"{s.fetcher_group}-confirmations", (s.topic(ACTIVITY_CONFIRMATIONS),)),
+        ]
+
     async def run(self, stop: asyncio.Event) -> None:
         assert self._table is not None and self._confirmations is not None
         loops = [

@@ -16,6 +16,7 @@ from schemas.common import FolderRole, MessageLocation
 from schemas.envelope import encode_headers
 from schemas.mailbox_event import Expunged, FlagsChanged, MailboxEvent
 from schemas.raw_message import RawMessageMeta
+from services.common import metrics
 from services.common.blobs import BlobStore
 from services.fetcher.fetch_response import FetchedMessage
 
@@ -58,6 +59,7 @@ class Publisher:
     ) -> None:
         """Send every message and wait until the broker acknowledged all of them."""
         key = account_id.encode()
+        metrics.fetched(account_id, folder, len(messages))
         pending = []
         for msg in messages:
             sha256 = hashlib.sha256(msg.body).hexdigest()
@@ -72,6 +74,7 @@ class Publisher:
                 await self._producer.send(self._topic, value=value, key=key, headers=headers)
             )
         await asyncio.gather(*pending)
+        metrics.published(account_id, folder, len(messages))
 
 
 class EventPublisher:

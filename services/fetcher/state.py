@@ -7,6 +7,7 @@ import datetime as dt
 from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas.mailbox_state import AccountStatus, FolderProgress
+from services.common import metrics
 from services.common.mongo import Document
 
 
@@ -39,6 +40,7 @@ class StateStore:
         await self._col.update_one(
             {"_id": account_id}, {"$set": update, "$setOnInsert": on_insert}, upsert=True
         )
+        metrics.account_status(account_id, status.value)
 
     async def progress(self, account_id: str, progress: FolderProgress) -> None:
         """Record one folder's progress (n/total, or its error) on the account's state."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from schemas.account import AccountRecord
 from schemas.mailbox_state import AccountStatus
+from services.common import metrics
+from services.common.logs import account_id_var, register_secret
 from services.common.secrets import SecretBox
 from services.fetcher.classify import Verdict, backoff_delay, classify_failure
 from services.fetcher.settings import FetcherSettings
@@ -71,11 +73,15 @@ class Supervisor:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for entry in entries:  # gone from this replica: its status series go too
+            metrics.forget_account(entry.record.account_id)
 
     async def stop_all(self) -> None:
         await self.stop(list(self._accounts))
 
     async def _supervise(self, record: AccountRecord) -> None:
+        # The task's own context: every line it (and the worker) logs names the account.
+        account_id_var.set(record.account_id)
         acc_id = record.account_id
         loop = asyncio.get_running_loop()
         attempt = 0
@@ -84,11 +90,13 @@ class Supervisor:
             try:
                 assert record.secret is not None
                 password = self._secrets.decrypt(record.secret.ciphertext)
+                register_secret(password)
                 await self._make_worker(record, password).run()
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                metrics.error("fetcher", exc)
                 verdict = classify_failure(exc)
                 attempt = 1 if loop.time() - started > HEALTHY_RUN_S else attempt + 1
                 if verdict.verdict is Verdict.AUTH_FAILED:

@@ -99,6 +99,11 @@ class SenderApp:
             wake=self._wake,
         )
 
+    def consumer_groups(self) -> list[tuple[str, tuple[str, ...]]]:
+        """Groups and topics whose lag the metrics report."""
+        s = self.settings
+        return [(s.sender_group, (s.topic(SEND_REQUESTS),))]
+
     async def run(self, stop: asyncio.Event) -> None:
         assert self._intake is not None
         loops = [

@@ -25,9 +25,11 @@ from pymongo.asynchronous.collection import AsyncCollection
 from schemas.account import AccountRecord
 from schemas.send_request import SendRecord, SendState
 from services.activity_writer.visibility import Viewer, visible_accounts
+from services.common import metrics
 from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
 from services.common.errors import MailsyncError
+from services.common.logs import log_context, register_secret
 from services.common.mongo import Document
 from services.common.secrets import SecretBox, SecretDecryptError
 from services.dedup.fingerprint import activity_id, normalise_message_id
@@ -85,6 +87,10 @@ class Dispatcher:
 
     async def handle(self, record: SendRecord) -> None:
         """Take a claimed record as far as it can go now; release it for later if not done."""
+        with log_context(account_id=record.request.account_id, request_id=record.id):
+            await self._handle(record)
+
+    async def _handle(self, record: SendRecord) -> None:
         try:
             if record.state is SendState.ACCEPTED:
                 record = await self._send(record)
@@ -106,12 +112,15 @@ class Dispatcher:
         why = refusal(req, account)
         if why is not None:
             log.warning("request %s refused: %s", record.id, why)
+            metrics.sent(req.account_id, "refused")
             return await self._ledger.advance(record, SendState.FAILED, reason=why)
         assert account is not None and account.smtp is not None and account.secret is not None
         try:
             password = self._secrets.decrypt(account.secret.ciphertext)
+            register_secret(password)
             message = await self._build(record, account)
         except (SendRefused, SecretDecryptError) as exc:
+            metrics.sent(req.account_id, "failed")
             return await self._ledger.advance(record, SendState.FAILED, reason=str(exc))
         current = record
 
@@ -131,6 +140,9 @@ class Dispatcher:
         except SmtpFailure as exc:
             return await self._smtp_failed(current, exc)
         log.info("request %s sent through %s: %s", record.id, account.account_id, reply)
+        metrics.sent(
+            req.account_id, "sent", (dt.datetime.now(dt.UTC) - req.requested_at).total_seconds()
+        )
         return await self._ledger.advance(
             current,
             SendState.SENT,
@@ -144,6 +156,7 @@ class Dispatcher:
         if not exc.retriable or attempts >= self._s.sender_max_attempts:
             why = exc.reason if not exc.retriable else f"gave up after {attempts} tries: {exc}"
             log.warning("request %s failed: %s", record.id, why)
+            metrics.sent(record.request.account_id, "failed")
             return await self._ledger.advance(
                 record, SendState.FAILED, reason=why, smtp_reply=exc.reply, attempts=attempts
             )
@@ -153,6 +166,7 @@ class Dispatcher:
             cap=self._s.sender_backoff_cap_s,
             jitter=random.random(),
         )
+        metrics.sent(record.request.account_id, "deferred")
         log.info(
             "request %s deferred (try %d), again in %.0fs: %s", record.id, attempts, delay, exc
         )
@@ -249,6 +263,7 @@ class Dispatcher:
                 )
             ],
         )
+        metrics.filed(account.account_id)
         log.info(
             "request %s filed in %s as UID %d%s",
             record.id,

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -44,6 +47,20 @@ async def test_demo_shows_its_activities_and_stops_cleanly_on_ctrl_c(tmp_path: P
             docs = await activities.find().to_list(None)
         finally:
             await client.close()
+        # Where the metrics are is printed; they count what the demo did.
+        metrics_url = re.search(r"Metrics\s+: (http://\S+/metrics)", "".join(output))
+        assert metrics_url, "".join(output)
+        samples = await asyncio.to_thread(_scrape, metrics_url[1])
+        written = {
+            labels["account"]: value
+            for name, labels, value in samples
+            if name == "mailsync_activities_written_total" and labels["folder"] == "INBOX"
+        }
+        # 40 delivered, 8 of them to both mailboxes: 48 INBOX sightings (Sent has the rest).
+        assert written["jana"] + written["info"] >= 48, written
+        ready_url = metrics_url[1].replace("/metrics", "/readyz")
+        ready = await asyncio.to_thread(lambda: json.load(urllib.request.urlopen(ready_url)))
+        assert ready["status"] == "ready", ready
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
@@ -60,6 +77,7 @@ async def test_demo_shows_its_activities_and_stops_cleanly_on_ctrl_c(tmp_path: P
     assert len(via_alias) == 8
     assert any(re.search(r"[^\x00-\x7f]", d["subject"]) for d in docs)
     assert "Activities      :" in text
+    assert "Health          : http://127.0.0.1:" in text
     assert proc.returncode == 0, text[-3000:]
     assert "mailsync stopped cleanly." in text
 
@@ -72,6 +90,16 @@ async def _wait_for_uri(proc: subprocess.Popen[str], output: list[str]) -> str:
         if proc.poll() is not None:
             raise AssertionError("mailsync run exited early:\n" + "".join(output))
         await asyncio.sleep(0.2)
+
+
+def _scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        text = resp.read().decode()
+    return [
+        (s.name, s.labels, s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    ]
 
 
 def _drain(proc: subprocess.Popen[str], output: list[str]) -> None:

@@ -1,0 +1,183 @@
+"""Every Prometheus metric of mailsync, defined once, with stable names and labels.
+
+The README's "Metrics" table documents each of them; the Grafana dashboard and the
+alert rules in ``deploy/`` may use only the names defined here (a test checks it).
+Services call the small helpers below at their thin I/O points, never the metric
+objects' internals, so label sets stay the same everywhere.
+
+``account`` and ``folder`` label values are bounded (:mod:`.labels`); histograms carry
+no account label at all (a series per bucket per account would be too many).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from services.common.labels import OTHER, LabelBudget
+
+# Series budgets: beyond these, values are counted under "_other".
+MAX_ACCOUNTS = 5000
+MAX_FOLDERS = 200
+
+account_label = LabelBudget(MAX_ACCOUNTS)
+folder_label = LabelBudget(MAX_FOLDERS)
+
+# Latency buckets from a second to a day: mail is expected within a minute or two.
+LATENCY_BUCKETS = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600)
+SEND_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+MESSAGES_FETCHED = Counter(
+    "mailsync_messages_fetched",
+    "Messages fetched from IMAP (BODY.PEEK[]) by the fetcher.",
+    ["account", "folder"],
+)
+MESSAGES_PUBLISHED = Counter(
+    "mailsync_messages_published",
+    "Fetched messages acknowledged by Kafka (acks=all) on the raw-messages topic.",
+    ["account", "folder"],
+)
+ACTIVITIES_WRITTEN = Counter(
+    "mailsync_activities_written",
+    "Sightings durably written to the activities collection by the activity writer.",
+    ["account", "folder"],
+)
+DUPLICATES_LINKED = Counter(
+    "mailsync_duplicates_linked",
+    "Sightings dedup found to be another sighting of a known message.",
+    ["account"],
+)
+DEAD_LETTERS = Counter(
+    "mailsync_dead_letters",
+    "Records published to the dead-letter topic, by the stage that gave up on them.",
+    ["stage"],
+)
+ERRORS = Counter(
+    "mailsync_errors",
+    "Failures handled by a service (retried, isolated or dead-lettered), by exception class.",
+    ["service", "error"],
+)
+MESSAGES_SENT = Counter(
+    "mailsync_messages_sent",
+    "Send requests handled by the sender, by outcome (sent, failed, rejected...).",
+    ["account", "outcome"],
+)
+SENT_FILED = Counter(
+    "mailsync_sent_filed",
+    "Sent messages filed (IMAP APPEND) in the account's Sent folder.",
+    ["account"],
+)
+SEND_LATENCY = Histogram(
+    "mailsync_send_latency_seconds",
+    "From the send request's creation to the SMTP server's acceptance.",
+    buckets=SEND_BUCKETS,
+)
+INGEST_LATENCY = Histogram(
+    "mailsync_ingest_latency_seconds",
+    "From delivery (IMAP INTERNALDATE) to the activity written; backfilled mail excluded.",
+    buckets=LATENCY_BUCKETS,
+)
+PIPELINE_LATENCY = Histogram(
+    "mailsync_pipeline_latency_seconds",
+    "From the fetcher's fetch to the activity written (Kafka, dedup and the writer).",
+    buckets=LATENCY_BUCKETS,
+)
+CONSUMER_LAG = Gauge(
+    "mailsync_consumer_lag",
+    "Records not yet committed by a consumer group, summed over a topic's partitions.",
+    ["topic", "group"],
+)
+IMAP_CONNECTIONS = Gauge(
+    "mailsync_imap_connections",
+    "Accounts of this fetcher by connection state (connecting, syncing, idle, error...).",
+    ["state"],
+)
+ACCOUNT_STATUS = Gauge(
+    "mailsync_account_status",
+    "1 for the account's current status in this fetcher (auth_failed, idle, ...).",
+    ["account", "status"],
+)
+EVENT_LOOP_LAG = Gauge(
+    "mailsync_event_loop_lag_seconds",
+    "How late the event loop woke a periodic timer, last time: a busy or blocked loop.",
+)
+READY = Gauge(
+    "mailsync_ready",
+    "1 when every service of the process has started and its dependencies answer.",
+)
+
+_status: dict[str, str] = {}
+
+
+def fetched(account_id: str, folder: str, n: int) -> None:
+    MESSAGES_FETCHED.labels(account_label(account_id), folder_label(folder)).inc(n)
+
+
+def published(account_id: str, folder: str, n: int) -> None:
+    MESSAGES_PUBLISHED.labels(account_label(account_id), folder_label(folder)).inc(n)
+
+
+def written(account_id: str, folder: str) -> None:
+    ACTIVITIES_WRITTEN.labels(account_label(account_id), folder_label(folder)).inc()
+
+
+def duplicate_linked(account_id: str) -> None:
+    DUPLICATES_LINKED.labels(account_label(account_id)).inc()
+
+
+def dead_lettered(stage: str) -> None:
+    DEAD_LETTERS.labels(stage).inc()
+
+
+def error(service: str, exc: BaseException) -> None:
+    ERRORS.labels(service, type(exc).__name__).inc()
+
+
+def sent(account_id: str, outcome: str, latency_s: float | None = None) -> None:
+    """A send request's outcome; ``latency_s`` when the SMTP server accepted it."""
+    MESSAGES_SENT.labels(account_label(account_id), outcome).inc()
+    if latency_s is not None:
+        SEND_LATENCY.observe(max(latency_s, 0.0))
+
+
+def filed(account_id: str) -> None:
+    SENT_FILED.labels(account_label(account_id)).inc()
+
+
+def latencies(ingest_s: float | None, pipeline_s: float | None) -> None:
+    if ingest_s is not None:
+        INGEST_LATENCY.observe(ingest_s)
+    if pipeline_s is not None:
+        PIPELINE_LATENCY.observe(pipeline_s)
+
+
+def account_status(account_id: str, status: str) -> None:
+    """The account's status changed: one ``1`` series per account, and the state counts."""
+    previous = _status.get(account_id)
+    if previous == status:
+        return
+    _status[account_id] = status
+    label = account_label(account_id)
+    if previous is not None:
+        _drop_status(label, previous)
+    ACCOUNT_STATUS.labels(label, status).set(1)
+    IMAP_CONNECTIONS.labels(status).inc()
+
+
+def forget_account(account_id: str) -> None:
+    """The account left this fetcher (deleted, or moved to another replica)."""
+    previous = _status.pop(account_id, None)
+    if previous is not None:
+        _drop_status(account_label(account_id), previous)
+
+
+def _drop_status(label: str, status: str) -> None:
+    IMAP_CONNECTIONS.labels(status).dec()
+    # Accounts beyond the budget share "_other": keep its series while one is left there.
+    if label == OTHER and any(
+        account_label(a) == OTHER and s == status for a, s in _status.items()
+    ):
+        return
+    with contextlib.suppress(KeyError):
+        ACCOUNT_STATUS.remove(label, status)

@@ -1,0 +1,58 @@
+"""One mailsync process: its services, plus the health server and the lag monitor.
+
+Every entry point (``mailsync fetcher``..., and ``mailsync run`` with all of them)
+runs its services through :func:`run_process`: the health and metrics server listens
+before the services start (liveness answers during a long start, readiness says
+"starting"), the consumer lag of the services' groups is measured beside them, and
+the server closes last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+from services.common.dependencies import DependencyProbe
+from services.common.health import HealthServer
+from services.common.lag_monitor import ConsumerGroup, LagMonitor
+from services.common.lifecycle import Service, run_services
+from services.common.settings import CommonSettings
+
+
+@runtime_checkable
+class Consumes(Protocol):
+    def consumer_groups(self) -> list[ConsumerGroup]:
+        """The consumer groups this service commits offsets in, with their topics."""
+
+
+async def run_process(
+    services: Sequence[Service],
+    settings: CommonSettings,
+    stop: asyncio.Event,
+    *,
+    local: bool = False,
+    on_listening: Callable[[HealthServer], None] | None = None,
+) -> None:
+    """Run ``services`` until ``stop``; ``local``: a busy metrics port is not fatal."""
+    groups = [g for s in services if isinstance(s, Consumes) for g in s.consumer_groups()]
+    monitors: list[Service] = [LagMonitor(settings, groups)] if groups else []
+    health = HealthServer(
+        settings.metrics_host,
+        settings.metrics_port,
+        [s.name for s in services],
+        DependencyProbe(settings),
+    )
+    await health.start(any_port_if_busy=local)
+    try:
+        if on_listening is not None:
+            on_listening(health)
+        await run_services(
+            [*services, *monitors],
+            stop,
+            settings.shutdown_timeout_s,
+            on_started=health.mark_started,
+            on_stopping=health.mark_stopping,
+        )
+    finally:
+        await health.stop()

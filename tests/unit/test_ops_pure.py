@@ -1,0 +1,115 @@
+"""The pure parts of operations: label budgets, lag, readiness, latency, log lines."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+
+import pytest
+from prometheus_client import REGISTRY
+
+from services.activity_writer.latency import ingest_latency, pipeline_latency
+from services.common import metrics
+from services.common.labels import OTHER, LabelBudget
+from services.common.lag import lag_by_topic
+from services.common.logs import (
+    JsonFormatter,
+    TextFormatter,
+    log_context,
+    register_secret,
+)
+from services.common.readiness import readiness
+
+T0 = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
+
+
+def test_label_budget_keeps_the_first_values_and_folds_the_rest() -> None:
+    budget = LabelBudget(2)
+    assert [budget(v) for v in ("a", "b", "c", "a", "d", "b")] == ["a", "b", OTHER, "a", OTHER, "b"]
+    with pytest.raises(ValueError):
+        LabelBudget(0)
+
+
+def test_lag_sums_partitions_counts_uncommitted_whole_and_never_goes_negative() -> None:
+    end = {("t", 0): 10, ("t", 1): 5, ("t", 2): 7, ("u", 0): 3}
+    committed = {("t", 0): 4, ("t", 1): 9, ("u", 0): 3}  # t/1 ahead: Tansu under-reports
+    assert lag_by_topic(committed, end) == {"t": 6 + 0 + 7, "u": 0}
+    assert lag_by_topic({("t", 0): -1}, {("t", 0): 2}) == {"t": 2}  # -1: nothing committed
+
+
+def test_ready_only_when_started_not_stopping_and_dependencies_answer() -> None:
+    ok = {"kafka": None, "mongodb": None}
+    assert readiness({"fetcher": True, "dedup": True}, False, ok).ready
+    starting = readiness({"fetcher": True, "dedup": False}, False, ok)
+    assert not starting.ready and starting.body["problems"] == ["dedup not started"]
+    down = readiness(
+        {"fetcher": True}, False, {"kafka": "unreachable (KafkaError)", "mongodb": None}
+    )
+    assert not down.ready
+    assert down.body["dependencies"] == {"kafka": "unreachable (KafkaError)", "mongodb": "ok"}
+    assert not readiness({"fetcher": True}, True, ok).ready
+
+
+def test_ingest_latency_from_internaldate_and_backfill_left_out() -> None:
+    written = T0 + dt.timedelta(seconds=42)
+    assert ingest_latency(T0, T0 + dt.timedelta(seconds=5), written) == 42.0
+    assert ingest_latency(None, T0, written) is None
+    old = T0 - dt.timedelta(days=3)  # an initial import of old mail
+    assert ingest_latency(old, T0, written) is None
+    assert ingest_latency(T0 + dt.timedelta(minutes=1), T0, written) == 0.0  # clock skew
+    assert pipeline_latency(T0, written) == 42.0
+
+
+def _record(msg: str, *args: object, exc: bool = False) -> logging.LogRecord:
+    info = None
+    if exc:
+        try:
+            raise RuntimeError("boom with s3cr3t-pass")
+        except RuntimeError:
+            info = sys.exc_info()
+    return logging.LogRecord("mailsync.test", logging.WARNING, __file__, 1, msg, args, info)
+
+
+def test_json_log_line_carries_ids_and_masks_registered_secrets() -> None:
+    register_secret("s3cr3t-pass")
+    register_secret("abc")  # too short to mask safely: ignored
+    with log_context(account_id="jana", request_id="req-1"):
+        line = JsonFormatter().format(
+            _record("login as %s with %s", "jana", "s3cr3t-pass", exc=True)
+        )
+    data = json.loads(line)
+    assert "\n" not in line
+    assert data["level"] == "WARNING" and data["logger"] == "mailsync.test"
+    assert data["message"] == "login as jana with **********"
+    assert (data["account_id"], data["request_id"]) == ("jana", "req-1")
+    assert "RuntimeError: boom with **********" in data["exception"]
+    assert "s3cr3t-pass" not in line
+    assert dt.datetime.fromisoformat(data["time"]).tzinfo is not None
+    outside = json.loads(JsonFormatter().format(_record("no context")))
+    assert outside["account_id"] is None and outside["request_id"] is None
+    assert "abc" in JsonFormatter().format(_record("abc stays"))
+
+
+def test_text_log_line_names_the_account() -> None:
+    with log_context(account_id="info"):
+        assert TextFormatter().format(_record("synced")).endswith("synced [account=info]")
+
+
+def _sample(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+def test_account_status_keeps_one_series_per_account_and_counts_states() -> None:
+    acc = "status-test-account"
+    idle_before = _sample("mailsync_imap_connections", state="idle") or 0.0
+    metrics.account_status(acc, "connecting")
+    metrics.account_status(acc, "idle")
+    metrics.account_status(acc, "idle")
+    assert _sample("mailsync_account_status", account=acc, status="idle") == 1.0
+    assert _sample("mailsync_account_status", account=acc, status="connecting") is None
+    assert _sample("mailsync_imap_connections", state="idle") == idle_before + 1
+    metrics.forget_account(acc)
+    assert _sample("mailsync_account_status", account=acc, status="idle") is None
+    assert _sample("mailsync_imap_connections", state="idle") == idle_before
