@@ -32,7 +32,10 @@ class ApiSettings(CommonSettings):
         default=None, description="A file holding the same JSON as MAILSYNC_API_TOKENS."
     )
     api_verify_timeout_s: float = Field(
-        default=15.0, gt=0, description="Per IMAP/SMTP command while verifying an account."
+        default=20.0,
+        gt=0,
+        description="Per IMAP/SMTP command while verifying an account (servers delay an "
+        "answer to failed logins: Dovecot up to 15 s).",
     )
     api_resync_wait_s: float = Field(
         default=10.0,
