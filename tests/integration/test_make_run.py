@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
@@ -44,6 +45,12 @@ async def test_demo_shows_its_activities_and_stops_cleanly_on_ctrl_c(tmp_path: P
             docs = await activities.find().to_list(None)
         finally:
             await client.close()
+        page, token = _status_url("".join(output))
+        async with httpx.AsyncClient(timeout=30) as http:
+            html = await http.get(page)
+            status = await http.get(
+                page.replace("/status", "/v1/status"), headers={"Authorization": f"Bearer {token}"}
+            )
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
@@ -60,6 +67,12 @@ async def test_demo_shows_its_activities_and_stops_cleanly_on_ctrl_c(tmp_path: P
     assert len(via_alias) == 8
     assert any(re.search(r"[^\x00-\x7f]", d["subject"]) for d in docs)
     assert "Activities      :" in text
+    # The status page is served, and its data shows the two demo mailboxes.
+    assert html.status_code == 200 and "mailsync" in html.text
+    addresses = {a["address"]: a for a in status.json()["accounts"]}
+    assert sorted(addresses) == ["info@example.com", "jana.novakova@example.com"]
+    assert addresses["info@example.com"]["aliases"] == ["orders@example.com"]
+    assert len(status.json()["duplicates"]) >= 1
     assert proc.returncode == 0, text[-3000:]
     assert "mailsync stopped cleanly." in text
 
@@ -72,6 +85,12 @@ async def _wait_for_uri(proc: subprocess.Popen[str], output: list[str]) -> str:
         if proc.poll() is not None:
             raise AssertionError("mailsync run exited early:\n" + "".join(output))
         await asyncio.sleep(0.2)
+
+
+def _status_url(text: str) -> tuple[str, str]:
+    match = re.search(r"Status page\s+: (http://\S+/status)#token=(\S+)", text)
+    assert match, text[-3000:]
+    return match[1], match[2]
 
 
 def _drain(proc: subprocess.Popen[str], output: list[str]) -> None:
