@@ -4,9 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Dovecot (IMAP + LMTP) for the demo and the tests; swaks, kcat, mutt and mbsync to
-# check things as a user would.
-APT_PACKAGES := dovecot-imapd dovecot-lmtpd swaks kcat mutt isync
-APT_BINARIES := dovecot doveadm swaks kcat mutt mbsync
+# check things as a user would; Chromium to test the status page headless.
+APT_PACKAGES := dovecot-imapd dovecot-lmtpd swaks kcat mutt isync chromium
+APT_BINARIES := dovecot doveadm swaks kcat mutt mbsync chromium
 
 .PHONY: deps apt venv run test test-fast lint typecheck schemas bench clean
 
@@ -35,6 +35,7 @@ test: deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mailsync schemas export --check
+	$(VENV)/bin/mailsync openapi export --check
 	$(VENV)/bin/pytest
 
 test-fast: venv

@@ -13,7 +13,7 @@ Topics (see :mod:`schemas.topics`) and their payloads:
 - ``mailsync.send-results``       :class:`SendResult` (JSON value)
 
 Documents: :class:`ActivityDocument`, :class:`FolderCursor`, :class:`AccountState`,
-:class:`SendRecord`.
+:class:`SendRecord`, :class:`AccountDocument` (the accounts API's copy of each record).
 """
 
 from schemas.account import (
@@ -30,6 +30,7 @@ from schemas.account import (
     Security,
     SharedOwnership,
 )
+from schemas.account_document import AccountDocument
 from schemas.activity import ActivityDocument, SightingDoc
 from schemas.common import Address, BlobRef, Direction, FolderRole, MessageLocation
 from schemas.dead_letter import DeadLetterMeta
@@ -52,6 +53,7 @@ from schemas.topics import TOPICS, TopicSpec
 
 __all__ = [
     "TOPICS",
+    "AccountDocument",
     "AccountRecord",
     "AccountState",
     "AccountStatus",

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from schemas.account_document import AccountDocument
 from schemas.activity import ActivityDocument
 from schemas.mailbox_state import AccountState, FolderCursor
 from schemas.send_request import SendRecord
@@ -24,6 +25,7 @@ DOCUMENTS: dict[str, type[BaseModel]] = {
     "folder_cursors": FolderCursor,
     "account_states": AccountState,
     "send_requests": SendRecord,
+    "accounts": AccountDocument,
 }
 
 

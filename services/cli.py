@@ -2,8 +2,12 @@
 
 mailsync fetcher | dedup | activity-writer | sender
                                              one service, as a Kubernetes pod runs it
-mailsync run [--demo]                        every service in one process; embedded
-                                             Kafka/MongoDB when none is configured
+mailsync api                                 the accounts HTTP API and the status page
+mailsync run [--demo]                        every service in one process (and the API);
+                                             embedded Kafka/MongoDB when none is configured
+mailsync accounts verify|save|list|show|set-password|pause|resume|resync|remove|rotate-key
+                                             manage accounts (as an admin, without HTTP)
+mailsync openapi export [--check]            the API's OpenAPI document (docs/openapi.json)
 mailsync activities [--account ID]           list activities (what the CRM shows)
 mailsync topic NAME                          print a topic's records and metadata
 mailsync erase --activity ID | --message-id MID | --account ID [--since D] [--until D]
@@ -63,6 +67,13 @@ def _sender(overrides: dict[str, Any]) -> Service:
     return SenderApp(SenderSettings(**overrides))
 
 
+def _api(overrides: dict[str, Any]) -> Service:
+    from services.api.app import ApiApp
+    from services.api.settings import ApiSettings
+
+    return ApiApp(ApiSettings(**overrides))
+
+
 SERVICES: dict[str, Callable[[dict[str, Any]], Service]] = {
     "fetcher": _fetcher,
     "dedup": _dedup,
@@ -89,7 +100,8 @@ def cmd_service(name: str) -> int:
     settings = CommonSettings()
     setup_logging(settings.log_level, settings.log_format)
     _register_secrets(settings)
-    asyncio.run(_run([SERVICES[name]({})], settings))
+    make = _api if name == "api" else SERVICES[name]
+    asyncio.run(_run([make({})], settings))
     return 0
 
 
@@ -111,10 +123,17 @@ def cmd_run(demo: bool) -> int:
 
             overrides.update(stack.enter_context(start_demo(base)))
         services = [make(overrides) for make in SERVICES.values()]
+        status_url = _embedded_api(overrides)
+        services.append(_api(overrides))
         final = CommonSettings(**overrides)  # type: ignore[arg-type]
         _register_secrets(final)
         asyncio.run(
-            _run(services, final, local=True, on_listening=lambda h: _print_where(final, h))
+            _run(
+                services,
+                final,
+                local=True,
+                on_listening=lambda h: _print_where(final, h, status_url),
+            )
         )
     print("mailsync stopped cleanly.", flush=True)
     return 0
@@ -129,12 +148,37 @@ def _register_secrets(s: CommonSettings) -> None:
             register_secret(key.strip())
 
 
-def _print_where(s: CommonSettings, health: HealthServer) -> None:
+
+def _embedded_api(overrides: dict[str, Any]) -> str:
+    """The API of ``mailsync run``: the configured port or a free one, and an admin token
+    made for this run when none is configured. Returns the status page's URL."""
+    import json
+    import secrets
+
+    from pydantic import SecretStr
+
+    from devservers._process import free_port
+    from services.api.settings import ApiSettings
+
+    api = ApiSettings(**overrides)
+    port = api.api_port or free_port()
+    overrides["api_port"] = port
+    url = f"http://{api.api_host}:{port}/status"
+    if api.api_tokens is None and api.api_tokens_file is None:
+        token = secrets.token_urlsafe(24)
+        admin = {"user_id": "operator", "groups": [], "role": "admin"}
+        overrides["api_tokens"] = SecretStr(json.dumps({token: admin}))
+        return f"{url}#token={token}"
+    return f"{url}#token=YOUR_API_TOKEN"
+
+
+def _print_where(s: CommonSettings, health: HealthServer, status_url: str) -> None:
     mongo = s.mongo_uri.get_secret_value() if s.mongo_uri else "?"
     web = f"http://{health.host}:{health.port}"
     print(
         "\n"
         "mailsync is running. Press Ctrl+C to stop.\n"
+        f"  Status page     : {status_url}\n"
         f"  Kafka bootstrap : {s.kafka_bootstrap}\n"
         f"  MongoDB         : {mongo}  (database {s.mongo_database!r})\n"
         f"  Activities      : MAILSYNC_MONGO_URI='{mongo}' .venv/bin/mailsync activities\n"
@@ -253,6 +297,19 @@ def cmd_deploy_topics(check: bool) -> int:
     return 0
 
 
+def cmd_openapi(check: bool) -> int:
+    from services.api.openapi import DOCUMENT, drifted, export
+
+    if check:
+        if drifted():
+            print(f"{DOCUMENT} is out of date; run `mailsync openapi export`")
+            return 1
+        print(f"{DOCUMENT} matches the API")
+        return 0
+    print(export())
+    return 0
+
+
 def _date(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
 
@@ -264,6 +321,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SERVICES:
         sub.add_parser(name, help=f"run the {name} service")
+    sub.add_parser("api", help="run the accounts HTTP API and the status page")
+    from services.api.cli import add_parser as add_accounts_parser
+
+    add_accounts_parser(sub)
+    oapi = sub.add_parser("openapi", help="the API's OpenAPI document")
+    oapi.add_argument("action", choices=["export"])
+    oapi.add_argument("--check", action="store_true", help="fail if docs/openapi.json is stale")
     run = sub.add_parser("run", help="run every service in one process (embedded default)")
     run.add_argument(
         "--demo", action="store_true", help="also start a demo Dovecot with two seeded mailboxes"
@@ -290,8 +354,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     top.add_argument("name", help="topic name without MAILSYNC_TOPIC_PREFIX")
     args = parser.parse_args(argv)
     try:
-        if args.command in SERVICES:
+        if args.command in SERVICES or args.command == "api":
             return cmd_service(args.command)
+        if args.command == "accounts":
+            from services.api.cli import run as run_accounts
+
+            return run_accounts(args)
+        if args.command == "openapi":
+            return cmd_openapi(args.check)
         if args.command == "run":
             return cmd_run(args.demo)
         if args.command == "activities":

@@ -18,8 +18,9 @@ from schemas.account import (
     SharedOwnership,
 )
 from schemas.topics import ACCOUNTS
-from services.accounts import publish_account
+from services.api.store import AccountStore
 from services.common.kafka import ensure_topics, producer
+from services.common.mongo import database, mongo_client
 from services.common.secrets import SecretBox
 from services.common.settings import CommonSettings
 
@@ -59,14 +60,19 @@ def demo_accounts(dovecot: DovecotServer, box: SecretBox) -> list[AccountRecord]
 
 
 async def _publish(settings: CommonSettings, accounts: list[AccountRecord]) -> None:
+    """Save the accounts as the accounts API does: in MongoDB (the API lists them from
+    there) and on the accounts topic (the fetchers follow it)."""
     await ensure_topics(settings, [ACCOUNTS])
     prod = producer(settings, client_id="mailsync-demo")
+    mongo = mongo_client(settings, app_name="mailsync-demo")
     await prod.start()
     try:
+        store = AccountStore(database(mongo, settings), prod, settings)
         for account in accounts:
-            await publish_account(prod, settings, account)
+            await store.save(account)
     finally:
         await prod.stop()
+        await mongo.close()
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ import pytest
 
 from devservers import DovecotServer, SecantusServer, SmtpServer, TansuBroker
 
-pytest_plugins = ["tests.fixtures.pipeline"]
+pytest_plugins = ["tests.fixtures.pipeline", "tests.fixtures.api"]
 
 
 def _need(binary: str) -> None:

@@ -13,6 +13,7 @@ import threading
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
@@ -61,6 +62,12 @@ async def test_demo_shows_its_activities_and_stops_cleanly_on_ctrl_c(tmp_path: P
         ready_url = metrics_url[1].replace("/metrics", "/readyz")
         ready = await asyncio.to_thread(lambda: json.load(urllib.request.urlopen(ready_url)))
         assert ready["status"] == "ready", ready
+        page, token = _status_url("".join(output))
+        async with httpx.AsyncClient(timeout=30) as http:
+            html = await http.get(page)
+            status = await http.get(
+                page.replace("/status", "/v1/status"), headers={"Authorization": f"Bearer {token}"}
+            )
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
@@ -78,6 +85,12 @@ async def test_demo_shows_its_activities_and_stops_cleanly_on_ctrl_c(tmp_path: P
     assert any(re.search(r"[^\x00-\x7f]", d["subject"]) for d in docs)
     assert "Activities      :" in text
     assert "Health          : http://127.0.0.1:" in text
+    # The status page is served, and its data shows the two demo mailboxes.
+    assert html.status_code == 200 and "mailsync" in html.text
+    addresses = {a["address"]: a for a in status.json()["accounts"]}
+    assert sorted(addresses) == ["info@example.com", "jana.novakova@example.com"]
+    assert addresses["info@example.com"]["aliases"] == ["orders@example.com"]
+    assert len(status.json()["duplicates"]) >= 1
     assert proc.returncode == 0, text[-3000:]
     assert "mailsync stopped cleanly." in text
 
@@ -100,6 +113,12 @@ def _scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
         for family in text_string_to_metric_families(text)
         for s in family.samples
     ]
+
+
+def _status_url(text: str) -> tuple[str, str]:
+    match = re.search(r"Status page\s+: (http://\S+/status)#token=(\S+)", text)
+    assert match, text[-3000:]
+    return match[1], match[2]
 
 
 def _drain(proc: subprocess.Popen[str], output: list[str]) -> None:

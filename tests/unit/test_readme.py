@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.activity_writer.settings import WriterSettings
+from services.api.settings import ApiSettings
 from services.dedup.settings import DedupSettings
 from services.fetcher.settings import FetcherSettings
 from services.sender.settings import SenderSettings
@@ -16,7 +17,7 @@ def test_every_setting_is_documented() -> None:
     text = README.read_text()
     names = {
         f"MAILSYNC_{field.upper()}"
-        for cls in (FetcherSettings, DedupSettings, WriterSettings, SenderSettings)
+        for cls in (FetcherSettings, DedupSettings, WriterSettings, SenderSettings, ApiSettings)
         for field in cls.model_fields
     }
     assert sorted(n for n in names if f"`{n}`" not in text) == []

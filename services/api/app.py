@@ -1,0 +1,150 @@
+"""The accounts API: the FastAPI application and the ``mailsync api`` service.
+
+The service follows the common lifecycle: ``start`` opens the :class:`Resources`
+handlers may use (MongoDB, the producer, the secret box, the tokens) and binds the
+socket; ``run`` serves until the stop event; ``cleanup`` lets requests in flight
+finish, then closes the resources. uvicorn is driven through its startup / main loop /
+shutdown steps rather than ``serve()``, which would install its own signal handlers
+over ours (``mailsync run`` shares one loop and one stop event among services).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from typing import Any
+
+import uvicorn
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pymongo.errors import PyMongoError
+
+from services.api.errors import ApiError, Unavailable
+from services.api.resources import Resources, open_resources
+from services.api.routers import ROUTERS
+from services.api.settings import DEFAULT_PORT, ApiSettings
+from services.common.secrets import SecretDecryptError
+
+log = logging.getLogger("mailsync.api")
+
+DESCRIPTION = """Accounts, mailboxes, activities and sending for the CRM.
+
+Every call needs `Authorization: Bearer TOKEN` (MAILSYNC_API_TOKENS). Secrets go in
+(`password`) and never come out. A non-admin asking for an account they cannot see
+gets 403 whether it exists or not."""
+
+
+def _error(exc: ApiError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return JSONResponse({"error": exc.body()}, status_code=exc.status, headers=headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return _error(exc)
+
+
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 echoes the offending input, which may hold a password: never here."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
+    body = {"code": "invalid_request", "message": "the request is not valid", "retriable": False}
+    return JSONResponse({"error": body, "detail": errors}, status_code=422)
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("%s %s: %s unavailable: %r", request.method, request.url.path, type(exc), exc)
+    return _error(Unavailable("the broker or the database did not answer; try again"))
+
+
+async def _undecryptable(request: Request, exc: Exception) -> JSONResponse:
+    log.error("%s: %s", request.url.path, exc)
+    error = ApiError(
+        "a saved secret cannot be decrypted with the configured keys: set the password again"
+    )
+    return JSONResponse({"error": {**error.body(), "code": "secret_undecryptable"}}, 409)
+
+
+def create_app(resources: Resources | None = None) -> FastAPI:
+    """The application; ``resources`` may be None only to render the OpenAPI document."""
+    app = FastAPI(title="mailsync accounts API", version="1", description=DESCRIPTION)
+    app.state.resources = resources
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(PyMongoError, _unavailable)
+    app.add_exception_handler(KafkaError, _unavailable)
+    app.add_exception_handler(SecretDecryptError, _undecryptable)
+    return app
+
+
+class ApiApp:
+    name = "api"
+
+    def __init__(self, settings: ApiSettings):
+        self.settings = settings
+        self.port: int | None = None
+        self._stack = contextlib.AsyncExitStack()
+        self._server: uvicorn.Server | None = None
+        self._socket: socket.socket | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.port}"
+
+    async def start(self) -> None:
+        s = self.settings
+        s.log_startup(self.name)
+        tokens = s.token_table()
+        resources = await self._stack.enter_async_context(open_resources(s, tokens))
+        family = socket.AF_INET6 if ":" in s.api_host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        port = s.api_port if s.api_port is not None else DEFAULT_PORT
+        sock.bind((s.api_host, port))
+        self._socket = sock
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            create_app(resources),
+            log_config=None,
+            lifespan="off",
+            timeout_graceful_shutdown=int(s.shutdown_timeout_s),
+        )
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        await server.startup(sockets=[sock])
+        self._server = server
+        log.info("accounts API on %s (%d callers)", self.url, len(tokens))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        assert self._server is not None
+        serving = asyncio.create_task(self._server.main_loop(), name="api-main-loop")
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait([serving, stopped], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._server.should_exit = True
+            stopped.cancel()
+            await serving
+
+    async def cleanup(self, failed: bool) -> None:
+        try:
+            if self._server is not None and self._server.started:
+                await self._server.shutdown(sockets=[s for s in [self._socket] if s])
+            elif self._socket is not None:
+                self._socket.close()
+        finally:
+            await self._stack.aclose()
+
+
+def openapi_document() -> dict[str, Any]:
+    return create_app().openapi()

@@ -1,0 +1,82 @@
+"""Accounts API errors: each carries its HTTP status and a stable code.
+
+MailsyncError
+└── ApiError                 answered as {"error": {"code", "message", "retriable", ...}}
+    ├── NotAuthenticated     401: no token, or an unknown one
+    ├── Forbidden            403: not yours, or no such account (a non-admin cannot tell)
+    ├── NotFound             404: no such activity, or (to an admin) no such account
+    ├── Conflict             409: the account is not in a state that allows this
+    ├── InvalidRequest       422: the request cannot be carried out as given
+    ├── VerificationFailed   422: the mail server refused (with the classified reason)
+    └── Unavailable          503, retriable: the broker or the database is away
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from services.api.verify_errors import VerifyFailure
+from services.common.errors import MailsyncError
+
+
+class ApiError(MailsyncError):
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+
+    def body(self) -> dict[str, Any]:
+        return {"code": self.code, "message": str(self), "retriable": self.retriable}
+
+
+class NotAuthenticated(ApiError):
+    """Send ``Authorization: Bearer TOKEN`` with a configured API token."""
+
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(ApiError):
+    """The caller may not do this (or the account is not one they can see)."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
+
+
+class InvalidRequest(ApiError):
+    status = 422
+    code = "invalid_request"
+
+
+class VerificationFailed(ApiError):
+    """The mail server refused the settings; ``failure`` says why and what to do."""
+
+    status = 422
+    code = "verification_failed"
+
+    def __init__(self, failure: VerifyFailure):
+        super().__init__(failure.message)
+        self.failure = failure
+
+    @property
+    def retriable(self) -> bool:  # type: ignore[override]
+        return self.failure.retriable
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "failure": self.failure.model_dump(mode="json")}
+
+
+class Unavailable(ApiError):
+    """A dependency did not answer; the request can be repeated."""
+
+    status = 503
+    code = "unavailable"
+    retriable = True

@@ -1,0 +1,228 @@
+"""The API's request and response bodies (published in ``docs/openapi.json``).
+
+Secrets come in as ``SecretStr`` (never echoed, never logged) and never go out: an
+account is shown with ``credentials`` naming the kind of secret it has, not the secret.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from schemas._base import Model
+from schemas.account import (
+    AccountRecord,
+    Endpoint,
+    ImportAll,
+    ImportWindow,
+    LeaveProcessed,
+    Ownership,
+    ProcessedAction,
+    Security,
+)
+from schemas.common import Address, FolderRole
+from schemas.mailbox_state import AccountState, AccountStatus, FolderProgress
+from schemas.send_request import OutboundAttachment
+from services.api.verify_errors import VerifyFailure
+
+ACCOUNT_ID = r"^[A-Za-z0-9_.@-]{1,128}$"
+
+
+# -- step 1: verify ----------------------------------------------------------------------
+class EndpointInput(Model):
+    """A server as the user gives it; a preset fills in what is left out."""
+
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Security | None = None
+    username: str = Field(min_length=1)
+
+
+class VerifyRequest(Model):
+    preset: str | None = Field(default=None, description="A preset id from GET /v1/presets.")
+    imap: EndpointInput
+    smtp: EndpointInput | None = None
+    password: SecretStr = Field(description="Password or app password; used once, not saved.")
+
+
+class FolderPreview(Model):
+    name: str
+    role: FolderRole = Field(description="From the RFC 6154 special-use attribute.")
+    selectable: bool
+    messages: int | None = None
+    size: int | None = Field(
+        default=None, description="Bytes (RFC 8438 STATUS=SIZE), when the server tells."
+    )
+
+
+class ImapPreview(Model):
+    endpoint: Endpoint
+    capabilities: tuple[str, ...]
+    folders: tuple[FolderPreview, ...]
+    suggested_folders: tuple[str, ...] = Field(description="INBOX and the Sent folder.")
+    sent_folder: str | None
+    total_messages: int
+    total_size: int | None
+
+
+class SmtpPreview(Model):
+    endpoint: Endpoint
+    extensions: tuple[str, ...]
+    auth_mechanisms: tuple[str, ...]
+
+
+class VerifyResult(Model):
+    imap: ImapPreview
+    smtp: SmtpPreview | None = None
+
+
+# -- step 2: save --------------------------------------------------------------------------
+class AccountInput(Model):
+    """An account's settings. ``password`` absent: pending credentials on create, the
+    current secret kept on update."""
+
+    account_id: str | None = Field(
+        default=None, pattern=ACCOUNT_ID, description="Admins may choose it; else generated."
+    )
+    address: str = Field(min_length=3)
+    aliases: tuple[str, ...] = ()
+    display_name: str = ""
+    ownership: Ownership | None = Field(
+        default=None, description="Absent: personal, owned by the caller."
+    )
+    imap: Endpoint
+    smtp: Endpoint | None = None
+    password: SecretStr | None = None
+    folders: tuple[str, ...] = ("INBOX",)
+    sent_folder: str | None = None
+    processed: ProcessedAction = LeaveProcessed()
+    import_window: ImportWindow = ImportAll()
+    paused: bool = False
+    retention_days: int | None = Field(default=None, ge=1)
+    verify: bool = Field(
+        default=True, description="Log in to IMAP (and SMTP) with the password before saving."
+    )
+
+
+class PasswordInput(Model):
+    password: SecretStr
+    verify: bool = True
+
+
+class StateView(Model):
+    status: AccountStatus
+    reason: str | None = None
+    since: dt.datetime
+    last_sync: dt.datetime | None = None
+    folders: tuple[FolderProgress, ...] = ()
+    done: int = Field(description="Messages imported so far, all folders.")
+    total: int = Field(description="Messages to import, all folders.")
+
+    @classmethod
+    def of(cls, state: AccountState) -> StateView:
+        return cls(
+            status=state.status,
+            reason=state.reason,
+            since=state.since,
+            last_sync=state.last_sync,
+            folders=state.folders,
+            done=sum(f.done for f in state.folders),
+            total=sum(f.total for f in state.folders),
+        )
+
+
+class AccountView(Model):
+    account_id: str
+    address: str
+    aliases: tuple[str, ...]
+    display_name: str
+    ownership: Ownership
+    imap: Endpoint
+    smtp: Endpoint | None
+    credentials: Literal["password"] | None = Field(
+        description="The kind of secret saved (never the secret); null: pending credentials."
+    )
+    pending_credentials: bool
+    folders: tuple[str, ...]
+    sent_folder: str | None
+    processed: ProcessedAction
+    import_window: ImportWindow
+    paused: bool
+    retention_days: int | None
+    updated_at: dt.datetime
+    state: StateView | None = None
+
+    @classmethod
+    def of(cls, record: AccountRecord, state: AccountState | None) -> AccountView:
+        fields = record.model_dump(exclude={"secret", "schema_version"})
+        return cls(
+            **fields,
+            credentials=record.secret.kind if record.secret else None,
+            pending_credentials=record.pending_credentials,
+            state=StateView.of(state) if state else None,
+        )
+
+
+class MailboxView(Model):
+    """One row of the CRM's "Email mailboxes" list."""
+
+    account_id: str
+    address: str
+    aliases: tuple[str, ...]
+    display_name: str
+    kind: Literal["personal", "shared"]
+    group: str | None
+    can_send: bool = Field(description="SMTP is configured and the credentials are saved.")
+    paused: bool
+    state: StateView | None
+
+
+class RemoveResult(Model):
+    account_id: str
+    activities_deleted: int = 0
+    activities_kept_for_other_accounts: int = 0
+
+
+class RotateResult(Model):
+    accounts_rotated: int
+
+
+# -- sending ------------------------------------------------------------------------------
+class SendInput(Model):
+    request_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]{8,128}$",
+        description="Idempotency key; generated when absent.",
+    )
+    account_id: str
+    sender: Address | None = Field(
+        default=None, description="The account's address or an alias; default: its address."
+    )
+    to: tuple[Address, ...] = ()
+    cc: tuple[Address, ...] = ()
+    bcc: tuple[Address, ...] = ()
+    subject: str = ""
+    text_body: str | None = None
+    html_body: str | None = None
+    attachments: tuple[OutboundAttachment, ...] = ()
+    in_reply_to_activity: str | None = None
+
+
+class SendAccepted(Model):
+    request_id: str
+    account_id: str
+    state: Literal["accepted"] = "accepted"
+
+
+# -- errors --------------------------------------------------------------------------------
+class ErrorDetail(Model):
+    code: str
+    message: str
+    retriable: bool
+    failure: VerifyFailure | None = None
+
+
+class ErrorBody(Model):
+    error: ErrorDetail

@@ -1,0 +1,14 @@
+"""One router per resource; each is a thin layer over the operations it calls."""
+
+from services.api.routers import accounts, activities, mailboxes, presets, send, status
+
+ROUTERS = (
+    presets.router,
+    accounts.router,
+    mailboxes.router,
+    activities.router,
+    send.router,
+    status.router,
+)
+
+__all__ = ["ROUTERS"]

@@ -1,0 +1,68 @@
+"""Accounts API settings (``MAILSYNC_API_*`` on top of the common ones)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from services.api.callers import TokenTable
+from services.common.errors import ConfigurationError
+from services.common.settings import CommonSettings
+
+DEFAULT_PORT = 8080
+
+
+class ApiSettings(CommonSettings):
+    model_config = SettingsConfigDict(env_prefix="MAILSYNC_", frozen=True, extra="ignore")
+
+    api_host: str = Field(default="127.0.0.1", description="Address the HTTP API listens on.")
+    api_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port of the HTTP API; unset: 8080 for `mailsync api`, a free port for "
+        "`mailsync run`.",
+    )
+    api_tokens: SecretStr | None = Field(
+        default=None, description='JSON {"TOKEN": {"user_id", "groups", "role"}}.'
+    )
+    api_tokens_file: Path | None = Field(
+        default=None, description="A file holding the same JSON as MAILSYNC_API_TOKENS."
+    )
+    api_verify_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="Per IMAP/SMTP command while verifying an account (servers delay an "
+        "answer to failed logins: Dovecot up to 15 s).",
+    )
+    api_resync_wait_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long a resync waits for the fetcher to stop the account.",
+    )
+    api_max_upload_bytes: int = Field(
+        default=25 * 1024 * 1024, ge=1, description="Largest attachment accepted for upload."
+    )
+    # Shared with the fetcher: verifying must trust exactly what syncing will trust.
+    fetcher_ca_file: Path | None = Field(
+        default=None, description="Extra CA certificate to trust (a private mail server)."
+    )
+
+    def token_table(self) -> TokenTable:
+        if self.api_tokens is not None and self.api_tokens_file is not None:
+            raise ConfigurationError(
+                "set MAILSYNC_API_TOKENS or MAILSYNC_API_TOKENS_FILE, not both"
+            )
+        if self.api_tokens is not None:
+            return TokenTable.from_json(self.api_tokens.get_secret_value(), "MAILSYNC_API_TOKENS")
+        if self.api_tokens_file is not None:
+            try:
+                text = self.api_tokens_file.read_text()
+            except OSError as exc:
+                raise ConfigurationError(f"MAILSYNC_API_TOKENS_FILE: {exc}") from None
+            return TokenTable.from_json(text, "MAILSYNC_API_TOKENS_FILE")
+        raise ConfigurationError(
+            "no API tokens: set MAILSYNC_API_TOKENS or MAILSYNC_API_TOKENS_FILE"
+        )
