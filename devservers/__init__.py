@@ -7,12 +7,15 @@ server answers its own protocol, and stops it on exit:
 - :class:`SecantusServer` MongoDB wire protocol (SecantusDB over WiredTiger)
 - :class:`DovecotServer`  IMAP (plain + implicit TLS) and LMTP, Maildir under a directory
 - :class:`SmtpServer`     SMTP with AUTH and STARTTLS, delivering into Dovecot's LMTP
+- :class:`OAuthServer`    OAuth2 token (RFC 6749) and introspection (RFC 7662) endpoints
+  that Dovecot and the SMTP server check XOAUTH2/OAUTHBEARER tokens against
 
 None of this is production runtime: production points ``MAILSYNC_KAFKA_BOOTSTRAP`` and
 ``MAILSYNC_MONGO_URI`` at real clusters and mailboxes live on real mail servers.
 """
 
 from devservers._dovecot import DovecotServer, MailUser
+from devservers._oauth import OAuthServer
 from devservers._process import ServerStartError
 from devservers._secantus import SecantusServer
 from devservers._smtp import SmtpServer
@@ -22,6 +25,7 @@ from devservers._tls import SelfSignedCert
 __all__ = [
     "DovecotServer",
     "MailUser",
+    "OAuthServer",
     "SecantusServer",
     "SelfSignedCert",
     "ServerStartError",

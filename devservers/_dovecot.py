@@ -1,7 +1,10 @@
 """Dovecot as an ordinary process: IMAP, IMAPS and LMTP on loopback, Maildir in a directory.
 
 Users live in a passwd-file (Dovecot re-reads it when it changes), so tests can add
-users while the server runs. ``doveadm`` runs against the same config to change
+users while the server runs. Given an OAuth2 introspection URL (RFC 7662, see
+:mod:`devservers.oauth_server`), Dovecot also accepts ``AUTHENTICATE XOAUTH2`` and
+``OAUTHBEARER`` (RFC 7628) with access tokens it checks there: a second passdb, asked
+when the passwd-file one does not match. ``doveadm`` runs against the same config to change
 UIDVALIDITY, expunge, create folders and so on, as an operator would.
 """
 
@@ -40,7 +43,27 @@ class MailUser:
     password: str
 
 
-def _config(root: Path, cert: SelfSignedCert, imap: int, imaps: int, lmtp: int) -> str:
+def _oauth2_config(introspection_url: str) -> str:
+    """Dovecot 2.3's oauth2 passdb: the token is valid when introspection says
+    ``"active": true`` and its ``email`` is the login name."""
+    return f"""introspection_url = {introspection_url}
+introspection_mode = post
+force_introspection = yes
+username_attribute = email
+active_attribute = active
+active_value = true
+timeout_msecs = 5000
+"""
+
+
+def _config(
+    root: Path,
+    cert: SelfSignedCert,
+    imap: int,
+    imaps: int,
+    lmtp: int,
+    oauth2: Path | None = None,
+) -> str:
     if os.geteuid() == 0:
         # Dovecot refuses mail access as root; Debian's `mail` user owns the Maildirs.
         mail_uid, mail_gid = "8", "8"
@@ -54,6 +77,14 @@ def _config(root: Path, cert: SelfSignedCert, imap: int, imaps: int, lmtp: int) 
         + "  }"
         for name, use in SPECIAL_USE.items()
     )
+    oauth2_passdb = (
+        f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {oauth2}\n}}"
+        if oauth2 is not None
+        else ""
+    )
+    # Each passdb sees only its own mechanisms: a token is never compared to a password.
+    password_mechanisms = "  mechanisms = plain login\n" if oauth2 is not None else ""
+    mechanisms = "plain login" + (" xoauth2 oauthbearer" if oauth2 is not None else "")
     return f"""
 base_dir = {root}/run
 state_dir = {root}/state
@@ -65,7 +96,7 @@ ssl = yes
 ssl_cert = <{cert.cert}
 ssl_key = <{cert.key}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 default_internal_user = {internal}
 default_login_user = {login}
 first_valid_uid = {mail_uid}
@@ -77,7 +108,8 @@ mail_plugins =
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/users
-}}
+{password_mechanisms}}}
+{oauth2_passdb}
 userdb {{
   driver = passwd-file
   args = username_format=%u {root}/users
@@ -120,7 +152,7 @@ protocol lmtp {{
 class DovecotServer:
     """A Dovecot instance under ``root`` (a directory the mail uid can traverse)."""
 
-    def __init__(self, root: Path | None = None):
+    def __init__(self, root: Path | None = None, *, oauth2_introspection_url: str | None = None):
         if root is None:
             # Not under pytest's 0700 tmp dirs: the Maildir belongs to the mail uid.
             root = Path(tempfile.mkdtemp(prefix="mailsync-dovecot-"))
@@ -132,6 +164,7 @@ class DovecotServer:
         self.config = root / "dovecot.conf"
         self.users_file = root / "users"
         self.cert: SelfSignedCert | None = None
+        self.oauth2_introspection_url = oauth2_introspection_url
         self._proc = ChildProcess(
             "dovecot", ["dovecot", "-F", "-c", str(self.config)], root / "dovecot.stdout.log"
         )
@@ -146,8 +179,12 @@ class DovecotServer:
         if os.geteuid() == 0:
             os.chown(self.root / "mail", 8, 8)
         self.cert = SelfSignedCert.create(self.root / "tls")
+        oauth2 = None
+        if self.oauth2_introspection_url is not None:
+            oauth2 = self.root / "dovecot-oauth2.conf.ext"
+            oauth2.write_text(_oauth2_config(self.oauth2_introspection_url))
         self.config.write_text(
-            _config(self.root, self.cert, self.imap_port, self.imaps_port, self.lmtp_port)
+            _config(self.root, self.cert, self.imap_port, self.imaps_port, self.lmtp_port, oauth2)
         )
         self.users_file.touch()
         self._proc.start()

@@ -11,7 +11,8 @@ from devservers._process import ChildProcess, free_port, port_answers, wait_unti
 
 
 class SmtpServer:
-    """SMTP with AUTH and STARTTLS on loopback, delivering into ``dovecot``."""
+    """SMTP with AUTH and STARTTLS on loopback, delivering into ``dovecot``; OAuth2
+    logins too when Dovecot has an introspection URL."""
 
     def __init__(self, dovecot: DovecotServer):
         self.dovecot = dovecot
@@ -45,6 +46,11 @@ class SmtpServer:
                 str(cert.cert),
                 "--key",
                 str(cert.key),
+                *(
+                    ["--introspection-url", self.dovecot.oauth2_introspection_url]
+                    if self.dovecot.oauth2_introspection_url
+                    else []
+                ),
             ],
             self.dovecot.root / "smtp.log",
         )

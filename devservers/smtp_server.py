@@ -1,7 +1,9 @@
 """A real SMTP server (aiosmtpd) that hands mail over to Dovecot's LMTP, as an MTA would.
 
 Run as ``python -m devservers.smtp_server``. It speaks ESMTP with STARTTLS and AUTH
-PLAIN/LOGIN (only after STARTTLS, RFC 4954 section 4), accepts mail only for local
+PLAIN/LOGIN (only after STARTTLS, RFC 4954 section 4), plus XOAUTH2 and OAUTHBEARER
+(RFC 7628) when given ``--introspection-url`` (tokens checked by RFC 7662
+introspection, as Dovecot does), accepts mail only for local
 mailboxes and their aliases, and adds the trace headers a real MTA adds: ``Received``,
 ``X-Original-To`` (the address the sender used) and ``Delivered-To`` (the mailbox).
 """
@@ -10,15 +12,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import binascii
 import email.utils
 import json
 import signal
 import smtplib
 import ssl
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
 
 class Directory:
@@ -121,6 +127,67 @@ class LmtpHandoff:
                 )
 
 
+class OAuth2LmtpHandoff(LmtpHandoff):
+    """:class:`LmtpHandoff` that also offers AUTH XOAUTH2 and OAUTHBEARER (aiosmtpd finds
+    ``auth_*`` methods on the handler)."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        lmtp_port: int,
+        hostname: str,
+        faults: Faults,
+        introspection: str,
+    ):
+        super().__init__(directory, lmtp_port, hostname, faults)
+        self.introspection = introspection
+
+    def _active_user(self, token: str) -> str | None:
+        """RFC 7662: POST the token; the user it belongs to if it is active."""
+        body = urllib.parse.urlencode({"token": token}).encode()
+        with urllib.request.urlopen(self.introspection, body, timeout=10) as response:
+            data = json.loads(response.read())
+        return str(data.get("email", "")).lower() if data.get("active") is True else None
+
+    async def _bearer(self, server: SMTP, args: list[str], mechanism: str) -> AuthResult:
+        if len(args) > 1:
+            try:
+                blob = base64.b64decode(args[1], validate=True)
+            except binascii.Error:
+                return AuthResult(success=False, handled=False, message="501 5.5.2 Bad base64")
+        else:  # no initial response: ask for it with an empty challenge (RFC 4954)
+            answer = await server.challenge_auth("", encode_to_b64=False)
+            if answer is MISSING:
+                return AuthResult(success=False, handled=True)
+            blob = answer
+        fields = dict(
+            part.split("=", 1)
+            for part in blob.decode(errors="replace").split("\x01")
+            if "=" in part
+        )
+        if mechanism == "OAUTHBEARER":  # RFC 7628 3.1: "n,a=user," then the pairs
+            header = blob.split(b"\x01", 1)[0].decode(errors="replace")
+            user = next((p[2:] for p in header.split(",") if p.startswith("a=")), "")
+            user = user.replace("=2C", ",").replace("=3D", "=")
+        else:
+            user = fields.get("user", "")
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        owner = await asyncio.to_thread(self._active_user, token) if token else None
+        if owner is not None and owner == user.lower():
+            return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+        # The error challenge (RFC 7628 3.2.2); the client's answer ends the exchange.
+        error = {"status": "invalid_token", "schemes": "bearer", "scope": ""}
+        if await server.challenge_auth(json.dumps(error)) is MISSING:
+            return AuthResult(success=False, handled=True)
+        return AuthResult(success=False, handled=False)
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._bearer(server, args, "XOAUTH2")
+
+    async def auth_OAUTHBEARER(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._bearer(server, args, "OAUTHBEARER")
+
+
 def _authenticator(directory: Directory) -> Any:
     def authenticate(
         server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
@@ -138,7 +205,12 @@ async def serve(args: argparse.Namespace) -> None:
     directory = Directory(Path(args.users), Path(args.aliases))
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(args.cert, args.key)
-    handler = LmtpHandoff(directory, args.lmtp_port, args.hostname, Faults(Path(args.faults)))
+    faults = Faults(Path(args.faults))
+    handler = (
+        OAuth2LmtpHandoff(directory, args.lmtp_port, args.hostname, faults, args.introspection_url)
+        if args.introspection_url
+        else LmtpHandoff(directory, args.lmtp_port, args.hostname, faults)
+    )
 
     def factory() -> SMTP:
         return SMTP(
@@ -173,6 +245,7 @@ def main() -> None:
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--hostname", default="mx.localhost")
+    parser.add_argument("--introspection-url", default=None, help="OAuth2 (RFC 7662)")
     asyncio.run(serve(parser.parse_args()))
 
 

@@ -31,6 +31,40 @@ class EncryptedSecret(Model):
     ciphertext: str = Field(description="Fernet token; never the clear text.")
 
 
+class OAuth2Mechanism(StrEnum):
+    XOAUTH2 = "XOAUTH2"  # Google's and Microsoft's SASL mechanism
+    OAUTHBEARER = "OAUTHBEARER"  # RFC 7628
+
+
+class OAuth2Secret(Model):
+    """An OAuth2 grant: the refresh token (RFC 6749 section 6) mailsync exchanges for
+    short-lived access tokens, which log in to IMAP and SMTP with XOAUTH2 or OAUTHBEARER.
+
+    The refresh token and the client secret are Fernet tokens made with
+    ``MAILSYNC_SECRET_KEY``, never the clear text; access tokens are never stored.
+    """
+
+    kind: Literal["oauth2"] = "oauth2"
+    token_url: str = Field(
+        pattern=r"^https?://",
+        description="The token endpoint; https, or http to a loopback host only.",
+    )
+    client_id: str = Field(min_length=1)
+    client_secret_ciphertext: str | None = Field(
+        default=None, description="Fernet token of the client secret; None for a public client."
+    )
+    refresh_token_ciphertext: str = Field(description="Fernet token of the refresh token.")
+    scope: str = Field(
+        default="",
+        description="Space-separated scopes asked for on refresh; empty asks for the "
+        "originally granted ones (RFC 6749 section 6).",
+    )
+    mechanism: OAuth2Mechanism = OAuth2Mechanism.XOAUTH2
+
+
+AccountSecret = Annotated[EncryptedSecret | OAuth2Secret, Field(discriminator="kind")]
+
+
 class LeaveProcessed(Model):
     kind: Literal["leave"] = "leave"
 
@@ -91,7 +125,7 @@ class AccountRecord(Model):
     ownership: Ownership
     imap: Endpoint
     smtp: Endpoint | None = None
-    secret: EncryptedSecret | None = Field(
+    secret: AccountSecret | None = Field(
         default=None, description="Absent: the account is pending credentials and not connected."
     )
     folders: tuple[str, ...] = Field(

@@ -148,7 +148,6 @@ def _register_secrets(s: CommonSettings) -> None:
             register_secret(key.strip())
 
 
-
 def _embedded_api(overrides: dict[str, Any]) -> str:
     """The API of ``mailsync run``: the configured port or a free one, and an admin token
     made for this run when none is configured. Returns the status page's URL."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from devservers import DovecotServer, SecantusServer, SmtpServer, TansuBroker
+from devservers import DovecotServer, OAuthServer, SecantusServer, SmtpServer, TansuBroker
 
 pytest_plugins = ["tests.fixtures.pipeline", "tests.fixtures.api"]
 
@@ -37,9 +37,16 @@ def secantus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecantusServe
 
 
 @pytest.fixture(scope="session")
-def dovecot() -> Iterator[DovecotServer]:
+def oauth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthServer]:
+    """An OAuth2 token and introspection endpoint; Dovecot and SMTP check tokens there."""
+    with OAuthServer(tmp_path_factory.mktemp("oauth")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dovecot(oauth: OAuthServer) -> Iterator[DovecotServer]:
     _need("dovecot")
-    with DovecotServer() as server:
+    with DovecotServer(oauth2_introspection_url=oauth.introspection_url) as server:
         yield server
 
 

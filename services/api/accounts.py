@@ -13,7 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
-from schemas.account import AccountRecord, EncryptedSecret, Endpoint, PersonalOwnership
+from schemas.account import (
+    AccountRecord,
+    AccountSecret,
+    EncryptedSecret,
+    Endpoint,
+    PersonalOwnership,
+)
 from schemas.mailbox_state import AccountState
 from services.api.callers import Caller
 from services.api.errors import Conflict, Forbidden, InvalidRequest, NotFound
@@ -46,7 +52,7 @@ def record_from_input(
     *,
     account_id: str,
     owner: Caller,
-    secret: EncryptedSecret | None,
+    secret: AccountSecret | None,
     now: dt.datetime,
 ) -> AccountRecord:
     """The record ``data`` describes (pure); ownership defaults to the caller's own."""
@@ -197,13 +203,14 @@ class Accounts:
         caller: Caller,
         data: AccountInput,
         account_id: str,
-        current: EncryptedSecret | None,
+        current: AccountSecret | None,
     ) -> AccountRecord:
         secret, password = current, None
         if data.password is not None:
             password = data.password.get_secret_value()
             secret = EncryptedSecret(ciphertext=self._res.box.encrypt(password))
-        elif current is not None and data.verify:
+        elif isinstance(current, EncryptedSecret) and data.verify:
+            # (An OAuth2 grant is checked by the fetcher's first login, not here.)
             password = self._res.box.decrypt(current.ciphertext)
         record = record_from_input(
             data, account_id=account_id, owner=caller, secret=secret, now=_now()

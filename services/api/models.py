@@ -141,7 +141,7 @@ class AccountView(Model):
     ownership: Ownership
     imap: Endpoint
     smtp: Endpoint | None
-    credentials: Literal["password"] | None = Field(
+    credentials: Literal["password", "oauth2"] | None = Field(
         description="The kind of secret saved (never the secret); null: pending credentials."
     )
     pending_credentials: bool

@@ -12,7 +12,7 @@ import asyncio
 import datetime as dt
 import logging
 
-from schemas.account import AccountRecord
+from schemas.account import AccountRecord, AccountSecret, OAuth2Secret
 from schemas.mailbox_state import AccountStatus
 from schemas.topics import ACTIVITY_EVENTS
 from services.activity_writer.erasure import Eraser
@@ -22,6 +22,7 @@ from services.api.errors import Forbidden
 from services.api.models import AccountView, RemoveResult, RotateResult
 from services.api.permissions import may_manage
 from services.api.resources import Resources
+from services.common.secrets import SecretBox
 
 log = logging.getLogger("mailsync.api.operations")
 
@@ -111,17 +112,27 @@ class Operations:
         republish; afterwards the older keys can be dropped from the setting."""
         if not caller.admin:
             raise Forbidden("only admins rotate the secret key")
-        rotated = 0
+        count = 0
         for record in await self._res.store.all():
             if record.secret is None:
                 continue
-            secret = record.secret.model_copy(
-                update={"ciphertext": self._res.box.rotate(record.secret.ciphertext)}
-            )
-            await self._save(record, secret=secret)
-            rotated += 1
-        log.info("secret key rotated: %d accounts re-encrypted", rotated)
-        return RotateResult(accounts_rotated=rotated)
+            await self._save(record, secret=reencrypted(record.secret, self._res.box))
+            count += 1
+        log.info("secret key rotated: %d accounts re-encrypted", count)
+        return RotateResult(accounts_rotated=count)
+
+
+def reencrypted(secret: AccountSecret, box: SecretBox) -> AccountSecret:
+    """``secret`` with every ciphertext it holds re-encrypted with the newest key."""
+    if isinstance(secret, OAuth2Secret):
+        client = secret.client_secret_ciphertext
+        return secret.model_copy(
+            update={
+                "refresh_token_ciphertext": box.rotate(secret.refresh_token_ciphertext),
+                "client_secret_ciphertext": box.rotate(client) if client else None,
+            }
+        )
+    return secret.model_copy(update={"ciphertext": box.rotate(secret.ciphertext)})
 
 
 def _now() -> dt.datetime:

@@ -6,6 +6,8 @@
 - :mod:`.mongo`     the AsyncMongoClient factory
 - :mod:`.blobs`     the GridFS blob store for large messages
 - :mod:`.secrets`   encryption of account secrets at rest
+- :mod:`.oauth2`    OAuth2 access tokens (refresh-token grant) and SASL XOAUTH2/OAUTHBEARER
+- :mod:`.smtp_auth` SMTP AUTH with an account's password or OAuth2 token
 - :mod:`.errors`    the root of every mailsync exception
 """
 

@@ -55,6 +55,15 @@ class CommonSettings(BaseSettings):
         default=20.0, description="Shorter than the pod's terminationGracePeriodSeconds."
     )
 
+    oauth2_refresh_margin_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="An OAuth2 access token is refreshed this long before it expires.",
+    )
+    oauth2_timeout_s: float = Field(
+        default=10.0, gt=0, description="Timeout of a request to an OAuth2 token endpoint."
+    )
+
     def topic(self, spec: TopicSpec) -> str:
         return f"{self.topic_prefix}{spec.name}"
 

@@ -17,9 +17,11 @@ from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
 from services.common.kafka import consumer, ensure_topics, producer
 from services.common.mongo import database, mongo_client
+from services.common.oauth2 import AccessToken, TokenProvider
 from services.common.secrets import SecretBox
 from services.fetcher.accounts import AccountTable
 from services.fetcher.confirmations import ConfirmationLoop
+from services.fetcher.credentials import Credentials
 from services.fetcher.cursor import CursorStore
 from services.fetcher.processed import ProcessedQueue
 from services.fetcher.publish import EventPublisher, Publisher
@@ -45,6 +47,7 @@ class FetcherApp:
         self._directory: AccountDirectory | None = None
         self._confirmations_consumer: AIOKafkaConsumer | None = None
         self._confirmations: ConfirmationLoop | None = None
+        self._tokens: TokenProvider | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -66,7 +69,11 @@ class FetcherApp:
         if s.fetcher_ca_file is not None:
             tls.load_verify_locations(cafile=str(s.fetcher_ca_file))
 
-        def make_worker(record: AccountRecord, password: str) -> AccountWorker:
+        self._tokens = TokenProvider(
+            secrets, margin_s=s.oauth2_refresh_margin_s, timeout_s=s.oauth2_timeout_s
+        )
+
+        def make_worker(record: AccountRecord, password: str | AccessToken) -> AccountWorker:
             return AccountWorker(
                 record,
                 password,
@@ -79,7 +86,7 @@ class FetcherApp:
                 ssl_context=tls,
             )
 
-        self.supervisor = Supervisor(s, states, secrets, make_worker)
+        self.supervisor = Supervisor(s, states, Credentials(secrets, self._tokens), make_worker)
         self._consumer = consumer(s, group_id=s.fetcher_group, client_id="mailsync-fetcher")
         self._table = AccountTable(self._consumer, s.topic(ACCOUNTS), self.supervisor)
         self._table.subscribe()
@@ -136,3 +143,5 @@ class FetcherApp:
             await self._producer.stop()  # flushes what is buffered
         if self._mongo is not None:
             await self._mongo.close()
+        if self._tokens is not None:
+            await self._tokens.aclose()

@@ -24,9 +24,11 @@ class Classified:
 
 def classify_failure(exc: BaseException) -> Classified:
     """Map an exception from an account's sync to what the supervisor should do."""
+    from services.common.oauth2.errors import OAuth2Revoked
     from services.fetcher.errors import AuthenticationFailed
 
-    if isinstance(exc, AuthenticationFailed):
+    # A revoked refresh token is a refused credential like a wrong password.
+    if isinstance(exc, AuthenticationFailed | OAuth2Revoked):
         return Classified(Verdict.AUTH_FAILED, str(exc))
     if isinstance(exc, ssl.SSLCertVerificationError):
         # A certificate that does not verify will not verify on the next try either.

@@ -12,7 +12,9 @@ on bookkeeping that grows with the response:
   of every literal. Here a chunk only records the time, and the one timer, when it
   fires, re-arms itself if the command saw data since.
 
-Everything else (parsing, literals, IDLE, state) is aioimaplib's own.
+Everything else (parsing, literals, IDLE, state) is aioimaplib's own, plus one command
+aioimaplib lacks: ``AUTHENTICATE`` with any SASL mechanism that answers challenges
+(OAUTHBEARER, and XOAUTH2 with its error challenge), for OAuth2 logins.
 """
 
 from __future__ import annotations
@@ -56,6 +58,38 @@ class _FetchCommand(aioimaplib.FetchCommand):  # type: ignore[misc]
 class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
     incomplete_line: bytes
     current_command: Any
+    _sasl_replies: list[str]
+
+    @aioimaplib.change_state  # type: ignore[untyped-decorator]
+    async def authenticate(
+        self, mechanism: str, initial: str, error_ack: str
+    ) -> aioimaplib.Response:
+        """``AUTHENTICATE mechanism`` (RFC 3501 6.2.2) with a base64 ``initial`` response.
+
+        With SASL-IR (RFC 4959) the initial response rides on the command; else it
+        answers the first ``+`` challenge. A later challenge carries the server's error
+        (RFC 7628 3.2.3); ``error_ack`` answers it so the server sends its tagged NO.
+        """
+        args = [mechanism]
+        if "SASL-IR" in self.capabilities:
+            args.append(initial)
+            self._sasl_replies = [error_ack]
+        else:
+            self._sasl_replies = [initial, error_ack]
+        command = aioimaplib.Command("AUTHENTICATE", self.new_tag(), *args, loop=self.loop)
+        response: aioimaplib.Response = await self.execute(command, scrub=initial)
+        if response.result == "OK":
+            self.state = aioimaplib.AUTH
+        return response
+
+    def _continuation(self, line: bytes) -> None:
+        pending = self.pending_sync_command
+        if pending is None or pending.name != "AUTHENTICATE":
+            super()._continuation(line)
+            return
+        # A challenge we have no answer for is cancelled with "*" (RFC 3501 6.2.2).
+        reply = self._sasl_replies.pop(0) if self._sasl_replies else "*"
+        self.transport.write(reply.encode() + b"\r\n")
 
     def data_received(self, d: bytes) -> None:
         try:

@@ -1,5 +1,8 @@
 """IMAP I/O for one account: a thin layer over aioimaplib; every decision lives elsewhere.
 
+Logs in with LOGIN and a password, or with ``AUTHENTICATE XOAUTH2``/``OAUTHBEARER``
+(RFC 7628) and an OAuth2 access token the caller got from the token provider.
+
 Folders are opened with EXAMINE (read-only, RFC 3501 6.3.2) and bodies fetched with
 ``BODY.PEEK[]`` (6.4.5), so syncing never changes \\Seen or \\Recent in the mailbox.
 """
@@ -17,6 +20,7 @@ from types import TracebackType
 import aioimaplib
 
 from schemas.account import Endpoint, Security
+from services.common.oauth2 import AccessToken, error_ack, initial_response
 from services.fetcher.errors import (
     AuthenticationFailed,
     FolderError,
@@ -82,7 +86,7 @@ class ImapSession:
     def __init__(
         self,
         endpoint: Endpoint,
-        password: str,
+        credential: str | AccessToken,
         *,
         timeout: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
@@ -92,7 +96,7 @@ class ImapSession:
                 f"plaintext IMAP to {endpoint.host} refused: use TLS or STARTTLS"
             )
         self.endpoint = endpoint
-        self._password = password
+        self._credential = credential  # a password, or an OAuth2 access token
         self._timeout = timeout
         self._ssl = ssl_context or ssl.create_default_context()
         self._client: aioimaplib.IMAP4 | None = None
@@ -128,12 +132,25 @@ class ImapSession:
         await client.wait_hello_from_server()
         if ep.security is Security.STARTTLS:
             await self._starttls(client)
-        response = await client.login(ep.username, self._password)
+        credential, how = self._credential, "login"
+        if isinstance(credential, AccessToken):
+            how = f"{credential.mechanism} login"
+            initial = initial_response(
+                credential.mechanism, ep.username, credential.token, ep.host, ep.port
+            )
+            response = await asyncio.wait_for(
+                client.protocol.authenticate(
+                    credential.mechanism.value, initial, error_ack(credential.mechanism)
+                ),
+                self._timeout,
+            )
+        else:
+            response = await client.login(ep.username, credential)
         if response.result != "OK":
             text = b" ".join(bytes(x) for x in response.lines).decode(errors="replace")
             if "AUTHENTICATIONFAILED" in text.upper() or response.result == "NO":
-                raise AuthenticationFailed(f"IMAP login refused for {ep.username}: {text}")
-            raise ImapUnavailable(f"IMAP login failed: {text}")
+                raise AuthenticationFailed(f"IMAP {how} refused for {ep.username}: {text}")
+            raise ImapUnavailable(f"IMAP {how} failed: {text}")
         # Capabilities change after login (RFC 3501 6.2.3: CONDSTORE, MOVE... appear now).
         await client.protocol.capability()
         if self.has("CONDSTORE") and self.has("ENABLE"):

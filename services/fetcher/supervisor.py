@@ -15,15 +15,17 @@ from schemas.account import AccountRecord
 from schemas.mailbox_state import AccountStatus
 from services.common import metrics
 from services.common.logs import account_id_var, register_secret
-from services.common.secrets import SecretBox
+from services.common.oauth2 import AccessToken
 from services.fetcher.classify import Verdict, backoff_delay, classify_failure
+from services.fetcher.credentials import Credentials
+from services.fetcher.errors import AuthenticationFailed
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.state import StateStore
 from services.fetcher.worker import AccountWorker
 
 log = logging.getLogger("mailsync.fetcher.supervisor")
 
-WorkerFactory = Callable[[AccountRecord, str], AccountWorker]
+WorkerFactory = Callable[[AccountRecord, str | AccessToken], AccountWorker]
 
 # A run that lasted this long was healthy: the next failure starts the backoff afresh.
 HEALTHY_RUN_S = 60.0
@@ -40,12 +42,12 @@ class Supervisor:
         self,
         settings: FetcherSettings,
         states: StateStore,
-        secrets: SecretBox,
+        credentials: Credentials,
         make_worker: WorkerFactory,
     ):
         self._settings = settings
         self._states = states
-        self._secrets = secrets
+        self._credentials = credentials
         self._make_worker = make_worker
         self._accounts: dict[str, _Running] = {}
 
@@ -85,20 +87,32 @@ class Supervisor:
         acc_id = record.account_id
         loop = asyncio.get_running_loop()
         attempt = 0
+        fresh_token_tried = False
         while True:
             started = loop.time()
             try:
-                assert record.secret is not None
-                password = self._secrets.decrypt(record.secret.ciphertext)
-                register_secret(password)
-                await self._make_worker(record, password).run()
+                credential = await self._credentials.login(record)
+                register_secret(
+                    credential.token if isinstance(credential, AccessToken) else credential
+                )
+                await self._make_worker(record, credential).run()
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 metrics.error("fetcher", exc)
                 verdict = classify_failure(exc)
-                attempt = 1 if loop.time() - started > HEALTHY_RUN_S else attempt + 1
+                healthy = loop.time() - started > HEALTHY_RUN_S
+                attempt = 1 if healthy else attempt + 1
+                fresh_token_tried = fresh_token_tried and not healthy
+                if (
+                    isinstance(exc, AuthenticationFailed)
+                    and not fresh_token_tried
+                    and self._credentials.refused(record)
+                ):
+                    fresh_token_tried = True
+                    log.info("%s: access token refused, trying a fresh one", acc_id)
+                    continue
                 if verdict.verdict is Verdict.AUTH_FAILED:
                     log.warning("%s: authentication failed, waiting for new credentials", acc_id)
                     await self._states.set(acc_id, AccountStatus.AUTH_FAILED, verdict.reason)

@@ -16,6 +16,7 @@ from schemas.account import AccountRecord
 from schemas.common import FolderRole, MessageLocation
 from schemas.mailbox_event import Expunged, FlagsChanged
 from schemas.mailbox_state import AccountStatus, FolderCursor, FolderProgress
+from services.common.oauth2 import AccessToken
 from services.fetcher.cursor import CursorStore
 from services.fetcher.errors import FolderError
 from services.fetcher.folders import Folder
@@ -44,7 +45,7 @@ class AccountWorker:
     def __init__(
         self,
         account: AccountRecord,
-        password: str,
+        password: str | AccessToken,
         *,
         settings: FetcherSettings,
         cursors: CursorStore,

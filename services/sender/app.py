@@ -23,6 +23,7 @@ from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
 from services.common.kafka import consumer, ensure_topics, producer
 from services.common.mongo import database, mongo_client
+from services.common.oauth2 import TokenProvider
 from services.common.secrets import SecretBox
 from services.fetcher.publish import Publisher
 from services.sender.dispatcher import Dispatcher
@@ -51,6 +52,7 @@ class SenderApp:
         self._intake: Intake | None = None
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        self._tokens: TokenProvider | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -72,11 +74,15 @@ class SenderApp:
         tls = ssl.create_default_context()
         if s.sender_ca_file is not None:
             tls.load_verify_locations(cafile=str(s.sender_ca_file))
+        self._tokens = TokenProvider(
+            secrets, margin_s=s.oauth2_refresh_margin_s, timeout_s=s.oauth2_timeout_s
+        )
         self._dispatcher = Dispatcher(
             s,
             ledger=self._ledger,
             accounts=self._directory,
             secrets=secrets,
+            tokens=self._tokens,
             transport=SmtpTransport(
                 timeout=s.sender_timeout_s, ssl_context=tls, local_hostname=s.sender_hostname
             ),
@@ -152,5 +158,7 @@ class SenderApp:
             await self._directory.stop()
         if self._producer is not None:
             await self._producer.stop()
+        if self._tokens is not None:
+            await self._tokens.aclose()
         if self._mongo is not None:
             await self._mongo.close()

@@ -20,9 +20,10 @@ import datetime as dt
 import logging
 import random
 
+import aiosmtplib
 from pymongo.asynchronous.collection import AsyncCollection
 
-from schemas.account import AccountRecord
+from schemas.account import AccountRecord, EncryptedSecret
 from schemas.send_request import SendRecord, SendState
 from services.activity_writer.visibility import Viewer, visible_accounts
 from services.common import metrics
@@ -31,9 +32,12 @@ from services.common.blobs import BlobStore
 from services.common.errors import MailsyncError
 from services.common.logs import log_context, register_secret
 from services.common.mongo import Document
-from services.common.secrets import SecretBox, SecretDecryptError
+from services.common.oauth2 import TokenProvider
+from services.common.secrets import SecretBox
+from services.common.smtp_auth import smtp_login
 from services.dedup.fingerprint import activity_id, normalise_message_id
 from services.fetcher.classify import backoff_delay
+from services.fetcher.credentials import Credentials
 from services.fetcher.fetch_response import FetchedMessage
 from services.fetcher.publish import Publisher
 from services.sender.authorize import refusal
@@ -43,7 +47,7 @@ from services.sender.compose import (
     build_message,
     envelope_recipients,
 )
-from services.sender.errors import FilingFailed, SendRefused, SmtpFailure
+from services.sender.errors import SendRefused, SmtpFailure
 from services.sender.filing import Filed, SentFiler
 from services.sender.ledger import LeaseLost, SendLedger
 from services.sender.results import ResultPublisher
@@ -67,6 +71,7 @@ class Dispatcher:
         ledger: SendLedger,
         accounts: AccountDirectory,
         secrets: SecretBox,
+        tokens: TokenProvider,
         transport: SmtpTransport,
         filer: SentFiler,
         blobs: BlobStore,
@@ -78,6 +83,8 @@ class Dispatcher:
         self._ledger = ledger
         self._accounts = accounts
         self._secrets = secrets
+        self._tokens = tokens
+        self._credentials = Credentials(secrets, tokens)
         self._transport = transport
         self._filer = filer
         self._blobs = blobs
@@ -116,13 +123,26 @@ class Dispatcher:
             return await self._ledger.advance(record, SendState.FAILED, reason=why)
         assert account is not None and account.smtp is not None and account.secret is not None
         try:
-            password = self._secrets.decrypt(account.secret.ciphertext)
-            register_secret(password)
             message = await self._build(record, account)
-        except (SendRefused, SecretDecryptError) as exc:
+        except SendRefused as exc:
             metrics.sent(req.account_id, "failed")
             return await self._ledger.advance(record, SendState.FAILED, reason=str(exc))
         current = record
+        smtp, secret = account.smtp, account.secret
+
+        async def login(client: aiosmtplib.SMTP) -> None:
+            if isinstance(secret, EncryptedSecret):
+                register_secret(self._secrets.decrypt(secret.ciphertext))
+            token = await smtp_login(
+                client,
+                smtp.username,
+                secret,
+                self._secrets,
+                self._tokens,
+                account_id=account.account_id,
+            )
+            if token is not None:
+                register_secret(token.token)
 
         async def before_data() -> None:
             nonlocal current
@@ -130,8 +150,8 @@ class Dispatcher:
 
         try:
             reply = await self._transport.send(
-                account.smtp,
-                password,
+                smtp,
+                login,
                 req.sender.address,
                 envelope_recipients(req),
                 message,
@@ -139,6 +159,11 @@ class Dispatcher:
             )
         except SmtpFailure as exc:
             return await self._smtp_failed(current, exc)
+        except MailsyncError as exc:
+            # The credential itself: a key we lack, a revoked OAuth2 grant (permanent),
+            # a token endpoint that is away (retried).
+            why = f"SMTP login impossible: {exc}"
+            return await self._smtp_failed(current, SmtpFailure(why, retriable=exc.retriable))
         log.info("request %s sent through %s: %s", record.id, account.account_id, reply)
         metrics.sent(
             req.account_id, "sent", (dt.datetime.now(dt.UTC) - req.requested_at).total_seconds()
@@ -207,12 +232,12 @@ class Dispatcher:
             )
             return record
         try:
-            password = self._secrets.decrypt(account.secret.ciphertext)
+            credential = await self._credentials.login(account)
             message = await self._build(record, account)
             filed = await self._filer.file(
-                account, password, record.message_id, message, record.request.requested_at
+                account, credential, record.message_id, message, record.request.requested_at
             )
-        except (FilingFailed, SecretDecryptError, SendRefused) as exc:
+        except MailsyncError as exc:  # filing failed, the credential or a blob is away
             delay = backoff_delay(
                 record.attempts + 1,
                 base=self._s.sender_backoff_base_s,
@@ -230,9 +255,9 @@ class Dispatcher:
         if account.secret is None:
             return None
         try:
-            password = self._secrets.decrypt(account.secret.ciphertext)
-            return await self._filer.find(account, password, record.message_id)
-        except (FilingFailed, SecretDecryptError) as exc:
+            credential = await self._credentials.login(account)
+            return await self._filer.find(account, credential, record.message_id)
+        except MailsyncError as exc:
             log.warning("request %s: cannot look in Sent: %s", record.id, exc)
             return None
 

@@ -14,6 +14,7 @@ import ssl
 from dataclasses import dataclass
 
 from schemas.account import AccountRecord
+from services.common.oauth2 import AccessToken
 from services.fetcher.errors import AuthenticationFailed, FolderError, ImapUnavailable
 from services.fetcher.folders import Folder, quote
 from services.fetcher.session import ImapSession
@@ -37,14 +38,14 @@ class SentFiler:
     async def file(
         self,
         account: AccountRecord,
-        password: str,
+        credential: str | AccessToken,
         message_id: str,
         message: bytes,
         sent_at: dt.datetime,
     ) -> Filed:
         try:
             async with ImapSession(
-                account.imap, password, timeout=self._timeout, ssl_context=self._ssl
+                account.imap, credential, timeout=self._timeout, ssl_context=self._ssl
             ) as imap:
                 folders = await imap.list_folders()
                 folder = sent_folder(folders, account.sent_folder)
@@ -63,11 +64,13 @@ class SentFiler:
         except (AuthenticationFailed, FolderError, ImapUnavailable, OSError, TimeoutError) as exc:
             raise FilingFailed(f"filing in Sent failed: {exc}") from None
 
-    async def find(self, account: AccountRecord, password: str, message_id: str) -> Filed | None:
+    async def find(
+        self, account: AccountRecord, credential: str | AccessToken, message_id: str
+    ) -> Filed | None:
         """The message in Sent, if the server (or an earlier try) filed it."""
         try:
             async with ImapSession(
-                account.imap, password, timeout=self._timeout, ssl_context=self._ssl
+                account.imap, credential, timeout=self._timeout, ssl_context=self._ssl
             ) as imap:
                 folder = sent_folder(await imap.list_folders(), account.sent_folder)
                 if folder is None:

@@ -54,13 +54,15 @@ class SmtpTransport:
     async def send(
         self,
         endpoint: Endpoint,
-        password: str,
+        login: Callable[[aiosmtplib.SMTP], Awaitable[object]],
         mail_from: str,
         recipients: Sequence[str],
         message: bytes,
         before_data: Callable[[], Awaitable[None]],
     ) -> str:
         """Deliver ``message``; returns the server's final reply (e.g. ``250 2.0.0 Ok``).
+
+        ``login`` authenticates the connected client (see ``services.common.smtp_auth``).
 
         ``before_data`` runs once every recipient was accepted, just before DATA: from
         then on the server may have the message even if we never hear its reply.
@@ -70,7 +72,7 @@ class SmtpTransport:
         try:
             await client.connect()
             stage = "AUTH"
-            await client.login(endpoint.username, password)
+            await login(client)  # AUTH: a password, or XOAUTH2/OAUTHBEARER
             stage = "MAIL FROM"
             await client.mail(mail_from)
             stage = "RCPT TO"

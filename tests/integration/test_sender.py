@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from devservers import MailUser
+from devservers import MailUser, OAuthServer
 from devservers._process import free_port
 from schemas.account import AccountRecord, Endpoint, PersonalOwnership, Security, SharedOwnership
 from schemas.common import Address
@@ -28,6 +28,7 @@ from services.sender.compose import build_message, message_id_for
 from services.topic_reader import read_topic
 from tests.fixtures.mail_client import mbsync_folder
 from tests.fixtures.pipeline import Env, Running, eventually
+from tests.integration.test_oauth2 import oauth_secret
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -417,3 +418,30 @@ async def test_a_burst_of_100_requests_arrives_exactly_once_each(
     assert subjects == [f"Faktura {n:03d}" for n in range(100)]
     assert len({m.message["Message-ID"] for m in inbox}) == 100
     assert message_count(env, info, "Sent") == 100
+
+
+async def test_an_oauth2_account_sends_and_files_with_access_tokens(
+    senv: Env, pipeline, oauth: OAuthServer
+) -> None:
+    """Microsoft 365 takes nothing but OAuth2: SMTP AUTH XOAUTH2, then IMAP AUTHENTICATE
+    for filing, each with an access token from the refresh token; revoked, it fails."""
+    env = senv
+    info, _, account = shared_info(env)
+    customer = env.mail_user("customer")
+    secret, refresh = oauth_secret(env, oauth, info)
+    oauth_account = account.model_copy(update={"secret": secret})
+    await env.publish_accounts(oauth_account)
+    first = request(oauth_account, customer)
+    async with pipeline("sender") as running:
+        await publish(env, first)
+        await waiter(env, running)({first.request_id}, {SendState.FILED})
+        assert oauth.refreshes(refresh) >= 1
+        oauth.revoke(refresh)
+        second = request(oauth_account, customer)
+        await publish(env, second)
+        found = await waiter(env, running)({second.request_id}, {SendState.FAILED, SendState.FILED})
+    failed = [r for r in found if r.request_id == second.request_id]
+    assert failed[-1].state is SendState.FAILED, failed
+    assert failed[-1].reason and "invalid_grant" in failed[-1].reason
+    assert message_count(env, customer, "INBOX") == 1
+    assert message_count(env, info, "Sent") == 1

@@ -18,6 +18,8 @@ from schemas.account import (
     KeywordProcessed,
     LeaveProcessed,
     MoveProcessed,
+    OAuth2Mechanism,
+    OAuth2Secret,
     PersonalOwnership,
     Security,
     SharedOwnership,
@@ -102,7 +104,17 @@ account_records = st.builds(
     ownership=ownerships,
     imap=endpoints,
     smtp=st.none() | endpoints,
-    secret=st.none() | st.builds(EncryptedSecret, ciphertext=names),
+    secret=st.none()
+    | st.builds(EncryptedSecret, ciphertext=names)
+    | st.builds(
+        OAuth2Secret,
+        token_url=st.sampled_from(["https://login.example/token", "http://127.0.0.1:8080/t"]),
+        client_id=names,
+        client_secret_ciphertext=st.none() | names,
+        refresh_token_ciphertext=names,
+        scope=text,
+        mechanism=st.sampled_from(OAuth2Mechanism),
+    ),
     folders=st.lists(names, min_size=1, max_size=3).map(tuple),
     sent_folder=st.none() | names,
     processed=processed,
