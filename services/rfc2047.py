@@ -9,6 +9,8 @@ def decode_words(value: str | None) -> str:
     """RFC 2047 encoded words in any charset; unknown charsets degrade, never fail."""
     if not value:
         return ""
+    if "=?" not in value:  # no encoded word: what decode_header would give back, faster
+        return " ".join(value.split())
     out = []
     try:
         parts = email.header.decode_header(value)
