@@ -72,7 +72,7 @@ async def test_one_email_becomes_exactly_one_activity(env: Env, pipeline) -> Non
                 return await db.folder_cursors.count_documents({"last_uid": {"$gte": 1}}) >= 1
 
             await eventually(refetched, timeout=90, what="the refetch")
-            writer = running.services[-1]
+            writer = running.service("activity-writer")
 
             async def rewritten() -> bool:
                 running.check()
