@@ -127,6 +127,14 @@ service imap-login {{
   }}
   process_min_avail = 1
 }}
+# Every test user logs in from 127.0.0.1: Dovecot's per-IP authentication penalty
+# (up to 15 s per login after failures, for everyone on that IP) would make one test's
+# wrong password slow down all the others. A failed login still waits its 2 s.
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
 service lmtp {{
   inet_listener lmtp {{
     address = 127.0.0.1
