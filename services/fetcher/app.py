@@ -24,6 +24,7 @@ from services.fetcher.cursor import CursorStore
 from services.fetcher.processed import ProcessedQueue
 from services.fetcher.publish import EventPublisher, Publisher
 from services.fetcher.settings import FetcherSettings
+from services.fetcher.sightings import SightingReader
 from services.fetcher.state import StateStore
 from services.fetcher.supervisor import Supervisor
 from services.fetcher.worker import AccountWorker
@@ -62,6 +63,7 @@ class FetcherApp:
         publisher = Publisher(self._producer, s.topic(RAW_MESSAGES), blobs, s.inline_limit_bytes)
         events = EventPublisher(self._producer, s.topic(MAILBOX_EVENTS))
         processed = ProcessedQueue(db)
+        sightings = SightingReader(db)
         tls = ssl.create_default_context()
         if s.fetcher_ca_file is not None:
             tls.load_verify_locations(cafile=str(s.fetcher_ca_file))
@@ -76,6 +78,7 @@ class FetcherApp:
                 publisher=publisher,
                 events=events,
                 processed=processed,
+                sightings=sightings,
                 ssl_context=tls,
             )
 

@@ -11,18 +11,27 @@ import asyncio
 import datetime as dt
 import logging
 import ssl
+from dataclasses import replace
 
 from schemas.account import AccountRecord
 from schemas.common import FolderRole, MessageLocation
-from schemas.mailbox_event import Expunged, FlagsChanged
-from schemas.mailbox_state import AccountStatus, FolderCursor, FolderProgress
+from schemas.mailbox_event import Expunged, FlagsChanged, MailboxChange, Remapped
+from schemas.mailbox_state import AccountStatus, FolderCursor, FolderProgress, UidValidityChange
 from services.fetcher.cursor import CursorStore
 from services.fetcher.errors import FolderError
 from services.fetcher.folders import Folder
 from services.fetcher.processed import ProcessedQueue
 from services.fetcher.publish import EventPublisher, Publisher
+from services.fetcher.revalidate import (
+    ID_FIELDS,
+    Verdict,
+    message_key,
+    refetch_after_remap,
+    revalidate,
+)
 from services.fetcher.session import ImapSession
 from services.fetcher.settings import FetcherSettings
+from services.fetcher.sightings import SightingReader
 from services.fetcher.state import StateStore
 from services.fetcher.sync import (
     FolderStatus,
@@ -52,6 +61,7 @@ class AccountWorker:
         publisher: Publisher,
         events: EventPublisher,
         processed: ProcessedQueue,
+        sightings: SightingReader,
         ssl_context: ssl.SSLContext,
     ):
         self.account = account
@@ -62,6 +72,7 @@ class AccountWorker:
         self._publisher = publisher
         self._events = events
         self._processed = processed
+        self._sightings = sightings
         self._ssl = ssl_context
 
     async def run(self) -> None:
@@ -184,20 +195,11 @@ class AccountWorker:
         acc_id = self.account.account_id
         status = await imap.examine(folder)
         prev = await self._cursors.get(acc_id, folder.name)
-        if uidvalidity_changed(prev, status):
-            # The folder was recreated or renumbered: every stored UID is void (RFC 3501
-            # 2.3.1.1). Refetch it; dedup keeps the activities single by fingerprint.
-            log.warning(
-                "%s/%s: UIDVALIDITY %s -> %s, resyncing",
-                acc_id,
-                folder.name,
-                prev.uidvalidity if prev else None,
-                status.uidvalidity,
-            )
-            prev = None
+        if prev is not None and uidvalidity_changed(prev, status):
+            prev = await self._revalidate(imap, folder, status, prev)
         known = expand_uid_set(prev.uids) if prev else set()
         fetched, missing = await self._fetch_new(imap, folder, status, prev, known)
-        events: list[FlagsChanged | Expunged] = []
+        events: list[MailboxChange] = []
         condstore = imap.has("CONDSTORE")
         if prev is not None and prev.last_uid and condstore and flags_changed(prev, status):
             events += await self._flag_events(imap, folder, status, prev)
@@ -216,6 +218,75 @@ class AccountWorker:
         if missing:
             log.warning("%s/%s: server did not return UIDs %s", acc_id, folder.name, missing)
 
+    async def _revalidate(
+        self, imap: ImapSession, folder: Folder, status: FolderStatus, prev: FolderCursor
+    ) -> FolderCursor | None:
+        """Every stored UID is void after a UIDVALIDITY change (RFC 3501 2.3.1.1): compare
+        the folder with what MongoDB holds by Message-ID. The same messages: remap the
+        sightings and the cursor, fetch nothing again. Another folder: return None, and
+        the folder is resynced (dedup keeps the activities single); the stored messages
+        that are gone are reported expunged."""
+        acc_id = self.account.account_id
+        stored = await self._sightings.in_folder(acc_id, folder.name, prev.uidvalidity)
+        listed: dict[int, str | None] = {}
+        if status.exists:
+            listed = {m.uid: message_key(m.body) for m in await imap.headers(ID_FIELDS)}
+        ids = {uid: s.message_id for uid, s in stored.items() if s.message_id is not None}
+        result = revalidate(ids, listed)
+        now = dt.datetime.now(dt.UTC)
+        old = replace(status, uidvalidity=prev.uidvalidity)
+        log.warning(
+            "%s/%s: UIDVALIDITY %d -> %d: %s (%d of %d stored messages compared)",
+            acc_id,
+            folder.name,
+            prev.uidvalidity,
+            status.uidvalidity,
+            result.verdict,
+            result.compared,
+            len(stored),
+        )
+        change = UidValidityChange(
+            folder=folder.name,
+            old_uidvalidity=prev.uidvalidity,
+            new_uidvalidity=status.uidvalidity,
+            verdict=result.verdict.value,
+            remapped=len(result.remap),
+            at=now,
+        )
+        if result.verdict is Verdict.REPLACED:
+            # Only what we can tell is gone: a message without Message-ID may be back.
+            present = set(listed.values())
+            gone = sorted(u for u, mid in ids.items() if mid not in present)
+            await self._events.publish(
+                acc_id, [Expunged(location=self._location(folder, old, u), at=now) for u in gone]
+            )
+            await self._states.uidvalidity_changed(acc_id, change)
+            return None
+        await self._events.publish(
+            acc_id,
+            [
+                Remapped(
+                    location=self._location(folder, old, u),
+                    uidvalidity=status.uidvalidity,
+                    uid=new,
+                    at=now,
+                )
+                for u, new in sorted(result.remap.items())
+            ],
+        )
+        retry = refetch_after_remap(listed, result.remap)
+        cursor = await self._save(
+            folder,
+            status,
+            set(result.remap.values()),
+            tuple(retry),
+            # Flags are compared afresh: the old MODSEQs belong to the old numbering.
+            None,
+            len(result.remap),
+        )
+        await self._states.uidvalidity_changed(acc_id, change)
+        return cursor
+
     def _location(self, folder: Folder, status: FolderStatus, uid: int) -> MessageLocation:
         return MessageLocation(
             account_id=self.account.account_id,
@@ -226,7 +297,7 @@ class AccountWorker:
 
     async def _flag_events(
         self, imap: ImapSession, folder: Folder, status: FolderStatus, prev: FolderCursor
-    ) -> list[FlagsChanged | Expunged]:
+    ) -> list[MailboxChange]:
         assert prev.highestmodseq is not None
         now = dt.datetime.now(dt.UTC)
         updates = await imap.flag_changes(prev.last_uid, prev.highestmodseq)
