@@ -175,12 +175,17 @@ class DovecotServer:
         self.stop()
 
     # -- users and mail ----------------------------------------------------------------
-    def add_user(self, address: str, password: str) -> MailUser:
-        """Create a mailbox user (its login is the full address)."""
-        if ":" in address or ":" in password or "\n" in address + password:
+    def add_user(self, address: str, password: str, *, settings: str = "") -> MailUser:
+        """Create a mailbox user (its login is the full address).
+
+        ``settings``: passwd-file extra fields overriding Dovecot settings for this user
+        only, e.g. ``userdb_imap_capability=IMAP4rev1`` for a server without CONDSTORE,
+        IDLE or MOVE (values cannot hold spaces).
+        """
+        if ":" in address + password + settings or "\n" in address + password + settings:
             raise ValueError("passwd-file fields cannot hold ':' or newlines")
         with self.users_file.open("a") as f:
-            f.write(f"{address}:{{PLAIN}}{password}::::::\n")
+            f.write(f"{address}:{{PLAIN}}{password}::::::{settings}\n")
         # Dovecot re-reads the passwd-file at most once a second: wait until it knows
         # the user, so a delivery right after this does not bounce.
         wait_until(

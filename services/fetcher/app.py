@@ -23,6 +23,7 @@ from services.fetcher.confirmations import ConfirmationLoop
 from services.fetcher.cursor import CursorStore
 from services.fetcher.processed import ProcessedQueue
 from services.fetcher.publish import EventPublisher, Publisher
+from services.fetcher.reconcile_requests import ReconcileRequests
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.sightings import SightingReader
 from services.fetcher.state import StateStore
@@ -64,6 +65,7 @@ class FetcherApp:
         events = EventPublisher(self._producer, s.topic(MAILBOX_EVENTS))
         processed = ProcessedQueue(db)
         sightings = SightingReader(db)
+        requests = ReconcileRequests(db)
         tls = ssl.create_default_context()
         if s.fetcher_ca_file is not None:
             tls.load_verify_locations(cafile=str(s.fetcher_ca_file))
@@ -79,6 +81,7 @@ class FetcherApp:
                 events=events,
                 processed=processed,
                 sightings=sightings,
+                requests=requests,
                 ssl_context=tls,
             )
 

@@ -10,18 +10,27 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import ssl
 from dataclasses import replace
 
 from schemas.account import AccountRecord
 from schemas.common import FolderRole, MessageLocation
 from schemas.mailbox_event import Expunged, FlagsChanged, MailboxChange, Remapped
-from schemas.mailbox_state import AccountStatus, FolderCursor, FolderProgress, UidValidityChange
+from schemas.mailbox_state import (
+    AccountStatus,
+    FolderCursor,
+    FolderProgress,
+    ReconcileReport,
+    UidValidityChange,
+)
 from services.fetcher.cursor import CursorStore
 from services.fetcher.errors import FolderError
 from services.fetcher.folders import Folder
 from services.fetcher.processed import ProcessedQueue
 from services.fetcher.publish import EventPublisher, Publisher
+from services.fetcher.reconcile import Mark, add_mark, find_gaps, flag_changes, settled_uid
+from services.fetcher.reconcile_requests import ReconcileRequests
 from services.fetcher.revalidate import (
     ID_FIELDS,
     Verdict,
@@ -62,6 +71,7 @@ class AccountWorker:
         events: EventPublisher,
         processed: ProcessedQueue,
         sightings: SightingReader,
+        requests: ReconcileRequests,
         ssl_context: ssl.SSLContext,
     ):
         self.account = account
@@ -73,6 +83,9 @@ class AccountWorker:
         self._events = events
         self._processed = processed
         self._sightings = sightings
+        self._requests = requests
+        # Per folder: when which last UID was published, to tell a gap from writer lag.
+        self._marks: dict[str, list[Mark]] = {}
         self._ssl = ssl_context
 
     async def run(self) -> None:
@@ -92,6 +105,7 @@ class AccountWorker:
             inbox = next((f for f in folders if f.role is FolderRole.INBOX), None)
             loop = asyncio.get_running_loop()
             next_poll = loop.time() + self._settings.fetcher_poll_interval_s
+            next_reconcile = loop.time() + self._settings.fetcher_reconcile_interval_s
             while True:
                 await self._states.set(acc.account_id, AccountStatus.IDLE, synced=True)
                 wait = max(0.0, next_poll - loop.time())
@@ -104,6 +118,12 @@ class AccountWorker:
                     await asyncio.sleep(wait)
                 await self._sync_all(imap, folders)
                 await self._act_on_processed(imap, folders)
+                requested = await self._requests.pending(acc.account_id)
+                if requested is not None or loop.time() >= next_reconcile:
+                    await self._reconcile(imap, folders)
+                    if requested is not None:
+                        await self._requests.done(acc.account_id, requested)
+                    next_reconcile = loop.time() + self._settings.fetcher_reconcile_interval_s
                 next_poll = loop.time() + self._settings.fetcher_poll_interval_s
 
     async def _act_on_processed(self, imap: ImapSession, folders: list[Folder]) -> None:
@@ -162,6 +182,66 @@ class AccountWorker:
             missing_uids=cursor.missing_uids,
         )
 
+    async def _reconcile(self, imap: ImapSession, folders: list[Folder]) -> None:
+        """Compare each folder's UIDs with the sightings in MongoDB and publish again every
+        gap, so that mail is never lost, not even with the broker's data; on servers
+        without CONDSTORE, also compare flags and publish the changes."""
+        acc_id = self.account.account_id
+        now = asyncio.get_running_loop().time()
+        grace = self._settings.fetcher_reconcile_grace_s
+        compare_flags = not imap.has("CONDSTORE")
+        refetched = flag_count = 0
+        for folder in folders:
+            try:
+                status = await imap.examine(folder)
+                cursor = await self._cursors.get(acc_id, folder.name)
+                if cursor is None or cursor.uidvalidity != status.uidvalidity:
+                    continue  # not synced yet, or renumbered: the next sync pass comes first
+                marks = self._marks.setdefault(folder.name, [(-math.inf, cursor.last_uid)])
+                stored = await self._sightings.in_folder(acc_id, folder.name, status.uidvalidity)
+                gaps = find_gaps(
+                    await imap.uid_search("ALL"),
+                    expand_uid_set(cursor.uids),
+                    stored,
+                    settled_uid(marks, now, grace),
+                )
+                for batch in batches(gaps, self._settings.fetcher_batch_size):
+                    messages = await imap.uid_fetch(batch)
+                    await self._publisher.publish(
+                        acc_id, folder.name, folder.role, status.uidvalidity, messages
+                    )
+                    refetched += len(messages)
+                if gaps:
+                    log.warning(
+                        "%s/%s: %d published UIDs had no activity; published again",
+                        acc_id,
+                        folder.name,
+                        len(gaps),
+                    )
+                if compare_flags and stored:
+                    on_server = {u.uid: u.flags for u in await imap.all_flags()}
+                    changed = flag_changes(on_server, {u: s.flags for u, s in stored.items()})
+                    at = dt.datetime.now(dt.UTC)
+                    await self._events.publish(
+                        acc_id,
+                        [
+                            FlagsChanged(
+                                location=self._location(folder, status, uid), flags=flags, at=at
+                            )
+                            for uid, flags in changed.items()
+                        ],
+                    )
+                    flag_count += len(changed)
+            except FolderError as exc:
+                log.warning("%s: reconcile: %s", acc_id, exc)
+        report = ReconcileReport(
+            at=dt.datetime.now(dt.UTC),
+            folders=len(folders),
+            refetched=refetched,
+            flag_changes=flag_count,
+        )
+        await self._states.reconciled(acc_id, report)
+
     def _synced_folders(self, listed: list[Folder]) -> list[Folder]:
         """Only the folders the account chose: a CRM must never read the others."""
         by_name = {f.name: f for f in listed}
@@ -195,6 +275,8 @@ class AccountWorker:
         acc_id = self.account.account_id
         status = await imap.examine(folder)
         prev = await self._cursors.get(acc_id, folder.name)
+        # What an earlier run published is settled (see .reconcile.settled_uid).
+        self._marks.setdefault(folder.name, [(-math.inf, prev.last_uid if prev else 0)])
         if prev is not None and uidvalidity_changed(prev, status):
             prev = await self._revalidate(imap, folder, status, prev)
         known = expand_uid_set(prev.uids) if prev else set()
@@ -384,6 +466,12 @@ class AccountWorker:
         exists: int,
     ) -> FolderCursor:
         ordered = sorted(uids)
+        self._marks[folder.name] = add_mark(
+            self._marks.get(folder.name, ()),
+            asyncio.get_running_loop().time(),
+            ordered[-1] if ordered else 0,
+            self._settings.fetcher_reconcile_grace_s,
+        )
         return await self._cursors.save(
             self.account.account_id,
             folder.name,
