@@ -26,6 +26,13 @@ class FetcherSettings(CommonSettings):
         le=29 * 60,
         description="IDLE is re-issued before 29 min (RFC 2177).",
     )
+    fetcher_max_connections: int = Field(
+        default=2,
+        ge=1,
+        le=20,
+        description="IMAP connections per account at most (an account's max_connections "
+        "overrides it); with 2 or more, INBOX IDLEs on its own connection.",
+    )
     fetcher_reconcile_interval_s: float = Field(
         default=3600.0,
         gt=0,

@@ -12,7 +12,10 @@ import datetime as dt
 import logging
 import math
 import ssl
+from collections import defaultdict
+from collections.abc import Coroutine
 from dataclasses import replace
+from typing import Any
 
 from schemas.account import AccountRecord
 from schemas.common import FolderRole, MessageLocation
@@ -86,45 +89,113 @@ class AccountWorker:
         self._requests = requests
         # Per folder: when which last UID was published, to tell a gap from writer lag.
         self._marks: dict[str, list[Mark]] = {}
+        # Per folder: one read-modify-write of its cursor at a time (two connections).
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._ssl = ssl_context
+
+    def _session(self) -> ImapSession:
+        return ImapSession(
+            self.account.imap,
+            self._password,
+            timeout=self._settings.fetcher_imap_timeout_s,
+            ssl_context=self._ssl,
+        )
 
     async def run(self) -> None:
         """Sync until cancelled; raises on connection-level failures."""
         acc = self.account
         await self._states.set(acc.account_id, AccountStatus.CONNECTING)
-        async with ImapSession(
-            acc.imap,
-            self._password,
-            timeout=self._settings.fetcher_imap_timeout_s,
-            ssl_context=self._ssl,
-        ) as imap:
+        cap = acc.max_connections or self._settings.fetcher_max_connections
+        async with self._session() as imap:
             folders = self._synced_folders(await imap.list_folders())
             await self._states.set(acc.account_id, AccountStatus.SYNCING)
-            await self._sync_all(imap, folders)
-            await self._act_on_processed(imap, folders)
             inbox = next((f for f in folders if f.role is FolderRole.INBOX), None)
-            loop = asyncio.get_running_loop()
+            others = [f for f in folders if f is not inbox]
+            if cap < 2 or inbox is None or not others:
+                await self._one_connection(imap, folders, inbox)
+                return
+            # IDLE (RFC 2177) holds its connection: INBOX gets one of its own, the other
+            # folders share a second, and both import at once. Never more than the cap.
+            async with self._session() as second:
+                inbox_synced = asyncio.Event()
+                await _first_failure(
+                    self._watch_inbox(imap, inbox, inbox_synced),
+                    self._poll(second, folders, others, inbox_synced),
+                )
+
+    async def _one_connection(
+        self, imap: ImapSession, folders: list[Folder], inbox: Folder | None
+    ) -> None:
+        """Everything on one connection: IDLE on INBOX between polls of the others."""
+        acc = self.account
+        await self._sync_all(imap, folders)
+        await self._act_on_processed(imap, folders)
+        loop = asyncio.get_running_loop()
+        next_poll = loop.time() + self._settings.fetcher_poll_interval_s
+        next_reconcile = loop.time() + self._settings.fetcher_reconcile_interval_s
+        while True:
+            await self._states.set(acc.account_id, AccountStatus.IDLE, synced=True)
+            wait = max(0.0, next_poll - loop.time())
+            if inbox is not None and wait > 0:
+                await imap.examine(inbox)
+                if await imap.idle(min(wait, self._settings.fetcher_idle_renew_s)):
+                    await self._sync_folder(imap, inbox)
+                    continue
+            elif wait > 0:
+                await asyncio.sleep(wait)
+            await self._sync_all(imap, folders)
+            next_reconcile = await self._housekeeping(imap, folders, next_reconcile)
             next_poll = loop.time() + self._settings.fetcher_poll_interval_s
-            next_reconcile = loop.time() + self._settings.fetcher_reconcile_interval_s
-            while True:
-                await self._states.set(acc.account_id, AccountStatus.IDLE, synced=True)
-                wait = max(0.0, next_poll - loop.time())
-                if inbox is not None and wait > 0:
-                    await imap.examine(inbox)
-                    if await imap.idle(min(wait, self._settings.fetcher_idle_renew_s)):
-                        await self._sync_folder(imap, inbox)
-                        continue
-                elif wait > 0:
-                    await asyncio.sleep(wait)
-                await self._sync_all(imap, folders)
-                await self._act_on_processed(imap, folders)
-                requested = await self._requests.pending(acc.account_id)
-                if requested is not None or loop.time() >= next_reconcile:
-                    await self._reconcile(imap, folders)
-                    if requested is not None:
-                        await self._requests.done(acc.account_id, requested)
-                    next_reconcile = loop.time() + self._settings.fetcher_reconcile_interval_s
-                next_poll = loop.time() + self._settings.fetcher_poll_interval_s
+
+    async def _watch_inbox(self, imap: ImapSession, inbox: Folder, synced: asyncio.Event) -> None:
+        """INBOX on its own connection: sync, then IDLE; sync again whenever it changes."""
+        await self._sync_all(imap, [inbox])
+        synced.set()
+        s = self._settings
+        # Without IDLE, idle() only waits: then wait one poll interval, not 25 minutes.
+        wait = s.fetcher_idle_renew_s if imap.has("IDLE") else s.fetcher_poll_interval_s
+        while True:
+            await imap.examine(inbox)
+            await imap.idle(wait)
+            # Also when IDLE just ran out: a cheap STATUS-like check of what may have
+            # been missed while it was being renewed.
+            await self._sync_all(imap, [inbox])
+
+    async def _poll(
+        self,
+        imap: ImapSession,
+        folders: list[Folder],
+        others: list[Folder],
+        inbox_synced: asyncio.Event,
+    ) -> None:
+        """The other folders, polled on the second connection; processed mail and the
+        reconcile of every folder happen here too, so IDLE is never interrupted."""
+        acc = self.account
+        loop = asyncio.get_running_loop()
+        next_reconcile = loop.time() + self._settings.fetcher_reconcile_interval_s
+        await self._sync_all(imap, others)
+        await inbox_synced.wait()
+        while True:
+            next_reconcile = await self._housekeeping(imap, folders, next_reconcile)
+            await self._states.set(acc.account_id, AccountStatus.IDLE, synced=True)
+            await asyncio.sleep(self._settings.fetcher_poll_interval_s)
+            await self._sync_all(imap, others)
+
+    async def _housekeeping(
+        self, imap: ImapSession, folders: list[Folder], next_reconcile: float
+    ) -> float:
+        """Processed mail, then a reconcile when due or asked for; returns when the next
+        periodic reconcile is due."""
+        acc_id = self.account.account_id
+        await self._act_on_processed(imap, folders)
+        loop = asyncio.get_running_loop()
+        requested = await self._requests.pending(acc_id)
+        if requested is None and loop.time() < next_reconcile:
+            return next_reconcile
+        await self._reconcile(imap, folders)
+        if requested is not None:
+            await self._requests.done(acc_id, requested)
+        return loop.time() + self._settings.fetcher_reconcile_interval_s
 
     async def _act_on_processed(self, imap: ImapSession, folders: list[Folder]) -> None:
         """Move or mark the messages whose activities are confirmed durable, as the
@@ -153,19 +224,22 @@ class AccountWorker:
             if folder is None or folder is target:
                 await self._processed.done(items)  # no longer synced, or already there
                 continue
-            status = await imap.select(folder)
-            current = [c for c in items if c.uidvalidity == status.uidvalidity]
-            uids = sorted({c.uid for c in current})
-            if uids and target is not None:
-                await imap.move(uids, target)
-                await self._forget(folder, status, set(uids))
-            elif uids and action.kind == "keyword":
-                await imap.add_flags(uids, action.keyword)
+            # Held from the move until the cursor forgot them: a sync of this folder on
+            # the other connection must not see them gone and report them expunged.
+            async with self._locks[folder.name]:
+                status = await imap.select(folder)
+                current = [c for c in items if c.uidvalidity == status.uidvalidity]
+                uids = sorted({c.uid for c in current})
+                if uids and target is not None:
+                    await imap.move(uids, target)
+                    await self._forget(folder, status, set(uids))
+                elif uids and action.kind == "keyword":
+                    await imap.add_flags(uids, action.keyword)
             await self._processed.done(items)
 
     async def _forget(self, folder: Folder, status: FolderStatus, moved: set[int]) -> None:
         """We moved these ourselves: drop them from the cursor, so that no pass reports
-        them as expunged by the user."""
+        them as expunged by the user. The caller holds the folder's lock."""
         cursor = await self._cursors.get(self.account.account_id, folder.name)
         if cursor is None or cursor.uidvalidity != status.uidvalidity:
             return
@@ -272,6 +346,10 @@ class AccountWorker:
 
     async def _sync_folder(self, imap: ImapSession, folder: Folder) -> None:
         """One pass over a folder: new mail first, then flag changes and expunges."""
+        async with self._locks[folder.name]:
+            await self._sync_folder_locked(imap, folder)
+
+    async def _sync_folder_locked(self, imap: ImapSession, folder: Folder) -> None:
         acc_id = self.account.account_id
         status = await imap.examine(folder)
         prev = await self._cursors.get(acc_id, folder.name)
@@ -483,3 +561,17 @@ class AccountWorker:
             uids=uid_set(ordered),
             missing_uids=missing,
         )
+
+
+async def _first_failure(*loops: Coroutine[Any, Any, None]) -> None:
+    """Run the loops together; the first to fail stops the others and its error is raised
+    as is (the supervisor classifies it), not wrapped in an ExceptionGroup."""
+    tasks = [asyncio.create_task(loop) for loop in loops]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
