@@ -141,6 +141,14 @@ class AccountRecord(Model):
         description="Activities of this account older than this (by message date) are "
         "deleted automatically; None keeps them.",
     )
+    max_connections: int | None = Field(
+        default=None,
+        ge=1,
+        le=50,
+        description="IMAP connections the fetcher may open to this mailbox at once; None "
+        "uses MAILSYNC_FETCHER_MAX_CONNECTIONS. Servers limit them (Gmail 15, Microsoft 365 "
+        "about 20) and count every client of the mailbox.",
+    )
     updated_at: dt.datetime
 
     @property

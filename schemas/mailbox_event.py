@@ -2,7 +2,8 @@
 
 ``mailsync.mailbox-events`` (key: account id): a message's flags changed (\\Seen,
 \\Flagged, \\Answered...), or it was expunged from the folder (deleted, or moved
-elsewhere by the user). The activity writer applies them to the activity's sighting.
+elsewhere by the user), or it was renumbered by a UIDVALIDITY change that kept the
+folder's messages. The activity writer applies them to the activity's sighting.
 """
 
 from __future__ import annotations
@@ -30,8 +31,22 @@ class Expunged(Model):
     at: dt.datetime
 
 
+class Remapped(Model):
+    """The folder's UIDVALIDITY changed but it holds the same message (compared by
+    Message-ID): the sighting at ``location`` now has this UIDVALIDITY and UID."""
+
+    kind: Literal["remapped"] = "remapped"
+    location: MessageLocation = Field(description="Where the message was (old UIDVALIDITY).")
+    uidvalidity: int = Field(ge=1)
+    uid: int = Field(ge=1)
+    at: dt.datetime
+
+
+MailboxChange = FlagsChanged | Expunged | Remapped
+
+
 class MailboxEvent(Model):
     """The topic's value: one of the event kinds, told apart by ``event.kind``."""
 
     schema_version: Literal[1] = 1
-    event: Annotated[FlagsChanged | Expunged, Field(discriminator="kind")]
+    event: Annotated[MailboxChange, Field(discriminator="kind")]

@@ -57,6 +57,31 @@ class FolderProgress(Model):
     error: str | None = None
 
 
+class UidValidityChange(Model):
+    """A folder's UIDVALIDITY changed (RFC 3501 2.3.1.1), and what the fetcher concluded."""
+
+    folder: str
+    old_uidvalidity: int
+    new_uidvalidity: int
+    verdict: Literal["same", "replaced"] = Field(
+        description="same: the messages were only renumbered (remapped by Message-ID, "
+        "nothing refetched); replaced: another folder now, resynced."
+    )
+    remapped: int = Field(default=0, ge=0, description="Sightings moved to the new UIDs.")
+    at: dt.datetime
+
+
+class ReconcileReport(Model):
+    """The last reconcile pass: server UIDs against the activities in MongoDB."""
+
+    at: dt.datetime
+    folders: int = Field(ge=0)
+    refetched: int = Field(ge=0, description="UIDs published again: gaps in MongoDB.")
+    flag_changes: int = Field(
+        ge=0, description="Flag events found by comparison (servers without CONDSTORE)."
+    )
+
+
 class AccountState(Model):
     """Collection ``account_states``, ``_id`` = account id: what the API and metrics show."""
 
@@ -68,3 +93,7 @@ class AccountState(Model):
     last_sync: dt.datetime | None = None
     folders: tuple[FolderProgress, ...] = ()
     worker: str | None = Field(default=None, description="The fetcher replica syncing it.")
+    uidvalidity_changes: tuple[UidValidityChange, ...] = Field(
+        default=(), description="The latest UIDVALIDITY changes (at most 20), oldest first."
+    )
+    last_reconcile: ReconcileReport | None = None

@@ -12,6 +12,8 @@ mailsync activities [--account ID]           list activities (what the CRM shows
 mailsync topic NAME                          print a topic's records and metadata
 mailsync erase --activity ID | --message-id MID | --account ID [--since D] [--until D]
                                              delete activities now (GDPR erasure)
+mailsync reconcile ACCOUNT                   compare the account's folders with MongoDB now
+                                             and fetch again what is missing
 mailsync schemas export [--check]            JSON Schemas of every topic and document
 mailsync deploy topics [--check]             Strimzi KafkaTopics (deploy/) from the registry
 mailsync secret-key                          a new MAILSYNC_SECRET_KEY
@@ -256,6 +258,25 @@ def cmd_erase(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(account_id: str) -> int:
+    """Ask the fetcher syncing the account to reconcile it on its next poll."""
+    from services.common.mongo import database, mongo_client
+    from services.fetcher.reconcile_requests import ReconcileRequests
+
+    settings = CommonSettings()
+
+    async def request() -> None:
+        client = mongo_client(settings, app_name="mailsync-cli")
+        try:
+            await ReconcileRequests(database(client, settings)).request(account_id)
+        finally:
+            await client.close()
+
+    asyncio.run(request())
+    print(f"reconcile of {account_id} requested: its fetcher does it on its next poll")
+    return 0
+
+
 def cmd_topic(name: str) -> int:
     from services.topic_reader import read_topic
 
@@ -349,6 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     era.add_argument("--since", type=_date, help="from this date (YYYY-MM-DD), with --account")
     era.add_argument("--until", type=_date, help="before this date (YYYY-MM-DD), with --account")
     era.add_argument("--reason", default="GDPR", help="recorded in the deleted events")
+    rec = sub.add_parser("reconcile", help="compare an account with MongoDB, refetch gaps")
+    rec.add_argument("account", help="account id")
     top = sub.add_parser("topic", help="print the records of a topic (key, size, metadata)")
     top.add_argument("name", help="topic name without MAILSYNC_TOPIC_PREFIX")
     args = parser.parse_args(argv)
@@ -373,6 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_erase(args)
         if args.command == "topic":
             return cmd_topic(args.name)
+        if args.command == "reconcile":
+            return cmd_reconcile(args.account)
         if args.command == "secret-key":
             from services.common.secrets import SecretBox
 

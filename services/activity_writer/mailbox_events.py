@@ -1,4 +1,4 @@
-"""Flag changes and expunges from the fetcher, applied to the activities' sightings.
+"""Flag changes, expunges and renumberings from the fetcher, applied to the activities' sightings.
 
 An event for a message whose activity is not written yet (the message is still on its
 way through dedup) is retried for up to ``wait_s`` before it is given up with a
@@ -18,17 +18,25 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from schemas.activity_event import ActivityEvent, ActivityEventKind
-from schemas.mailbox_event import Expunged, FlagsChanged, MailboxEvent
+from schemas.mailbox_event import FlagsChanged, MailboxChange, MailboxEvent, Remapped
 from services.activity_writer.repository import COLLECTION
 from services.common.mongo import Document, is_transient
 
 log = logging.getLogger("mailsync.activity_writer.mailbox_events")
 
 
-def sighting_update(event: FlagsChanged | Expunged, now: dt.datetime) -> dict[str, Any]:
+def sighting_update(event: MailboxChange, now: dt.datetime) -> dict[str, Any]:
     """The MongoDB update of the sighting an event is about (pure)."""
     if isinstance(event, FlagsChanged):
         return {"$set": {"sightings.$.flags": list(event.flags), "updated_at": now}}
+    if isinstance(event, Remapped):
+        return {
+            "$set": {
+                "sightings.$.uidvalidity": event.uidvalidity,
+                "sightings.$.uid": event.uid,
+                "updated_at": now,
+            }
+        }
     return {"$set": {"sightings.$.expunged_at": event.at, "updated_at": now}}
 
 
@@ -71,7 +79,7 @@ class MailboxEventLoop:
                     {tp: rs[-1].offset + 1 for tp, rs in batches.items() if rs}
                 )
 
-    async def _apply_all(self, events: list[FlagsChanged | Expunged], stop: asyncio.Event) -> bool:
+    async def _apply_all(self, events: list[MailboxChange], stop: asyncio.Event) -> bool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._wait_s
         pending = events
@@ -96,17 +104,23 @@ class MailboxEventLoop:
                 return False
         return True
 
-    async def _apply(self, event: FlagsChanged | Expunged) -> bool:
+    async def _apply(self, event: MailboxChange) -> bool:
         """True when the event's sighting exists (and is now updated)."""
         loc = event.location
         now = dt.datetime.now(dt.UTC)
         where = {"sightings": {"$elemMatch": loc.model_dump()}}
+        after = where
+        if isinstance(event, Remapped):  # afterwards the sighting is found at its new place
+            moved = {**loc.model_dump(), "uidvalidity": event.uidvalidity, "uid": event.uid}
+            after = {"sightings": {"$elemMatch": moved}}
         # update_one, then a read: SecantusDB rejects the positional operator in
         # findAndModify, and the two are equivalent here (one writer per partition).
         result = await self._col.update_one(where, sighting_update(event, now))
         if result.matched_count == 0:
-            return False
-        doc = await self._col.find_one(where, {"account_ids": 1, "message_id": 1, "thread_id": 1})
+            # A renumbering applied already (a replay after a crash before the commit)
+            # is done; anything else waits for its activity to be written.
+            return isinstance(event, Remapped) and await self._col.count_documents(after) > 0
+        doc = await self._col.find_one(after, {"account_ids": 1, "message_id": 1, "thread_id": 1})
         if doc is None:
             return False
         self.applied += 1

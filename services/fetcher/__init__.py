@@ -6,7 +6,8 @@
 - :mod:`.worker`     what one account's task does: connect, sync folders, IDLE
 - :mod:`.session`    IMAP I/O (aioimaplib)
 - :mod:`.publish`    Kafka with acks=all, the blob store for large messages
-- :mod:`.cursor`, :mod:`.state`  what is kept in MongoDB
+- :mod:`.cursor`, :mod:`.state`, :mod:`.reconcile_requests`  what is kept in MongoDB
+- :mod:`.sightings`  what became activities (read-only), for revalidation and reconcile
 - pure decisions: :mod:`.sync`, :mod:`.folders`, :mod:`.fetch_response`, :mod:`.classify`,
-  :mod:`.mutf7`
+  :mod:`.mutf7`, :mod:`.revalidate` (UIDVALIDITY changes), :mod:`.reconcile` (gaps, flags)
 """

@@ -25,7 +25,9 @@ from services.fetcher.credentials import Credentials
 from services.fetcher.cursor import CursorStore
 from services.fetcher.processed import ProcessedQueue
 from services.fetcher.publish import EventPublisher, Publisher
+from services.fetcher.reconcile_requests import ReconcileRequests
 from services.fetcher.settings import FetcherSettings
+from services.fetcher.sightings import SightingReader
 from services.fetcher.state import StateStore
 from services.fetcher.supervisor import Supervisor
 from services.fetcher.worker import AccountWorker
@@ -65,6 +67,8 @@ class FetcherApp:
         publisher = Publisher(self._producer, s.topic(RAW_MESSAGES), blobs, s.inline_limit_bytes)
         events = EventPublisher(self._producer, s.topic(MAILBOX_EVENTS))
         processed = ProcessedQueue(db)
+        sightings = SightingReader(db)
+        requests = ReconcileRequests(db)
         tls = ssl.create_default_context()
         if s.fetcher_ca_file is not None:
             tls.load_verify_locations(cafile=str(s.fetcher_ca_file))
@@ -83,6 +87,8 @@ class FetcherApp:
                 publisher=publisher,
                 events=events,
                 processed=processed,
+                sightings=sightings,
+                requests=requests,
                 ssl_context=tls,
             )
 

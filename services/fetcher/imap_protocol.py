@@ -8,6 +8,10 @@ on bookkeeping that grows with the response:
   number of messages per ``UID FETCH``. Here the balance is kept as lines arrive.
 - ``data_received()`` formats every received chunk into a debug string (``'%s' % d``)
   even when debug logging is off. Here it formats nothing.
+- ``_handle_responses()`` recurses once per line and copies the rest of the chunk at
+  each step: a chunk of a few hundred small FETCH responses (an initial import of
+  small messages) exceeds Python's recursion limit, and copying is quadratic in the
+  chunk. Here it is a loop over offsets.
 - The command timeout is re-armed (a new timer, the old one cancelled) for every chunk
   of every literal. Here a chunk only records the time, and the one timer, when it
   fires, re-arms itself if the command saw data since.
@@ -58,6 +62,8 @@ class _FetchCommand(aioimaplib.FetchCommand):  # type: ignore[misc]
 class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
     incomplete_line: bytes
     current_command: Any
+    pending_sync_command: Any
+    pending_async_commands: dict[str, Any]
     _sasl_replies: list[str]
 
     @aioimaplib.change_state  # type: ignore[untyped-decorator]
@@ -91,6 +97,19 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
         reply = self._sasl_replies.pop(0) if self._sasl_replies else "*"
         self.transport.write(reply.encode() + b"\r\n")
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        """aioimaplib leaves commands waiting for replies that can never come (an IDLE
+        until its 29 minutes are up): end them now, so the account reconnects at once."""
+        super().connection_lost(exc)
+        lost = aioimaplib.Abort(f"connection lost: {exc or 'closed by the server'}")
+        for cmd in [self.pending_sync_command, *self.pending_async_commands.values()]:
+            if cmd is None:
+                continue
+            if isinstance(cmd, aioimaplib.IdleCommand):
+                cmd.queue.put_nowait(aioimaplib.STOP_WAIT_SERVER_PUSH)
+            cmd._exception = lost
+            cmd._event.set()
+
     def data_received(self, d: bytes) -> None:
         try:
             pending = self.incomplete_line + d
@@ -100,6 +119,43 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
         except aioimaplib.IncompleteRead as incomplete:
             self.current_command = incomplete.cmd
             self.incomplete_line = incomplete.data
+
+    def _handle_responses(
+        self,
+        data: bytes,
+        line_handler: Callable[[bytes, Any], Any],
+        current_cmd: Any = None,
+    ) -> None:
+        """aioimaplib's ``_handle_responses``, step for step, as a loop."""
+        pos, end = 0, len(data)
+        while True:
+            if pos >= end:
+                if self.pending_sync_command is not None:
+                    self.pending_sync_command.flush()
+                if current_cmd is not None and current_cmd.wait_data():
+                    raise aioimaplib.IncompleteRead(current_cmd)
+                return
+            if current_cmd is not None and current_cmd.wait_literal_data():
+                need = current_cmd._expected_size - len(current_cmd._resp_literal_data)
+                current_cmd.append_literal_data(data[pos : pos + need])
+                pos = min(end, pos + need)
+                if current_cmd.wait_literal_data():
+                    raise aioimaplib.IncompleteRead(current_cmd)
+            crlf = data.find(b"\r\n", pos)
+            if crlf < 0:
+                raise aioimaplib.IncompleteRead(current_cmd, data[pos:])
+            line, pos = data[pos:crlf], crlf + 2
+            cmd = line_handler(line, current_cmd)
+            begin_literal = aioimaplib.literal_data_re.match(line)
+            if begin_literal:
+                if cmd is None:
+                    cmd = aioimaplib.Command("NIL", "unused")
+                cmd.begin_literal_data(int(begin_literal.group("size")))
+                current_cmd = cmd
+            elif cmd is not None and cmd.wait_data():
+                current_cmd = cmd
+            else:
+                current_cmd = None
 
     async def fetch(
         self,

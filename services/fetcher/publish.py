@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.common import FolderRole, MessageLocation
 from schemas.envelope import encode_headers
-from schemas.mailbox_event import Expunged, FlagsChanged, MailboxEvent
+from schemas.mailbox_event import MailboxChange, MailboxEvent
 from schemas.raw_message import RawMessageMeta
 from services.common import metrics
 from services.common.blobs import BlobStore
@@ -78,13 +78,13 @@ class Publisher:
 
 
 class EventPublisher:
-    """Flag changes and expunges, on the mailbox-events topic, all acknowledged."""
+    """Flag changes, expunges and renumberings, on the mailbox-events topic, all acknowledged."""
 
     def __init__(self, producer: AIOKafkaProducer, topic: str):
         self._producer = producer
         self._topic = topic
 
-    async def publish(self, account_id: str, events: list[FlagsChanged | Expunged]) -> None:
+    async def publish(self, account_id: str, events: list[MailboxChange]) -> None:
         key = account_id.encode()
         pending = [
             await self._producer.send(

@@ -216,6 +216,11 @@ class ImapSession:
         return _status_from_select(response.lines)
 
     async def status(self, folder: Folder) -> FolderStatus:
+        if self.selected == folder.name:
+            # RFC 3501 6.3.10: STATUS SHOULD NOT be asked of the selected folder, and
+            # Dovecot answers it from the open view, blind to the folder being deleted
+            # and recreated meanwhile. EXAMINE again opens it afresh.
+            return await self.examine(folder)
         items = "(MESSAGES UIDNEXT UIDVALIDITY" + (
             " HIGHESTMODSEQ)" if self.has("CONDSTORE") else ")"
         )
@@ -246,6 +251,23 @@ class ImapSession:
             await self.client.uid("fetch", uid_set(uids), FETCH_ITEMS), "UID FETCH"
         )
         return parse_fetch(response.lines)
+
+    async def headers(self, fields: str) -> list[FetchedMessage]:
+        """``UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (...)])`` of the selected folder:
+        each message's ``body`` is just those header lines (RFC 3501 6.4.5)."""
+        items = f"(UID BODY.PEEK[HEADER.FIELDS ({fields})])"
+        response = await self._check(
+            await self.client.uid("fetch", "1:*", items), "UID FETCH HEADER.FIELDS"
+        )
+        return parse_fetch(response.lines)
+
+    async def all_flags(self) -> list[FlagUpdate]:
+        """``UID FETCH 1:* (UID FLAGS)``: every message's flags, for servers without
+        CONDSTORE, whose flag changes can only be found by comparison."""
+        response = await self._check(
+            await self.client.uid("fetch", "1:*", "(UID FLAGS)"), "UID FETCH FLAGS"
+        )
+        return parse_flag_updates(response.lines)
 
     async def select(self, folder: Folder) -> FolderStatus:
         """SELECT read-write: only to act on processed mail, never to sync."""

@@ -26,6 +26,23 @@ class FetcherSettings(CommonSettings):
         le=29 * 60,
         description="IDLE is re-issued before 29 min (RFC 2177).",
     )
+    fetcher_max_connections: int = Field(
+        default=2,
+        ge=1,
+        le=20,
+        description="IMAP connections per account at most (an account's max_connections "
+        "overrides it); with 2 or more, INBOX IDLEs on its own connection.",
+    )
+    fetcher_reconcile_interval_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often each account's folders are reconciled with MongoDB.",
+    )
+    fetcher_reconcile_grace_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="UIDs published more recently are not gaps yet (the writer's lag).",
+    )
     fetcher_imap_timeout_s: float = Field(default=30.0, gt=0)
     fetcher_backoff_base_s: float = Field(default=1.0, gt=0)
     fetcher_backoff_cap_s: float = Field(default=300.0, gt=0)

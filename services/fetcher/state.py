@@ -6,9 +6,16 @@ import datetime as dt
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from schemas.mailbox_state import AccountStatus, FolderProgress
+from schemas.mailbox_state import (
+    AccountStatus,
+    FolderProgress,
+    ReconcileReport,
+    UidValidityChange,
+)
 from services.common import metrics
 from services.common.mongo import Document
+
+KEPT_CHANGES = 20
 
 
 class StateStore:
@@ -51,3 +58,16 @@ class StateStore:
         )
         if result.matched_count == 0:
             await col.update_one({"_id": account_id}, {"$push": {"folders": doc}})
+
+    async def uidvalidity_changed(self, account_id: str, change: UidValidityChange) -> None:
+        """Record a UIDVALIDITY change and its verdict; the latest 20 are kept."""
+        doc = change.model_dump()
+        await self._col.update_one(
+            {"_id": account_id},
+            {"$push": {"uidvalidity_changes": {"$each": [doc], "$slice": -KEPT_CHANGES}}},
+        )
+
+    async def reconciled(self, account_id: str, report: ReconcileReport) -> None:
+        await self._col.update_one(
+            {"_id": account_id}, {"$set": {"last_reconcile": report.model_dump()}}
+        )

@@ -10,20 +10,41 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import ssl
+from collections import defaultdict
+from collections.abc import Coroutine
+from dataclasses import replace
+from typing import Any
 
 from schemas.account import AccountRecord
 from schemas.common import FolderRole, MessageLocation
-from schemas.mailbox_event import Expunged, FlagsChanged
-from schemas.mailbox_state import AccountStatus, FolderCursor, FolderProgress
+from schemas.mailbox_event import Expunged, FlagsChanged, MailboxChange, Remapped
+from schemas.mailbox_state import (
+    AccountStatus,
+    FolderCursor,
+    FolderProgress,
+    ReconcileReport,
+    UidValidityChange,
+)
 from services.common.oauth2 import AccessToken
 from services.fetcher.cursor import CursorStore
 from services.fetcher.errors import FolderError
 from services.fetcher.folders import Folder
 from services.fetcher.processed import ProcessedQueue
 from services.fetcher.publish import EventPublisher, Publisher
+from services.fetcher.reconcile import Mark, add_mark, find_gaps, flag_changes, settled_uid
+from services.fetcher.reconcile_requests import ReconcileRequests
+from services.fetcher.revalidate import (
+    ID_FIELDS,
+    Verdict,
+    message_key,
+    refetch_after_remap,
+    revalidate,
+)
 from services.fetcher.session import ImapSession
 from services.fetcher.settings import FetcherSettings
+from services.fetcher.sightings import SightingReader
 from services.fetcher.state import StateStore
 from services.fetcher.sync import (
     FolderStatus,
@@ -53,6 +74,8 @@ class AccountWorker:
         publisher: Publisher,
         events: EventPublisher,
         processed: ProcessedQueue,
+        sightings: SightingReader,
+        requests: ReconcileRequests,
         ssl_context: ssl.SSLContext,
     ):
         self.account = account
@@ -63,38 +86,117 @@ class AccountWorker:
         self._publisher = publisher
         self._events = events
         self._processed = processed
+        self._sightings = sightings
+        self._requests = requests
+        # Per folder: when which last UID was published, to tell a gap from writer lag.
+        self._marks: dict[str, list[Mark]] = {}
+        # Per folder: one read-modify-write of its cursor at a time (two connections).
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._ssl = ssl_context
+
+    def _session(self) -> ImapSession:
+        return ImapSession(
+            self.account.imap,
+            self._password,
+            timeout=self._settings.fetcher_imap_timeout_s,
+            ssl_context=self._ssl,
+        )
 
     async def run(self) -> None:
         """Sync until cancelled; raises on connection-level failures."""
         acc = self.account
         await self._states.set(acc.account_id, AccountStatus.CONNECTING)
-        async with ImapSession(
-            acc.imap,
-            self._password,
-            timeout=self._settings.fetcher_imap_timeout_s,
-            ssl_context=self._ssl,
-        ) as imap:
+        cap = acc.max_connections or self._settings.fetcher_max_connections
+        async with self._session() as imap:
             folders = self._synced_folders(await imap.list_folders())
             await self._states.set(acc.account_id, AccountStatus.SYNCING)
-            await self._sync_all(imap, folders)
-            await self._act_on_processed(imap, folders)
             inbox = next((f for f in folders if f.role is FolderRole.INBOX), None)
-            loop = asyncio.get_running_loop()
+            others = [f for f in folders if f is not inbox]
+            if cap < 2 or inbox is None or not others:
+                await self._one_connection(imap, folders, inbox)
+                return
+            # IDLE (RFC 2177) holds its connection: INBOX gets one of its own, the other
+            # folders share a second, and both import at once. Never more than the cap.
+            async with self._session() as second:
+                inbox_synced = asyncio.Event()
+                await _first_failure(
+                    self._watch_inbox(imap, inbox, inbox_synced),
+                    self._poll(second, folders, others, inbox_synced),
+                )
+
+    async def _one_connection(
+        self, imap: ImapSession, folders: list[Folder], inbox: Folder | None
+    ) -> None:
+        """Everything on one connection: IDLE on INBOX between polls of the others."""
+        acc = self.account
+        await self._sync_all(imap, folders)
+        await self._act_on_processed(imap, folders)
+        loop = asyncio.get_running_loop()
+        next_poll = loop.time() + self._settings.fetcher_poll_interval_s
+        next_reconcile = loop.time() + self._settings.fetcher_reconcile_interval_s
+        while True:
+            await self._states.set(acc.account_id, AccountStatus.IDLE, synced=True)
+            wait = max(0.0, next_poll - loop.time())
+            if inbox is not None and wait > 0:
+                await imap.examine(inbox)
+                if await imap.idle(min(wait, self._settings.fetcher_idle_renew_s)):
+                    await self._sync_folder(imap, inbox)
+                    continue
+            elif wait > 0:
+                await asyncio.sleep(wait)
+            await self._sync_all(imap, folders)
+            next_reconcile = await self._housekeeping(imap, folders, next_reconcile)
             next_poll = loop.time() + self._settings.fetcher_poll_interval_s
-            while True:
-                await self._states.set(acc.account_id, AccountStatus.IDLE, synced=True)
-                wait = max(0.0, next_poll - loop.time())
-                if inbox is not None and wait > 0:
-                    await imap.examine(inbox)
-                    if await imap.idle(min(wait, self._settings.fetcher_idle_renew_s)):
-                        await self._sync_folder(imap, inbox)
-                        continue
-                elif wait > 0:
-                    await asyncio.sleep(wait)
-                await self._sync_all(imap, folders)
-                await self._act_on_processed(imap, folders)
-                next_poll = loop.time() + self._settings.fetcher_poll_interval_s
+
+    async def _watch_inbox(self, imap: ImapSession, inbox: Folder, synced: asyncio.Event) -> None:
+        """INBOX on its own connection: sync, then IDLE; sync again whenever it changes."""
+        await self._sync_all(imap, [inbox])
+        synced.set()
+        s = self._settings
+        # Without IDLE, idle() only waits: then wait one poll interval, not 25 minutes.
+        wait = s.fetcher_idle_renew_s if imap.has("IDLE") else s.fetcher_poll_interval_s
+        while True:
+            await imap.examine(inbox)
+            await imap.idle(wait)
+            # Also when IDLE just ran out: a cheap STATUS-like check of what may have
+            # been missed while it was being renewed.
+            await self._sync_all(imap, [inbox])
+
+    async def _poll(
+        self,
+        imap: ImapSession,
+        folders: list[Folder],
+        others: list[Folder],
+        inbox_synced: asyncio.Event,
+    ) -> None:
+        """The other folders, polled on the second connection; processed mail and the
+        reconcile of every folder happen here too, so IDLE is never interrupted."""
+        acc = self.account
+        loop = asyncio.get_running_loop()
+        next_reconcile = loop.time() + self._settings.fetcher_reconcile_interval_s
+        await self._sync_all(imap, others)
+        await inbox_synced.wait()
+        while True:
+            next_reconcile = await self._housekeeping(imap, folders, next_reconcile)
+            await self._states.set(acc.account_id, AccountStatus.IDLE, synced=True)
+            await asyncio.sleep(self._settings.fetcher_poll_interval_s)
+            await self._sync_all(imap, others)
+
+    async def _housekeeping(
+        self, imap: ImapSession, folders: list[Folder], next_reconcile: float
+    ) -> float:
+        """Processed mail, then a reconcile when due or asked for; returns when the next
+        periodic reconcile is due."""
+        acc_id = self.account.account_id
+        await self._act_on_processed(imap, folders)
+        loop = asyncio.get_running_loop()
+        requested = await self._requests.pending(acc_id)
+        if requested is None and loop.time() < next_reconcile:
+            return next_reconcile
+        await self._reconcile(imap, folders)
+        if requested is not None:
+            await self._requests.done(acc_id, requested)
+        return loop.time() + self._settings.fetcher_reconcile_interval_s
 
     async def _act_on_processed(self, imap: ImapSession, folders: list[Folder]) -> None:
         """Move or mark the messages whose activities are confirmed durable, as the
@@ -123,19 +225,22 @@ class AccountWorker:
             if folder is None or folder is target:
                 await self._processed.done(items)  # no longer synced, or already there
                 continue
-            status = await imap.select(folder)
-            current = [c for c in items if c.uidvalidity == status.uidvalidity]
-            uids = sorted({c.uid for c in current})
-            if uids and target is not None:
-                await imap.move(uids, target)
-                await self._forget(folder, status, set(uids))
-            elif uids and action.kind == "keyword":
-                await imap.add_flags(uids, action.keyword)
+            # Held from the move until the cursor forgot them: a sync of this folder on
+            # the other connection must not see them gone and report them expunged.
+            async with self._locks[folder.name]:
+                status = await imap.select(folder)
+                current = [c for c in items if c.uidvalidity == status.uidvalidity]
+                uids = sorted({c.uid for c in current})
+                if uids and target is not None:
+                    await imap.move(uids, target)
+                    await self._forget(folder, status, set(uids))
+                elif uids and action.kind == "keyword":
+                    await imap.add_flags(uids, action.keyword)
             await self._processed.done(items)
 
     async def _forget(self, folder: Folder, status: FolderStatus, moved: set[int]) -> None:
         """We moved these ourselves: drop them from the cursor, so that no pass reports
-        them as expunged by the user."""
+        them as expunged by the user. The caller holds the folder's lock."""
         cursor = await self._cursors.get(self.account.account_id, folder.name)
         if cursor is None or cursor.uidvalidity != status.uidvalidity:
             return
@@ -151,6 +256,66 @@ class AccountWorker:
             uids=uid_set(sorted(known)),
             missing_uids=cursor.missing_uids,
         )
+
+    async def _reconcile(self, imap: ImapSession, folders: list[Folder]) -> None:
+        """Compare each folder's UIDs with the sightings in MongoDB and publish again every
+        gap, so that mail is never lost, not even with the broker's data; on servers
+        without CONDSTORE, also compare flags and publish the changes."""
+        acc_id = self.account.account_id
+        now = asyncio.get_running_loop().time()
+        grace = self._settings.fetcher_reconcile_grace_s
+        compare_flags = not imap.has("CONDSTORE")
+        refetched = flag_count = 0
+        for folder in folders:
+            try:
+                status = await imap.examine(folder)
+                cursor = await self._cursors.get(acc_id, folder.name)
+                if cursor is None or cursor.uidvalidity != status.uidvalidity:
+                    continue  # not synced yet, or renumbered: the next sync pass comes first
+                marks = self._marks.setdefault(folder.name, [(-math.inf, cursor.last_uid)])
+                stored = await self._sightings.in_folder(acc_id, folder.name, status.uidvalidity)
+                gaps = find_gaps(
+                    await imap.uid_search("ALL"),
+                    expand_uid_set(cursor.uids),
+                    stored,
+                    settled_uid(marks, now, grace),
+                )
+                for batch in batches(gaps, self._settings.fetcher_batch_size):
+                    messages = await imap.uid_fetch(batch)
+                    await self._publisher.publish(
+                        acc_id, folder.name, folder.role, status.uidvalidity, messages
+                    )
+                    refetched += len(messages)
+                if gaps:
+                    log.warning(
+                        "%s/%s: %d published UIDs had no activity; published again",
+                        acc_id,
+                        folder.name,
+                        len(gaps),
+                    )
+                if compare_flags and stored:
+                    on_server = {u.uid: u.flags for u in await imap.all_flags()}
+                    changed = flag_changes(on_server, {u: s.flags for u, s in stored.items()})
+                    at = dt.datetime.now(dt.UTC)
+                    await self._events.publish(
+                        acc_id,
+                        [
+                            FlagsChanged(
+                                location=self._location(folder, status, uid), flags=flags, at=at
+                            )
+                            for uid, flags in changed.items()
+                        ],
+                    )
+                    flag_count += len(changed)
+            except FolderError as exc:
+                log.warning("%s: reconcile: %s", acc_id, exc)
+        report = ReconcileReport(
+            at=dt.datetime.now(dt.UTC),
+            folders=len(folders),
+            refetched=refetched,
+            flag_changes=flag_count,
+        )
+        await self._states.reconciled(acc_id, report)
 
     def _synced_folders(self, listed: list[Folder]) -> list[Folder]:
         """Only the folders the account chose: a CRM must never read the others."""
@@ -182,23 +347,20 @@ class AccountWorker:
 
     async def _sync_folder(self, imap: ImapSession, folder: Folder) -> None:
         """One pass over a folder: new mail first, then flag changes and expunges."""
+        async with self._locks[folder.name]:
+            await self._sync_folder_locked(imap, folder)
+
+    async def _sync_folder_locked(self, imap: ImapSession, folder: Folder) -> None:
         acc_id = self.account.account_id
         status = await imap.examine(folder)
         prev = await self._cursors.get(acc_id, folder.name)
-        if uidvalidity_changed(prev, status):
-            # The folder was recreated or renumbered: every stored UID is void (RFC 3501
-            # 2.3.1.1). Refetch it; dedup keeps the activities single by fingerprint.
-            log.warning(
-                "%s/%s: UIDVALIDITY %s -> %s, resyncing",
-                acc_id,
-                folder.name,
-                prev.uidvalidity if prev else None,
-                status.uidvalidity,
-            )
-            prev = None
+        # What an earlier run published is settled (see .reconcile.settled_uid).
+        self._marks.setdefault(folder.name, [(-math.inf, prev.last_uid if prev else 0)])
+        if prev is not None and uidvalidity_changed(prev, status):
+            prev = await self._revalidate(imap, folder, status, prev)
         known = expand_uid_set(prev.uids) if prev else set()
         fetched, missing = await self._fetch_new(imap, folder, status, prev, known)
-        events: list[FlagsChanged | Expunged] = []
+        events: list[MailboxChange] = []
         condstore = imap.has("CONDSTORE")
         if prev is not None and prev.last_uid and condstore and flags_changed(prev, status):
             events += await self._flag_events(imap, folder, status, prev)
@@ -217,6 +379,75 @@ class AccountWorker:
         if missing:
             log.warning("%s/%s: server did not return UIDs %s", acc_id, folder.name, missing)
 
+    async def _revalidate(
+        self, imap: ImapSession, folder: Folder, status: FolderStatus, prev: FolderCursor
+    ) -> FolderCursor | None:
+        """Every stored UID is void after a UIDVALIDITY change (RFC 3501 2.3.1.1): compare
+        the folder with what MongoDB holds by Message-ID. The same messages: remap the
+        sightings and the cursor, fetch nothing again. Another folder: return None, and
+        the folder is resynced (dedup keeps the activities single); the stored messages
+        that are gone are reported expunged."""
+        acc_id = self.account.account_id
+        stored = await self._sightings.in_folder(acc_id, folder.name, prev.uidvalidity)
+        listed: dict[int, str | None] = {}
+        if status.exists:
+            listed = {m.uid: message_key(m.body) for m in await imap.headers(ID_FIELDS)}
+        ids = {uid: s.message_id for uid, s in stored.items() if s.message_id is not None}
+        result = revalidate(ids, listed)
+        now = dt.datetime.now(dt.UTC)
+        old = replace(status, uidvalidity=prev.uidvalidity)
+        log.warning(
+            "%s/%s: UIDVALIDITY %d -> %d: %s (%d of %d stored messages compared)",
+            acc_id,
+            folder.name,
+            prev.uidvalidity,
+            status.uidvalidity,
+            result.verdict,
+            result.compared,
+            len(stored),
+        )
+        change = UidValidityChange(
+            folder=folder.name,
+            old_uidvalidity=prev.uidvalidity,
+            new_uidvalidity=status.uidvalidity,
+            verdict=result.verdict.value,
+            remapped=len(result.remap),
+            at=now,
+        )
+        if result.verdict is Verdict.REPLACED:
+            # Only what we can tell is gone: a message without Message-ID may be back.
+            present = set(listed.values())
+            gone = sorted(u for u, mid in ids.items() if mid not in present)
+            await self._events.publish(
+                acc_id, [Expunged(location=self._location(folder, old, u), at=now) for u in gone]
+            )
+            await self._states.uidvalidity_changed(acc_id, change)
+            return None
+        await self._events.publish(
+            acc_id,
+            [
+                Remapped(
+                    location=self._location(folder, old, u),
+                    uidvalidity=status.uidvalidity,
+                    uid=new,
+                    at=now,
+                )
+                for u, new in sorted(result.remap.items())
+            ],
+        )
+        retry = refetch_after_remap(listed, result.remap)
+        cursor = await self._save(
+            folder,
+            status,
+            set(result.remap.values()),
+            tuple(retry),
+            # Flags are compared afresh: the old MODSEQs belong to the old numbering.
+            None,
+            len(result.remap),
+        )
+        await self._states.uidvalidity_changed(acc_id, change)
+        return cursor
+
     def _location(self, folder: Folder, status: FolderStatus, uid: int) -> MessageLocation:
         return MessageLocation(
             account_id=self.account.account_id,
@@ -227,7 +458,7 @@ class AccountWorker:
 
     async def _flag_events(
         self, imap: ImapSession, folder: Folder, status: FolderStatus, prev: FolderCursor
-    ) -> list[FlagsChanged | Expunged]:
+    ) -> list[MailboxChange]:
         assert prev.highestmodseq is not None
         now = dt.datetime.now(dt.UTC)
         updates = await imap.flag_changes(prev.last_uid, prev.highestmodseq)
@@ -314,6 +545,12 @@ class AccountWorker:
         exists: int,
     ) -> FolderCursor:
         ordered = sorted(uids)
+        self._marks[folder.name] = add_mark(
+            self._marks.get(folder.name, ()),
+            asyncio.get_running_loop().time(),
+            ordered[-1] if ordered else 0,
+            self._settings.fetcher_reconcile_grace_s,
+        )
         return await self._cursors.save(
             self.account.account_id,
             folder.name,
@@ -325,3 +562,17 @@ class AccountWorker:
             uids=uid_set(ordered),
             missing_uids=missing,
         )
+
+
+async def _first_failure(*loops: Coroutine[Any, Any, None]) -> None:
+    """Run the loops together; the first to fail stops the others and its error is raised
+    as is (the supervisor classifies it), not wrapped in an ExceptionGroup."""
+    tasks = [asyncio.create_task(loop) for loop in loops]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -57,6 +57,35 @@ async def test_connection_kicked_mid_fetch_resumes_without_loss(env: Env, pipeli
     assert all(len(d["sightings"]) == 1 for d in docs)
 
 
+async def test_connection_dropped_during_idle_reconnects_at_once(env: Env, pipeline) -> None:
+    """A server restart or a NAT timeout drops the IDLE connection: new mail must not
+    wait for the IDLE period (25 min) or a command timeout to be noticed."""
+    user = env.mail_user("idlekick")
+    account = env.account(user, account_id=f"idlekick-{env.overrides['mongo_database']}")
+    await env.publish_accounts(account)
+    fill(env, user.address, 1, seed=62)
+    # Long command timeouts: only noticing the lost connection itself can be quick.
+    async with env.mongo() as db, pipeline(fetcher_imap_timeout_s=120.0) as running:
+
+        async def idle() -> bool:
+            running.check()
+            state = await db.account_states.find_one({"_id": account.account_id})
+            count = await db.activities.count_documents({})
+            return bool(state) and state["status"] == "idle" and count == 1
+
+        await eventually(idle, timeout=90, what="the account to be idle")
+        await asyncio.sleep(1)  # in IDLE now
+        env.dovecot.doveadm("kick", user.address)
+        await asyncio.sleep(0.5)
+        fill(env, user.address, 1, seed=63)
+
+        async def arrived() -> bool:
+            running.check()
+            return await db.activities.count_documents({}) == 2
+
+        await eventually(arrived, timeout=20, what="the mail delivered after the drop")
+
+
 def _fetcher_process(env: Env, log: Path) -> subprocess.Popen[bytes]:
     environ = env.environ(data_dir=str(log.parent / "replica-data"))
     with log.open("wb") as out:

@@ -80,12 +80,15 @@ async def test_restart_resumes_from_the_cursor_without_duplicates_or_gaps(
     assert uids == list(range(1, 9))  # each message published once: no duplicate, no gap
 
 
-async def test_uidvalidity_change_resyncs_without_new_activities(env: Env, pipeline) -> None:
+async def test_uidvalidity_change_with_the_same_messages_remaps_and_fetches_nothing(
+    env: Env, pipeline
+) -> None:
     user = env.mail_user("uidv")
     account = env.account(user, account_id=f"uidv-{env.overrides['mongo_database']}")
     await env.publish_accounts(account)
     rng = random.Random(13)
     mids = [deliver(env, user.address, rng, d) for d in range(1, 4)]
+    raw_topic = env.settings.topic(RAW_MESSAGES)
 
     async with env.mongo() as db, pipeline() as running:
 
@@ -94,6 +97,7 @@ async def test_uidvalidity_change_resyncs_without_new_activities(env: Env, pipel
             return await db.activities.count_documents({}) == n
 
         await eventually(lambda: written(3), timeout=90, what="3 activities")
+        old = int(env.dovecot.status(user.address, "INBOX")["uidvalidity"])
         env.dovecot.set_uidvalidity(user.address, "INBOX", 777)
 
         async def renumbered() -> bool:
@@ -105,3 +109,79 @@ async def test_uidvalidity_change_resyncs_without_new_activities(env: Env, pipel
         docs = await db.activities.find().to_list(None)
         assert sorted(d["message_id"] for d in docs) == sorted(mids)
         assert all(len(d["sightings"]) == 1 for d in docs)
+        state = await db.account_states.find_one({"_id": account.account_id})
+        (change,) = state["uidvalidity_changes"]
+        assert (change["folder"], change["old_uidvalidity"], change["new_uidvalidity"]) == (
+            "INBOX",
+            old,
+            777,
+        )
+        assert change["verdict"] == "same" and change["remapped"] == 3
+        cursor = await db.folder_cursors.find_one({"_id": f"{account.account_id}/INBOX"})
+        assert (cursor["uidvalidity"], cursor["uids"], cursor["missing_uids"]) == (777, "1:3", [])
+
+        # Mail after the renumbering is fetched as usual, under the new UIDVALIDITY.
+        later = deliver(env, user.address, rng, 4)
+
+        async def fourth() -> bool:
+            running.check()
+            doc = await db.activities.find_one({"message_id": later})
+            return bool(doc) and doc["sightings"][0]["uidvalidity"] == 777
+
+        await eventually(fourth, timeout=60, what="the message delivered after the change")
+    raw = await read_topic(env.overrides["kafka_bootstrap"], raw_topic)
+    published = [(r.meta["location"]["uidvalidity"], r.meta["location"]["uid"]) for r in raw]
+    # Nothing fetched again: three messages before the change, one after.
+    assert published == [(old, 1), (old, 2), (old, 3), (777, 4)]
+
+
+async def test_a_replaced_folder_is_resynced_and_the_change_recorded(env: Env, pipeline) -> None:
+    user = env.mail_user("replaced")
+    folder = "Zakázky 2026"  # non-ASCII: modified UTF-7 on the wire (RFC 3501 5.1.3)
+    account = env.account(
+        user, account_id=f"repl-{env.overrides['mongo_database']}", folders=(folder,)
+    )
+    env.dovecot.create_folder(user.address, folder)
+    rng = random.Random(14)
+
+    def file(day: int) -> str:
+        when = dt.datetime(2026, 9, day, 9, 0, tzinfo=dt.UTC)
+        mail = build(rng, CUSTOMER, [("Me", user.address)], date=when)
+        env.dovecot.save(user.address, folder, mail.message)
+        return mail.message_id
+
+    first = [file(d) for d in (1, 2)]
+    await env.publish_accounts(account)
+
+    async with env.mongo() as db, pipeline() as running:
+
+        async def written(mids: list[str]) -> bool:
+            running.check()
+            return await db.activities.count_documents({"message_id": {"$in": mids}}) == len(mids)
+
+        await eventually(lambda: written(first), timeout=90, what="the first folder's mail")
+        old = int(env.dovecot.status(user.address, folder)["uidvalidity"])
+        # The user deletes the folder and makes a new one of the same name, other mail in it.
+        env.dovecot.doveadm("mailbox", "delete", "-u", user.address, folder)
+        env.dovecot.create_folder(user.address, folder)
+        env.dovecot.set_uidvalidity(user.address, folder, old + 1000)
+        second = [file(d) for d in (3, 4, 5)]
+
+        await eventually(lambda: written(second), timeout=60, what="the new folder's mail")
+
+        async def gone_marked() -> bool:
+            docs = await db.activities.find({"message_id": {"$in": first}}).to_list(None)
+            return all(d["sightings"][0].get("expunged_at") for d in docs)
+
+        await eventually(gone_marked, timeout=30, what="the old folder's mail marked expunged")
+        state = await db.account_states.find_one({"_id": account.account_id})
+        (change,) = state["uidvalidity_changes"]
+        assert (change["verdict"], change["old_uidvalidity"], change["new_uidvalidity"]) == (
+            "replaced",
+            old,
+            old + 1000,
+        )
+        for mid in second:
+            doc = await db.activities.find_one({"message_id": mid})
+            (sighting,) = doc["sightings"]
+            assert (sighting["folder"], sighting["uidvalidity"]) == (folder, old + 1000)
