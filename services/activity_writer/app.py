@@ -34,6 +34,7 @@ from services.activity_writer.settings import WriterSettings
 from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
 from services.common.kafka import consumer, ensure_topics, producer
+from services.common.lifecycle import first_failure
 from services.common.mongo import database, mongo_client
 
 log = logging.getLogger("mailsync.activity_writer")
@@ -121,18 +122,12 @@ class ActivityWriterApp:
     async def run(self, stop: asyncio.Event) -> None:
         assert self.loop is not None and self.mailbox is not None
         retention = asyncio.create_task(self._retention(stop), name="retention")
-        loops = [
-            asyncio.create_task(self.loop.run(stop), name="writer"),
-            asyncio.create_task(self.mailbox.run(stop), name="mailbox-events"),
-        ]
         try:
-            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                task.result()  # a failed loop fails the service
+            # A failed loop fails the service; retention is a side task.
+            await first_failure(self.loop.run(stop), self.mailbox.run(stop))
         finally:
-            for task in [*loops, retention]:
-                task.cancel()
-            await asyncio.gather(*loops, retention, return_exceptions=True)
+            retention.cancel()
+            await asyncio.gather(retention, return_exceptions=True)
 
     async def retention_pass(self) -> None:
         """Apply every account's retention once."""

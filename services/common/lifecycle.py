@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Protocol
 
 log = logging.getLogger("mailsync.lifecycle")
 
@@ -29,6 +29,20 @@ class Service(Protocol):
 
     async def cleanup(self, failed: bool) -> None:
         """Flush and close everything ``start`` opened; ``failed`` says why we stop."""
+
+
+async def first_failure(*loops: Coroutine[Any, Any, None]) -> None:
+    """Run the loops together until all end; the first to fail stops the others and its
+    error is raised as is (callers classify it), not wrapped in an ExceptionGroup."""
+    tasks = [asyncio.create_task(loop) for loop in loops]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:

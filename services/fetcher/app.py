@@ -16,6 +16,7 @@ from schemas.topics import ACCOUNTS, ACTIVITY_CONFIRMATIONS, MAILBOX_EVENTS, RAW
 from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
 from services.common.kafka import consumer, ensure_topics, producer
+from services.common.lifecycle import first_failure
 from services.common.mongo import database, mongo_client
 from services.common.oauth2 import AccessToken, TokenProvider
 from services.common.secrets import SecretBox
@@ -123,18 +124,7 @@ class FetcherApp:
 
     async def run(self, stop: asyncio.Event) -> None:
         assert self._table is not None and self._confirmations is not None
-        loops = [
-            asyncio.create_task(self._table.run(stop), name="accounts"),
-            asyncio.create_task(self._confirmations.run(stop), name="confirmations"),
-        ]
-        try:
-            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                task.result()
-        finally:
-            for task in loops:
-                task.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
+        await first_failure(self._table.run(stop), self._confirmations.run(stop))
 
     async def cleanup(self, failed: bool) -> None:
         if self.supervisor is not None:

@@ -13,9 +13,7 @@ import logging
 import math
 import ssl
 from collections import defaultdict
-from collections.abc import Coroutine
 from dataclasses import replace
-from typing import Any
 
 from schemas.account import AccountRecord
 from schemas.common import FolderRole, MessageLocation
@@ -27,6 +25,7 @@ from schemas.mailbox_state import (
     ReconcileReport,
     UidValidityChange,
 )
+from services.common.lifecycle import first_failure
 from services.common.oauth2 import AccessToken
 from services.fetcher.cursor import CursorStore
 from services.fetcher.errors import FolderError
@@ -119,7 +118,7 @@ class AccountWorker:
             # folders share a second, and both import at once. Never more than the cap.
             async with self._session() as second:
                 inbox_synced = asyncio.Event()
-                await _first_failure(
+                await first_failure(
                     self._watch_inbox(imap, inbox, inbox_synced),
                     self._poll(second, folders, others, inbox_synced),
                 )
@@ -562,17 +561,3 @@ class AccountWorker:
             uids=uid_set(ordered),
             missing_uids=missing,
         )
-
-
-async def _first_failure(*loops: Coroutine[Any, Any, None]) -> None:
-    """Run the loops together; the first to fail stops the others and its error is raised
-    as is (the supervisor classifies it), not wrapped in an ExceptionGroup."""
-    tasks = [asyncio.create_task(loop) for loop in loops]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            task.result()
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

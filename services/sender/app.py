@@ -22,6 +22,7 @@ from schemas.topics import ACCOUNTS, DEAD_LETTERS, RAW_MESSAGES, SEND_REQUESTS, 
 from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
 from services.common.kafka import consumer, ensure_topics, producer
+from services.common.lifecycle import first_failure
 from services.common.mongo import database, mongo_client
 from services.common.oauth2 import TokenProvider
 from services.common.secrets import SecretBox
@@ -112,18 +113,7 @@ class SenderApp:
 
     async def run(self, stop: asyncio.Event) -> None:
         assert self._intake is not None
-        loops = [
-            asyncio.create_task(self._intake.run(stop), name="sender-intake"),
-            asyncio.create_task(self._pump(stop), name="sender-pump"),
-        ]
-        try:
-            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                task.result()
-        finally:
-            for task in loops:
-                task.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
+        await first_failure(self._intake.run(stop), self._pump(stop))
 
     async def _pump(self, stop: asyncio.Event) -> None:
         assert self._ledger is not None and self._dispatcher is not None
