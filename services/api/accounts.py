@@ -71,6 +71,7 @@ def record_from_input(
         import_window=data.import_window,
         paused=data.paused,
         retention_days=data.retention_days,
+        max_connections=data.max_connections,
         updated_at=now,
     )
 

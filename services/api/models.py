@@ -101,6 +101,9 @@ class AccountInput(Model):
     import_window: ImportWindow = ImportAll()
     paused: bool = False
     retention_days: int | None = Field(default=None, ge=1)
+    max_connections: int | None = Field(
+        default=None, ge=1, description="IMAP connections at most; null: the fetcher's default."
+    )
     verify: bool = Field(
         default=True, description="Log in to IMAP (and SMTP) with the password before saving."
     )
@@ -151,6 +154,7 @@ class AccountView(Model):
     import_window: ImportWindow
     paused: bool
     retention_days: int | None
+    max_connections: int | None
     updated_at: dt.datetime
     state: StateView | None = None
 
