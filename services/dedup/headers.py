@@ -52,12 +52,18 @@ _SIMPLE_ITEM = re.compile(
     rf"[ \t\r\n]*(?:([^\"(),:;<>@\[\\\]]*?)[ \t\r\n]*<({_ADDR_SPEC})>|({_ADDR_SPEC}))[ \t\r\n]*"
 )
 _LWS = re.compile(r"[ \t\r\n]+")
+# Whitespace other than SP, HT, CR, LF (NBSP, VT, FF, U+2028...): the stdlib's parser
+# treats some of it as folding white space, so such lists take the full grammar.
+_ODD_SPACE = re.compile(r"[^\S \t\r\n]")
 
 
 def getaddresses(values: list[str]) -> list[tuple[str, str]]:
     """``email.utils.getaddresses(values)``, with a fast path for simple address lists."""
     pairs: list[tuple[str, str]] = []
-    for item in ", ".join(values).split(","):
+    joined = ", ".join(values)
+    if _ODD_SPACE.search(joined):
+        return email.utils.getaddresses(values)
+    for item in joined.split(","):
         match = _SIMPLE_ITEM.fullmatch(item)
         if match is None:
             return email.utils.getaddresses(values)

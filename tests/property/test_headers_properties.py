@@ -6,7 +6,7 @@ import email.utils
 from email.parser import HeaderParser
 from email.policy import compat32
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from services.dedup.headers import getaddresses, header_fields
@@ -56,6 +56,7 @@ simple = st.builds(
 
 @settings(FAST, max_examples=300)
 @given(st.lists(address_list, min_size=1, max_size=3))
+@example(["a@a", "\xa0@a"])  # NBSP: folding white space to the stdlib (found by hypothesis)
 def test_any_address_list_parses_as_the_stdlib_does(values: list[str]) -> None:
     assert getaddresses(values) == email.utils.getaddresses(values)
 
