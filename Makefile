@@ -36,7 +36,7 @@ test: deps
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mailsync schemas export --check
 	$(VENV)/bin/mailsync openapi export --check
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 3 --dist loadfile
 
 test-fast: venv
 	$(VENV)/bin/pytest tests/unit tests/property

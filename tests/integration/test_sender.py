@@ -32,6 +32,7 @@ from tests.integration.test_oauth2 import oauth_secret
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
+ALL = ("fetcher", "dedup", "activity-writer", "sender")
 FAST = {
     "sender_backoff_base_s": 0.3,
     "sender_backoff_cap_s": 1.0,
@@ -154,7 +155,7 @@ async def test_a_request_from_an_alias_arrives_and_is_filed_in_sent(
         bcc=(Address(address=archive.address),),
     ).model_copy(update={"sender": Address(name="Objednávky Květinářství", address=alias)})
 
-    async with env.mongo() as db, pipeline() as running:
+    async with env.mongo() as db, pipeline(*ALL) as running:
         await publish(env, req)
         found = await waiter(env, running)({req.request_id}, {SendState.FILED})
         by_state = {r.state: r for r in found if r.request_id == req.request_id}
@@ -225,7 +226,7 @@ async def test_a_reply_threads_with_the_message_it_answers(senv: Env, pipeline) 
         client.starttls(context=tls)
         client.sendmail(customer.address, [info.address], question)
 
-    async with env.mongo() as db, pipeline() as running:
+    async with env.mongo() as db, pipeline(*ALL) as running:
 
         async def inbound() -> dict[str, Any] | None:
             running.check()
