@@ -286,10 +286,11 @@ def render_sync(r: SyncReport) -> str:
         "| Client | Seconds | Messages/s | MB/s | What it includes |",
         "|---|---:|---:|---:|---|",
     ]
+    best = min(r.mbsync, key=lambda p: p.seconds) if r.mbsync else None
     for i, p in enumerate(r.mbsync, 1):
         sec, mps, mbs = _rate(n, total, p.seconds)
-        what = "first pass, also builds Dovecot's caches" if i == 1 else "warm"
-        strong = "**" if i == len(r.mbsync) else ""
+        what = "first pass, also builds Dovecot's caches" if i == 1 else "Dovecot warm"
+        strong = "**" if p is best else ""
         lines.append(
             f"| mbsync (isync 1.4.4), pass {i} | {sec} | {strong}{mps}{strong} | "
             f"{strong}{mbs}{strong} | {what}; process start, TLS, login, FETCH, one fsync'd "
@@ -313,13 +314,13 @@ def render_sync(r: SyncReport) -> str:
                 f"state; the first poll to see a cursor saw UID {f.at_first} at "
                 f"{f.first_s:.2f}s |"
             )
-    if r.mbsync and f is not None and f.fetch_s:
-        warm = r.mbsync[-1].seconds
+    if best is not None and f is not None and f.fetch_s:
+        worst = max(p.seconds for p in r.mbsync)
         lines += [
             "",
-            f"**Ratio**: the fetcher syncs this mailbox at **{warm / f.fetch_s:.2f}×** the "
-            f"rate of warm mbsync ({r.mbsync[0].seconds / f.fetch_s:.2f}× the first, cold "
-            "pass). Above 1 means the fetcher is faster.",
+            f"**Ratio**: the fetcher syncs this mailbox at **{best.seconds / f.fetch_s:.2f}×** "
+            f"the rate of mbsync's faster pass ({worst / f.fetch_s:.2f}× its slower one). "
+            "Above 1 means the fetcher is faster.",
         ]
     lines += [
         "",
