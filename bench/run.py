@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from bench import dedup, parsers, pipeline, sender, writer
+from bench import dedup, imap_sync, parsers, pipeline, sender, writer
 
 BENCHMARKS = {
     "pipeline": pipeline.BENCHMARK,
@@ -29,6 +29,8 @@ BENCHMARKS = {
     "dedup": (dedup.HEADING, dedup.main),
     "writer": (writer.HEADING, writer.main),
     "sender": (sender.HEADING, sender.main),
+    "mbsync": (imap_sync.MBSYNC_HEADING, imap_sync.main_mbsync),
+    "idle": (imap_sync.IDLE_HEADING, imap_sync.main_idle),
 }
 TITLE = (
     "# mailsync benchmarks\n\n"
