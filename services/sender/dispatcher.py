@@ -256,7 +256,9 @@ class Dispatcher:
             return None
         try:
             credential = await self._credentials.login(account)
-            return await self._filer.find(account, credential, record.message_id)
+            return await self._filer.find(
+                account, credential, record.message_id, record.request.requested_at
+            )
         except MailsyncError as exc:
             log.warning("request %s: cannot look in Sent: %s", record.id, exc)
             return None
