@@ -8,6 +8,9 @@ from schemas.account import AccountRecord
 from schemas.topics import ACCOUNTS
 from services.common.settings import CommonSettings
 
+# The API's MongoDB copy of every account record (services/api/store.py).
+COLLECTION = "accounts"
+
 
 async def publish_account(
     producer: AIOKafkaProducer, settings: CommonSettings, record: AccountRecord

@@ -15,10 +15,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from schemas.account import AccountRecord
 from schemas.account_document import AccountDocument
 from services.accounts import publish_account, remove_account
+from services.accounts.records import COLLECTION
 from services.common.mongo import Document
 from services.common.settings import CommonSettings
-
-COLLECTION = "accounts"
 
 
 class AccountStore:

@@ -13,6 +13,7 @@ from pymongo import AsyncMongoClient
 
 from schemas.account import AccountRecord
 from schemas.topics import ACCOUNTS, ACTIVITY_CONFIRMATIONS, MAILBOX_EVENTS, RAW_MESSAGES
+from services.accounts import RotatedSecretWriter
 from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
 from services.common.kafka import consumer, ensure_topics, producer
@@ -74,8 +75,16 @@ class FetcherApp:
         if s.fetcher_ca_file is not None:
             tls.load_verify_locations(cafile=str(s.fetcher_ca_file))
 
+        self._directory = AccountDirectory(
+            consumer(s, group_id=None, client_id="mailsync-fetcher-accounts"), s.topic(ACCOUNTS)
+        )
+        await self._directory.start()
+        await self._directory.wait_ready(timeout=60)
         self._tokens = TokenProvider(
-            secrets, margin_s=s.oauth2_refresh_margin_s, timeout_s=s.oauth2_timeout_s
+            secrets,
+            margin_s=s.oauth2_refresh_margin_s,
+            timeout_s=s.oauth2_timeout_s,
+            on_rotation=RotatedSecretWriter(db, self._producer, s, self._directory),
         )
 
         def make_worker(record: AccountRecord, password: str | AccessToken) -> AccountWorker:
@@ -98,11 +107,6 @@ class FetcherApp:
         self._table = AccountTable(self._consumer, s.topic(ACCOUNTS), self.supervisor)
         self._table.subscribe()
         await self._consumer.start()
-        self._directory = AccountDirectory(
-            consumer(s, group_id=None, client_id="mailsync-fetcher-accounts"), s.topic(ACCOUNTS)
-        )
-        await self._directory.start()
-        await self._directory.wait_ready(timeout=60)
         self._confirmations_consumer = consumer(
             s,
             s.topic(ACTIVITY_CONFIRMATIONS),

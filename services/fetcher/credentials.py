@@ -6,13 +6,9 @@ Asked on every connect, so a reconnect after the access token expired refreshes 
 
 from __future__ import annotations
 
-import logging
-
 from schemas.account import AccountRecord, OAuth2Secret
 from services.common.oauth2 import AccessToken, TokenProvider
 from services.common.secrets import SecretBox
-
-log = logging.getLogger("mailsync.fetcher.credentials")
 
 
 class Credentials:
@@ -31,14 +27,6 @@ class Credentials:
             raise ValueError(f"{record.account_id} has no secret (pending credentials)")
         if isinstance(secret, OAuth2Secret):
             token = await self._tokens.access_token(record.account_id, secret)
-            if token.rotated_secret is not None:
-                # Kept in memory and used from now on; the record must be republished
-                # with token.rotated_secret, or a restart falls back to the old one.
-                log.warning(
-                    "%s: refresh token rotated by the token endpoint; republish the account "
-                    "record with the new secret",
-                    record.account_id,
-                )
             return token
         return self._box.decrypt(secret.ciphertext)
 

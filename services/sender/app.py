@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from schemas.topics import ACCOUNTS, DEAD_LETTERS, RAW_MESSAGES, SEND_REQUESTS, SEND_RESULTS
+from services.accounts import RotatedSecretWriter
 from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
 from services.common.kafka import consumer, ensure_topics, producer
@@ -76,7 +77,10 @@ class SenderApp:
         if s.sender_ca_file is not None:
             tls.load_verify_locations(cafile=str(s.sender_ca_file))
         self._tokens = TokenProvider(
-            secrets, margin_s=s.oauth2_refresh_margin_s, timeout_s=s.oauth2_timeout_s
+            secrets,
+            margin_s=s.oauth2_refresh_margin_s,
+            timeout_s=s.oauth2_timeout_s,
+            on_rotation=RotatedSecretWriter(db, self._producer, s, self._directory),
         )
         self._dispatcher = Dispatcher(
             s,

@@ -18,7 +18,10 @@ from bson import json_util
 from devservers import MailUser, OAuthServer
 from devservers.corpus import build
 from schemas.account import AccountRecord, OAuth2Mechanism, OAuth2Secret
+from schemas.account_document import AccountDocument
 from schemas.topics import ACCOUNTS, MAILBOX_EVENTS, RAW_MESSAGES
+from services.api.store import AccountStore
+from services.common.kafka import ensure_topics, producer
 from services.common.oauth2 import OAuth2Revoked, TokenProvider
 from services.common.smtp_auth import smtp_login
 from services.topic_reader import read_topic
@@ -260,3 +263,66 @@ async def test_rotated_refresh_token_is_used_and_handed_back(env: Env, oauth: OA
         # Once the owner republished the record with the rotated secret, nothing is pending.
         persisted = await tokens.access_token("r", again.rotated_secret)
         assert persisted.rotated_secret is None and persisted.token == again.token
+
+
+async def _latest_record(env: Env, account_id: str) -> AccountRecord | None:
+    records = await read_topic(env.overrides["kafka_bootstrap"], env.settings.topic(ACCOUNTS))
+    mine = [r for r in records if r.key == account_id.encode() and r.value]
+    return AccountRecord.model_validate_json(mine[-1].value or b"") if mine else None
+
+
+async def test_a_rotated_refresh_token_is_persisted_so_a_restarted_fetcher_still_logs_in(
+    env: Env, pipeline, oauth: OAuthServer
+) -> None:
+    suffix = env.overrides["mongo_database"]
+    # One account saved through the API (its MongoDB copy and the topic), one published
+    # on the topic alone; both grants rotate their refresh token at every refresh.
+    api_user, topic_user = env.mail_user("rot-api"), env.mail_user("rot-topic")
+    api_secret, api_refresh = oauth_secret(env, oauth, api_user, rotate=True)
+    topic_secret, topic_refresh = oauth_secret(env, oauth, topic_user, rotate=True)
+    api_acc = env.account(api_user, account_id=f"rot-api-{suffix}", secret=api_secret)
+    topic_acc = env.account(topic_user, account_id=f"rot-topic-{suffix}", secret=topic_secret)
+    await ensure_topics(env.settings, [ACCOUNTS])
+    prod = producer(env.settings, client_id="test")
+    await prod.start()
+    try:
+        async with env.mongo() as db:
+            await AccountStore(db, prod, env.settings).save(api_acc)
+    finally:
+        await prod.stop()
+    await env.publish_accounts(topic_acc)
+    accounts = {api_acc.account_id: api_refresh, topic_acc.account_id: topic_refresh}
+
+    async with env.mongo() as db:
+        for run, seed in ((1, 10), (2, 20)):
+            # Run 2 is a new process: it knows only what run 1 persisted, and the
+            # first refresh tokens are dead at the server since they were rotated.
+            mids = {acc.account_id: deliver(env, acc.address, seed) for acc in (api_acc, topic_acc)}
+            async with pipeline("fetcher", **FETCHER) as running:
+                for acc in (api_acc, topic_acc):
+
+                    async def synced(
+                        acc: AccountRecord = acc, mid: str = mids[acc.account_id]
+                    ) -> bool:
+                        running.check()
+                        return await published(env, acc, mid)
+
+                    await eventually(synced, timeout=60, what=f"run {run}: {acc.account_id}")
+                    assert (await state(db, acc))["status"] in ("idle", "syncing")
+
+                    async def rotated(acc: AccountRecord = acc) -> str | None:
+                        record = await _latest_record(env, acc.account_id)
+                        assert record is not None and isinstance(record.secret, OAuth2Secret)
+                        token = env.box.decrypt(record.secret.refresh_token_ciphertext)
+                        return token if token != accounts[acc.account_id] else None
+
+                    # The topic carries the newest refresh token, encrypted.
+                    accounts[acc.account_id] = await eventually(
+                        rotated, timeout=30, what=f"run {run}: {acc.account_id} republished"
+                    )
+            # The API's copy has it too, so a later edit through the API keeps it.
+            doc = await db.accounts.find_one({"_id": api_acc.account_id})
+            saved = AccountDocument.model_validate(doc).record.secret
+            assert isinstance(saved, OAuth2Secret)
+            assert env.box.decrypt(saved.refresh_token_ciphertext) == accounts[api_acc.account_id]
+            assert await db.accounts.count_documents({"_id": topic_acc.account_id}) == 0

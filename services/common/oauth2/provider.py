@@ -8,8 +8,10 @@ A server may rotate the refresh token (RFC 6749 section 6: "the authorization se
 MAY issue a new refresh token"); the old one may then stop working. The provider keeps
 using the new one at once, and every :class:`AccessToken` it hands out carries
 ``rotated_secret`` (the account's :class:`OAuth2Secret` with the new, encrypted refresh
-token) until the account record is republished with it: the owner of the record must
-persist it, or the grant is lost when the process restarts.
+token) until the account record is republished with it. The ``on_rotation`` hook
+(:class:`services.accounts.RotatedSecretWriter` in the services) persists it; until it
+reports success it is called again at each login, or the grant would be lost when the
+process restarts.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import base64
 import datetime as dt
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from urllib.parse import quote_plus
@@ -37,6 +39,9 @@ from services.common.oauth2.refresh import (
 from services.common.secrets import SecretBox
 
 log = logging.getLogger("mailsync.oauth2")
+
+# (account id, the secret as the record has it, the rotated one) -> persisted?
+OnRotation = Callable[[str, OAuth2Secret, OAuth2Secret], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class _Entry:
     current: OAuth2Secret  # with the newest refresh token (differs after a rotation)
     token: str | None = field(default=None, repr=False)
     expires_at: dt.datetime | None = None
+    persisted: OAuth2Secret | None = None  # ``current`` once on_rotation wrote it
 
 
 def _utcnow() -> dt.datetime:
@@ -72,8 +78,10 @@ class TokenProvider:
         margin_s: float = 60.0,
         timeout_s: float = 10.0,
         clock: Callable[[], dt.datetime] = _utcnow,
+        on_rotation: OnRotation | None = None,
     ):
         self._box = box
+        self._on_rotation = on_rotation
         self._margin = dt.timedelta(seconds=margin_s)
         self._clock = clock
         # The system trust store, like the IMAP and SMTP connections; no redirects: a
@@ -128,7 +136,16 @@ class TokenProvider:
                 await self._refresh(account_id, entry)
             assert entry.token is not None and entry.expires_at is not None
             rotated = entry.current if entry.current != entry.record else None
+            if rotated is not None and entry.persisted != rotated:
+                await self._persist(account_id, entry, rotated)
             return AccessToken(entry.token, entry.expires_at, entry.current.mechanism, rotated)
+
+    async def _persist(self, account_id: str, entry: _Entry, rotated: OAuth2Secret) -> None:
+        """Hand the rotated secret to the hook; a failure is retried at the next login."""
+        if self._on_rotation is not None and await self._on_rotation(
+            account_id, entry.record, rotated
+        ):
+            entry.persisted = rotated
 
     async def _refresh(self, account_id: str, entry: _Entry) -> None:
         secret = entry.current
