@@ -4,9 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Dovecot (IMAP + LMTP) for the demo and the tests; swaks, kcat, mutt and mbsync to
-# check things as a user would; Chromium to test the status page headless.
-APT_PACKAGES := dovecot-imapd dovecot-lmtpd swaks kcat mutt isync chromium
+# check things as a user would; Chromium to test the status page headless. swaks only
+# recommends the Perl modules it needs for STARTTLS and AUTH, so they are named here.
+APT_PACKAGES := dovecot-imapd dovecot-lmtpd swaks libnet-ssleay-perl libauthen-sasl-perl \
+	kcat mutt isync chromium
 APT_BINARIES := dovecot doveadm swaks kcat mutt mbsync chromium
+APT_PERL_MODULES := Net::SSLeay Authen::SASL
 
 .PHONY: deps apt venv run test test-fast lint typecheck schemas bench clean
 
@@ -14,6 +17,7 @@ deps: apt venv
 
 apt:
 	@missing=""; for b in $(APT_BINARIES); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	for m in $(APT_PERL_MODULES); do perl -M$$m -e1 2>/dev/null || missing="$$missing $$m"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages (missing:$$missing)"; \
 	  $(SUDO) apt-get update -qq && \
