@@ -73,6 +73,36 @@ async def test_same_message_to_personal_and_shared_alias_is_one_activity(
     assert {m["activity_id"] for m in metas} == {doc["_id"]}
 
 
+async def test_same_message_in_inbox_and_a_label_folder_is_one_activity(
+    env: Env, pipeline
+) -> None:
+    # Gmail shows a labelled message in INBOX and in the label's folder: an account that
+    # syncs both sees it twice, and the CRM must show it once.
+    jana = env.mail_user("labels")
+    env.dovecot.create_folder(jana.address, "CRM")
+    account = env.account(
+        jana, account_id=f"labels-{env.overrides['mongo_database']}", folders=("INBOX", "CRM")
+    )
+    await env.publish_accounts(account)
+    mail = build(random.Random(8), CUSTOMER, [("Jana", jana.address)], date=WHEN)
+    env.dovecot.deliver(jana.address, mail.message, mail_from=CUSTOMER[1])
+    env.dovecot.doveadm("copy", "-u", jana.address, "CRM", "mailbox", "INBOX", "ALL")
+
+    async with env.mongo() as db, pipeline() as running:
+
+        async def both_sightings() -> dict | None:
+            running.check()
+            doc = await db.activities.find_one({"message_id": mail.message_id})
+            return doc if doc and len(doc["sightings"]) == 2 else None
+
+        doc = await eventually(both_sightings, timeout=90, what="two sightings")
+        assert await db.activities.count_documents({}) == 1
+        assert {s["account_id"] for s in doc["sightings"]} == {account.account_id}
+        by_folder = {s["folder"]: s["duplicate"] for s in doc["sightings"]}
+        assert sorted(by_folder) == ["CRM", "INBOX"]
+        assert sorted(by_folder.values()) == [False, True]
+
+
 async def test_large_message_travels_by_blob_reference(env: Env, pipeline) -> None:
     user = env.mail_user("big")
     account = env.account(user, account_id=f"big-{env.overrides['mongo_database']}")
