@@ -37,7 +37,6 @@ from services.common.secrets import SecretBox
 from services.common.smtp_auth import smtp_login
 from services.dedup.fingerprint import activity_id, normalise_message_id
 from services.fetcher.classify import backoff_delay
-from services.fetcher.credentials import Credentials
 from services.fetcher.fetch_response import FetchedMessage
 from services.fetcher.publish import Publisher
 from services.sender.authorize import refusal
@@ -84,20 +83,25 @@ class Dispatcher:
         self._accounts = accounts
         self._secrets = secrets
         self._tokens = tokens
-        self._credentials = Credentials(secrets, tokens)
         self._transport = transport
         self._filer = filer
         self._blobs = blobs
         self._activities = activities
         self._results = results
         self._raw = raw
+        self._built: dict[str, bytes] = {}  # by request id, while the request is in hand
 
     async def handle(self, record: SendRecord) -> None:
         """Take a claimed record as far as it can go now; release it for later if not done."""
-        with log_context(account_id=record.request.account_id, request_id=record.id):
-            await self._handle(record)
+        account_id = record.request.account_id
+        with log_context(account_id=account_id, request_id=record.id):
+            # Holding the account keeps its SMTP and IMAP sessions open for the requests
+            # of it still in hand; the last one to finish closes them.
+            async with self._transport.hold(account_id), self._filer.hold(account_id):
+                await self._handle(record)
 
     async def _handle(self, record: SendRecord) -> None:
+        settled = False
         try:
             if record.state is SendState.ACCEPTED:
                 record = await self._send(record)
@@ -105,11 +109,15 @@ class Dispatcher:
                 record = await self._recover_interrupted(record)
             if record.state is SendState.SENT:
                 record = await self._file(record)
-            await self._announce(record)
+            announced = await self._announce(record)
+            await self._ledger.settle(record, announced)
+            settled = True
         except LeaseLost:
             log.warning("request %s was taken over by another replica", record.id)
         finally:
-            await self._ledger.release(record)
+            self._built.pop(record.id, None)
+            if not settled:
+                await self._ledger.release(record)
 
     # -- sending ----------------------------------------------------------------------
 
@@ -150,6 +158,8 @@ class Dispatcher:
 
         try:
             reply = await self._transport.send(
+                account.account_id,
+                (smtp, secret),
                 smtp,
                 login,
                 req.sender.address,
@@ -232,10 +242,9 @@ class Dispatcher:
             )
             return record
         try:
-            credential = await self._credentials.login(account)
             message = await self._build(record, account)
             filed = await self._filer.file(
-                account, credential, record.message_id, message, record.request.requested_at
+                account, record.message_id, message, record.request.requested_at
             )
         except MailsyncError as exc:  # filing failed, the credential or a blob is away
             delay = backoff_delay(
@@ -255,10 +264,7 @@ class Dispatcher:
         if account.secret is None:
             return None
         try:
-            credential = await self._credentials.login(account)
-            return await self._filer.find(
-                account, credential, record.message_id, record.request.requested_at
-            )
+            return await self._filer.find(account, record.message_id, record.request.requested_at)
         except MailsyncError as exc:
             log.warning("request %s: cannot look in Sent: %s", record.id, exc)
             return None
@@ -310,6 +316,9 @@ class Dispatcher:
     # -- building ---------------------------------------------------------------------
 
     async def _build(self, record: SendRecord, account: AccountRecord) -> bytes:
+        """The message's bytes, built once per request in hand (sent and filed the same)."""
+        if (built := self._built.get(record.id)) is not None:
+            return built
         req = record.request
         attachments = []
         for att in req.attachments:
@@ -319,7 +328,8 @@ class Dispatcher:
                 raise SendRefused(f"attachment {att.filename!r} is not available: {exc}") from None
             attachments.append(Attachment(att.filename, att.content_type, data))
         parent = await self._parent(record, account) if req.in_reply_to_activity else None
-        return build_message(req, record.message_id, attachments, parent)
+        built = self._built[record.id] = build_message(req, record.message_id, attachments, parent)
+        return built
 
     async def _parent(self, record: SendRecord, account: AccountRecord) -> ReplyParent:
         req = record.request
@@ -340,10 +350,11 @@ class Dispatcher:
 
     # -- results ----------------------------------------------------------------------
 
-    async def _announce(self, record: SendRecord) -> None:
+    async def _announce(self, record: SendRecord) -> tuple[SendState, ...]:
+        """Publish the results not yet announced; returns their states."""
         for state in record.unpublished:
             await self._results.publish(record, state)
-            await self._ledger.published(record, state)
+        return record.unpublished
 
 
 def _after(seconds: float) -> dt.datetime:
