@@ -11,11 +11,14 @@ Every state is written to the ledger before the next step, so a crash anywhere r
 from the last durable state: a sent message is never sent again and never forgotten
 unfiled. ``sending`` is written just before DATA; finding a request there after a
 crash means the server may have the message without us knowing, so it is not sent
-again (the reason says so) unless it turns up in the Sent folder.
+again (the reason says so) unless it turns up in the Sent folder. That is also why
+filing may begin while ``sent`` is still being written: a crash before the write
+lands leaves ``sending``, and the copy in Sent is what recovery finds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import random
@@ -90,6 +93,7 @@ class Dispatcher:
         self._results = results
         self._raw = raw
         self._built: dict[str, bytes] = {}  # by request id, while the request is in hand
+        self._copies: dict[str, Filed | MailsyncError] = {}  # filed while "sent" was written
 
     async def handle(self, record: SendRecord) -> None:
         """Take a claimed record as far as it can go now; release it for later if not done."""
@@ -116,6 +120,7 @@ class Dispatcher:
             log.warning("request %s was taken over by another replica", record.id)
         finally:
             self._built.pop(record.id, None)
+            self._copies.pop(record.id, None)
             if not settled:
                 await self._ledger.release(record)
 
@@ -178,13 +183,23 @@ class Dispatcher:
         metrics.sent(
             req.account_id, "sent", (dt.datetime.now(dt.UTC) - req.requested_at).total_seconds()
         )
-        return await self._ledger.advance(
-            current,
-            SendState.SENT,
-            smtp_reply=reply,
-            reason=None,
-            activity_id=activity_of(record.message_id),
-        )
+        # Filing starts while "sent" is written: a crash before that write leaves
+        # "sending", whose recovery finds this copy in Sent (and filing searches first,
+        # so a later try never files it twice).
+        filing = asyncio.ensure_future(self._file_copy(record, account))
+        try:
+            sent = await self._ledger.advance(
+                current,
+                SendState.SENT,
+                smtp_reply=reply,
+                reason=None,
+                activity_id=activity_of(record.message_id),
+            )
+        except BaseException:
+            filing.cancel()
+            raise
+        self._copies[record.id] = await filing
+        return sent
 
     async def _smtp_failed(self, record: SendRecord, exc: SmtpFailure) -> SendRecord:
         attempts = record.attempts + 1
@@ -241,12 +256,8 @@ class Dispatcher:
                 record, _after(self._s.sender_backoff_cap_s), why, count=False
             )
             return record
-        try:
-            message = await self._build(record, account)
-            filed = await self._filer.file(
-                account, record.message_id, message, record.request.requested_at
-            )
-        except MailsyncError as exc:  # filing failed, the credential or a blob is away
+        filed = self._copies.pop(record.id, None) or await self._file_copy(record, account)
+        if isinstance(filed, MailsyncError):
             delay = backoff_delay(
                 record.attempts + 1,
                 base=self._s.sender_backoff_base_s,
@@ -254,11 +265,21 @@ class Dispatcher:
                 jitter=random.random(),
             )
             log.warning(
-                "request %s sent but not filed yet (again in %.0fs): %s", record.id, delay, exc
+                "request %s sent but not filed yet (again in %.0fs): %s", record.id, delay, filed
             )
-            await self._ledger.retry_later(record, _after(delay), str(exc), count=True)
+            await self._ledger.retry_later(record, _after(delay), str(filed), count=True)
             return record
-        return await self._filed(record, filed, account, message)
+        return await self._filed(record, filed, account)
+
+    async def _file_copy(self, record: SendRecord, account: AccountRecord) -> Filed | MailsyncError:
+        """File the message in Sent; a failure is returned (it is tried again later)."""
+        try:
+            message = await self._build(record, account)
+            return await self._filer.file(
+                account, record.message_id, message, record.request.requested_at
+            )
+        except MailsyncError as exc:  # filing failed, the credential or a blob is away
+            return exc
 
     async def _find_in_sent(self, record: SendRecord, account: AccountRecord) -> Filed | None:
         if account.secret is None:
@@ -274,14 +295,13 @@ class Dispatcher:
         record: SendRecord,
         filed: Filed,
         account: AccountRecord,
-        message: bytes | None = None,
     ) -> SendRecord:
-        if message is None:
-            message = await self._build(record, account)
+        message = await self._build(record, account)
         # The copy in Sent is the activity's sighting: publishing it now shows the sent
         # mail in the CRM at once; when the fetcher fetches the same (folder, UIDVALIDITY,
-        # UID) later it is the same sighting, so nothing doubles.
-        await self._raw.publish(
+        # UID) later it is the same sighting, so nothing doubles. Published while "filed"
+        # is written: after a crash before that write, filing again publishes it again.
+        sighting = self._raw.publish(
             account.account_id,
             filed.folder.name,
             filed.folder.role,
@@ -296,6 +316,20 @@ class Dispatcher:
                 )
             ],
         )
+        writing = self._ledger.advance(
+            record,
+            SendState.FILED,
+            sent_folder=filed.folder.name,
+            sent_uid=filed.uid,
+            reason=None,
+            next_attempt_at=None,
+        )
+        published, written = await asyncio.gather(sighting, writing, return_exceptions=True)
+        for outcome in (written, published):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        assert isinstance(written, SendRecord)
+        record = written
         metrics.filed(account.account_id)
         log.info(
             "request %s filed in %s as UID %d%s",
@@ -304,14 +338,7 @@ class Dispatcher:
             filed.uid,
             "" if filed.appended else " (already there)",
         )
-        return await self._ledger.advance(
-            record,
-            SendState.FILED,
-            sent_folder=filed.folder.name,
-            sent_uid=filed.uid,
-            reason=None,
-            next_attempt_at=None,
-        )
+        return record
 
     # -- building ---------------------------------------------------------------------
 
@@ -352,8 +379,7 @@ class Dispatcher:
 
     async def _announce(self, record: SendRecord) -> tuple[SendState, ...]:
         """Publish the results not yet announced; returns their states."""
-        for state in record.unpublished:
-            await self._results.publish(record, state)
+        await self._results.publish(record, record.unpublished)
         return record.unpublished
 
 

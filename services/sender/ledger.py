@@ -136,11 +136,12 @@ class SendLedger:
 
     async def advance(self, record: SendRecord, state: SendState, **fields: Any) -> SendRecord:
         """Move ``record`` to ``state`` (durably, still under our lease)."""
-        now = dt.datetime.now(dt.UTC)
         # Attempts count tries of the current step: sending, then filing.
-        update = {"attempts": 0, **fields, "state": state.value, "updated_at": now}
+        update = {"attempts": 0, **fields, "state": state.value}
         announce = state in (SendState.SENT, SendState.FILED, SendState.FAILED)
-        ops: Document = {"$set": update}
+        # The server stamps the time, so the same step of many requests is the same
+        # update, and the group commit writes them as one.
+        ops: Document = {"$set": update, "$currentDate": {"updated_at": True}}
         if announce:
             ops["$addToSet"] = {"unpublished": state.value}
         if not await self._writes.update(record.id, ops):
