@@ -77,6 +77,11 @@ class SmtpServer:
         faults[address.lower()] = {"reply": reply, "times": times}
         self.faults_file.write_text(json.dumps(faults))
 
+    def expire_sessions(self, sender: str, reply: str, times: int = 1) -> None:
+        """Answer MAIL FROM:<sender> with ``reply`` (e.g. ``535 5.7.8 Token expired``) the
+        next ``times`` times it comes over a session that already carried a message."""
+        self.fail_rcpt(f"again:{sender}", reply, times)
+
     def logins(self, user: str) -> int:
         """How many times ``user`` has logged in (AUTH succeeded) so far."""
         if not self.logins_file.exists():

@@ -131,6 +131,17 @@ class LmtpHandoff:
         self.directory, self.lmtp_port, self.hostname = directory, lmtp_port, hostname
         self.faults, self.logins = faults, logins
 
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        # A session that already carried a message may be told its login ran out (the
+        # fault "again:<sender>"), as servers do when an OAuth2 token expires mid-session.
+        if getattr(session, "messages", 0) and (fault := self.faults.take(f"again:{address}")):
+            return fault
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
@@ -152,6 +163,7 @@ class LmtpHandoff:
             await asyncio.to_thread(self._deliver_all, session, envelope, content, by_mailbox)
         except (OSError, smtplib.SMTPException) as exc:
             return f"451 4.3.0 Mailbox delivery failed, try again later ({exc})"
+        session.messages = getattr(session, "messages", 0) + 1  # type: ignore[attr-defined]
         return "250 2.0.0 Delivered"
 
     def _deliver_all(

@@ -5,6 +5,7 @@ send nothing twice."""
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,28 @@ async def test_an_oauth2_burst_shares_sessions_logged_in_with_tokens(
     assert 1 <= env.smtp.logins(info.address) <= 8
     assert message_count(env, customer, "INBOX") == 20
     assert message_count(env, info, "Sent") == 20
+
+
+async def test_a_session_whose_login_expired_gets_a_fresh_login_not_a_failure(
+    senv: Env,  # noqa: F811
+    pipeline,
+) -> None:
+    """The server answers 535 on a session kept from an earlier message (its token ran
+    out): the message goes over a new session with a new login, and nothing fails."""
+    env = senv
+    info, _, account = shared_info(env)
+    customer = env.mail_user("customer")
+    await env.publish_accounts(account)
+    env.smtp.expire_sessions(info.address, "535 5.7.8 Authentication credentials expired", 3)
+    burst = [request(account, customer, subject=f"Upomínka {n}") for n in range(30)]
+    async with pipeline("sender") as running:
+        await publish(env, *burst)
+        found = await waiter(env, running)(
+            {r.request_id for r in burst}, {SendState.FILED, SendState.FAILED}, timeout=180
+        )
+    assert set(final_states(found).values()) == {SendState.FILED}
+    assert message_count(env, customer, "INBOX") == 30
+    assert message_count(env, info, "Sent") == 30
+    # The server did refuse kept sessions, and each refusal cost one new login.
+    faults = json.loads(env.smtp.faults_file.read_text())
+    assert faults[f"again:{info.address.lower()}"]["times"] == 0
