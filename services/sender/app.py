@@ -162,6 +162,8 @@ class SenderApp:
             await asyncio.wait(self._inflight, timeout=self.settings.shutdown_timeout_s)
             for task in self._inflight:
                 task.cancel()
+            # Cancelled tasks give their sessions back to the pools before these close.
+            await asyncio.gather(*self._inflight, return_exceptions=True)
         for pool in self._pools:
             await pool.aclose()
         if self._consumer is not None:

@@ -65,12 +65,14 @@ class GroupCommit:
             for error in exc.details["writeErrors"]:
                 for _, rid, _ in groups[error["index"]]:
                     failed[rid] = BulkWriteError({"writeErrors": [error]})
-        except BaseException as exc:
+        except Exception as exc:
             for _, _, done in batch:
-                if isinstance(exc, Exception):
-                    done.set_exception(exc)
-                else:
-                    done.cancel()
+                done.set_exception(exc)
+            raise
+        except BaseException:
+            # This writer was cancelled (shutdown): the next one writes the batch. Its
+            # updates are idempotent but for a try counted twice if this one got through.
+            self._waiting[:0] = batch
             raise
         ids = [rid for _, rid, _ in batch if rid not in failed]
         if matched == len(ids):
