@@ -79,6 +79,10 @@ class ChildProcess:
                 start_new_session=True,
             )
 
+    def send_signal(self, sig: int) -> None:
+        assert self._proc is not None, f"{self.name} is not running"
+        self._proc.send_signal(sig)
+
     def stop(self, timeout: float = 10.0) -> None:
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from types import TracebackType
 
@@ -19,6 +20,7 @@ class SmtpServer:
         self.port = free_port()
         self.aliases_file = dovecot.root / "aliases.json"
         self.faults_file = dovecot.root / "smtp-faults.json"
+        self.logins_file = dovecot.root / "smtp-logins.json"
         self._proc: ChildProcess | None = None
 
     def start(self, timeout: float = 30) -> SmtpServer:
@@ -42,6 +44,8 @@ class SmtpServer:
                 str(self.aliases_file),
                 "--faults",
                 str(self.faults_file),
+                "--logins",
+                str(self.logins_file),
                 "--cert",
                 str(cert.cert),
                 "--key",
@@ -72,6 +76,23 @@ class SmtpServer:
         faults = json.loads(self.faults_file.read_text()) if self.faults_file.exists() else {}
         faults[address.lower()] = {"reply": reply, "times": times}
         self.faults_file.write_text(json.dumps(faults))
+
+    def expire_sessions(self, sender: str, reply: str, times: int = 1) -> None:
+        """Answer MAIL FROM:<sender> with ``reply`` (e.g. ``535 5.7.8 Token expired``) the
+        next ``times`` times it comes over a session that already carried a message."""
+        self.fail_rcpt(f"again:{sender}", reply, times)
+
+    def logins(self, user: str) -> int:
+        """How many times ``user`` has logged in (AUTH succeeded) so far."""
+        if not self.logins_file.exists():
+            return 0
+        return int(json.loads(self.logins_file.read_text() or "{}").get(user.lower(), 0))
+
+    def drop_idle_connections(self) -> None:
+        """Cut every SMTP connection with no mail transaction under way (the server
+        stays up), as a server timing out idle sessions does."""
+        assert self._proc is not None, "not started"
+        self._proc.send_signal(signal.SIGUSR1)
 
     def stop(self) -> None:
         if self._proc is not None:

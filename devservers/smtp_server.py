@@ -6,6 +6,12 @@ PLAIN/LOGIN (only after STARTTLS, RFC 4954 section 4), plus XOAUTH2 and OAUTHBEA
 introspection, as Dovecot does), accepts mail only for local
 mailboxes and their aliases, and adds the trace headers a real MTA adds: ``Received``,
 ``X-Original-To`` (the address the sender used) and ``Delivered-To`` (the mailbox).
+
+For tests of clients that keep sessions open: every successful login is counted per
+user in a JSON file (``--logins``), and SIGUSR1 drops every connection with no mail
+transaction under way, as a server timing out idle sessions (or restarting between
+transactions) does. Mid-DATA drops are left out on purpose: a message delivered just
+before its reply is lost cannot be told from one never delivered, by any client.
 """
 
 from __future__ import annotations
@@ -79,12 +85,62 @@ class Faults:
         return str(fault["reply"])
 
 
+class Logins:
+    """Successful AUTHs per user, in a JSON map ``{user: count}`` (read by tests)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def count(self, user: str) -> None:
+        counts = json.loads(self.path.read_text() or "{}") if self.path.exists() else {}
+        counts[user.lower()] = counts.get(user.lower(), 0) + 1
+        self.path.write_text(json.dumps(counts))
+
+
+class TrackedSMTP(SMTP):
+    """aiosmtpd's SMTP, keeping a set of its open connections so they can be dropped."""
+
+    def __init__(self, *args: Any, live: set[TrackedSMTP], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._live = live
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # again after STARTTLS: the set keeps one
+        self._live.add(self)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._live.discard(self)
+        super().connection_lost(error)
+
+    def drop_if_idle(self) -> None:
+        """Cut the TCP connection (under any TLS layer) with no goodbye, unless a mail
+        transaction (MAIL FROM up to the end of DATA) is under way."""
+        if self.envelope is not None and self.envelope.mail_from is not None:
+            return
+        transport = self._original_transport or self.transport
+        if isinstance(transport, asyncio.Transport):
+            transport.abort()
+
+
 class LmtpHandoff:
     """aiosmtpd handler: accept local recipients, deliver each mailbox over LMTP."""
 
-    def __init__(self, directory: Directory, lmtp_port: int, hostname: str, faults: Faults):
+    def __init__(
+        self, directory: Directory, lmtp_port: int, hostname: str, faults: Faults, logins: Logins
+    ):
         self.directory, self.lmtp_port, self.hostname = directory, lmtp_port, hostname
-        self.faults = faults
+        self.faults, self.logins = faults, logins
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        # A session that already carried a message may be told its login ran out (the
+        # fault "again:<sender>"), as servers do when an OAuth2 token expires mid-session.
+        if getattr(session, "messages", 0) and (fault := self.faults.take(f"again:{address}")):
+            return fault
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -107,6 +163,7 @@ class LmtpHandoff:
             await asyncio.to_thread(self._deliver_all, session, envelope, content, by_mailbox)
         except (OSError, smtplib.SMTPException) as exc:
             return f"451 4.3.0 Mailbox delivery failed, try again later ({exc})"
+        session.messages = getattr(session, "messages", 0) + 1  # type: ignore[attr-defined]
         return "250 2.0.0 Delivered"
 
     def _deliver_all(
@@ -137,9 +194,10 @@ class OAuth2LmtpHandoff(LmtpHandoff):
         lmtp_port: int,
         hostname: str,
         faults: Faults,
+        logins: Logins,
         introspection: str,
     ):
-        super().__init__(directory, lmtp_port, hostname, faults)
+        super().__init__(directory, lmtp_port, hostname, faults, logins)
         self.introspection = introspection
 
     def _active_user(self, token: str) -> str | None:
@@ -174,6 +232,7 @@ class OAuth2LmtpHandoff(LmtpHandoff):
         token = fields.get("auth", "").removeprefix("Bearer ")
         owner = await asyncio.to_thread(self._active_user, token) if token else None
         if owner is not None and owner == user.lower():
+            self.logins.count(user)
             return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
         # The error challenge (RFC 7628 3.2.2); the client's answer ends the exchange.
         error = {"status": "invalid_token", "schemes": "bearer", "scope": ""}
@@ -188,7 +247,7 @@ class OAuth2LmtpHandoff(LmtpHandoff):
         return await self._bearer(server, args, "OAUTHBEARER")
 
 
-def _authenticator(directory: Directory) -> Any:
+def _authenticator(directory: Directory, logins: Logins) -> Any:
     def authenticate(
         server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
     ) -> AuthResult:
@@ -196,6 +255,8 @@ def _authenticator(directory: Directory) -> Any:
             return AuthResult(success=False, handled=False)
         login = auth_data.login.decode().lower()
         ok = directory.passwords().get(login) == auth_data.password.decode()
+        if ok:
+            logins.count(login)
         return AuthResult(success=ok, handled=False)
 
     return authenticate
@@ -206,21 +267,26 @@ async def serve(args: argparse.Namespace) -> None:
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(args.cert, args.key)
     faults = Faults(Path(args.faults))
+    logins = Logins(Path(args.logins))
     handler = (
-        OAuth2LmtpHandoff(directory, args.lmtp_port, args.hostname, faults, args.introspection_url)
+        OAuth2LmtpHandoff(
+            directory, args.lmtp_port, args.hostname, faults, logins, args.introspection_url
+        )
         if args.introspection_url
-        else LmtpHandoff(directory, args.lmtp_port, args.hostname, faults)
+        else LmtpHandoff(directory, args.lmtp_port, args.hostname, faults, logins)
     )
+    live: set[TrackedSMTP] = set()
 
     def factory() -> SMTP:
-        return SMTP(
+        return TrackedSMTP(
             handler,
+            live=live,
             hostname=args.hostname,
             tls_context=tls,
             require_starttls=False,
             auth_require_tls=True,
             auth_required=False,
-            authenticator=_authenticator(directory),
+            authenticator=_authenticator(directory, logins),
             data_size_limit=64 * 1024 * 1024,
         )
 
@@ -229,6 +295,12 @@ async def serve(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+    def drop_idle() -> None:
+        for connection in list(live):
+            connection.drop_if_idle()
+
+    loop.add_signal_handler(signal.SIGUSR1, drop_idle)
     print(f"smtp listening on 127.0.0.1:{args.port}", flush=True)
     await stop.wait()
     server.close()
@@ -242,6 +314,7 @@ def main() -> None:
     parser.add_argument("--users", required=True)
     parser.add_argument("--aliases", required=True)
     parser.add_argument("--faults", required=True)
+    parser.add_argument("--logins", required=True, help="JSON file: logins per user")
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--hostname", default="mx.localhost")

@@ -108,6 +108,12 @@ class ImapSession:
             raise ImapUnavailable("IMAP session is not open")
         return self._client
 
+    @property
+    def connected(self) -> bool:
+        """False once the connection is gone (a kick, the server's idle timeout)."""
+        transport = self._client.protocol.transport if self._client is not None else None
+        return transport is not None and not transport.is_closing()
+
     def has(self, capability: str) -> bool:
         return bool(self.client.has_capability(capability))
 

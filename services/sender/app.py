@@ -27,14 +27,17 @@ from services.common.lifecycle import first_failure
 from services.common.mongo import database, mongo_client
 from services.common.oauth2 import TokenProvider
 from services.common.secrets import SecretBox
+from services.fetcher.credentials import Credentials
 from services.fetcher.publish import Publisher
 from services.sender.dispatcher import Dispatcher
-from services.sender.filing import SentFiler
+from services.sender.filing import SentFiler, close_link
 from services.sender.intake import Intake
 from services.sender.ledger import SendLedger
+from services.sender.pool import Pool
 from services.sender.results import ResultPublisher
+from services.sender.reuse import Limits
 from services.sender.settings import SenderSettings
-from services.sender.smtp import SmtpTransport
+from services.sender.smtp import SmtpTransport, close_session
 
 log = logging.getLogger("mailsync.sender")
 
@@ -55,6 +58,7 @@ class SenderApp:
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._tokens: TokenProvider | None = None
+        self._pools: list[Pool[Any]] = []
 
     async def start(self) -> None:
         s = self.settings
@@ -82,6 +86,14 @@ class SenderApp:
             timeout_s=s.oauth2_timeout_s,
             on_rotation=RotatedSecretWriter(db, self._producer, s, self._directory),
         )
+        limits = Limits(s.sender_session_max_messages, s.sender_session_max_age_s)
+        smtp_pool = Pool(
+            per_account=s.sender_connections_per_account, limits=limits, close=close_session
+        )
+        imap_pool = Pool(
+            per_account=s.sender_connections_per_account, limits=limits, close=close_link
+        )
+        self._pools = [smtp_pool, imap_pool]
         self._dispatcher = Dispatcher(
             s,
             ledger=self._ledger,
@@ -89,9 +101,17 @@ class SenderApp:
             secrets=secrets,
             tokens=self._tokens,
             transport=SmtpTransport(
-                timeout=s.sender_timeout_s, ssl_context=tls, local_hostname=s.sender_hostname
+                timeout=s.sender_timeout_s,
+                ssl_context=tls,
+                local_hostname=s.sender_hostname,
+                pool=smtp_pool,
             ),
-            filer=SentFiler(timeout=s.sender_timeout_s, ssl_context=tls),
+            filer=SentFiler(
+                timeout=s.sender_timeout_s,
+                ssl_context=tls,
+                credentials=Credentials(secrets, self._tokens),
+                pool=imap_pool,
+            ),
             blobs=blobs,
             activities=db["activities"],
             results=ResultPublisher(self._producer, s.topic(SEND_RESULTS)),
@@ -146,6 +166,10 @@ class SenderApp:
             await asyncio.wait(self._inflight, timeout=self.settings.shutdown_timeout_s)
             for task in self._inflight:
                 task.cancel()
+            # Cancelled tasks give their sessions back to the pools before these close.
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+        for pool in self._pools:
+            await pool.aclose()
         if self._consumer is not None:
             await self._consumer.stop()
         if self._directory is not None:

@@ -11,11 +11,14 @@ Every state is written to the ledger before the next step, so a crash anywhere r
 from the last durable state: a sent message is never sent again and never forgotten
 unfiled. ``sending`` is written just before DATA; finding a request there after a
 crash means the server may have the message without us knowing, so it is not sent
-again (the reason says so) unless it turns up in the Sent folder.
+again (the reason says so) unless it turns up in the Sent folder. That is also why
+filing may begin while ``sent`` is still being written: a crash before the write
+lands leaves ``sending``, and the copy in Sent is what recovery finds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import random
@@ -37,7 +40,6 @@ from services.common.secrets import SecretBox
 from services.common.smtp_auth import smtp_login
 from services.dedup.fingerprint import activity_id, normalise_message_id
 from services.fetcher.classify import backoff_delay
-from services.fetcher.credentials import Credentials
 from services.fetcher.fetch_response import FetchedMessage
 from services.fetcher.publish import Publisher
 from services.sender.authorize import refusal
@@ -84,20 +86,26 @@ class Dispatcher:
         self._accounts = accounts
         self._secrets = secrets
         self._tokens = tokens
-        self._credentials = Credentials(secrets, tokens)
         self._transport = transport
         self._filer = filer
         self._blobs = blobs
         self._activities = activities
         self._results = results
         self._raw = raw
+        self._built: dict[str, bytes] = {}  # by request id, while the request is in hand
+        self._copies: dict[str, Filed | MailsyncError] = {}  # filed while "sent" was written
 
     async def handle(self, record: SendRecord) -> None:
         """Take a claimed record as far as it can go now; release it for later if not done."""
-        with log_context(account_id=record.request.account_id, request_id=record.id):
-            await self._handle(record)
+        account_id = record.request.account_id
+        with log_context(account_id=account_id, request_id=record.id):
+            # Holding the account keeps its SMTP and IMAP sessions open for the requests
+            # of it still in hand; the last one to finish closes them.
+            async with self._transport.hold(account_id), self._filer.hold(account_id):
+                await self._handle(record)
 
     async def _handle(self, record: SendRecord) -> None:
+        settled = False
         try:
             if record.state is SendState.ACCEPTED:
                 record = await self._send(record)
@@ -105,11 +113,16 @@ class Dispatcher:
                 record = await self._recover_interrupted(record)
             if record.state is SendState.SENT:
                 record = await self._file(record)
-            await self._announce(record)
+            announced = await self._announce(record)
+            await self._ledger.settle(record, announced)
+            settled = True
         except LeaseLost:
             log.warning("request %s was taken over by another replica", record.id)
         finally:
-            await self._ledger.release(record)
+            self._built.pop(record.id, None)
+            self._copies.pop(record.id, None)
+            if not settled:
+                await self._ledger.release(record)
 
     # -- sending ----------------------------------------------------------------------
 
@@ -150,6 +163,8 @@ class Dispatcher:
 
         try:
             reply = await self._transport.send(
+                account.account_id,
+                (smtp, secret),
                 smtp,
                 login,
                 req.sender.address,
@@ -168,13 +183,23 @@ class Dispatcher:
         metrics.sent(
             req.account_id, "sent", (dt.datetime.now(dt.UTC) - req.requested_at).total_seconds()
         )
-        return await self._ledger.advance(
-            current,
-            SendState.SENT,
-            smtp_reply=reply,
-            reason=None,
-            activity_id=activity_of(record.message_id),
-        )
+        # Filing starts while "sent" is written: a crash before that write leaves
+        # "sending", whose recovery finds this copy in Sent (and filing searches first,
+        # so a later try never files it twice).
+        filing = asyncio.ensure_future(self._file_copy(record, account))
+        try:
+            sent = await self._ledger.advance(
+                current,
+                SendState.SENT,
+                smtp_reply=reply,
+                reason=None,
+                activity_id=activity_of(record.message_id),
+            )
+        except BaseException:
+            filing.cancel()
+            raise
+        self._copies[record.id] = await filing
+        return sent
 
     async def _smtp_failed(self, record: SendRecord, exc: SmtpFailure) -> SendRecord:
         attempts = record.attempts + 1
@@ -231,13 +256,8 @@ class Dispatcher:
                 record, _after(self._s.sender_backoff_cap_s), why, count=False
             )
             return record
-        try:
-            credential = await self._credentials.login(account)
-            message = await self._build(record, account)
-            filed = await self._filer.file(
-                account, credential, record.message_id, message, record.request.requested_at
-            )
-        except MailsyncError as exc:  # filing failed, the credential or a blob is away
+        filed = self._copies.pop(record.id, None) or await self._file_copy(record, account)
+        if isinstance(filed, MailsyncError):
             delay = backoff_delay(
                 record.attempts + 1,
                 base=self._s.sender_backoff_base_s,
@@ -245,20 +265,27 @@ class Dispatcher:
                 jitter=random.random(),
             )
             log.warning(
-                "request %s sent but not filed yet (again in %.0fs): %s", record.id, delay, exc
+                "request %s sent but not filed yet (again in %.0fs): %s", record.id, delay, filed
             )
-            await self._ledger.retry_later(record, _after(delay), str(exc), count=True)
+            await self._ledger.retry_later(record, _after(delay), str(filed), count=True)
             return record
-        return await self._filed(record, filed, account, message)
+        return await self._filed(record, filed, account)
+
+    async def _file_copy(self, record: SendRecord, account: AccountRecord) -> Filed | MailsyncError:
+        """File the message in Sent; a failure is returned (it is tried again later)."""
+        try:
+            message = await self._build(record, account)
+            return await self._filer.file(
+                account, record.message_id, message, record.request.requested_at
+            )
+        except MailsyncError as exc:  # filing failed, the credential or a blob is away
+            return exc
 
     async def _find_in_sent(self, record: SendRecord, account: AccountRecord) -> Filed | None:
         if account.secret is None:
             return None
         try:
-            credential = await self._credentials.login(account)
-            return await self._filer.find(
-                account, credential, record.message_id, record.request.requested_at
-            )
+            return await self._filer.find(account, record.message_id, record.request.requested_at)
         except MailsyncError as exc:
             log.warning("request %s: cannot look in Sent: %s", record.id, exc)
             return None
@@ -268,14 +295,13 @@ class Dispatcher:
         record: SendRecord,
         filed: Filed,
         account: AccountRecord,
-        message: bytes | None = None,
     ) -> SendRecord:
-        if message is None:
-            message = await self._build(record, account)
+        message = await self._build(record, account)
         # The copy in Sent is the activity's sighting: publishing it now shows the sent
         # mail in the CRM at once; when the fetcher fetches the same (folder, UIDVALIDITY,
-        # UID) later it is the same sighting, so nothing doubles.
-        await self._raw.publish(
+        # UID) later it is the same sighting, so nothing doubles. Published while "filed"
+        # is written: after a crash before that write, filing again publishes it again.
+        sighting = self._raw.publish(
             account.account_id,
             filed.folder.name,
             filed.folder.role,
@@ -290,6 +316,20 @@ class Dispatcher:
                 )
             ],
         )
+        writing = self._ledger.advance(
+            record,
+            SendState.FILED,
+            sent_folder=filed.folder.name,
+            sent_uid=filed.uid,
+            reason=None,
+            next_attempt_at=None,
+        )
+        published, written = await asyncio.gather(sighting, writing, return_exceptions=True)
+        for outcome in (written, published):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        assert isinstance(written, SendRecord)
+        record = written
         metrics.filed(account.account_id)
         log.info(
             "request %s filed in %s as UID %d%s",
@@ -298,18 +338,14 @@ class Dispatcher:
             filed.uid,
             "" if filed.appended else " (already there)",
         )
-        return await self._ledger.advance(
-            record,
-            SendState.FILED,
-            sent_folder=filed.folder.name,
-            sent_uid=filed.uid,
-            reason=None,
-            next_attempt_at=None,
-        )
+        return record
 
     # -- building ---------------------------------------------------------------------
 
     async def _build(self, record: SendRecord, account: AccountRecord) -> bytes:
+        """The message's bytes, built once per request in hand (sent and filed the same)."""
+        if (built := self._built.get(record.id)) is not None:
+            return built
         req = record.request
         attachments = []
         for att in req.attachments:
@@ -319,7 +355,8 @@ class Dispatcher:
                 raise SendRefused(f"attachment {att.filename!r} is not available: {exc}") from None
             attachments.append(Attachment(att.filename, att.content_type, data))
         parent = await self._parent(record, account) if req.in_reply_to_activity else None
-        return build_message(req, record.message_id, attachments, parent)
+        built = self._built[record.id] = build_message(req, record.message_id, attachments, parent)
+        return built
 
     async def _parent(self, record: SendRecord, account: AccountRecord) -> ReplyParent:
         req = record.request
@@ -340,10 +377,10 @@ class Dispatcher:
 
     # -- results ----------------------------------------------------------------------
 
-    async def _announce(self, record: SendRecord) -> None:
-        for state in record.unpublished:
-            await self._results.publish(record, state)
-            await self._ledger.published(record, state)
+    async def _announce(self, record: SendRecord) -> tuple[SendState, ...]:
+        """Publish the results not yet announced; returns their states."""
+        await self._results.publish(record, record.unpublished)
+        return record.unpublished
 
 
 def _after(seconds: float) -> dt.datetime:

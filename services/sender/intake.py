@@ -48,8 +48,7 @@ class Intake:
         while not stop.is_set():
             batches = await self._consumer.getmany(timeout_ms=500, max_records=500)
             for records in batches.values():
-                for record in records:
-                    await self._take(record)
+                await self._take(records)
             if batches:
                 # The ledger holds every request of the batch: now they may be forgotten.
                 await self._consumer.commit(
@@ -57,20 +56,25 @@ class Intake:
                 )
                 self._wake.set()
 
-    async def _take(self, record: Record) -> None:
-        try:
-            request = SendRequest.model_validate_json(record.value or b"")
-        except ValidationError as exc:
-            await self._reject(record, f"invalid send request: {exc}")
-            return
-        message_id = message_id_for(request.request_id, request.sender.address)
-        stored, new = await self._ledger.accept(request, message_id)
-        if not new and stored.request.model_dump(exclude={"requested_at"}) != request.model_dump(
-            exclude={"requested_at"}
-        ):
-            await self._reject(record, f"request id {request.request_id!r} was already used")
-        elif not new:
-            log.info("request %s seen again (state %s)", request.request_id, stored.state)
+    async def _take(self, records: list[Record]) -> None:
+        valid: list[tuple[Record, SendRequest]] = []
+        for record in records:
+            try:
+                valid.append((record, SendRequest.model_validate_json(record.value or b"")))
+            except ValidationError as exc:
+                await self._reject(record, f"invalid send request: {exc}")
+        stored = await self._ledger.accept(
+            [(req, message_id_for(req.request_id, req.sender.address)) for _, req in valid]
+        )
+        for (record, request), (existing, new) in zip(valid, stored, strict=True):
+            if new:
+                continue
+            if existing.request.model_dump(exclude={"requested_at"}) != request.model_dump(
+                exclude={"requested_at"}
+            ):
+                await self._reject(record, f"request id {request.request_id!r} was already used")
+            else:
+                log.info("request %s seen again (state %s)", request.request_id, existing.state)
 
     async def _reject(self, record: Record, reason: str) -> None:
         log.warning(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 
@@ -29,8 +30,14 @@ class ResultPublisher:
         self._producer = producer
         self._topic = topic
 
-    async def publish(self, record: SendRecord, state: SendState) -> None:
-        result = result_of(record, state)
-        await self._producer.send_and_wait(
-            self._topic, result.model_dump_json().encode(), key=record.id.encode()
-        )
+    async def publish(self, record: SendRecord, states: Sequence[SendState]) -> None:
+        """Announce ``states`` of ``record``, in order (one key: one partition), all
+        sent before waiting for their acknowledgements."""
+        acks = [
+            await self._producer.send(
+                self._topic, result_of(record, s).model_dump_json().encode(), key=record.id.encode()
+            )
+            for s in states
+        ]
+        for ack in acks:
+            await ack

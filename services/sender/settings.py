@@ -27,6 +27,17 @@ class SenderSettings(CommonSettings):
         description="How long a replica owns a request it works on; longer than a send.",
     )
     sender_concurrency: int = Field(default=8, ge=1, description="Requests in flight.")
+    sender_connections_per_account: int = Field(
+        default=4,
+        ge=1,
+        description="SMTP sessions, and IMAP sessions for filing, open at once per account.",
+    )
+    sender_session_max_messages: int = Field(
+        default=100, ge=1, description="Messages sent (or filed) over one session, at most."
+    )
+    sender_session_max_age_s: float = Field(
+        default=300.0, gt=0, description="A session is not reused once this old."
+    )
     sender_poll_interval_s: float = Field(
         default=2.0, gt=0, description="How often the ledger is checked for due retries."
     )

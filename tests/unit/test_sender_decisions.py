@@ -17,6 +17,7 @@ from schemas.common import Address, FolderRole
 from schemas.send_request import SendRequest
 from services.fetcher.folders import Folder
 from services.sender.authorize import refusal
+from services.sender.reuse import Limits, Used, keep_open
 from services.sender.sent_folder import sent_folder
 from services.sender.smtp_failure import classify_smtp_reply, worst
 
@@ -131,3 +132,18 @@ def test_sent_folder_by_role_in_any_language_or_as_configured() -> None:
     assert sent_folder(folders, "CRM/Odeslané") == folders[2]
     assert sent_folder(folders, "Gone") is None
     assert sent_folder(folders[:1], None) is None
+
+
+LIMITS = Limits(max_uses=100, max_age_s=300)
+
+
+def test_a_session_is_kept_while_more_of_the_account_is_in_hand() -> None:
+    assert keep_open(Used(uses=3, age_s=2, broken=False), others_in_hand=5, limits=LIMITS)
+    # The last request of a burst: nothing is left open behind it.
+    assert not keep_open(Used(uses=3, age_s=2, broken=False), others_in_hand=0, limits=LIMITS)
+
+
+def test_a_broken_worn_or_old_session_is_closed_even_mid_burst() -> None:
+    assert not keep_open(Used(uses=3, age_s=2, broken=True), others_in_hand=5, limits=LIMITS)
+    assert not keep_open(Used(uses=100, age_s=2, broken=False), others_in_hand=5, limits=LIMITS)
+    assert not keep_open(Used(uses=3, age_s=300, broken=False), others_in_hand=5, limits=LIMITS)
