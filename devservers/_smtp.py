@@ -82,6 +82,11 @@ class SmtpServer:
         next ``times`` times it comes over a session that already carried a message."""
         self.fail_rcpt(f"again:{sender}", reply, times)
 
+    def lose_reply(self, address: str, times: int = 1) -> None:
+        """Deliver the next ``times`` messages to ``address``, then cut the connection
+        before the reply to DATA (RFC 1047: the client cannot know it was delivered)."""
+        self.fail_rcpt(f"lost-reply:{address}", "cut", times)
+
     def logins(self, user: str) -> int:
         """How many times ``user`` has logged in (AUTH succeeded) so far."""
         if not self.logins_file.exists():

@@ -10,8 +10,9 @@ mailboxes and their aliases, and adds the trace headers a real MTA adds: ``Recei
 For tests of clients that keep sessions open: every successful login is counted per
 user in a JSON file (``--logins``), and SIGUSR1 drops every connection with no mail
 transaction under way, as a server timing out idle sessions (or restarting between
-transactions) does. Mid-DATA drops are left out on purpose: a message delivered just
-before its reply is lost cannot be told from one never delivered, by any client.
+transactions) does. The fault ``lost-reply:<rcpt>`` delivers a message and then cuts
+the connection before the final reply: RFC 1047's case, which no client can tell from
+a message never delivered.
 """
 
 from __future__ import annotations
@@ -113,10 +114,13 @@ class TrackedSMTP(SMTP):
         super().connection_lost(error)
 
     def drop_if_idle(self) -> None:
-        """Cut the TCP connection (under any TLS layer) with no goodbye, unless a mail
-        transaction (MAIL FROM up to the end of DATA) is under way."""
-        if self.envelope is not None and self.envelope.mail_from is not None:
-            return
+        """Cut the connection, unless a mail transaction (MAIL FROM up to the end of
+        DATA) is under way."""
+        if self.envelope is None or self.envelope.mail_from is None:
+            self.abort()
+
+    def abort(self) -> None:
+        """Cut the TCP connection (under any TLS layer) with no goodbye."""
         transport = self._original_transport or self.transport
         if isinstance(transport, asyncio.Transport):
             transport.abort()
@@ -164,6 +168,10 @@ class LmtpHandoff:
         except (OSError, smtplib.SMTPException) as exc:
             return f"451 4.3.0 Mailbox delivery failed, try again later ({exc})"
         session.messages = getattr(session, "messages", 0) + 1  # type: ignore[attr-defined]
+        if isinstance(server, TrackedSMTP) and any(
+            self.faults.take(f"lost-reply:{rcpt}") for rcpt in envelope.rcpt_tos
+        ):
+            server.abort()  # delivered, but the client never hears so
         return "250 2.0.0 Delivered"
 
     def _deliver_all(

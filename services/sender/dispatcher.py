@@ -4,8 +4,8 @@
       │   4xx / network: retry later, up to the max attempts                          │
       └── 5xx, unauthorised, bad input, out of tries ──► failed       search Sent by  │
                                                                       Message-ID, else│
-    sending found after a crash: in Sent? -> sent; else failed,       APPEND ──► filed
-    never resent.
+    sending found after a crash, or the link lost during DATA:        APPEND ──► filed
+    in Sent? -> sent; else failed, never resent (RFC 1047).
 
 Every state is written to the ledger before the next step, so a crash anywhere resumes
 from the last durable state: a sent message is never sent again and never forgotten
@@ -202,6 +202,8 @@ class Dispatcher:
         return sent
 
     async def _smtp_failed(self, record: SendRecord, exc: SmtpFailure) -> SendRecord:
+        if exc.maybe_delivered and record.state is SendState.SENDING:
+            return await self._recover_interrupted(record, cause=exc.reason)
         attempts = record.attempts + 1
         if not exc.retriable or attempts >= self._s.sender_max_attempts:
             why = exc.reason if not exc.retriable else f"gave up after {attempts} tries: {exc}"
@@ -221,23 +223,28 @@ class Dispatcher:
             "request %s deferred (try %d), again in %.0fs: %s", record.id, attempts, delay, exc
         )
         if record.state is SendState.SENDING:
-            # DATA got an answer (or the connection dropped before one): the server did
-            # not take it, so the request is back to not sent.
+            # DATA got a negative answer: the server did not take it, so the request is
+            # back to not sent.
             record = await self._ledger.advance(
                 record, SendState.ACCEPTED, attempts=record.attempts
             )
         await self._ledger.retry_later(record, _after(delay), str(exc), count=True)
         return record
 
-    async def _recover_interrupted(self, record: SendRecord) -> SendRecord:
-        """A replica died during DATA. Resending could deliver it twice: look in Sent."""
+    async def _recover_interrupted(
+        self, record: SendRecord, cause: str = "a sender replica stopped"
+    ) -> SendRecord:
+        """DATA began but its outcome is unknown (a replica died, or the link did):
+        the server may have the message (RFC 1047), and resending could deliver it
+        twice. A copy in Sent (a server that files sent mail) proves it was sent."""
         account = await self._accounts.lookup(record.request.account_id)
         filed = await self._find_in_sent(record, account) if account is not None else None
         if filed is None:
             why = (
-                "interrupted while the SMTP server was receiving it: it may have been "
-                "delivered, so it was not sent again"
+                f"interrupted while the SMTP server was receiving it ({cause}): it may "
+                "have been delivered, so it was not sent again"
             )
+            metrics.sent(record.request.account_id, "failed")
             log.error("request %s: %s", record.id, why)
             return await self._ledger.advance(record, SendState.FAILED, reason=why)
         record = await self._ledger.advance(

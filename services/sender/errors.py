@@ -3,7 +3,8 @@
     MailsyncError                       (services.common.errors)
     ├── SendRefused                     retriable = False: nothing was sent, never will be
     │   └── Unauthorised                the user may not send this through this account
-    ├── SmtpFailure                     ``retriable`` per reply: 4xx/network yes, 5xx no
+    ├── SmtpFailure                     ``retriable`` per reply: 4xx/network yes, 5xx no;
+    │                                   ``maybe_delivered``: the link died during DATA
     └── FilingFailed                    retriable = True: sent, but not yet in Sent
 
 The dispatcher reads ``retriable``; it never switches on the class.
@@ -25,10 +26,19 @@ class Unauthorised(SendRefused):
 class SmtpFailure(MailsyncError):
     """The SMTP server (or the way to it) did not take the message."""
 
-    def __init__(self, reason: str, *, retriable: bool, reply: str | None = None):
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retriable: bool,
+        reply: str | None = None,
+        maybe_delivered: bool = False,
+    ):
         super().__init__(reason)
         self.reason = reason
         self.reply = reply
+        # DATA began and no reply came: resending could deliver twice (RFC 1047).
+        self.maybe_delivered = maybe_delivered
         # An instance attribute: the same class is transient or permanent per reply.
         self.retriable = retriable  # type: ignore[misc]
 

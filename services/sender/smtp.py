@@ -39,7 +39,12 @@ class _Stale(Exception):
 
 
 def _failure(verdict: SmtpVerdict, reply: str | None = None) -> SmtpFailure:
-    return SmtpFailure(verdict.reason, retriable=verdict.retriable, reply=reply)
+    return SmtpFailure(
+        verdict.reason,
+        retriable=verdict.retriable,
+        reply=reply,
+        maybe_delivered=verdict.maybe_delivered,
+    )
 
 
 def _reply_failure(exc: aiosmtplib.SMTPResponseException, stage: str) -> SmtpFailure:
@@ -190,5 +195,5 @@ def _classified(exc: BaseException, stage: str) -> BaseException:
         # e.g. no AUTH offered (often: AUTH only after STARTTLS): a setting to fix.
         return SmtpFailure(f"{stage}: {exc}", retriable=False)
     if isinstance(exc, _NETWORK):
-        return _failure(classify_network_failure(exc))
+        return _failure(classify_network_failure(exc, stage=stage))
     return exc

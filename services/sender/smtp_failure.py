@@ -19,6 +19,9 @@ _SESSION_5XX = frozenset({503, 504})
 class SmtpVerdict:
     retriable: bool
     reason: str
+    # The link failed after DATA began: the server may have taken the message without
+    # our hearing its reply (RFC 1047), so sending it again could deliver it twice.
+    maybe_delivered: bool = False
 
 
 def classify_smtp_reply(code: int, text: str, *, stage: str) -> SmtpVerdict:
@@ -36,9 +39,13 @@ def classify_smtp_reply(code: int, text: str, *, stage: str) -> SmtpVerdict:
     return SmtpVerdict(True, f"{stage}: unexpected reply {reply}")
 
 
-def classify_network_failure(exc: BaseException) -> SmtpVerdict:
-    """Connection refused, reset, timed out, TLS handshake cut short: all transient."""
-    return SmtpVerdict(True, f"SMTP server unreachable: {type(exc).__name__}: {exc}".rstrip(": "))
+def classify_network_failure(exc: BaseException, *, stage: str) -> SmtpVerdict:
+    """Connection refused, reset, timed out, TLS handshake cut short: all transient,
+    unless the message was being handed over (``stage`` DATA), when its fate is unknown."""
+    what = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    if stage == "DATA":
+        return SmtpVerdict(True, f"connection lost during DATA ({what})", maybe_delivered=True)
+    return SmtpVerdict(True, f"SMTP server unreachable: {what}")
 
 
 def worst(verdicts: list[SmtpVerdict]) -> SmtpVerdict:

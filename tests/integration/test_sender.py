@@ -399,6 +399,29 @@ async def test_a_replica_that_died_during_data_is_not_resent(senv: Env, pipeline
     assert message_count(env, info, "Sent") == 1
 
 
+async def test_a_reply_lost_after_data_is_not_resent(senv: Env, pipeline) -> None:
+    """The server delivers, then the link dies before its 250 (RFC 1047): the sender
+    cannot know, so it says so and never sends again; the next request goes through."""
+    env = senv
+    info, _, account = shared_info(env)
+    customer = env.mail_user("customer")
+    await env.publish_accounts(account)
+    env.smtp.lose_reply(customer.address)
+    lost, after = request(account, customer), request(account, customer)
+    async with pipeline("sender") as running:
+        await publish(env, lost)
+        await waiter(env, running)({lost.request_id}, {SendState.FAILED})
+        await publish(env, after)
+        found = await waiter(env, running)({after.request_id}, {SendState.FILED})
+    final = final_states(found)
+    assert final == {lost.request_id: SendState.FAILED, after.request_id: SendState.FILED}
+    reason = next(r.reason for r in found if r.request_id == lost.request_id)
+    assert reason and "during DATA" in reason and "may have been delivered" in reason
+    # Delivered once (the lost reply) plus the later request: nothing was sent twice.
+    assert message_count(env, customer, "INBOX") == 2
+    assert message_count(env, info, "Sent") == 1
+
+
 async def test_a_burst_of_100_requests_arrives_exactly_once_each(
     senv: Env, pipeline, tmp_path: Path
 ) -> None:

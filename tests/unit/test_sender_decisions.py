@@ -19,7 +19,7 @@ from services.fetcher.folders import Folder
 from services.sender.authorize import refusal
 from services.sender.reuse import Limits, Used, keep_open
 from services.sender.sent_folder import sent_folder
-from services.sender.smtp_failure import classify_smtp_reply, worst
+from services.sender.smtp_failure import classify_network_failure, classify_smtp_reply, worst
 
 NOW = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
 
@@ -116,6 +116,20 @@ def test_one_permanent_refusal_makes_the_send_permanent() -> None:
     assert worst([soft, soft]).retriable
     combined = worst([soft, hard])
     assert not combined.retriable and "no such user" in combined.reason
+
+
+@pytest.mark.parametrize("stage", ["CONNECT", "AUTH", "MAIL FROM", "RCPT TO"])
+def test_network_failure_before_data_is_transient_and_nothing_was_delivered(stage: str) -> None:
+    verdict = classify_network_failure(ConnectionResetError("reset by peer"), stage=stage)
+    assert verdict.retriable and not verdict.maybe_delivered
+    assert "ConnectionResetError: reset by peer" in verdict.reason
+
+
+def test_network_failure_during_data_may_have_delivered_the_message() -> None:
+    verdict = classify_network_failure(TimeoutError(), stage="DATA")
+    assert verdict.maybe_delivered and "during DATA" in verdict.reason
+    # A negative reply to DATA is an answer: the server did not take the message.
+    assert not classify_smtp_reply(451, "try later", stage="DATA").maybe_delivered
 
 
 def folder(name: str, role: FolderRole, *flags: str) -> Folder:
