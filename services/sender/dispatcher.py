@@ -107,11 +107,14 @@ class Dispatcher:
     async def _handle(self, record: SendRecord) -> None:
         settled = False
         try:
-            if record.state is SendState.ACCEPTED:
+            # Claimed for a result still to announce, its next try not yet due: the
+            # backoff holds (announcing is all there is to do now).
+            waiting = record.next_attempt_at is not None and record.next_attempt_at > _after(0)
+            if record.state is SendState.ACCEPTED and not waiting:
                 record = await self._send(record)
             elif record.state is SendState.SENDING:
                 record = await self._recover_interrupted(record)
-            if record.state is SendState.SENT:
+            if record.state is SendState.SENT and not waiting:
                 record = await self._file(record)
             announced = await self._announce(record)
             await self._ledger.settle(record, announced)

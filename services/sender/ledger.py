@@ -154,8 +154,10 @@ class SendLedger:
     async def retry_later(
         self, record: SendRecord, when: dt.datetime, reason: str, *, count: bool
     ) -> None:
-        """Give the record back until ``when``; ``count`` it as a failed try."""
-        ops: Document = {"$set": {"next_attempt_at": when, "reason": reason, "lease_until": None}}
+        """Due again at ``when``; ``count`` it as a failed try. The lease stays ours
+        until the settle or release that ends the task: freed here, our own pump could
+        claim the record again while this task still works on it."""
+        ops: Document = {"$set": {"next_attempt_at": when, "reason": reason}}
         if count:
             ops["$inc"] = {"attempts": 1}
         await self._writes.update(record.id, ops)

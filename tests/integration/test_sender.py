@@ -422,6 +422,37 @@ async def test_a_reply_lost_after_data_is_not_resent(senv: Env, pipeline) -> Non
     assert message_count(env, info, "Sent") == 1
 
 
+async def test_a_result_still_to_announce_does_not_cut_a_backoff_short(
+    senv: Env, pipeline
+) -> None:
+    """Sent, its filing put off for later, its result not yet announced: the sender
+    announces it at once, but files it only when the retry is due."""
+    env = senv
+    info, _, account = shared_info(env)
+    customer = env.mail_user("customer")
+    await env.publish_accounts(account)
+    req = request(account, customer)
+    async with env.mongo() as db, pipeline("sender") as running:
+        now = dt.datetime.now(dt.UTC)
+        record = SendRecord(
+            id=req.request_id,
+            request=req,
+            state=SendState.SENT,
+            message_id=message_id_for(req.request_id, req.sender.address),
+            next_attempt_at=now + dt.timedelta(seconds=15),
+            unpublished=(SendState.SENT,),
+            created_at=now,
+            updated_at=now,
+        )
+        await db.send_requests.insert_one(record.model_dump(by_alias=True))
+        await waiter(env, running)({req.request_id}, {SendState.SENT}, timeout=12)
+        assert dt.datetime.now(dt.UTC) < record.next_attempt_at  # type: ignore[operator]
+        assert message_count(env, info, "Sent") == 0
+        await waiter(env, running)({req.request_id}, {SendState.FILED})
+        assert dt.datetime.now(dt.UTC) >= record.next_attempt_at  # type: ignore[operator]
+    assert message_count(env, info, "Sent") == 1
+
+
 async def test_a_burst_of_100_requests_arrives_exactly_once_each(
     senv: Env, pipeline, tmp_path: Path
 ) -> None:
