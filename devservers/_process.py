@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+# util-linux, essential on Debian; without it, children are still stopped by stop().
+_SETPRIV = shutil.which("setpriv")
 
 
 class ServerStartError(RuntimeError):
@@ -67,9 +71,17 @@ class ChildProcess:
 
     def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        argv = self.argv
+        if _SETPRIV is not None:
+            # Linux's parent-death signal (prctl PR_SET_PDEATHSIG, kept across exec): a
+            # test run or `mailsync run` killed outright (a CI time limit, `timeout`,
+            # SIGKILL) runs no teardown, and its servers would otherwise live on, some
+            # of them busy. It fires when the starting thread ends: start from the main
+            # thread.
+            argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
         with self.log.open("ab") as out:
             self._proc = subprocess.Popen(
-                self.argv,
+                argv,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
