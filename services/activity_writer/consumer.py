@@ -102,14 +102,17 @@ class WriterLoop:
             if a.thread_key:
                 by_subject.setdefault(a.thread_key, a.thread_id)
             joined[i] = item
-        # Stored once per SHA-256, concurrently: one round trip each would be the batch's
-        # longest wait (several hundred attachments per batch are common).
-        unique = {
-            a.sha256: content
-            for item in joined
-            for a, content in zip(item.activity.attachments, item.attachment_contents, strict=True)
-        }
-        await asyncio.gather(*(self._blobs.put(c, sha) for sha, c in unique.items()))
+        # Stored once per SHA-256, in one write: one round trip (and fsync) each was the
+        # batch's longest wait (several hundred attachments per batch are common).
+        await self._blobs.put_many(
+            {
+                a.sha256: content
+                for item in joined
+                for a, content in zip(
+                    item.activity.attachments, item.attachment_contents, strict=True
+                )
+            }
+        )
         return joined, dead
 
     async def _map(self, record: Record, now: dt.datetime) -> Mapped:

@@ -21,7 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from schemas.activity import ActivityDocument, SightingDoc
-from services.common.mongo import Document
+from services.common.mongo import DUPLICATE_KEY, Document
 
 COLLECTION = "activities"
 
@@ -32,9 +32,6 @@ class Written:
     sighting: SightingDoc
     created: bool
     account_ids: tuple[str, ...]
-
-
-DUPLICATE_KEY = 11000
 
 
 def merge_ops(activity: ActivityDocument, sighting: SightingDoc) -> list[UpdateOne]:
