@@ -24,6 +24,7 @@ from schemas.activity_event import ActivityConfirmation, ActivityEvent, Activity
 from schemas.dead_letter import DeadLetterMeta
 from schemas.envelope import encode_headers, meta_header
 from schemas.tagged_message import TaggedMessageMeta
+from services.activity_writer.batch_threads import join_threads, plan_lookups
 from services.activity_writer.errors import Unprocessable
 from services.activity_writer.latency import ingest_latency, pipeline_latency
 from services.activity_writer.mapping import Mapped, to_activity
@@ -75,7 +76,7 @@ class WriterLoop:
     async def _prepare(
         self, records: list[Record]
     ) -> tuple[list[Mapped], list[tuple[Record, str]]]:
-        """Map a batch, join threads, and store attachments; nothing is written yet."""
+        """Map a batch, join threads, and store attachments; no activity is written yet."""
         mapped: list[Mapped] = []
         dead: list[tuple[Record, str]] = []
         now = dt.datetime.now(dt.UTC)
@@ -84,35 +85,24 @@ class WriterLoop:
                 mapped.append(await self._map(record, now))
             except Unprocessable as exc:
                 dead.append((record, str(exc)))
-        # One query for the batch: the threads of the parents already stored, plus the
-        # parents within this batch (a reply may arrive with its original).
-        wanted = {p for m in mapped for p in m.parent_ids}
-        known = await self._repo.threads_of(wanted)
-        keys = {m.activity.thread_key for m in mapped if m.activity.thread_key}
-        by_subject = await self._repo.threads_by_key(keys)
-        # Messages that name their parents first: a batch is in partition order, not in
-        # arrival order, and a header-less reply must find the thread they establish.
-        order = sorted(range(len(mapped)), key=lambda i: not mapped[i].parent_ids)
-        joined: list[Mapped] = list(mapped)
-        for i in order:
-            item = mapped[i].in_thread(known, by_subject)
-            a = item.activity
-            if a.message_id:
-                known.setdefault(a.message_id, a.thread_id)
-            if a.thread_key:
-                by_subject.setdefault(a.thread_key, a.thread_id)
-            joined[i] = item
-        # Stored once per SHA-256, in one write: one round trip (and fsync) each was the
-        # batch's longest wait (several hundred attachments per batch are common).
-        await self._blobs.put_many(
-            {
-                a.sha256: content
-                for item in joined
-                for a, content in zip(
-                    item.activity.attachments, item.attachment_contents, strict=True
-                )
-            }
+        # One query of each kind for the batch, and the attachments (stored once per
+        # SHA-256, in one write: one round trip and fsync each was the batch's longest
+        # wait), all at once: they are independent.
+        lookups = plan_lookups(mapped)
+        known, by_subject, _ = await asyncio.gather(
+            self._repo.threads_of(lookups.message_ids),
+            self._repo.threads_by_key(lookups.subject_keys),
+            self._blobs.put_many(
+                {
+                    a.sha256: content
+                    for item in mapped
+                    for a, content in zip(
+                        item.activity.attachments, item.attachment_contents, strict=True
+                    )
+                }
+            ),
         )
+        joined = join_threads(mapped, known, by_subject)
         return joined, dead
 
     async def _map(self, record: Record, now: dt.datetime) -> Mapped:
