@@ -3,7 +3,8 @@
 The write returns once the database acknowledged it (with ``--sync-on-commit``
 SecantusDB, or a majority write concern on MongoDB, that means durable); then the
 batch's activity events and confirmations are published (acks=all); only then are the
-offsets committed. When the
+offsets committed. While the database works on a batch's write, the next batch is
+read and parsed (it is written, and committed, only after this one). When the
 database fails, consumption pauses and the same batch is retried with backoff; nothing
 is skipped and the consumer stays in its group.
 """
@@ -11,8 +12,10 @@ is skipped and the consumer stays in its group.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
+from dataclasses import dataclass, replace
 from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -24,6 +27,7 @@ from schemas.activity_event import ActivityConfirmation, ActivityEvent, Activity
 from schemas.dead_letter import DeadLetterMeta
 from schemas.envelope import encode_headers, meta_header
 from schemas.tagged_message import TaggedMessageMeta
+from services.activity_writer.batch_threads import join_threads, plan_lookups
 from services.activity_writer.errors import Unprocessable
 from services.activity_writer.latency import ingest_latency, pipeline_latency
 from services.activity_writer.mapping import Mapped, to_activity
@@ -35,6 +39,19 @@ from services.common.mongo import is_transient
 log = logging.getLogger("mailsync.activity_writer")
 
 Record: TypeAlias = ConsumerRecord  # ConsumerRecord[bytes, bytes]; aiokafka ships no types
+Dead: TypeAlias = list[tuple[Record, str]]
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """A batch from Kafka; ``mapped`` (activities, and records to dead-letter) once parsed."""
+
+    batches: dict[TopicPartition, list[Record]]
+    mapped: tuple[list[Mapped], Dead] | None = None
+
+    @property
+    def records(self) -> list[Record]:
+        return [r for rs in self.batches.values() for r in rs]
 
 
 class WriterLoop:
@@ -63,54 +80,60 @@ class WriterLoop:
         self.written = 0
 
     async def run(self, stop: asyncio.Event) -> None:
+        ahead: _Fetched | None = None
         while not stop.is_set():
-            batches = await self._consumer.getmany(timeout_ms=500, max_records=self._batch_size)
-            records = [r for rs in batches.values() for r in rs]
-            if not records:
+            batch = ahead if ahead is not None else await self._fetch(timeout_ms=500)
+            ahead = None
+            if not batch.records:
                 continue
-            if not await self._write_until_done(records, stop):
+            done, ahead = await self._write_until_done(batch, stop)
+            if not done:
                 return  # stopped during an outage: nothing committed, the batch comes again
-            await self._commit(batches)
+            await self._commit(batch.batches)
 
-    async def _prepare(
-        self, records: list[Record]
-    ) -> tuple[list[Mapped], list[tuple[Record, str]]]:
-        """Map a batch, join threads, and store attachments; nothing is written yet."""
+    async def _fetch(self, timeout_ms: int) -> _Fetched:
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=self._batch_size)
+        return _Fetched(batches)
+
+    async def _read_ahead(self) -> _Fetched:
+        """The next batch, as far as Kafka has delivered it already, parsed."""
+        fetched = await self._fetch(timeout_ms=0)
+        with contextlib.suppress(PyMongoError):  # a raw blob unreadable now: parsed in turn
+            return replace(fetched, mapped=await self._map_all(fetched.records))
+        return fetched
+
+    async def _map_all(self, records: list[Record]) -> tuple[list[Mapped], Dead]:
+        """Parse a batch into activities; records that cannot become one, with the reason."""
         mapped: list[Mapped] = []
-        dead: list[tuple[Record, str]] = []
+        dead: Dead = []
         now = dt.datetime.now(dt.UTC)
         for record in records:
             try:
                 mapped.append(await self._map(record, now))
             except Unprocessable as exc:
                 dead.append((record, str(exc)))
-        # One query for the batch: the threads of the parents already stored, plus the
-        # parents within this batch (a reply may arrive with its original).
-        wanted = {p for m in mapped for p in m.parent_ids}
-        known = await self._repo.threads_of(wanted)
-        keys = {m.activity.thread_key for m in mapped if m.activity.thread_key}
-        by_subject = await self._repo.threads_by_key(keys)
-        # Messages that name their parents first: a batch is in partition order, not in
-        # arrival order, and a header-less reply must find the thread they establish.
-        order = sorted(range(len(mapped)), key=lambda i: not mapped[i].parent_ids)
-        joined: list[Mapped] = list(mapped)
-        for i in order:
-            item = mapped[i].in_thread(known, by_subject)
-            a = item.activity
-            if a.message_id:
-                known.setdefault(a.message_id, a.thread_id)
-            if a.thread_key:
-                by_subject.setdefault(a.thread_key, a.thread_id)
-            joined[i] = item
-        # Stored once per SHA-256, concurrently: one round trip each would be the batch's
-        # longest wait (several hundred attachments per batch are common).
-        unique = {
-            a.sha256: content
-            for item in joined
-            for a, content in zip(item.activity.attachments, item.attachment_contents, strict=True)
-        }
-        await asyncio.gather(*(self._blobs.put(c, sha) for sha, c in unique.items()))
-        return joined, dead
+        return mapped, dead
+
+    async def _prepare(self, mapped: list[Mapped]) -> list[Mapped]:
+        """Join a parsed batch's threads and store its attachments; no activity is written yet."""
+        # One query of each kind for the batch, and the attachments (stored once per
+        # SHA-256, in one write: one round trip and fsync each was the batch's longest
+        # wait), all at once: they are independent.
+        lookups = plan_lookups(mapped)
+        known, by_subject, _ = await asyncio.gather(
+            self._repo.threads_of(lookups.message_ids),
+            self._repo.threads_by_key(lookups.subject_keys),
+            self._blobs.put_many(
+                {
+                    a.sha256: content
+                    for item in mapped
+                    for a, content in zip(
+                        item.activity.attachments, item.attachment_contents, strict=True
+                    )
+                }
+            ),
+        )
+        return join_threads(mapped, known, by_subject)
 
     async def _map(self, record: Record, now: dt.datetime) -> Mapped:
         try:
@@ -127,20 +150,43 @@ class WriterLoop:
         except ValidationError as exc:
             raise Unprocessable(f"message cannot become an activity: {exc}") from None
 
-    async def _write_until_done(self, records: list[Record], stop: asyncio.Event) -> bool:
+    async def _write_until_done(
+        self, batch: _Fetched, stop: asyncio.Event
+    ) -> tuple[bool, _Fetched | None]:
+        """Write ``batch`` (retrying through an outage) and read the next one meanwhile:
+        (False, None) when stopped first, else (True, the next batch if it was read)."""
         attempt = 0
         paused = False
+        mapped = batch.mapped
+        ahead: _Fetched | None = None
         try:
             while True:
                 try:
-                    items, dead = await self._prepare(records)
-                    written = await self._repo.write([(m.activity, m.sighting) for m in items])
+                    if mapped is None:
+                        mapped = await self._map_all(batch.records)
+                    activities, dead = mapped
+                    items = await self._prepare(activities)
+                    pairs = [(m.activity, m.sighting) for m in items]
+                    if ahead is None:
+                        # Parsing (CPU) overlaps the database's work on the write. Both
+                        # are awaited, so an outage never finds a read still going on.
+                        outcome, read = await asyncio.gather(
+                            self._repo.write(pairs), self._read_ahead(), return_exceptions=True
+                        )
+                        if isinstance(read, BaseException):
+                            raise read
+                        ahead = read
+                        if isinstance(outcome, BaseException):
+                            raise outcome
+                        written = outcome
+                    else:
+                        written = await self._repo.write(pairs)
                     _measure(items)
                     await self._announce(written)
                     for record, reason in dead:
                         await self._dead_letter(record, reason)
-                    self.written += len(records) - len(dead)
-                    return True
+                    self.written += len(activities)
+                    return True, ahead
                 except PyMongoError as exc:
                     metrics.error("activity-writer", exc)
                     if not is_transient(exc):
@@ -161,7 +207,7 @@ class WriterLoop:
                     while not stop.is_set() and asyncio.get_running_loop().time() < deadline:
                         await self._consumer.getmany(timeout_ms=200)
                     if stop.is_set():
-                        return False
+                        return False, None
         finally:
             if paused:
                 self._consumer.resume(*self._consumer.assignment())

@@ -13,7 +13,7 @@ Replaying any batch, any number of times, leaves the same documents.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
@@ -21,7 +21,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from schemas.activity import ActivityDocument, SightingDoc
-from services.common.mongo import Document
+from services.activity_writer.batch_threads import latest_threads
+from services.common.mongo import DUPLICATE_KEY, Document
 
 COLLECTION = "activities"
 
@@ -32,9 +33,6 @@ class Written:
     sighting: SightingDoc
     created: bool
     account_ids: tuple[str, ...]
-
-
-DUPLICATE_KEY = 11000
 
 
 def merge_ops(activity: ActivityDocument, sighting: SightingDoc) -> list[UpdateOne]:
@@ -75,7 +73,7 @@ class ActivityRepository:
             ]
         )
 
-    async def threads_of(self, message_ids: set[str]) -> dict[str, str]:
+    async def threads_of(self, message_ids: Collection[str]) -> dict[str, str]:
         """Message id -> thread id, for the stored activities among ``message_ids``."""
         if not message_ids:
             return {}
@@ -84,14 +82,18 @@ class ActivityRepository:
         )
         return {doc["message_id"]: doc["thread_id"] async for doc in cursor}
 
-    async def threads_by_key(self, keys: set[str]) -> dict[str, str]:
+    async def threads_by_key(self, keys: Collection[str]) -> dict[str, str]:
         """Thread key -> thread id of the latest stored activity with that key."""
         if not keys:
             return {}
+        # The latest is picked here, not by a sort: SecantusDB sorts in memory, after
+        # fetching every match.
         cursor = self.collection.find(
-            {"thread_key": {"$in": sorted(keys)}}, {"thread_key": 1, "thread_id": 1}
-        ).sort("date", 1)
-        return {doc["thread_key"]: doc["thread_id"] async for doc in cursor}
+            {"thread_key": {"$in": sorted(keys)}}, {"thread_key": 1, "thread_id": 1, "date": 1}
+        )
+        return latest_threads(
+            [(doc["thread_key"], doc["date"], doc["thread_id"]) async for doc in cursor]
+        )
 
     async def write(self, items: Sequence[tuple[ActivityDocument, SightingDoc]]) -> list[Written]:
         """Write a batch of (activity, its sighting) once MongoDB acknowledged; say what it did.

@@ -11,6 +11,8 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from services.common.settings import CommonSettings
 
 Document = dict[str, Any]
+# The server's error code for an insert whose _id (or unique key) exists already.
+DUPLICATE_KEY = 11000
 
 
 def mongo_client(settings: CommonSettings, *, app_name: str) -> AsyncMongoClient[Document]:
