@@ -6,6 +6,9 @@
 The table is co-partitioned with the by-fingerprint topic (the explicit form of
 faust's ``group_by``), so each worker owns the fingerprints of its partitions, and it
 is backed by its changelog topic, so a restarted worker recovers it.
+
+Neither agent waits for its sends one by one: an event is acked when its output is in
+the broker (:mod:`.acks`), so aiokafka gathers many events' records in one request.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import faust
 from pydantic import ValidationError
@@ -23,19 +26,21 @@ from pymongo import AsyncMongoClient
 from schemas.dead_letter import DeadLetterMeta
 from schemas.envelope import encode_headers, meta_header
 from schemas.raw_message import RawMessageMeta
-from schemas.tagged_message import MessageTags, Sighting, TaggedMessageMeta
+from schemas.tagged_message import MessageTags, Sighting
 from schemas.topics import ACCOUNTS, BY_FINGERPRINT, DEAD_LETTERS, RAW_MESSAGES, TAGGED_MESSAGES
 from services.common import metrics
 from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
 from services.common.kafka import MAX_REQUEST_BYTES, consumer, ensure_topics
 from services.common.mongo import database, mongo_client
+from services.dedup.acks import ack_when_sent
 from services.dedup.errors import MissingMeta, UnknownAccount, Unprocessable
 from services.dedup.fingerprint import activity_id, fingerprint
 from services.dedup.headers import parse_headers, split
 from services.dedup.settings import DedupSettings
-from services.dedup.sightings import record_sighting
+from services.dedup.sightings import record_sighting, tagged_meta
 from services.dedup.tagging import account_tag, base_address, direction, match_alias
+from services.dedup.transport import Transport
 
 log = logging.getLogger("mailsync.dedup")
 
@@ -111,6 +116,19 @@ def build_faust_app(settings: DedupSettings, tagger: Tagger) -> faust.App:
         topic_replication_factor=1,
         topic_disable_leader=True,
     )
+    app.transport = Transport(
+        app.conf.broker_consumer, app, fetch_max_wait_ms=s.dedup_fetch_max_wait_ms
+    )
+    crashing: set[asyncio.Task[None]] = set()
+
+    def crash(exc: BaseException) -> None:
+        task = asyncio.ensure_future(app.crash(exc))
+        crashing.add(task)  # a reference, so the task is not collected before it ran
+        task.add_done_callback(crashing.discard)
+
+    def acked_when_sent(event: Any, sent: Any) -> None:
+        ack_when_sent(event, cast("asyncio.Future[Any]", sent), crash)
+
     raw_t = app.topic(s.topic(RAW_MESSAGES), key_serializer="raw", value_serializer="raw")
     by_fp = app.topic(s.topic(BY_FINGERPRINT), key_serializer="raw", value_serializer="raw")
     tagged = app.topic(s.topic(TAGGED_MESSAGES), key_serializer="raw", value_serializer="raw")
@@ -124,7 +142,7 @@ def build_faust_app(settings: DedupSettings, tagger: Tagger) -> faust.App:
 
     async def dead_letter(
         stage: str, reason: str, event: Any, headers: list[tuple[str, bytes]]
-    ) -> None:
+    ) -> Any:
         meta = DeadLetterMeta.for_record(
             stage=stage,
             reason=reason,
@@ -140,37 +158,43 @@ def build_faust_app(settings: DedupSettings, tagger: Tagger) -> faust.App:
             meta.source_offset,
             reason,
         )
-        await dead.send(
+        sent = await dead.send(
             key=event.key, value=event.value or b"", headers=encode_headers(meta, in_blob=False)
         )
         metrics.dead_lettered(stage)
+        return sent
 
     @app.agent(raw_t, name="tag")
     async def tag(stream: Any) -> None:
-        async for event in stream.events():
+        async for event in stream.noack().events():
             headers = _headers(event)
             value: bytes = event.value or b""
             try:
                 tags = await tagger.tag(headers, value)
             except Unprocessable as exc:
                 metrics.error("dedup", exc)
-                await dead_letter("dedup.tag", str(exc), event, headers)
-                continue
+                sent = await dead_letter("dedup.tag", str(exc), event, headers)
             except Exception as exc:
                 metrics.error("dedup", exc)
                 if isinstance(exc, OSError | asyncio.TimeoutError):
-                    raise  # infrastructure: crash, restart, and get the record again
-                await dead_letter("dedup.tag", f"{type(exc).__name__}: {exc}", event, headers)
-                continue
-            await by_fp.send(
-                key=tags.fingerprint.encode("utf-8", "surrogateescape"),
-                value=value,
-                headers=encode_headers(tags, in_blob=tags.raw.blob is not None),
-            )
+                    # Infrastructure: the event stays unacked, so the committed offset
+                    # stops before it; the worker restarts and reads it again.
+                    crash(exc)
+                    raise
+                sent = await dead_letter(
+                    "dedup.tag", f"{type(exc).__name__}: {exc}", event, headers
+                )
+            else:
+                sent = await by_fp.send(
+                    key=tags.fingerprint.encode("utf-8", "surrogateescape"),
+                    value=value,
+                    headers=encode_headers(tags, in_blob=tags.raw.blob is not None),
+                )
+            acked_when_sent(event, sent)
 
     @app.agent(by_fp, name="dedup")
     async def dedup(stream: Any) -> None:
-        async for event in stream.events():
+        async for event in stream.noack().events():
             headers = _headers(event)
             tags = MessageTags.model_validate_json(meta_header(headers))
             known = [Sighting.model_validate(d) for d in table[event.key]]
@@ -178,17 +202,13 @@ def build_faust_app(settings: DedupSettings, tagger: Tagger) -> faust.App:
             if not verdict.canonical and len(verdict.sightings) > len(known):
                 metrics.duplicate_linked(tags.sighting.account_id)  # a new sighting, linked
             table[event.key] = [v.model_dump(mode="json") for v in verdict.sightings]
-            out = TaggedMessageMeta(
-                **tags.model_dump(),
-                canonical=verdict.canonical,
-                duplicate_of=verdict.duplicate_of,
-                sightings=verdict.sightings,
-            )
-            await tagged.send(
+            out = tagged_meta(tags, verdict)
+            sent = await tagged.send(
                 key=tags.activity_id.encode(),
                 value=event.value or b"",
                 headers=encode_headers(out, in_blob=tags.raw.blob is not None),
             )
+            acked_when_sent(event, sent)
 
     del tag, dedup
     return app

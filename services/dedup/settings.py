@@ -16,3 +16,9 @@ class DedupSettings(CommonSettings):
         description="faust application id: the consumer group and the table changelog's name.",
     )
     dedup_session_timeout_s: float = Field(default=10.0, gt=0)
+    dedup_fetch_max_wait_ms: int = Field(
+        default=100,
+        gt=0,
+        description="How long the broker may hold a Fetch that finds no data (faust's "
+        "own default is 1500 ms; see services/dedup/transport.py).",
+    )

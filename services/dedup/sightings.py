@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from schemas.tagged_message import Sighting
+from schemas.tagged_message import MessageTags, Sighting, TaggedMessageMeta
 
 
 @dataclass(frozen=True)
@@ -40,3 +40,18 @@ def record_sighting(known: Sequence[Sighting], new: Sighting) -> Verdict:
     first = merged[0]
     canonical = _key(first) == _key(new)
     return Verdict(tuple(merged), canonical, None if canonical else first)
+
+
+def tagged_meta(tags: MessageTags, verdict: Verdict) -> TaggedMessageMeta:
+    """The public header of a tagged message: ``tags`` plus ``verdict``.
+
+    Built without validating again: every part is a validated model already, and a
+    second validation of the whole (the tags, the raw metadata, every sighting) was a
+    tenth of the ``dedup`` agent's own work per message.
+    """
+    return TaggedMessageMeta.model_construct(
+        **dict(tags),
+        canonical=verdict.canonical,
+        duplicate_of=verdict.duplicate_of,
+        sightings=verdict.sightings,
+    )

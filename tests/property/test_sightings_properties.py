@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.common import FolderRole
-from schemas.tagged_message import Sighting
-from services.dedup.sightings import Verdict, record_sighting
-from tests.property.strategies import FAST
+from schemas.tagged_message import MessageTags, Sighting, TaggedMessageMeta
+from services.dedup.sightings import Verdict, record_sighting, tagged_meta
+from tests.property.strategies import FAST, message_tags
 
 # Few accounts, folders and UIDs, so that sightings collide and renumberings happen.
 sightings = st.builds(
@@ -89,3 +89,21 @@ def test_replaying_a_recorded_sighting_changes_nothing(data: st.DataObject) -> N
     assert replay.sightings == known
     assert replay.canonical is verdicts[index].canonical
     assert replay.duplicate_of == (None if replay.canonical else known[0])
+
+
+@given(message_tags, st.lists(sightings, max_size=4))
+@FAST
+def test_the_tagged_header_is_what_validation_would_build(
+    tags: MessageTags, known: list[Sighting]
+) -> None:
+    """tagged_meta skips validation; the header is still valid and the same, byte for byte."""
+    verdict = record_sighting(tuple(known), tags.sighting)
+    built = tagged_meta(tags, verdict).model_dump_json(by_alias=True)
+    validated = TaggedMessageMeta(
+        **tags.model_dump(),
+        canonical=verdict.canonical,
+        duplicate_of=verdict.duplicate_of,
+        sightings=verdict.sightings,
+    )
+    assert built == validated.model_dump_json(by_alias=True)
+    assert TaggedMessageMeta.model_validate_json(built) == validated
