@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import cProfile
 import json
 import os
 import socket
@@ -92,6 +93,8 @@ POLL_S = 0.05
 BARE_IDLE = 5  # deliveries, one a second, to a bare IDLE client first
 SETTLE_S = 1.0  # after the warm-up message, so the fetcher is back in IDLE
 SHUTDOWN_TIMEOUT_S = 15.0
+# Set to a file name: the fetch (start() returned to the last cursor) is profiled into it.
+PROFILE_ENV = "MAILSYNC_BENCH_PROFILE"
 SHARED_NOTE = "Anything else running on the machine skews the figures."
 
 
@@ -164,6 +167,22 @@ SyncState *
 # -- the fetcher alone --------------------------------------------------------------------
 
 
+def _profiler() -> cProfile.Profile | None:
+    """A running profiler when ``MAILSYNC_BENCH_PROFILE`` names a file to write it to."""
+    if not os.environ.get(PROFILE_ENV):
+        return None
+    profile = cProfile.Profile()
+    profile.enable()
+    return profile
+
+
+def _dump(profile: cProfile.Profile | None) -> None:
+    if profile is not None:
+        profile.disable()
+        profile.dump_stats(os.environ[PROFILE_ENV])
+        log(f"profile of the fetch written to {os.environ[PROFILE_ENV]}")
+
+
 @dataclass
 class FetchRun:
     start_s: float = 0.0
@@ -188,6 +207,7 @@ async def fetcher_alone(
     started = time.perf_counter()
     out.start_s = started - began
     stop = asyncio.Event()
+    profile = _profiler()
     runner = asyncio.create_task(run_services([_Started(service)], stop, SHUTDOWN_TIMEOUT_S))
     try:
         while True:
@@ -200,6 +220,7 @@ async def fetcher_alone(
                 out.first_s, out.at_first = now, uid
             if uid >= last_uid:
                 out.fetch_s = now
+                _dump(profile)
                 break
             if now > timeout_s:
                 raise TimeoutError(f"the fetcher's cursor at UID {uid} of {last_uid}")

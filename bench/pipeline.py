@@ -15,6 +15,11 @@ the integration tests run them, with production settings (batch sizes, timeouts)
   account pick-up (reading the accounts topic, IMAP connect and login). The time to
   the first acknowledged batch is reported separately, and so is the rate after it
   (the steady state).
+- **Fetch stage alone**: the same, with only the fetcher running (its own database and
+  topics, before the pipeline runs): ``bench.imap_sync.fetcher_alone``, as the mbsync
+  benchmark runs it. In the pipeline, dedup and the writer compete with the fetcher for
+  the same cores (and the same event loop), so this is the figure to read against the
+  imaplib baseline; both are given, with their ratio to it.
 - **End to end**: from the same moment until N activity documents exist in MongoDB
   (fetch, dedup's two faust agents, the writer's bulk upserts): polled as the
   writer's committed offsets on tagged-messages (it commits after each bulk write
@@ -53,7 +58,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -73,6 +78,9 @@ from services.common.logs import setup_logging
 from services.common.secrets import SecretBox
 from services.common.settings import CommonSettings
 from services.fetcher.sync import batches, uid_set
+
+if TYPE_CHECKING:  # bench.imap_sync imports this module
+    from bench.imap_sync import FetchRun
 
 HEADING = "## Pipeline end to end"
 ACCOUNT_ID = "bench"
@@ -431,13 +439,21 @@ class Report:
     corpus: Corpus
     seed_s: float = 0.0
     baselines: list[Baseline] = field(default_factory=list)
+    fetch_alone: FetchRun | None = None
     pipeline: PipelineRun | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
-        p = self.pipeline
-        return p is not None and p.end_to_end_s is not None and p.error is None
+        p, f = self.pipeline, self.fetch_alone
+        return (
+            p is not None
+            and p.end_to_end_s is not None
+            and p.error is None
+            and f is not None
+            and f.fetch_s is not None
+            and f.error is None
+        )
 
 
 def _overrides(
@@ -524,8 +540,31 @@ def run(messages: int, seed: int, timeout_s: float) -> Report:
                 )
             overrides = _overrides(tansu, secantus, dovecot, work / "data")
             last_uid = int(dovecot.status(USER.address, "INBOX")["uidnext"]) - 1
+            alone = dict(overrides, mongo_database="bench_fetch", topic_prefix="bench-fetch.")
+            asyncio.run(_fetch_alone(alone, dovecot, last_uid, deadline, report))
             asyncio.run(_pipeline(overrides, dovecot, messages, last_uid, deadline, report))
     return report
+
+
+async def _fetch_alone(
+    overrides: dict[str, Any],
+    dovecot: DovecotServer,
+    last_uid: int,
+    deadline: float,
+    report: Report,
+) -> None:
+    from bench.imap_sync import fetcher_alone  # it imports this module
+
+    log("fetcher alone: starting it")
+    before = os.getloadavg()
+    run = await fetcher_alone(overrides, dovecot, last_uid, max(1.0, deadline - time.monotonic()))
+    report.fetch_alone = run
+    if run.fetch_s:
+        log(f"fetcher alone: {len(report.corpus.messages) / run.fetch_s:.0f} msgs/s")
+    report.notes.append(
+        f"Load average (1 min) {before[0]:.2f} before the fetcher alone, "
+        f"{os.getloadavg()[0]:.2f} after."
+    )
 
 
 async def _pipeline(
@@ -556,6 +595,28 @@ def _rate(count: int, nbytes: int, seconds: float | None) -> tuple[str, str, str
     return f"{seconds:.2f}", f"{count / seconds:.0f}", f"{nbytes / seconds / MB:.2f}"
 
 
+def _ratios(report: Report) -> list[str]:
+    """The fetch stage's rate over the imaplib baseline's (issue #3: at least 0.5)."""
+    fetch_alone = report.fetch_alone.fetch_s if report.fetch_alone is not None else None
+    in_pipeline = report.pipeline.fetch_s if report.pipeline is not None else None
+    passes = [b.fetch_s for b in report.baselines if b.fetch_s > 0]
+    if not passes:
+        return []
+    out = []
+    for what, seconds in (("alone", fetch_alone), ("in the pipeline", in_pipeline)):
+        if seconds:
+            out.append(
+                f"fetch stage {what} **{min(passes) / seconds:.2f}×** of the faster pass "
+                f"({max(passes) / seconds:.2f}× of the slower)"
+            )
+    if not out:
+        return []
+    return [
+        "",
+        "**Ratio to the imaplib baseline** (messages/s over messages/s): " + "; ".join(out) + ".",
+    ]
+
+
 def render(report: Report) -> str:
     """The markdown body of this benchmark's section (under :data:`HEADING`)."""
     c = report.corpus
@@ -565,6 +626,8 @@ def render(report: Report) -> str:
     lines: list[str] = []
     if not report.complete:
         why = "timed out" if p is not None and p.timed_out else (p.error if p else "not run")
+        if report.fetch_alone is not None and report.fetch_alone.error:
+            why = f"fetcher alone: {report.fetch_alone.error}"
         lines += [f"**INCOMPLETE RUN ({why})**: the figures below are what it had.", ""]
     lines += [
         f"Mailbox: one INBOX, {n} messages from `devservers.corpus.build` "
@@ -583,6 +646,22 @@ def render(report: Report) -> str:
             f"UID FETCH of {BASELINE_BATCH} UIDs (BODY.PEEK[]) per round trip; {what}; "
             f"{b.session_s:.2f}s with connect and login |"
         )
+    f = report.fetch_alone
+    if f is not None:
+        sec, mps, mbs = _rate(n, total, f.fetch_s)
+        lines.append(
+            f"| **Fetch stage alone** (only the fetcher running) | {sec} | **{mps}** | "
+            f"**{mbs}** | from its `start()` returned to the INBOX cursor at the last UID; "
+            "includes account pick-up and IMAP login |"
+        )
+        if f.first_s is not None and f.fetch_s is not None and f.fetch_s > f.first_s:
+            share = (n - f.at_first) / n
+            sec, mps, mbs = _rate(n - f.at_first, int(total * share), f.fetch_s - f.first_s)
+            lines.append(
+                f"| Fetch stage alone after the first batch | {sec} | {mps} | {mbs} | steady "
+                f"state; the first poll to see a cursor saw UID {f.at_first} at "
+                f"{f.first_s:.2f}s |"
+            )
     if p is not None:
         sec, mps, mbs = _rate(n, total, p.fetch_s)
         lines.append(
@@ -602,6 +681,7 @@ def render(report: Report) -> str:
             f"| **End to end** (IMAP → activities in MongoDB) | {sec} | **{mps}** | **{mbs}** | "
             f"from all services started; first activity at {first} |"
         )
+    lines += _ratios(report)
     lines += [
         "",
         "| Not in the figures | Seconds |",
@@ -609,6 +689,8 @@ def render(report: Report) -> str:
         f"| Building the corpus ({n} messages, all cores) | {c.build_s:.1f} |",
         f"| Seeding the mailbox (`doveadm import` of a Maildir) | {report.seed_s:.1f} |",
     ]
+    if f is not None:
+        lines.append(f"| `start()` of the fetcher alone | {f.start_s:.1f} |")
     if p is not None:
         for name, seconds in p.startup_s.items():
             lines.append(f"| `start()` of {name} | {seconds:.1f} |")
