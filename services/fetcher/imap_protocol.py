@@ -12,6 +12,8 @@ on bookkeeping that grows with the response:
   each step: a chunk of a few hundred small FETCH responses (an initial import of
   small messages) exceeds Python's recursion limit, and copying is quadratic in the
   chunk. Here it is a loop over offsets.
+- Literal bytes are sliced out of the chunk (a copy) before they are appended to the
+  literal's buffer (a second copy). Here they are appended from a view of the chunk.
 - The command timeout is re-armed (a new timer, the old one cancelled) for every chunk
   of every literal. Here a chunk only records the time, and the one timer, when it
   fires, re-arms itself if the command saw data since.
@@ -128,6 +130,7 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
     ) -> None:
         """aioimaplib's ``_handle_responses``, step for step, as a loop."""
         pos, end = 0, len(data)
+        view = memoryview(data)  # literal bytes are copied once, into the literal's buffer
         while True:
             if pos >= end:
                 if self.pending_sync_command is not None:
@@ -137,7 +140,7 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
                 return
             if current_cmd is not None and current_cmd.wait_literal_data():
                 need = current_cmd._expected_size - len(current_cmd._resp_literal_data)
-                current_cmd.append_literal_data(data[pos : pos + need])
+                current_cmd.append_literal_data(view[pos : pos + need])
                 pos = min(end, pos + need)
                 if current_cmd.wait_literal_data():
                     raise aioimaplib.IncompleteRead(current_cmd)
