@@ -540,7 +540,12 @@ def run(messages: int, seed: int, timeout_s: float) -> Report:
                 )
             overrides = _overrides(tansu, secantus, dovecot, work / "data")
             last_uid = int(dovecot.status(USER.address, "INBOX")["uidnext"]) - 1
-            alone = dict(overrides, mongo_database="bench_fetch", topic_prefix="bench-fetch.")
+            alone = dict(
+                overrides,
+                mongo_database="bench_fetch",
+                topic_prefix="bench-fetch.",
+                fetcher_group="bench-fetch-alone",  # not the pipeline fetcher's group
+            )
             asyncio.run(_fetch_alone(alone, dovecot, last_uid, deadline, report))
             asyncio.run(_pipeline(overrides, dovecot, messages, last_uid, deadline, report))
     return report
