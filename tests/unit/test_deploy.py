@@ -225,7 +225,9 @@ def test_deployments_run_the_image_with_probes_resources_and_graceful_shutdown(
     commands = {
         d["spec"]["template"]["spec"]["containers"][0]["args"][0] for d in deployments.values()
     }
-    assert commands == {*SERVICES, "sender"}
+    assert commands == {*SERVICES, "api"}
+    # Probes and Prometheus come from the kubelet and other pods, to the pod's IP.
+    assert config["MAILSYNC_METRICS_HOST"] == "0.0.0.0"
     pdb_selectors = [
         p["spec"]["selector"]["matchLabels"] for p in kinds(docs, "PodDisruptionBudget").values()
     ]
@@ -235,9 +237,14 @@ def test_deployments_run_the_image_with_probes_resources_and_graceful_shutdown(
         assert pod["terminationGracePeriodSeconds"] > shutdown_s + 5, name
         assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-        assert container["ports"] == [
-            {"name": "metrics", "containerPort": int(config["MAILSYNC_METRICS_PORT"])}
-        ]
+        metrics_port = {"name": "metrics", "containerPort": int(config["MAILSYNC_METRICS_PORT"])}
+        if container["args"] == ["api"]:
+            env = {e["name"]: e["value"] for e in container["env"]}
+            assert env["MAILSYNC_API_HOST"] == "0.0.0.0"
+            http = {"name": "http", "containerPort": int(env["MAILSYNC_API_PORT"])}
+            assert container["ports"] == [metrics_port, http]
+        else:
+            assert container["ports"] == [metrics_port]
         assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
         assert "memory" in container["resources"]["limits"]
         refs = {next(iter(r.values()))["name"] for r in container["envFrom"]}
