@@ -36,6 +36,7 @@ import datetime as dt
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ from services.accounts import publish_account
 from services.cli import SERVICES
 from services.common.blobs import BlobStore
 from services.common.kafka import ensure_topics, producer
-from services.common.lifecycle import run_services
+from services.common.lifecycle import Service, run_services
 from services.common.logs import setup_logging
 from services.common.mongo import database, mongo_client
 from services.common.secrets import SecretBox
@@ -69,6 +70,9 @@ from services.common.settings import CommonSettings
 from services.fetcher.fetch_response import FetchedMessage
 from services.fetcher.publish import Publisher
 from services.fetcher.settings import FetcherSettings
+
+# What is timed: a service built from the run's settings (``services.cli.SERVICES``).
+MakeService = Callable[[dict[str, Any]], Service]
 
 HEADING = "## Dedup"
 TARGET_MPS = 2000  # the issue's target for one dedup worker
@@ -229,13 +233,16 @@ class DedupRun:
     error: str | None = None
 
 
-async def measure_dedup(overrides: dict[str, Any], expected: int, deadline: float) -> DedupRun:
+async def measure_dedup(
+    overrides: dict[str, Any], expected: int, deadline: float, make: MakeService | None = None
+) -> DedupRun:
+    """Time ``make`` (the real dedup service unless given) through the prefilled topic."""
     result = DedupRun(expected)
     s = CommonSettings(**overrides)
     counter = Counter(s.require_kafka(), s.topic(TAGGED_MESSAGES), TAGGED_MESSAGES.partitions)
     await counter.start()  # positioned before dedup starts: no set-up in the window
     marks: dict[str, tuple[float, float]] = {}
-    service = TimedService(SERVICES["dedup"](dict(overrides)), marks)
+    service = TimedService((make or SERVICES["dedup"])(dict(overrides)), marks)
     stop = asyncio.Event()
     runner = asyncio.create_task(run_services([service], stop, SHUTDOWN_TIMEOUT_S))
     try:
@@ -313,7 +320,11 @@ class Report:
 
 
 async def _bench(
-    overrides: dict[str, Any], corpus: Corpus, deadline: float, report: Report
+    overrides: dict[str, Any],
+    corpus: Corpus,
+    deadline: float,
+    report: Report,
+    make: MakeService | None,
 ) -> None:
     settings = CommonSettings(**overrides)
     await ensure_topics(settings, TOPICS)
@@ -331,7 +342,7 @@ async def _bench(
         )
     log("starting dedup")
     before = os.getloadavg()
-    report.run = await measure_dedup(overrides, len(corpus.messages), deadline)
+    report.run = await measure_dedup(overrides, len(corpus.messages), deadline, make)
     after = os.getloadavg()
     report.notes.append(
         f"Load average (1 min) {before[0]:.2f} before dedup, {after[0]:.2f} after "
@@ -339,7 +350,8 @@ async def _bench(
     )
 
 
-def run(messages: int, seed: int, timeout_s: float) -> Report:
+def run(messages: int, seed: int, timeout_s: float, make: MakeService | None = None) -> Report:
+    """Prefill, then time ``make`` (default: the dedup service) on fresh servers."""
     setup_logging("WARNING")
     deadline = time.monotonic() + timeout_s
     log(f"building {messages} messages (seed {seed})")
@@ -359,7 +371,7 @@ def run(messages: int, seed: int, timeout_s: float) -> Report:
             log(f"servers up in {time.perf_counter() - began:.1f}s")
             overrides = _overrides(tansu, secantus, work / "data")
             try:
-                asyncio.run(_bench(overrides, corpus, deadline, report))
+                asyncio.run(_bench(overrides, corpus, deadline, report, make))
             except Exception as exc:
                 report.notes.append(f"set-up failed: {type(exc).__name__}: {exc}")
                 log(f"set-up failed: {type(exc).__name__}: {exc}")

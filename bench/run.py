@@ -21,12 +21,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from bench import dedup, imap_sync, parsers, pipeline, sender, writer
+from bench import dedup, dedup_bound, imap_sync, parsers, pipeline, sender, writer
 
 BENCHMARKS = {
     "pipeline": pipeline.BENCHMARK,
     "parsers": (parsers.HEADING, parsers.main),
     "dedup": (dedup.HEADING, dedup.main),
+    "dedup-bound": (dedup_bound.HEADING, dedup_bound.main),
     "writer": (writer.HEADING, writer.main),
     "sender": (sender.HEADING, sender.main),
     "mbsync": (imap_sync.MBSYNC_HEADING, imap_sync.main_mbsync),
