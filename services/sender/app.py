@@ -145,7 +145,8 @@ class SenderApp:
         while not stop.is_set():
             room = limit - len(self._inflight)
             if room > 0:
-                for record in await self._ledger.claim_due(room):
+                busy = {task.get_name() for task in self._inflight}  # named by record id
+                for record in await self._ledger.claim_due(room, busy):
                     task = asyncio.create_task(self._dispatcher.handle(record), name=record.id)
                     self._inflight.add(task)
                     task.add_done_callback(self._done)

@@ -11,7 +11,7 @@ after a crash (results are at least once).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from pymongo import ASCENDING
@@ -19,11 +19,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from schemas.send_request import SendRecord, SendRequest, SendState
-from services.common.mongo import Document
+from services.common.mongo import DUPLICATE_KEY, Document
 from services.sender.group_commit import GroupCommit
 
 ACTIVE = (SendState.ACCEPTED, SendState.SENDING, SendState.SENT)
-_DUPLICATE_KEY = 11000
 
 
 class LeaseLost(Exception):
@@ -75,7 +74,7 @@ class SendLedger:
             await self._col.insert_many([_doc(r) for r in records], ordered=False)
         except BulkWriteError as exc:
             errors = exc.details["writeErrors"]
-            if any(e["code"] != _DUPLICATE_KEY for e in errors):
+            if any(e["code"] != DUPLICATE_KEY for e in errors):
                 raise
             duplicates = {e["index"] for e in errors}
         out = []
@@ -93,8 +92,9 @@ class SendLedger:
         doc = await self._col.find_one({"_id": request_id})
         return SendRecord.model_validate(doc) if doc is not None else None
 
-    async def claim_due(self, limit: int) -> list[SendRecord]:
-        """Take the lease of up to ``limit`` records that have work to do now.
+    async def claim_due(self, limit: int, busy: Collection[str] = ()) -> list[SendRecord]:
+        """Take the lease of up to ``limit`` records that have work to do now, other
+        than the ``busy`` ones (this process's tasks still work on them).
 
         Due: active and its retry time reached (or none set: never forgotten), or a
         result still to announce. Free: no lease, or one that expired (a dead replica).
@@ -113,7 +113,10 @@ class SendLedger:
         for due in (active, unannounced):
             for lease in (None, expired):
                 if len(found) < limit:
-                    cursor = self._col.find({**due, "lease_until": lease}, {"_id": 1})
+                    query = {**due, "lease_until": lease}
+                    if busy:
+                        query["_id"] = {"$nin": list(busy)}
+                    cursor = self._col.find(query, {"_id": 1})
                     async for doc in cursor.limit(limit):
                         found.setdefault(doc["_id"], lease)
         picked = list(found.items())[:limit]
@@ -154,10 +157,10 @@ class SendLedger:
     async def retry_later(
         self, record: SendRecord, when: dt.datetime, reason: str, *, count: bool
     ) -> None:
-        """Due again at ``when``; ``count`` it as a failed try. The lease stays ours
-        until the settle or release that ends the task: freed here, our own pump could
-        claim the record again while this task still works on it."""
-        ops: Document = {"$set": {"next_attempt_at": when, "reason": reason}}
+        """Give the record back until ``when``; ``count`` it as a failed try. Freed at
+        once, so a crash before the task ends leaves nothing to wait out (the pump
+        never claims what its own tasks still hold: ``claim_due(busy=...)``)."""
+        ops: Document = {"$set": {"next_attempt_at": when, "reason": reason, "lease_until": None}}
         if count:
             ops["$inc"] = {"attempts": 1}
         await self._writes.update(record.id, ops)
