@@ -114,6 +114,15 @@ class WriterLoop:
                 dead.append((record, str(exc)))
         return mapped, dead
 
+    async def _of_live_accounts(self, mapped: list[Mapped]) -> list[Mapped]:
+        """Without the sightings of removed accounts: published before the removal,
+        they must not bring back what a purge deleted (committed past, not written)."""
+        removed = await self._repo.removed_accounts({m.sighting.account_id for m in mapped})
+        if not removed:
+            return mapped
+        log.info("dropped sightings of removed accounts %s", sorted(removed))
+        return [m for m in mapped if m.sighting.account_id not in removed]
+
     async def _prepare(self, mapped: list[Mapped]) -> list[Mapped]:
         """Join a parsed batch's threads and store its attachments; no activity is written yet."""
         # One query of each kind for the batch, and the attachments (stored once per
@@ -165,6 +174,7 @@ class WriterLoop:
                     if mapped is None:
                         mapped = await self._map_all(batch.records)
                     activities, dead = mapped
+                    activities = await self._of_live_accounts(activities)
                     items = await self._prepare(activities)
                     pairs = [(m.activity, m.sighting) for m in items]
                     if ahead is None:

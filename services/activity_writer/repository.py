@@ -21,6 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from schemas.activity import ActivityDocument, SightingDoc
+from services.accounts.removed import removed_among
 from services.activity_writer.batch_threads import latest_threads
 from services.common.mongo import DUPLICATE_KEY, Document
 
@@ -58,6 +59,11 @@ def merge_ops(activity: ActivityDocument, sighting: SightingDoc) -> list[UpdateO
 class ActivityRepository:
     def __init__(self, db: AsyncDatabase[Document]):
         self.collection = db[COLLECTION]
+        self._db = db
+
+    async def removed_accounts(self, account_ids: Collection[str]) -> set[str]:
+        """Which of ``account_ids`` were removed (``services.accounts.removed``)."""
+        return await removed_among(self._db, account_ids)
 
     async def ensure_indexes(self) -> None:
         """Indexes for the CRM's queries: by account and date, participant, Message-ID."""

@@ -16,6 +16,7 @@ from schemas.account import AccountRecord
 from schemas.account_document import AccountDocument
 from services.accounts import publish_account, remove_account
 from services.accounts.records import COLLECTION
+from services.accounts.removed import mark_removed, unmark_removed
 from services.common.mongo import Document
 from services.common.settings import CommonSettings
 
@@ -24,6 +25,7 @@ class AccountStore:
     def __init__(
         self, db: AsyncDatabase[Document], producer: AIOKafkaProducer, settings: CommonSettings
     ):
+        self._db = db
         self._col = db[COLLECTION]
         self._producer = producer
         self._settings = settings
@@ -42,9 +44,12 @@ class AccountStore:
         await self._col.replace_one(
             {"_id": record.account_id}, doc.model_dump(mode="json", by_alias=True), upsert=True
         )
+        await unmark_removed(self._db, record.account_id)  # added again after a removal
         await publish_account(self._producer, self._settings, record)
 
     async def delete(self, account_id: str) -> None:
-        # The tombstone first: the fetchers stop the account even if the delete fails.
+        # Listed as removed first, so the writer drops what is still in flight for it;
+        # then the tombstone: the fetchers stop the account even if the delete fails.
+        await mark_removed(self._db, account_id)
         await remove_account(self._producer, self._settings, account_id)
         await self._col.delete_one({"_id": account_id})

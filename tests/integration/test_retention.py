@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import subprocess
 import sys
 from email.message import EmailMessage
 from email.policy import SMTP
+from typing import Any
 
 import pytest
 
 from schemas.account import SharedOwnership
-from schemas.topics import ACTIVITY_EVENTS
+from schemas.topics import ACCOUNTS, ACTIVITY_EVENTS, TAGGED_MESSAGES
+from services.api.store import AccountStore
+from services.common.kafka import ensure_topics, producer
 from services.topic_reader import read_topic
 from tests.fixtures.pipeline import Env, eventually
 
@@ -90,3 +94,56 @@ async def test_retention_and_erasure(env: Env, pipeline) -> None:
         "old-a@example.org": f"retention of {a.account_id}",
         "new-a@example.org": "erased on request (GDPR)",
     }
+
+
+async def test_mail_of_a_removed_account_still_in_flight_is_not_written(
+    env: Env, pipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Removed (and purged) while its mail was already tagged and on its way to the
+    writer: that mail never becomes activities; another account's mail still does."""
+    suffix = env.overrides["mongo_database"]
+    gone_user, kept_user = env.mail_user("gone"), env.mail_user("kept")
+    gone = env.account(gone_user, account_id=f"gone-{suffix}")
+    kept = env.account(kept_user, account_id=f"kept-{suffix}")
+    await ensure_topics(env.settings, [ACCOUNTS])
+    prod = producer(env.settings, client_id="test")
+    await prod.start()
+    try:
+        async with env.mongo() as db:
+            store = AccountStore(db, prod, env.settings)
+            for acc in (gone, kept):
+                await store.save(acc)
+                for i in range(3):
+                    raw = mail(f"{acc.account_id}-{i}", [acc.address], 1, b"")
+                    env.dovecot.deliver(acc.address, raw)
+
+            async def tagged(running: Any) -> bool:
+                running.check()
+                records = await read_topic(
+                    env.overrides["kafka_bootstrap"], env.settings.topic(TAGGED_MESSAGES)
+                )
+                return len(records) == 6
+
+            # Fetched and tagged, not yet written: no writer runs.
+            async with pipeline("fetcher", "dedup") as running:
+                await eventually(lambda: tagged(running), timeout=90, what="6 tagged records")
+            await store.delete(gone.account_id)  # what the API's remove does first
+
+            caplog.set_level(logging.INFO, logger="mailsync.activity_writer")
+            async with pipeline("activity-writer") as running:
+
+                async def written() -> bool:
+                    running.check()
+                    n = await db.activities.count_documents({"account_ids": kept.account_id})
+                    return n == 3 and "dropped sightings of removed accounts" in caplog.text
+
+                what = "the kept account's activities, the removed one's dropped"
+                await eventually(written, timeout=90, what=what)
+            assert await db.activities.count_documents({"account_ids": gone.account_id}) == 0
+            assert gone.account_id in caplog.text
+
+            # Saved again, the account is no longer listed as removed.
+            await store.save(gone)
+            assert await db.removed_accounts.count_documents({"_id": gone.account_id}) == 0
+    finally:
+        await prod.stop()
