@@ -18,12 +18,11 @@ from dataclasses import dataclass
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from schemas.activity import ActivityDocument, SightingDoc
 from services.accounts.removed import removed_among
 from services.activity_writer.batch_threads import latest_threads
-from services.common.mongo import DUPLICATE_KEY, Document
+from services.common.mongo import Document, insert_new
 
 COLLECTION = "activities"
 
@@ -109,16 +108,8 @@ class ActivityRepository:
         """
         if not items:
             return []
-        conflicts: list[int] = []
-        try:
-            await self.collection.insert_many(
-                [a.model_dump(by_alias=True) for a, _ in items], ordered=False
-            )
-        except BulkWriteError as exc:
-            for error in exc.details.get("writeErrors", []):
-                if error.get("code") != DUPLICATE_KEY:
-                    raise
-                conflicts.append(error["index"])
+        documents = [a.model_dump(by_alias=True) for a, _ in items]
+        conflicts = await insert_new(self.collection, documents)
         stored: dict[str, Document] = {}
         if conflicts:
             # Ordered: the sightings of one activity apply in arrival order.

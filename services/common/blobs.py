@@ -20,12 +20,10 @@ from bson import Binary
 from gridfs import AsyncGridFSBucket
 from gridfs.errors import NoFile
 from pymongo import ASCENDING, IndexModel
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from schemas.common import BlobRef
-from services.common.mongo import DUPLICATE_KEY, Document
+from services.common.mongo import Document, insert_new
 
 CHUNK_BYTES = 255 * 1024  # GridFS's default chunk size
 
@@ -85,8 +83,8 @@ class BlobStore:
         # already: a duplicate is fine, any other failure is raised before a file
         # document names chunks that are not there.
         if chunks:
-            await _insert_ignoring_duplicates(self._chunks, chunks)
-        await _insert_ignoring_duplicates(self._files, files)
+            await insert_new(self._chunks, chunks)
+        await insert_new(self._files, files)
 
     async def delete(self, sha256: str) -> bool:
         """Remove a blob; False when it was not there."""
@@ -101,14 +99,3 @@ class BlobStore:
         data: bytes = await stream.read()
         return data
 
-
-async def _insert_ignoring_duplicates(
-    collection: AsyncCollection[Document], documents: list[Document]
-) -> None:
-    try:
-        await collection.insert_many(documents, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        refused = any(e.get("code") != DUPLICATE_KEY for e in errors)
-        if refused or not errors or exc.details.get("writeConcernErrors"):
-            raise

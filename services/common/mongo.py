@@ -5,14 +5,30 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError
 
 from services.common.settings import CommonSettings
 
 Document = dict[str, Any]
 # The server's error code for an insert whose _id (or unique key) exists already.
 DUPLICATE_KEY = 11000
+
+
+async def insert_new(collection: AsyncCollection[Document], documents: list[Document]) -> list[int]:
+    """Insert ``documents`` in one unordered ``insert_many``; return the indexes (in
+    order) of those refused because their ``_id`` is stored already. Any other failure,
+    a write-concern one included, is raised: a retry must not take it for done."""
+    try:
+        await collection.insert_many(documents, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        refused = any(e.get("code") != DUPLICATE_KEY for e in errors)
+        if refused or not errors or exc.details.get("writeConcernErrors"):
+            raise
+        return sorted(e["index"] for e in errors)
+    return []
 
 
 def mongo_client(settings: CommonSettings, *, app_name: str) -> AsyncMongoClient[Document]:

@@ -16,10 +16,9 @@ from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from schemas.send_request import SendRecord, SendRequest, SendState
-from services.common.mongo import DUPLICATE_KEY, Document
+from services.common.mongo import Document, insert_new
 from services.sender.group_commit import GroupCommit
 
 ACTIVE = (SendState.ACCEPTED, SendState.SENDING, SendState.SENT)
@@ -69,14 +68,7 @@ class SendLedger:
         ]
         if not records:
             return []
-        duplicates: set[int] = set()
-        try:
-            await self._col.insert_many([_doc(r) for r in records], ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details["writeErrors"]
-            if any(e["code"] != DUPLICATE_KEY for e in errors):
-                raise
-            duplicates = {e["index"] for e in errors}
+        duplicates = set(await insert_new(self._col, [_doc(r) for r in records]))
         out = []
         for i, record in enumerate(records):
             if i not in duplicates:
