@@ -76,8 +76,8 @@ class Relay:
             await directory.start()
             await directory.wait_ready(timeout=60)
             self.tagger = Tagger(directory, BlobStore(database(self.mongo, s)))
-        for client in self.clients[:3]:
-            await client.start()
+        for kafka_client in (self.producer, raw, by_fp):
+            await kafka_client.start()
 
     async def run(self, stop: asyncio.Event) -> None:
         await asyncio.gather(*(self._stage(c, handle, stop) for c, handle in self.stages))
