@@ -180,7 +180,40 @@ def test_parse_internaldate_keeps_the_offset() -> None:
     assert parsed.utcoffset() == dt.timedelta(hours=1, minutes=30)
 
 
-@pytest.mark.parametrize("text", ["", "garbage", "23-Foo-2026 16:15:18 +0000", "x-y-z"])
+def test_parse_internaldate_reads_the_month_in_any_case() -> None:
+    # RFC 3501 9: date-month is a case-insensitive ABNF string.
+    assert parse_internaldate("23-nov-2026 16:15:18 +0000") == parse_internaldate(
+        "23-NOV-2026 16:15:18 +0000"
+    )
+    assert parse_internaldate("23-nov-2026 16:15:18 +0000") is not None
+
+
+def test_parse_internaldate_shares_one_zone_per_offset() -> None:
+    a = parse_internaldate("23-Nov-2026 16:15:18 -0330")
+    b = parse_internaldate("24-Nov-2026 01:02:03 -0330")
+    assert a is not None and b is not None
+    assert a.tzinfo is b.tzinfo
+    assert a.utcoffset() == -dt.timedelta(hours=3, minutes=30)
+
+
+def test_parse_internaldate_falls_back_for_a_loose_form() -> None:
+    """Not the strict date-time (trailing space, one-digit day without its SP): the
+    lenient parser still reads it."""
+    expected = dt.datetime(2026, 2, 3, 8, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert parse_internaldate("3-Feb-2026 08:00:00 +0100 ") == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "garbage",
+        "23-Foo-2026 16:15:18 +0000",
+        "x-y-z",
+        "30-Feb-2026 08:00:00 +0100",  # strict form, no such day
+        "23-Nov-2026 25:15:18 +0000",  # strict form, no such hour
+    ],
+)
 def test_parse_internaldate_rejects_garbage(text: str) -> None:
     assert parse_internaldate(text) is None
 
