@@ -497,8 +497,10 @@ class AccountWorker:
         missing: list[int] = []
         done = 0
         # Pipelined: while Kafka acknowledges batch n, IMAP already returns batch n+1
-        # (one connection: IMAP commands stay sequential). The cursor advances in order,
-        # each time only after its batch is acknowledged; at most two batches in memory.
+        # (one connection: IMAP commands stay sequential), and batch n+1 goes to Kafka
+        # before the cursor is saved past batch n, so the broker never waits for MongoDB.
+        # The cursor advances in order, each time only after its batch is acknowledged;
+        # at most two batches in memory.
         in_flight: asyncio.Task[None] | None = None
         in_flight_uids: set[int] = set()
         try:
@@ -508,19 +510,21 @@ class AccountWorker:
                 # A UID listed by SEARCH but not returned by FETCH is recorded and retried
                 # on every pass; it is never skipped silently.
                 missing += [uid for uid in batch if uid not in got]
-                if in_flight is not None:
-                    await in_flight
-                    published |= in_flight_uids
-                    await self._save(
-                        folder, status, known | published, tuple(missing), modseq, exists
-                    )
-                    progress = FolderProgress(folder=folder.name, done=done, total=total)
-                    await self._states.progress(acc_id, progress)
+                previous, acked = in_flight, in_flight_uids
+                if previous is not None:
+                    await previous
                 publish = self._publisher.publish(
                     acc_id, folder.name, folder.role, status.uidvalidity, messages
                 )
                 in_flight = asyncio.create_task(publish)
                 in_flight_uids = got
+                if previous is not None:
+                    published |= acked
+                    await self._save(
+                        folder, status, known | published, tuple(missing), modseq, exists
+                    )
+                    progress = FolderProgress(folder=folder.name, done=done, total=total)
+                    await self._states.progress(acc_id, progress)
                 done += len(batch)
             if in_flight is not None:
                 await in_flight
