@@ -98,4 +98,3 @@ class BlobStore:
         stream = await self._bucket.open_download_stream(ref.sha256)
         data: bytes = await stream.read()
         return data
-

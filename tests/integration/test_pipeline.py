@@ -73,9 +73,7 @@ async def test_same_message_to_personal_and_shared_alias_is_one_activity(
     assert {m["activity_id"] for m in metas} == {doc["_id"]}
 
 
-async def test_same_message_in_inbox_and_a_label_folder_is_one_activity(
-    env: Env, pipeline
-) -> None:
+async def test_same_message_in_inbox_and_a_label_folder_is_one_activity(env: Env, pipeline) -> None:
     # Gmail shows a labelled message in INBOX and in the label's folder: an account that
     # syncs both sees it twice, and the CRM must show it once.
     jana = env.mail_user("labels")

@@ -422,9 +422,7 @@ async def test_a_reply_lost_after_data_is_not_resent(senv: Env, pipeline) -> Non
     assert message_count(env, info, "Sent") == 1
 
 
-async def test_a_result_still_to_announce_does_not_cut_a_backoff_short(
-    senv: Env, pipeline
-) -> None:
+async def test_a_result_still_to_announce_does_not_cut_a_backoff_short(senv: Env, pipeline) -> None:
     """Sent, its filing put off for later, its result not yet announced: the sender
     announces it at once, but files it only when the retry is due."""
     env = senv
