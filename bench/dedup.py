@@ -126,12 +126,17 @@ async def _publish_account(settings: CommonSettings) -> None:
 @dataclass
 class Prefill:
     seconds: float = 0.0
+    began_at: float = 0.0  # time.time() when the first batch was published
     records: int = 0  # counted by reading the topic back
     blobs: int = 0  # messages above the inline limit (record value empty, body in GridFS)
 
 
-async def prefill(overrides: dict[str, Any], corpus: Corpus) -> Prefill:
-    """raw-messages with every corpus message, as the fetcher publishes one INBOX."""
+async def prefill(
+    overrides: dict[str, Any], corpus: Corpus, before: Callable[[], None] = lambda: None
+) -> Prefill:
+    """raw-messages with every corpus message, as the fetcher publishes one INBOX.
+
+    ``before`` runs once connected, just before the first batch (bench.fetch_bound)."""
     s = FetcherSettings(**overrides)
     out = Prefill(blobs=sum(1 for m in corpus.messages if len(m) > s.inline_limit_bytes))
     mongo = mongo_client(s, app_name="bench-prefill")
@@ -146,7 +151,8 @@ async def prefill(overrides: dict[str, Any], corpus: Corpus) -> Prefill:
             FetchedMessage(uid=i, body=body, size=len(body), flags=(), internaldate=now)
             for i, body in enumerate(corpus.messages, 1)
         ]
-        began = time.perf_counter()
+        before()
+        began, out.began_at = time.perf_counter(), time.time()
         step = s.fetcher_batch_size
         for i in range(0, len(fetched), step):
             await publisher.publish(
