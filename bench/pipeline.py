@@ -31,9 +31,11 @@ the integration tests run them, with production settings (batch sizes, timeouts)
   connection, ``UID FETCH <500 UIDs> (BODY.PEEK[])`` per round trip, so the fetcher's
   figure can be read against what the IMAP server and TLS allow at all. It runs twice
   before the pipeline (the first pass also builds Dovecot's caches, the second is warm)
-  while nothing else runs. (On a Maildir of many thousand files each new IMAP session's
-  first FETCH waits for Dovecot's uidlist resync, about a second at 10,000 messages,
-  which the first pass after seeding escapes; at the default 2,000 it is not seen.)
+  while nothing else runs. (On a Maildir of many thousand files Dovecot stops about a
+  second to resync its uidlist, perf shows ``maildir_filename_base_cmp``, at the first
+  FETCH of a session and again every few seconds of a long one: imaplib's short
+  session pays it once or twice at 20,000 messages, the fetcher's longer one more
+  often. At the default 2,000 it is not seen.)
 - **Best case of the fetch stage** (``bench.fetch_bound``): the imaplib baseline and the
   fetcher's Kafka leg (``Publisher.publish``, no IMAP) at the same moment in two
   processes, so they overlap perfectly: what any fetcher on this producer could reach
