@@ -50,9 +50,10 @@ from bench.pipeline import (
     USER,
     Corpus,
     TimedService,
-    _rate,
     build_corpus,
+    rate,
     server_cpu_seconds,
+    steady_rate,
 )
 from devservers import SecantusServer, TansuBroker
 from schemas.account import AccountRecord, EncryptedSecret, Endpoint, PersonalOwnership, Security
@@ -405,16 +406,16 @@ def render(report: Report) -> str:
         "|---|---:|---:|---:|---|",
     ]
     if r is not None:
-        sec, mps, mbs = _rate(n, total, r.done_s)
+        sec, mps, mbs = rate(n, total, r.done_s)
         first = f"{r.first_s:.2f}s" if r.first_s is not None else "—"
         lines.append(
             f"| **Dedup** (raw-messages → tagged-messages) | {sec} | **{mps}** | **{mbs}** | "
             f"from `start()` returned until tagged-messages holds {n} records; "
             f"first tagged record read at {first} |"
         )
-        if r.first_s is not None and r.done_s is not None and r.done_s > r.first_s:
-            share = (n - r.at_first) / n
-            sec, mps, mbs = _rate(n - r.at_first, int(total * share), r.done_s - r.first_s)
+        steady = steady_rate(n, total, r.first_s, r.at_first, r.done_s)
+        if steady is not None:
+            sec, mps, mbs = steady
             lines.append(
                 f"| Dedup after the first tagged record | {sec} | {mps} | {mbs} | steady state "
                 f"(without faust's group join); {r.at_first} read in the first poll |"

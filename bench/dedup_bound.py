@@ -29,7 +29,7 @@ from typing import Any, Literal
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from bench import dedup
-from bench.pipeline import MB, _rate
+from bench.pipeline import MB, rate
 from schemas.envelope import encode_headers, meta_header
 from schemas.tagged_message import MessageTags, Sighting
 from schemas.topics import ACCOUNTS, BY_FINGERPRINT, RAW_MESSAGES, TAGGED_MESSAGES
@@ -145,7 +145,7 @@ def main(messages: int, seed: int, timeout_s: float) -> tuple[str, bool]:
         if r is None:
             lines.append(f"| {mode} | not run | | | | |")
             continue
-        sec, mps, _ = _rate(n, total, r.done_s)
+        sec, mps, _ = rate(n, total, r.done_s)
         steady = "—"
         if r.first_s is not None and r.done_s is not None and r.done_s > r.first_s:
             steady = f"{(n - r.at_first) / (r.done_s - r.first_s):.0f}"

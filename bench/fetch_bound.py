@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
@@ -50,21 +51,23 @@ class Bound:
     error: str | None = None
 
 
-def _imap_leg(dovecot: DovecotServer, user: MailUser, ready: Queue[Any], go: Event) -> None:
+def _start_together(ready: Queue[Any], go: Event) -> Callable[[], None]:
+    """Each leg's hook: say it is ready, then wait for the common start."""
+
     def wait() -> None:
         ready.put("ready")
         go.wait(LEG_TIMEOUT_S)
 
-    b = imaplib_baseline(dovecot, user, BASELINE_BATCH, before_fetch=wait)
+    return wait
+
+
+def _imap_leg(dovecot: DovecotServer, user: MailUser, ready: Queue[Any], go: Event) -> None:
+    b = imaplib_baseline(dovecot, user, BASELINE_BATCH, before_fetch=_start_together(ready, go))
     ready.put(("imap", b.fetch_began_at, b.fetch_began_at + b.fetch_s))
 
 
 def _kafka_leg(overrides: dict[str, Any], corpus: Corpus, ready: Queue[Any], go: Event) -> None:
-    def wait() -> None:
-        ready.put("ready")
-        go.wait(LEG_TIMEOUT_S)
-
-    p = asyncio.run(prefill(overrides, corpus, before=wait))
+    p = asyncio.run(prefill(overrides, corpus, before=_start_together(ready, go)))
     ready.put(("kafka", p.began_at, p.began_at + p.seconds))
 
 

@@ -72,7 +72,9 @@ from bench.pipeline import (
     _servers,
     build_corpus,
     publish_account,
+    rate,
     seed_mailbox,
+    steady_rate,
 )
 from bench.writer import _Started
 from devservers import DovecotServer, MailUser
@@ -285,12 +287,6 @@ def run_sync(messages: int, seed: int, timeout_s: float) -> SyncReport:
     return report
 
 
-def _rate(count: int, nbytes: int, seconds: float | None) -> tuple[str, str, str]:
-    if seconds is None or seconds <= 0:
-        return "—", "—", "—"
-    return f"{seconds:.2f}", f"{count / seconds:.0f}", f"{nbytes / seconds / MB:.2f}"
-
-
 def render_sync(r: SyncReport) -> str:
     c, n = r.corpus, len(r.corpus.messages)
     total = c.total_bytes
@@ -309,7 +305,7 @@ def render_sync(r: SyncReport) -> str:
     ]
     best = min(r.mbsync, key=lambda p: p.seconds) if r.mbsync else None
     for i, p in enumerate(r.mbsync, 1):
-        sec, mps, mbs = _rate(n, total, p.seconds)
+        sec, mps, mbs = rate(n, total, p.seconds)
         what = "first pass, also builds Dovecot's caches" if i == 1 else "Dovecot warm"
         strong = "**" if p is best else ""
         lines.append(
@@ -320,16 +316,16 @@ def render_sync(r: SyncReport) -> str:
         )
     f = r.fetch
     if f is not None:
-        sec, mps, mbs = _rate(n, total, f.fetch_s)
+        sec, mps, mbs = rate(n, total, f.fetch_s)
         lines.append(
             f"| **mailsync fetcher** | {sec} | **{mps}** | **{mbs}** | from `start()` "
             "returned to the INBOX cursor at the last UID: account pick-up from Kafka, "
             "TLS, login, FETCH, publish to raw-messages (acks=all), cursor and progress "
             "saves in MongoDB (SecantusDB, `--sync-on-commit`) |"
         )
-        if f.first_s is not None and f.fetch_s is not None and f.fetch_s > f.first_s:
-            share = (n - f.at_first) / n
-            sec, mps, mbs = _rate(n - f.at_first, int(total * share), f.fetch_s - f.first_s)
+        steady = steady_rate(n, total, f.first_s, f.at_first, f.fetch_s)
+        if steady is not None:
+            sec, mps, mbs = steady
             lines.append(
                 f"| fetcher after its first saved cursor | {sec} | {mps} | {mbs} | steady "
                 f"state; the first poll to see a cursor saw UID {f.at_first} at "

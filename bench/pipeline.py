@@ -632,10 +632,22 @@ async def _pipeline(
 # -- rendering ----------------------------------------------------------------------------
 
 
-def _rate(count: int, nbytes: int, seconds: float | None) -> tuple[str, str, str]:
+def rate(count: int, nbytes: int, seconds: float | None) -> tuple[str, str, str]:
+    """Seconds, messages/s and MB/s as table cells; dashes without a time."""
     if seconds is None or seconds <= 0:
         return "—", "—", "—"
     return f"{seconds:.2f}", f"{count / seconds:.0f}", f"{nbytes / seconds / MB:.2f}"
+
+
+def steady_rate(
+    count: int, nbytes: int, first_s: float | None, at_first: int, end_s: float | None
+) -> tuple[str, str, str] | None:
+    """The rate after the first poll that saw progress (``at_first`` of ``count`` done at
+    ``first_s``) until ``end_s``: the steady state, without start-up; None without one."""
+    if first_s is None or end_s is None or end_s <= first_s:
+        return None
+    left = count - at_first
+    return rate(left, int(nbytes * left / count), end_s - first_s)
 
 
 def _ratios(report: Report) -> list[str]:
@@ -678,12 +690,12 @@ def _bound_rows(report: Report) -> list[str]:
         return []
     if bound.error:
         return [f"| Best case of the fetch stage | — | — | — | failed: {bound.error} |"]
-    sec, mps, mbs = _rate(n, total, bound.kafka_alone_s)
+    sec, mps, mbs = rate(n, total, bound.kafka_alone_s)
     rows = [
         f"| Kafka leg alone (`Publisher.publish`, the fetcher's batches, no IMAP) | {sec} | "
         f"{mps} | {mbs} | producer and Tansu only, acks=all; nothing else running |"
     ]
-    sec, mps, mbs = _rate(n, total, bound.together_s)
+    sec, mps, mbs = rate(n, total, bound.together_s)
     rows.append(
         f"| **Best case of the fetch stage**: imaplib and the Kafka leg at once | {sec} | "
         f"**{mps}** | **{mbs}** | two processes started together, nothing shared; "
@@ -715,7 +727,7 @@ def render(report: Report) -> str:
         "|---|---:|---:|---:|---|",
     ]
     for i, b in enumerate(report.baselines, 1):
-        sec, mps, mbs = _rate(b.messages, b.bytes, b.fetch_s)
+        sec, mps, mbs = rate(b.messages, b.bytes, b.fetch_s)
         what = "first pass, builds Dovecot's caches" if i == 1 else "warm"
         lines.append(
             f"| imaplib baseline, pass {i} | {sec} | {mps} | {mbs} | one IMAPS connection, "
@@ -725,34 +737,34 @@ def render(report: Report) -> str:
     lines += _bound_rows(report)
     f = report.fetch_alone
     if f is not None:
-        sec, mps, mbs = _rate(n, total, f.fetch_s)
+        sec, mps, mbs = rate(n, total, f.fetch_s)
         lines.append(
             f"| **Fetch stage alone** (only the fetcher running) | {sec} | **{mps}** | "
             f"**{mbs}** | from its `start()` returned to the INBOX cursor at the last UID; "
             "includes account pick-up and IMAP login |"
         )
-        if f.first_s is not None and f.fetch_s is not None and f.fetch_s > f.first_s:
-            share = (n - f.at_first) / n
-            sec, mps, mbs = _rate(n - f.at_first, int(total * share), f.fetch_s - f.first_s)
+        steady = steady_rate(n, total, f.first_s, f.at_first, f.fetch_s)
+        if steady is not None:
+            sec, mps, mbs = steady
             lines.append(
                 f"| Fetch stage alone after the first batch | {sec} | {mps} | {mbs} | steady "
                 f"state; the first poll to see a cursor saw UID {f.at_first} at "
                 f"{f.first_s:.2f}s |"
             )
     if p is not None:
-        sec, mps, mbs = _rate(n, total, p.fetch_s)
+        sec, mps, mbs = rate(n, total, p.fetch_s)
         lines.append(
             f"| **Fetch stage** (IMAP → raw-messages, acked) | {sec} | **{mps}** | **{mbs}** | "
             "from all services started; includes account pick-up and IMAP login |"
         )
-        if p.first_raw_s is not None and p.fetch_s is not None and p.fetch_s > p.first_raw_s:
-            share = (n - p.raw_at_first) / n
-            sec, mps, mbs = _rate(n - p.raw_at_first, int(total * share), p.fetch_s - p.first_raw_s)
+        steady = steady_rate(n, total, p.first_raw_s, p.raw_at_first, p.fetch_s)
+        if steady is not None:
+            sec, mps, mbs = steady
             lines.append(
                 f"| Fetch stage after the first batch | {sec} | {mps} | {mbs} | steady state; "
                 f"the first poll to see any saw {p.raw_at_first} acked at {p.first_raw_s:.2f}s |"
             )
-        sec, mps, mbs = _rate(n, total, p.end_to_end_s)
+        sec, mps, mbs = rate(n, total, p.end_to_end_s)
         first = f"{p.first_activity_s:.2f}s" if p.first_activity_s is not None else "—"
         lines.append(
             f"| **End to end** (IMAP → activities in MongoDB) | {sec} | **{mps}** | **{mbs}** | "

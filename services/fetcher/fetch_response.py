@@ -55,11 +55,10 @@ def parse_internaldate(text: str) -> dt.datetime | None:
     m = _DATE_TIME.fullmatch(text)
     month = _MONTHS.get(m[2].lower(), 0) if m else 0
     if m and month:
-        zone = _ZONES.get(m[7] + m[8] + m[9])
+        zone = _ZONES.get(text[-5:])  # the zone ends the strict form: "+0130"
         if zone is None:
             offset = dt.timedelta(hours=int(m[8]), minutes=int(m[9]))
-            zone = dt.timezone(-offset if m[7] == "-" else offset)
-            _ZONES[m[7] + m[8] + m[9]] = zone
+            zone = _ZONES[text[-5:]] = dt.timezone(-offset if m[7] == "-" else offset)
         try:
             return dt.datetime(
                 int(m[3]), month, int(m[1]), int(m[4]), int(m[5]), int(m[6]), tzinfo=zone
