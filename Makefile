@@ -3,17 +3,19 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Dovecot (IMAP + LMTP) for the demo and the tests; swaks, kcat, mutt and mbsync to
-# check things as a user would; Chromium to test the status page headless. swaks only
-# recommends the Perl modules it needs for STARTTLS and AUTH, so they are named here.
-APT_PACKAGES := dovecot-imapd dovecot-lmtpd swaks libnet-ssleay-perl libauthen-sasl-perl \
-	kcat mutt isync chromium
-APT_BINARIES := dovecot doveadm swaks kcat mutt mbsync chromium
+# Dovecot (IMAP + LMTP) for the demo and the tests; Java and Maven for the Apache Kafka
+# broker (its jars come from Maven Central, see devservers/kafka/pom.xml); swaks, kcat,
+# mutt and mbsync to check things as a user would; Chromium to test the status page
+# headless. swaks only recommends the Perl modules it needs for STARTTLS and AUTH, so
+# they are named here.
+APT_PACKAGES := dovecot-imapd dovecot-lmtpd default-jre-headless maven swaks \
+	libnet-ssleay-perl libauthen-sasl-perl kcat mutt isync chromium
+APT_BINARIES := dovecot doveadm java mvn swaks kcat mutt mbsync chromium
 APT_PERL_MODULES := Net::SSLeay Authen::SASL
 
-.PHONY: deps apt venv run test test-fast lint typecheck schemas bench clean
+.PHONY: deps apt venv kafka run test test-fast lint typecheck schemas bench clean
 
-deps: apt venv
+deps: apt venv kafka
 
 apt:
 	@missing=""; for b in $(APT_BINARIES); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
@@ -31,6 +33,10 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -c requirements.lock -e '.[dev]'
 	touch $@
+
+# Apache Kafka's jars (one pinned version) into .cache/kafka-<version>/libs, by Maven.
+kafka: venv
+	$(PY) -m devservers.kafka_dist
 
 run: deps
 	$(VENV)/bin/mailsync run --demo
@@ -58,4 +64,4 @@ bench: deps
 	$(PY) -m bench.run
 
 clean:
-	rm -rf $(VENV) .mailsync
+	rm -rf $(VENV) .mailsync .cache

@@ -55,7 +55,7 @@ from bench.pipeline import (
     server_cpu_seconds,
     steady_rate,
 )
-from devservers import SecantusServer, TansuBroker
+from devservers import KafkaBroker, SecantusServer
 from schemas.account import AccountRecord, EncryptedSecret, Endpoint, PersonalOwnership, Security
 from schemas.common import FolderRole
 from schemas.topics import DEAD_LETTERS, RAW_MESSAGES, TAGGED_MESSAGES, TOPICS, TopicSpec
@@ -91,10 +91,10 @@ def log(text: str) -> None:
 # -- set-up: account, topics, prefill -----------------------------------------------------
 
 
-def _overrides(tansu: TansuBroker, secantus: SecantusServer, data: Path) -> dict[str, Any]:
+def _overrides(kafka: KafkaBroker, secantus: SecantusServer, data: Path) -> dict[str, Any]:
     """As the pipeline benchmark's, without the IMAP server: production defaults else."""
     return {
-        "kafka_bootstrap": tansu.bootstrap,
+        "kafka_bootstrap": kafka.bootstrap,
         "mongo_uri": SecretStr(secantus.uri),
         "mongo_database": "bench",
         "secret_key": SecretStr(SecretBox.new_key()),
@@ -372,11 +372,11 @@ def run(messages: int, seed: int, timeout_s: float, make: MakeService | None = N
         work = Path(tmp)
         began = time.perf_counter()
         with (
-            TansuBroker(work) as tansu,
+            KafkaBroker(work) as kafka,
             SecantusServer(work / "secantus" / "data") as secantus,  # durable, as production
         ):
             log(f"servers up in {time.perf_counter() - began:.1f}s")
-            overrides = _overrides(tansu, secantus, work / "data")
+            overrides = _overrides(kafka, secantus, work / "data")
             try:
                 asyncio.run(_bench(overrides, corpus, deadline, report, make))
             except Exception as exc:

@@ -151,9 +151,9 @@ def main(messages: int, seed: int, timeout_s: float) -> tuple[str, bool]:
             steady = f"{(n - r.at_first) / (r.done_s - r.first_s):.0f}"
         cpu = {name.split(" ")[0]: secs / n * 1000 for name, secs in r.cpu_s.items()}
         worker = f"{cpu.get('bench', 0.0):.2f}"
-        tansu = next((f"{v:.2f}" for k, v in cpu.items() if k.startswith("tansu")), "—")
+        kafka = next((f"{v:.2f}" for k, v in cpu.items() if k.startswith("kafka")), "—")
         what = "no work" if mode == "copy" else "dedup's real work (tag, verdict, headers)"
-        lines.append(f"| {mode}: {what} | {sec} | **{mps}** | {steady} | {worker} | {tansu} |")
+        lines.append(f"| {mode}: {what} | {sec} | **{mps}** | {steady} | {worker} | {kafka} |")
     notes = [f"{mode}: {note}" for mode, report in reports.items() for note in report.notes]
     lines += ["", *(f"- {note}" for note in notes)]
     return "\n".join(lines) + "\n", all(r.complete for r in reports.values())

@@ -266,7 +266,7 @@ def run_sync(messages: int, seed: int, timeout_s: float) -> SyncReport:
     report = SyncReport(build_corpus(messages, seed))
     with tempfile.TemporaryDirectory(prefix="mailsync-bench-imap-") as tmp:
         work = Path(tmp)
-        with _servers(work) as (tansu, secantus, dovecot):
+        with _servers(work) as (kafka, secantus, dovecot):
             dovecot.add_user(USER.address, USER.password)
             report.seed_s = seed_mailbox(dovecot, USER, report.corpus.messages)
             last_uid = int(dovecot.status(USER.address, "INBOX")["uidnext"]) - 1
@@ -277,7 +277,7 @@ def run_sync(messages: int, seed: int, timeout_s: float) -> SyncReport:
                     report.mbsync.append(p)
                     log(f"mbsync pass {i}: {p.files} files in {p.seconds:.2f}s")
                 report.load.append(f"{_load()} before the fetcher")
-                overrides = _overrides(tansu, secantus, dovecot, work / "data")
+                overrides = _overrides(kafka, secantus, dovecot, work / "data")
                 report.fetch = asyncio.run(fetcher_alone(overrides, dovecot, last_uid, timeout_s))
                 report.load.append(f"{_load()} after")
                 log(f"fetcher: {report.fetch}")
@@ -560,9 +560,9 @@ def run_idle(messages: int, seed: int, timeout_s: float) -> IdleReport:
     corpus = build_corpus(k + 1 + BARE_IDLE, seed)
     with tempfile.TemporaryDirectory(prefix="mailsync-bench-idle-") as tmp:
         work = Path(tmp)
-        with _servers(work) as (tansu, secantus, dovecot):
+        with _servers(work) as (kafka, secantus, dovecot):
             dovecot.add_user(USER.address, USER.password)
-            overrides = _overrides(tansu, secantus, dovecot, work / "data")
+            overrides = _overrides(kafka, secantus, dovecot, work / "data")
             return asyncio.run(measure_idle(overrides, dovecot, corpus, timeout_s))
 
 

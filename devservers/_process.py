@@ -95,6 +95,15 @@ class ChildProcess:
         assert self._proc is not None, f"{self.name} is not running"
         self._proc.send_signal(sig)
 
+    def kill(self) -> None:
+        """SIGKILL the process group and reap it: a crash, for fault tests."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
     def stop(self, timeout: float = 10.0) -> None:
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:

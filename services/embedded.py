@@ -1,8 +1,9 @@
 """The embedded default: when no Kafka or MongoDB is configured, start our own.
 
-``mailsync run`` uses the Tansu broker (memory only: topics are gone after a restart;
-the fetchers' cursors and the activities live in MongoDB, so nothing is lost for the
-CRM) and SecantusDB with its data under ``MAILSYNC_DATA_DIR``.
+``mailsync run`` starts Apache Kafka (one KRaft node) and SecantusDB, both keeping
+their data under ``MAILSYNC_DATA_DIR`` (``.mailsync/kafka``, ``.mailsync/secantus``),
+so a restart, after Ctrl+C or a kill alike, resumes where it stopped: the accounts
+topic, dedup's changelog and every consumer group's offsets are still there.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from devservers import SecantusServer, TansuBroker
+from devservers import KafkaBroker, SecantusServer
 from services.common.secrets import SecretBox
 from services.common.settings import CommonSettings
 
@@ -38,9 +39,9 @@ def embedded(settings: CommonSettings) -> Iterator[dict[str, object]]:
     overrides: dict[str, object] = {"data_dir": data}
     with contextlib.ExitStack() as stack:
         if settings.kafka_bootstrap is None:
-            broker = stack.enter_context(TansuBroker(data))
+            broker = stack.enter_context(KafkaBroker(data))
             overrides["kafka_bootstrap"] = broker.bootstrap
-            log.info("embedded Tansu broker on %s (memory only)", broker.bootstrap)
+            log.info("embedded Kafka broker on %s, data in %s", broker.bootstrap, broker.data)
         if settings.mongo_uri is None:
             mongo = stack.enter_context(SecantusServer(data / "secantus"))
             overrides["mongo_uri"] = SecretStr(mongo.uri)

@@ -10,9 +10,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from schemas.envelope import META_HEADER
+from services.common.kafka import partitions_of
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,7 @@ async def read_topic(bootstrap: str, topic: str) -> list[TopicRecord]:
         # topics() refreshes the cluster metadata, so a topic created a moment ago is seen.
         if topic not in await consumer.topics():
             return []
-        parts = sorted(consumer.partitions_for_topic(topic) or [])
-        tps = [TopicPartition(topic, p) for p in parts]
-        if not tps:
-            return []
+        tps = await partitions_of(consumer, topic)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from devservers import DovecotServer, OAuthServer, SecantusServer, SmtpServer, TansuBroker
+from devservers import DovecotServer, KafkaBroker, OAuthServer, SecantusServer, SmtpServer
 
 pytest_plugins = ["tests.fixtures.pipeline", "tests.fixtures.api"]
 
@@ -25,8 +25,8 @@ def _need(binary: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
-    with TansuBroker(tmp_path_factory.mktemp("tansu")) as broker:
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    with KafkaBroker(tmp_path_factory.mktemp("kafka")) as broker:
         yield broker
 
 

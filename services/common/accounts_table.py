@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from schemas.account import AccountRecord
+from services.common.kafka import partitions_of
 
 log = logging.getLogger("mailsync.accounts_table")
 
@@ -52,8 +53,7 @@ class AccountDirectory:
 
     async def start(self) -> None:
         await self._consumer.start()
-        partitions = self._consumer.partitions_for_topic(self._topic) or set()
-        tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+        tps = await partitions_of(self._consumer, self._topic)
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
         end = await self._consumer.end_offsets(tps)

@@ -1,7 +1,9 @@
 """Are Kafka and MongoDB reachable? Cheap checks for the readiness endpoint.
 
 Kafka: a metadata request (what every client sends first) through one long-lived
-admin client. MongoDB: ``ping``. Results are kept for ``CACHE_S`` so a probe storm
+admin client; a refused login or certificate is named as such, and where creating topics
+is off (Strimzi owns them), every registry topic the cluster lacks is named.
+MongoDB: ``ping``. Results are kept for ``CACHE_S`` so a probe storm
 never becomes a load on the servers. Only the failure's class is reported: error
 texts may carry host names, never credentials, but nothing more is needed.
 """
@@ -16,6 +18,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
+from services.common.kafka import KafkaAuthFailed, admin, connect_error, missing_topics
 from services.common.settings import CommonSettings
 
 log = logging.getLogger("mailsync.dependencies")
@@ -46,20 +49,30 @@ class DependencyProbe:
     async def _kafka(self) -> str | None:
         try:
             if self._admin is None:
-                admin = AIOKafkaAdminClient(
-                    bootstrap_servers=self._settings.require_kafka(),
+                client = admin(
+                    self._settings,
                     client_id="mailsync-health",
                     request_timeout_ms=int(CHECK_TIMEOUT_S * 1000),
                 )
                 try:
-                    await asyncio.wait_for(admin.start(), CHECK_TIMEOUT_S)
-                except BaseException:
+                    await asyncio.wait_for(client.start(), CHECK_TIMEOUT_S)
+                except BaseException as exc:
                     with contextlib.suppress(Exception):
-                        await admin.close()
+                        await client.close()
+                    if isinstance(exc, Exception):
+                        raise connect_error(self._settings, exc) from exc
                     raise
-                self._admin = admin
-            await asyncio.wait_for(self._admin.list_topics(), CHECK_TIMEOUT_S)
-            return None
+                self._admin = client
+            if self._settings.kafka_create_topics:
+                await asyncio.wait_for(self._admin.list_topics(), CHECK_TIMEOUT_S)
+                return None
+            missing = await asyncio.wait_for(
+                missing_topics(self._admin, self._settings), CHECK_TIMEOUT_S
+            )
+            return f"missing topics: {', '.join(missing)}" if missing else None
+        except KafkaAuthFailed as exc:
+            log.warning("readiness: %s", exc)
+            return "authentication failed (see the log)"
         except Exception as exc:
             log.warning("readiness: Kafka did not answer: %s", type(exc).__name__)
             return f"unreachable ({type(exc).__name__})"

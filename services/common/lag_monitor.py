@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.common import metrics
-from services.common.kafka import consumer
+from services.common.kafka import admin, consumer
 from services.common.lag import lag_by_topic
 from services.common.settings import CommonSettings
 
@@ -39,9 +39,7 @@ class LagMonitor:
 
     async def start(self) -> None:
         s = self._settings
-        self._admin = AIOKafkaAdminClient(
-            bootstrap_servers=s.require_kafka(), client_id="mailsync-lag"
-        )
+        self._admin = admin(s, client_id="mailsync-lag")
         await self._admin.start()
         # No group: this consumer only asks for end offsets, it never joins or commits.
         self._offsets = consumer(s, group_id=None, client_id="mailsync-lag")

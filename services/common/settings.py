@@ -7,21 +7,32 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from schemas.topics import TopicSpec
+from services.common.kafka_settings import KafkaSettings
+from services.common.secret_files import SecretFilesSource
 
 log = logging.getLogger("mailsync.settings")
 
 
-class CommonSettings(BaseSettings):
+class CommonSettings(KafkaSettings):
     """Settings every service reads. Unset Kafka/Mongo means "embedded" for ``mailsync run``."""
 
     model_config = SettingsConfigDict(env_prefix="MAILSYNC_", frozen=True, extra="ignore")
 
-    kafka_bootstrap: str | None = Field(
-        default=None, description="Kafka bootstrap servers, host:port[,host:port]."
-    )
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Arguments, then the environment, then MAILSYNC_<NAME>_FILE for secrets.
+        return (init_settings, env_settings, SecretFilesSource(settings_cls), dotenv_settings)
+
     mongo_uri: SecretStr | None = Field(
         default=None, description="MongoDB connection URI (may carry a password)."
     )

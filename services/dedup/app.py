@@ -40,7 +40,7 @@ from services.dedup.headers import parse_headers, split
 from services.dedup.settings import DedupSettings
 from services.dedup.sightings import record_sighting, tagged_meta
 from services.dedup.tagging import account_tag, base_address, direction, match_alias
-from services.dedup.transport import Transport
+from services.dedup.transport import Transport, faust_auth
 
 log = logging.getLogger("mailsync.dedup")
 
@@ -94,9 +94,12 @@ class Tagger:
 def build_faust_app(settings: DedupSettings, tagger: Tagger) -> faust.App:
     s = settings
     (s.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    credentials, context = faust_auth(s)
     app = faust.App(
         f"{s.topic_prefix}{s.dedup_app_id}",
-        broker=[f"kafka://{h}" for h in s.require_kafka().split(",")],
+        broker=[f"kafka://{h}" for h in (s.kafka_bootstrap or "").split(",")],
+        broker_credentials=credentials,
+        ssl_context=context,
         store="memory://",
         datadir=str(s.data_dir / "faust"),
         web_enabled=False,
@@ -113,7 +116,7 @@ def build_faust_app(settings: DedupSettings, tagger: Tagger) -> faust.App:
         broker_session_timeout=s.dedup_session_timeout_s,
         broker_heartbeat_interval=max(s.dedup_session_timeout_s / 5, 0.5),
         consumer_auto_offset_reset="earliest",
-        topic_replication_factor=1,
+        topic_replication_factor=s.kafka_replication_factor,
         topic_disable_leader=True,
     )
     app.transport = Transport(

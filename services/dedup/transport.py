@@ -1,4 +1,8 @@
-"""faust's aiokafka transport with a shorter fetch wait.
+"""faust's aiokafka transport: idempotent producers, a shorter fetch wait, and the same
+connection settings (TLS, SASL) as every other mailsync client.
+
+faust enables idempotence only inside transactions; mailsync's producers are all
+idempotent with ``acks=all`` (:mod:`services.common.kafka`), so faust's are too.
 
 faust hard-codes ``fetch_max_wait_ms=1500`` for its worker consumer. A Fetch request
 that finds no new data is held by Tansu for the whole wait, even when records arrive
@@ -11,10 +15,35 @@ messages (bench/dedup.py). A short wait costs an empty Fetch per wait when idle.
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import Mapping
 from typing import Any
 
 import aiokafka
+from faust.auth import OAuthCredentials, SASLCredentials
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types.auth import CredentialsT
+
+from services.common.kafka import client_options, ssl_context
+from services.common.kafka_settings import KafkaSettings
+
+
+def faust_auth(settings: KafkaSettings) -> tuple[CredentialsT | None, ssl.SSLContext | None]:
+    """faust's ``broker_credentials`` and ``ssl_context`` for mailsync's Kafka settings."""
+    context = ssl_context(settings)
+    if not settings.kafka_sasl:
+        return None, context
+    options = client_options(settings)
+    if settings.kafka_sasl_mechanism == "OAUTHBEARER":
+        return OAuthCredentials(
+            oauth_cb=options["sasl_oauth_token_provider"], ssl_context=context
+        ), context
+    return SASLCredentials(
+        username=options["sasl_plain_username"],
+        password=options["sasl_plain_password"],
+        mechanism=settings.kafka_sasl_mechanism,
+        ssl_context=context,
+    ), context
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -31,10 +60,16 @@ class _Consumer(faust_aiokafka.Consumer):
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
+class _Producer(faust_aiokafka.Producer):
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {"acks": "all", "enable_idempotence": True}
+
+
 class Transport(faust_aiokafka.Transport):
     """``app.transport = Transport(app.conf.broker_consumer, app, fetch_max_wait_ms=...)``."""
 
     Consumer = _Consumer
+    Producer = _Producer
 
     def __init__(self, *args: Any, fetch_max_wait_ms: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

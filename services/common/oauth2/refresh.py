@@ -65,6 +65,15 @@ def refresh_form(refresh_token: str, scope: str, client_id: str, *, public: bool
     return form
 
 
+def client_credentials_form(scope: str) -> dict[str, str]:
+    """The form body of a client-credentials request (RFC 6749 section 4.4.2); the client
+    authenticates with HTTP Basic (section 2.3.1)."""
+    form = {"grant_type": "client_credentials"}
+    if scope:
+        form["scope"] = scope
+    return form
+
+
 def parse_token_response(status: int, body: bytes, now: dt.datetime) -> TokenGrant:
     """Interpret the token endpoint's answer, or raise the error it amounts to.
 
