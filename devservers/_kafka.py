@@ -69,7 +69,7 @@ def metadata_answers(port: int) -> Callable[[], bool]:
                 if len(head) < 12:
                     return False
                 _size, correlation, brokers = struct.unpack(">iii", head)
-                return correlation == 1 and brokers > 0
+                return bool(correlation == 1 and brokers > 0)
         except OSError:
             return False
 
