@@ -23,10 +23,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pymongo.errors import PyMongoError
 
+from schemas.topics import ACCOUNTS
 from services.api.errors import ApiError, Unavailable
 from services.api.resources import Resources, open_resources
 from services.api.routers import ROUTERS
 from services.api.settings import DEFAULT_PORT, ApiSettings
+from services.common.accounts_table import AccountDirectory
+from services.common.kafka import consumer
 from services.common.secrets import SecretDecryptError
 
 log = logging.getLogger("mailsync.api")
@@ -86,6 +89,28 @@ def create_app(resources: Resources | None = None) -> FastAPI:
     return app
 
 
+async def _restore_accounts(settings: ApiSettings, resources: Resources) -> None:
+    """Publish again the stored accounts the accounts topic lacks (a broker that lost
+    its data): MongoDB is the source of truth (:mod:`services.accounts.restore`)."""
+    directory = AccountDirectory(
+        consumer(settings, group_id=None, client_id="mailsync-api-accounts"),
+        settings.topic(ACCOUNTS),
+    )
+    await directory.start()
+    try:
+        await directory.wait_ready(timeout=60)
+        restored = await resources.store.restore_topic({a.account_id: a for a in directory.all()})
+    finally:
+        await directory.stop()
+    if restored:
+        log.warning(
+            "the accounts topic lacked %d stored accounts (or held older versions); "
+            "published again: %s",
+            len(restored),
+            ", ".join(restored),
+        )
+
+
 class ApiApp:
     name = "api"
 
@@ -105,6 +130,7 @@ class ApiApp:
         s.log_startup(self.name)
         tokens = s.token_table()
         resources = await self._stack.enter_async_context(open_resources(s, tokens))
+        await _restore_accounts(s, resources)
         family = socket.AF_INET6 if ":" in s.api_host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

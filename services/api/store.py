@@ -17,6 +17,7 @@ from schemas.account_document import AccountDocument
 from services.accounts import publish_account, remove_account
 from services.accounts.records import COLLECTION
 from services.accounts.removed import mark_removed, unmark_removed
+from services.accounts.restore import to_restore
 from services.common.mongo import Document
 from services.common.settings import CommonSettings
 
@@ -53,3 +54,11 @@ class AccountStore:
         await mark_removed(self._db, account_id)
         await remove_account(self._producer, self._settings, account_id)
         await self._col.delete_one({"_id": account_id})
+
+    async def restore_topic(self, on_topic: dict[str, AccountRecord]) -> list[str]:
+        """Publish again what the accounts topic lacks (:mod:`services.accounts.restore`)."""
+        stored = {r.account_id: r for r in await self.all()}
+        missing = to_restore(stored, on_topic)
+        for record in missing:
+            await publish_account(self._producer, self._settings, record)
+        return [r.account_id for r in missing]

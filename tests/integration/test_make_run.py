@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
-import threading
 import urllib.request
 from pathlib import Path
 
@@ -18,25 +13,16 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
+from tests.fixtures.mailsync_run import MailsyncRun
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 async def test_demo_shows_its_activities_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILSYNC_")}
-    env["MAILSYNC_DATA_DIR"] = str(tmp_path / "data")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services", "run", "--demo"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        text=True,
-    )
-    output: list[str] = []
-    reader = threading.Thread(target=_drain, args=(proc, output), daemon=True)
-    reader.start()
+    run = MailsyncRun(tmp_path / "data", "--demo")
+    await run.start()
     try:
-        uri = await asyncio.wait_for(_wait_for_uri(proc, output), 120)
-        client: AsyncMongoClient[dict] = AsyncMongoClient(uri, tz_aware=True)
+        client: AsyncMongoClient[dict] = AsyncMongoClient(run.mongo_uri, tz_aware=True)
         try:
             activities = client.mailsync.activities
             deadline = asyncio.get_running_loop().time() + 120
@@ -46,14 +32,13 @@ async def test_demo_shows_its_activities_and_stops_cleanly_on_ctrl_c(tmp_path: P
                 docs = await activities.find().to_list(None)
                 if len(docs) >= 48 and sum(len(d["sightings"]) == 2 for d in docs) >= 8:
                     break
-                assert proc.poll() is None, "".join(output)
+                run.check()
                 await asyncio.sleep(1)
         finally:
             await client.close()
         # Where the metrics are is printed; they count what the demo did.
-        metrics_url = re.search(r"Metrics\s+: (http://\S+/metrics)", "".join(output))
-        assert metrics_url, "".join(output)
-        samples = await asyncio.to_thread(_scrape, metrics_url[1])
+        metrics_url = run.printed("Metrics")
+        samples = await asyncio.to_thread(_scrape, metrics_url)
         written = {
             labels["account"]: value
             for name, labels, value in samples
@@ -61,20 +46,18 @@ async def test_demo_shows_its_activities_and_stops_cleanly_on_ctrl_c(tmp_path: P
         }
         # 40 delivered, 8 of them to both mailboxes: 48 INBOX sightings (Sent has the rest).
         assert written["jana"] + written["info"] >= 48, written
-        ready_url = metrics_url[1].replace("/metrics", "/readyz")
+        ready_url = metrics_url.replace("/metrics", "/readyz")
         ready = await asyncio.to_thread(lambda: json.load(urllib.request.urlopen(ready_url)))
         assert ready["status"] == "ready", ready
-        page, token = _status_url("".join(output))
+        page, token = run.status
         async with httpx.AsyncClient(timeout=30) as http:
             html = await http.get(page)
             status = await http.get(
                 page.replace("/status", "/v1/status"), headers={"Authorization": f"Bearer {token}"}
             )
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
-        reader.join(timeout=10)
-    text = "".join(output)
+        code = run.stop()
+    text = run.text
 
     # 40 messages delivered (8 to both mailboxes) and 8 replies filed in Jana's Sent.
     assert len(docs) == 48, text[-3000:]
@@ -93,18 +76,8 @@ async def test_demo_shows_its_activities_and_stops_cleanly_on_ctrl_c(tmp_path: P
     assert sorted(addresses) == ["info@example.com", "jana.novakova@example.com"]
     assert addresses["info@example.com"]["aliases"] == ["orders@example.com"]
     assert len(status.json()["duplicates"]) >= 1
-    assert proc.returncode == 0, text[-3000:]
+    assert code == 0, text[-3000:]
     assert "mailsync stopped cleanly." in text
-
-
-async def _wait_for_uri(proc: subprocess.Popen[str], output: list[str]) -> str:
-    while True:
-        for line in list(output):
-            if match := re.search(r"MongoDB\s+: (mongodb://\S+)", line):
-                return match[1]
-        if proc.poll() is not None:
-            raise AssertionError("mailsync run exited early:\n" + "".join(output))
-        await asyncio.sleep(0.2)
 
 
 def _scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
@@ -115,15 +88,3 @@ def _scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
         for family in text_string_to_metric_families(text)
         for s in family.samples
     ]
-
-
-def _status_url(text: str) -> tuple[str, str]:
-    match = re.search(r"Status page\s+: (http://\S+/status)#token=(\S+)", text)
-    assert match, text[-3000:]
-    return match[1], match[2]
-
-
-def _drain(proc: subprocess.Popen[str], output: list[str]) -> None:
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        output.append(line)
