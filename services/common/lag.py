@@ -2,9 +2,9 @@
 
 Lag of a group on a topic = sum over the topic's partitions of (end offset - committed
 offset). A partition the group never committed counts whole (the group starts from the
-earliest record). Negative differences are clamped to zero: the Tansu broker's
-ListOffsets under-reports end offsets, so on Tansu the lag reads low (often 0);
-production Kafka reports them exactly.
+earliest record). Negative differences are clamped to zero: end offsets and committed
+offsets are read in two requests, and a commit landing between them can put the
+committed offset past the end offset read a moment earlier.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ faust enables idempotence only inside transactions; mailsync's producers are all
 idempotent with ``acks=all`` (:mod:`services.common.kafka`), so faust's are too.
 
 faust hard-codes ``fetch_max_wait_ms=1500`` for its worker consumer. A Fetch request
-that finds no new data is held by Tansu for the whole wait, even when records arrive
+that finds no new data is held by the broker for up to the whole wait, even when records arrive
 meanwhile, and aiokafka sends the next Fetch to a broker only when the previous one
 has returned. faust reads both of dedup's topics through one consumer, so when a
 Fetch happened to ask only for by-fingerprint partitions that the ``tag`` agent had

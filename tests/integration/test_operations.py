@@ -140,8 +140,7 @@ async def test_metrics_health_and_logs_of_a_running_pipeline(env: Env, json_log)
                 for name, labels_ in samples
             )
 
-            # Every group's lag is reported per topic (Tansu under-reports end offsets,
-            # so its value here says little; on Kafka it is exact).
+            # Every group's lag is reported per topic.
             async def lag() -> Samples | None:
                 samples = await scrape(http, base)
                 topic = env.settings.topic_prefix + "mailsync.tagged-messages"

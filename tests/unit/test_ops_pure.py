@@ -34,7 +34,7 @@ def test_label_budget_keeps_the_first_values_and_folds_the_rest() -> None:
 
 def test_lag_sums_partitions_counts_uncommitted_whole_and_never_goes_negative() -> None:
     end = {("t", 0): 10, ("t", 1): 5, ("t", 2): 7, ("u", 0): 3}
-    committed = {("t", 0): 4, ("t", 1): 9, ("u", 0): 3}  # t/1 ahead: Tansu under-reports
+    committed = {("t", 0): 4, ("t", 1): 9, ("u", 0): 3}  # t/1 ahead: committed after end was read
     assert lag_by_topic(committed, end) == {"t": 6 + 0 + 7, "u": 0}
     assert lag_by_topic({("t", 0): -1}, {("t", 0): 2}) == {"t": 2}  # -1: nothing committed
 
