@@ -175,8 +175,11 @@ def _embedded_api(overrides: dict[str, Any]) -> str:
 
 
 def _print_where(s: CommonSettings, health: HealthServer, status_url: str) -> None:
+    from schemas.topics import ACTIVITY_EVENTS
+
     mongo = s.mongo_uri.get_secret_value() if s.mongo_uri else "?"
     web = f"http://{health.host}:{health.port}"
+    events = s.topic(ACTIVITY_EVENTS)
     print(
         "\n"
         "mailsync is running. Press Ctrl+C to stop.\n"
@@ -186,6 +189,7 @@ def _print_where(s: CommonSettings, health: HealthServer, status_url: str) -> No
         f"  Activities      : MAILSYNC_MONGO_URI='{mongo}' .venv/bin/mailsync activities\n"
         f"  A topic         : MAILSYNC_KAFKA_BOOTSTRAP={s.kafka_bootstrap} "
         ".venv/bin/mailsync topic mailsync.tagged-messages\n"
+        f"  With kcat       : kcat -C -b {s.kafka_bootstrap} -t {events} -o beginning -e -J\n"
         f"  Metrics         : {web}/metrics  (Prometheus)\n"
         f"  Health          : {web}/readyz  {web}/livez\n",
         flush=True,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from types import SimpleNamespace
 
 import pytest
 
 from schemas.envelope import encode_headers
 from schemas.send_request import SendResult, SendState
+from services.cli import _print_where
+from services.common.settings import CommonSettings
 from services.topic_lines import as_json
 from services.topic_reader import Start, TopicRecord, start_offset
 from tests.unit.test_envelope import META
@@ -81,3 +84,15 @@ def test_bytes_that_are_not_text_are_base64_and_a_tombstone_is_null() -> None:
     assert (line["value"], line["size"], line["time"]) == (None, None, None)
     broken = TopicRecord("mailsync.accounts", 0, 2, 0, None, {}, b"{not json")
     assert as_json(broken)["value"] == "{not json"
+
+
+def test_mailsync_run_prints_how_to_read_a_topic_with_kcat(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = CommonSettings(kafka_bootstrap="127.0.0.1:39092", topic_prefix="dev.")
+    _print_where(settings, SimpleNamespace(host="127.0.0.1", port=9100), "http://x/status")
+    printed = capsys.readouterr().out
+    assert "Kafka bootstrap : 127.0.0.1:39092\n" in printed
+    assert (
+        "kcat -C -b 127.0.0.1:39092 -t dev.mailsync.activity-events -o beginning -e -J\n" in printed
+    )
