@@ -9,7 +9,8 @@ mailsync accounts verify|save|list|show|set-password|pause|resume|resync|remove|
                                              manage accounts (as an admin, without HTTP)
 mailsync openapi export [--check]            the API's OpenAPI document (docs/openapi.json)
 mailsync activities [--account ID]           list activities (what the CRM shows)
-mailsync topic NAME                          print a topic's records and metadata
+mailsync topic NAME [--offset N] [--partition P] [--max-messages N] [--follow]
+                                             print a topic's records, a JSON object a line
 mailsync erase --activity ID | --message-id MID | --account ID [--since D] [--until D]
                                              delete activities now (GDPR erasure)
 mailsync reconcile ACCOUNT                   compare the account's folders with MongoDB now
@@ -174,8 +175,11 @@ def _embedded_api(overrides: dict[str, Any]) -> str:
 
 
 def _print_where(s: CommonSettings, health: HealthServer, status_url: str) -> None:
+    from schemas.topics import ACTIVITY_EVENTS
+
     mongo = s.mongo_uri.get_secret_value() if s.mongo_uri else "?"
     web = f"http://{health.host}:{health.port}"
+    events = s.topic(ACTIVITY_EVENTS)
     print(
         "\n"
         "mailsync is running. Press Ctrl+C to stop.\n"
@@ -185,6 +189,7 @@ def _print_where(s: CommonSettings, health: HealthServer, status_url: str) -> No
         f"  Activities      : MAILSYNC_MONGO_URI='{mongo}' .venv/bin/mailsync activities\n"
         f"  A topic         : MAILSYNC_KAFKA_BOOTSTRAP={s.kafka_bootstrap} "
         ".venv/bin/mailsync topic mailsync.tagged-messages\n"
+        f"  With kcat       : kcat -C -b {s.kafka_bootstrap} -t {events} -o beginning -e -J\n"
         f"  Metrics         : {web}/metrics  (Prometheus)\n"
         f"  Health          : {web}/readyz  {web}/livez\n",
         flush=True,
@@ -277,15 +282,65 @@ def cmd_reconcile(account_id: str) -> int:
     return 0
 
 
-def cmd_topic(name: str) -> int:
-    from services.topic_reader import read_topic
+def cmd_topic(args: argparse.Namespace) -> int:
+    """Print a topic's records as they are read, one JSON object per line (see
+    ``services/topic_lines.py``). 1 when the topic or partition does not exist."""
+    import json
+    import os
+    import signal
+
+    from aiokafka.errors import KafkaError
+
+    from services.common.errors import MailsyncError
+    from services.common.kafka import client_options, connect_error
+    from services.topic_lines import as_json
+    from services.topic_reader import Start, stream
 
     settings = CommonSettings()
-    topic = name if name.startswith(settings.topic_prefix) else settings.topic_prefix + name
-    for record in asyncio.run(read_topic(settings.require_kafka(), topic)):
-        key = record.key.decode(errors="replace") if record.key is not None else None
-        size = len(record.value or b"")
-        print(f"{record.partition}:{record.offset} key={key} bytes={size} {record.meta}")
+    start: Start = "end" if args.from_end else "beginning"
+    if args.offset is not None:
+        start = args.offset
+
+    async def show() -> None:
+        records = stream(
+            client_options(settings),
+            args.name,
+            prefix=settings.topic_prefix,
+            start=start,
+            partitions=args.partition,
+            follow=args.follow,
+        )
+        async with contextlib.aclosing(records):
+            count = 0
+            async for record in records:
+                # A line as soon as it is read: someone may be watching (--follow).
+                sys.stdout.write(json.dumps(as_json(record), ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+                count += 1
+                if count == args.max_messages:
+                    return
+
+    async def until_stopped() -> None:
+        # Ctrl+C or SIGTERM ends the reading (the consumer is closed); not an error.
+        task = asyncio.ensure_future(show())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    try:
+        asyncio.run(until_stopped())
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python's final flush
+        # of stdout from failing too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except MailsyncError as exc:
+        print(f"mailsync: {exc}", file=sys.stderr)
+        return 1
+    except KafkaError as exc:
+        print(f"mailsync: {connect_error(settings, exc)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -334,6 +389,13 @@ def _date(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
 
 
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return number
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="mailsync", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -372,8 +434,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     era.add_argument("--reason", default="GDPR", help="recorded in the deleted events")
     rec = sub.add_parser("reconcile", help="compare an account with MongoDB, refetch gaps")
     rec.add_argument("account", help="account id")
-    top = sub.add_parser("topic", help="print the records of a topic (key, size, metadata)")
-    top.add_argument("name", help="topic name without MAILSYNC_TOPIC_PREFIX")
+    top = sub.add_parser(
+        "topic",
+        help="print a topic's records, one JSON object per line",
+        description="Print a topic's records as they are read, one JSON object per line "
+        "(topic, partition, offset, timestamp, key, headers, size, and value, or meta for "
+        "messages). No consumer group: nothing is committed. Starts at the beginning of "
+        "every partition and stops at the end offsets seen at start, unless told otherwise.",
+    )
+    top.add_argument("name", help="topic name, with or without MAILSYNC_TOPIC_PREFIX")
+    where = top.add_mutually_exclusive_group()
+    where.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="start at every partition's first record (the default)",
+    )
+    where.add_argument(
+        "--from-end", action="store_true", help="only records written from now on (with --follow)"
+    )
+    where.add_argument(
+        "--offset",
+        type=int,
+        metavar="N",
+        help="start at offset N in every partition; -N: its last N records",
+    )
+    top.add_argument(
+        "--partition", type=int, action="append", metavar="P", help="only partition P (repeatable)"
+    )
+    top.add_argument("--max-messages", type=_positive, metavar="N", help="stop after N records")
+    top.add_argument(
+        "--follow", action="store_true", help="keep waiting for new records until Ctrl+C"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command in SERVICES or args.command == "api":
@@ -395,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "erase":
             return cmd_erase(args)
         if args.command == "topic":
-            return cmd_topic(args.name)
+            return cmd_topic(args)
         if args.command == "reconcile":
             return cmd_reconcile(args.account)
         if args.command == "secret-key":
