@@ -1,8 +1,12 @@
 """The topic registry: every topic mailsync uses, who writes it and who reads it.
 
-Services create and name their topics from here (with ``MAILSYNC_TOPIC_PREFIX``
-prepended), ``mailsync schemas export`` writes it to ``schemas/json/topics.json``,
-and the Kubernetes topic resources are generated from it.
+Services create, wait for and name their topics from here (with
+``MAILSYNC_TOPIC_PREFIX`` prepended), ``mailsync schemas export`` writes it to
+``schemas/json/topics.json``, and the Kubernetes topic resources and each service's
+Kafka ACLs are generated from it. ``producers`` and ``consumers`` name services as
+``mailsync <service>`` runs them (fetcher, dedup, activity-writer, sender, api), plus
+the parties outside the services: ``cli`` (the ``mailsync`` admin commands), ``other
+systems`` and ``operators``.
 """
 
 from __future__ import annotations
@@ -54,8 +58,11 @@ ACCOUNTS = TopicSpec(
     partitions=8,
     compacted=True,
     retention_ms=None,
-    producers=("accounts-api", "cli"),
-    consumers=("fetcher", "dedup"),
+    # The fetcher and the sender write back an OAuth2 refresh token that the provider
+    # rotated (services/accounts/rotation.py); the writer and the sender read every
+    # account without a group (services/common/accounts_table.py).
+    producers=("api", "cli", "fetcher", "sender"),
+    consumers=("fetcher", "dedup", "activity-writer", "sender"),
     description="Account configuration; compacted, a null value deletes the account.",
 )
 RAW_MESSAGES = TopicSpec(
@@ -66,7 +73,8 @@ RAW_MESSAGES = TopicSpec(
     partitions=8,
     compacted=False,
     retention_ms=7 * DAY_MS,
-    producers=("fetcher",),
+    # The sender publishes what it sent, so that it becomes an activity too.
+    producers=("fetcher", "sender"),
     consumers=("dedup",),
     description="Every message fetched from a synced folder, as fetched.",
 )
@@ -114,7 +122,8 @@ ACTIVITY_EVENTS = TopicSpec(
     partitions=8,
     compacted=False,
     retention_ms=30 * DAY_MS,
-    producers=("activity-writer",),
+    # The API (an account removed with purge) and `mailsync erase` announce deletions.
+    producers=("activity-writer", "api", "cli"),
     consumers=("other systems",),
     description="Activities created, updated (a new sighting) or deleted, after the write.",
 )
@@ -138,7 +147,7 @@ DEAD_LETTERS = TopicSpec(
     partitions=1,
     compacted=False,
     retention_ms=30 * DAY_MS,
-    producers=("dedup", "activity-writer"),
+    producers=("dedup", "activity-writer", "sender"),
     consumers=("operators",),
     description="Records a stage could not process, kept whole with the reason.",
 )
@@ -151,7 +160,7 @@ SEND_REQUESTS = TopicSpec(
     partitions=8,
     compacted=False,
     retention_ms=7 * DAY_MS,
-    producers=("accounts-api", "cli"),
+    producers=("api",),
     consumers=("sender",),
     description="Mail a user asks to send through one of their accounts.",
 )
@@ -164,7 +173,7 @@ SEND_RESULTS = TopicSpec(
     compacted=False,
     retention_ms=30 * DAY_MS,
     producers=("sender",),
-    consumers=("accounts-api", "other systems"),
+    consumers=("other systems",),
     description="What became of each send request: sent, filed in Sent, or failed.",
 )
 
@@ -180,3 +189,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     SEND_REQUESTS,
     SEND_RESULTS,
 )
+
+
+def topics_of(service: str) -> tuple[TopicSpec, ...]:
+    """The topics ``service`` produces or consumes, in registry order."""
+    return tuple(t for t in TOPICS if service in t.producers or service in t.consumers)
