@@ -254,9 +254,13 @@ async def _until_led(client: AIOKafkaAdminClient, names: list[str], timeout: flo
         await asyncio.sleep(0.05)
 
 
-async def missing_topics(client: AIOKafkaAdminClient, settings: CommonSettings) -> list[str]:
-    """The registry topics the cluster lacks (for readiness where creating is off)."""
-    from schemas.topics import TOPICS
+async def missing_topics(
+    client: AIOKafkaAdminClient, settings: CommonSettings, specs: Iterable[TopicSpec]
+) -> list[str]:
+    """Which of ``specs`` the cluster lacks (for readiness where creating is off).
 
+    Only the process's own topics: with ACLs (the prod overlay's KafkaUsers), the
+    broker's metadata lists only the topics this principal may describe.
+    """
     existing = set(await client.list_topics())
-    return [settings.topic(s) for s in TOPICS if settings.topic(s) not in existing]
+    return [settings.topic(s) for s in specs if settings.topic(s) not in existing]
