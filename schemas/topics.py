@@ -30,6 +30,26 @@ Encoding = Literal["json", "rfc822+meta-header"]
 
 
 @dataclass(frozen=True)
+class Durability:
+    """How many copies of every record an environment's cluster keeps: each partition on
+    ``replicas`` brokers, and a write (acks=all, as every producer sends) succeeds once
+    ``min_insync_replicas`` of them have it."""
+
+    replicas: int
+    min_insync_replicas: int
+
+
+DURABILITY: dict[str, Durability] = {
+    # Three brokers: one may be down (a rolling restart, a lost node) and writes still
+    # reach two, so an acknowledged record survives the loss of another.
+    "prod": Durability(replicas=3, min_insync_replicas=2),
+    # One broker (the dev overlay's cluster, and `mailsync run`'s embedded one).
+    "dev": Durability(replicas=1, min_insync_replicas=1),
+    "embedded": Durability(replicas=1, min_insync_replicas=1),
+}
+
+
+@dataclass(frozen=True)
 class TopicSpec:
     name: str
     key: str
@@ -42,11 +62,14 @@ class TopicSpec:
     consumers: tuple[str, ...]
     description: str
 
-    def config(self) -> dict[str, str]:
-        """Kafka topic configs for creating this topic."""
+    def config(self, durability: Durability | None = None) -> dict[str, str]:
+        """Kafka topic configs for creating this topic (with ``min.insync.replicas`` when
+        the environment's ``durability`` is given)."""
         out = {"cleanup.policy": "compact" if self.compacted else "delete"}
         if self.retention_ms is not None:
             out["retention.ms"] = str(self.retention_ms)
+        if durability is not None:
+            out["min.insync.replicas"] = str(durability.min_insync_replicas)
         return out
 
 

@@ -15,7 +15,7 @@ mailsync erase --activity ID | --message-id MID | --account ID [--since D] [--un
 mailsync reconcile ACCOUNT                   compare the account's folders with MongoDB now
                                              and fetch again what is missing
 mailsync schemas export [--check]            JSON Schemas of every topic and document
-mailsync deploy topics [--check]             Strimzi KafkaTopics (deploy/) from the registry
+mailsync deploy topics [--check]             Strimzi KafkaTopics of each overlay, from the registry
 mailsync secret-key                          a new MAILSYNC_SECRET_KEY
 """
 
@@ -305,15 +305,19 @@ def cmd_schemas(check: bool) -> int:
 
 
 def cmd_deploy_topics(check: bool) -> int:
-    from schemas.strimzi import TOPICS_YAML, drift, write
+    from schemas.strimzi import OVERLAYS, drift, path, write
 
     if check:
-        if drift():
-            print(f"{TOPICS_YAML} is out of date; run `mailsync deploy topics`")
+        stale = drift()
+        for file in stale:
+            print(f"{file} is out of date; run `mailsync deploy topics`")
+        if stale:
             return 1
-        print(f"{TOPICS_YAML} matches the topic registry")
+        for overlay in OVERLAYS.values():
+            print(f"{path(overlay)} matches the topic registry")
         return 0
-    print(write())
+    for file in write():
+        print(file)
     return 0
 
 

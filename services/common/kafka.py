@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from schemas.topics import TopicSpec
+from schemas.topics import Durability, TopicSpec
 from services.common.errors import ConfigurationError, TransientError
 from services.common.kafka_oauth import ClientCredentialsTokens
 from services.common.kafka_settings import KafkaSettings
@@ -218,13 +218,13 @@ async def ensure_topics(settings: CommonSettings, specs: Iterable[TopicSpec]) ->
 async def _create(
     client: AIOKafkaAdminClient, settings: CommonSettings, specs: list[TopicSpec]
 ) -> None:
-    configs = {"min.insync.replicas": str(settings.kafka_min_insync_replicas)}
+    durability = Durability(settings.kafka_replication_factor, settings.kafka_min_insync_replicas)
     new = [
         NewTopic(
             settings.topic(s),
             s.partitions,
-            settings.kafka_replication_factor,
-            topic_configs={**s.config(), **configs},
+            durability.replicas,
+            topic_configs=s.config(durability),
         )
         for s in specs
     ]

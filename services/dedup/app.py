@@ -148,6 +148,9 @@ def build_faust_app(settings: DedupSettings, tagger: Tagger) -> faust.App:
         default=list,
         partitions=BY_FINGERPRINT.partitions,
         key_type=bytes,
+        # faust creates the changelog with topic_replication_factor; as durable as the
+        # registry's topics (MAILSYNC_KAFKA_REPLICATION_FACTOR, _MIN_INSYNC_REPLICAS).
+        extra_topic_configs={"min.insync.replicas": str(s.kafka_min_insync_replicas)},
     )
 
     async def dead_letter(

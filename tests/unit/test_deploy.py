@@ -11,6 +11,7 @@ structural schemas below, written from the CRDs' documented fields.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -24,15 +25,18 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from schemas.strimzi import drift
-from schemas.topics import ACCOUNTS, RAW_MESSAGES, TAGGED_MESSAGES, TOPICS
+from schemas import strimzi
+from schemas.strimzi import OVERLAYS as OVERLAY_SPECS
+from schemas.topics import ACCOUNTS, DURABILITY, RAW_MESSAGES, TAGGED_MESSAGES, TOPICS
 from services.cli import SERVICES
 from services.common import metrics
+from services.common.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 KUBECTL = Path(sys.executable).parent / "kubectl"
 OVERLAYS = ["dev", "prod"]
+assert set(OVERLAYS) == set(OVERLAY_SPECS)
 K8S_VERSION = "1.37.0"
 
 Doc = dict[str, Any]
@@ -184,10 +188,11 @@ def test_every_manifest_is_valid(target: str) -> None:
         "ConfigMap",
         "PodDisruptionBudget",
         "HorizontalPodAutoscaler",
-        "KafkaTopic",
         "ServiceMonitor",
         "PrometheusRule",
     } <= seen
+    # Topics are generated per overlay, for its cluster's durability.
+    assert ("KafkaTopic" in seen) == (target != "base")
 
 
 def test_a_wrong_manifest_is_caught() -> None:
@@ -203,15 +208,47 @@ def test_a_wrong_manifest_is_caught() -> None:
 
 
 def test_topic_resources_are_generated_from_the_registry() -> None:
-    assert not drift(), "deploy/base/kafka-topics.yaml is stale: run `mailsync deploy topics`"
+    assert not strimzi.drift(), "kafka-topics.yaml is stale: run `mailsync deploy topics`"
     for target in OVERLAYS:
+        durability = DURABILITY[target]
         topics = {
             t["spec"]["topicName"]: t["spec"] for t in kinds(build(target), "KafkaTopic").values()
         }
         assert set(topics) == {spec.name for spec in TOPICS}
         for spec in TOPICS:
             assert topics[spec.name]["partitions"] == spec.partitions
-            assert spec.config().items() <= topics[spec.name]["config"].items()
+            assert topics[spec.name]["replicas"] == durability.replicas
+            assert topics[spec.name]["config"] == spec.config(durability)
+    assert DURABILITY["prod"].min_insync_replicas < DURABILITY["prod"].replicas
+
+
+def _config(target: str) -> dict[str, str]:
+    return dict(kinds(build(target), "ConfigMap")["mailsync-config"]["data"])
+
+
+def _environ(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    """The process environment is ``env``, as far as MAILSYNC_* goes."""
+    for name in list(os.environ):
+        if name.startswith("MAILSYNC_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.mark.parametrize("target", OVERLAYS)
+def test_topic_creation_and_replication_settings_follow_the_overlay(
+    target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Services create topics where no operator owns them (dev, and `mailsync run` by
+    default); in prod the KafkaTopics do, and what mailsync still creates itself
+    (faust's changelog) gets the registry's durability."""
+    _environ(monkeypatch, _config(target))
+    settings = CommonSettings()
+    assert settings.kafka_create_topics == (target == "dev")
+    durability = DURABILITY[target]
+    assert settings.kafka_replication_factor == durability.replicas
+    assert settings.kafka_min_insync_replicas == durability.min_insync_replicas
+    assert settings.topic_prefix == OVERLAY_SPECS[target].topic_prefix
 
 
 @pytest.mark.parametrize("target", OVERLAYS)
