@@ -16,6 +16,8 @@ mailsync reconcile ACCOUNT                   compare the account's folders with 
                                              and fetch again what is missing
 mailsync schemas export [--check]            JSON Schemas of every topic and document
 mailsync deploy topics [--check]             Strimzi KafkaTopics of each overlay, from the registry
+mailsync deploy users [--check]              Strimzi KafkaUsers (ACLs from the registry) and
+                                             each Deployment's Kafka login, for prod
 mailsync secret-key                          a new MAILSYNC_SECRET_KEY
 """
 
@@ -304,19 +306,21 @@ def cmd_schemas(check: bool) -> int:
     return 0
 
 
-def cmd_deploy_topics(check: bool) -> int:
-    from schemas.strimzi import OVERLAYS, drift, path, write
+def cmd_deploy(what: str, check: bool) -> int:
+    """Strimzi resources of the overlays: ``topics`` (KafkaTopics), ``users`` (a
+    KafkaUser per service, with ACLs, and each Deployment's login)."""
+    from schemas import strimzi, strimzi_users
 
+    module = strimzi if what == "topics" else strimzi_users
     if check:
-        stale = drift()
+        stale = module.drift()
         for file in stale:
-            print(f"{file} is out of date; run `mailsync deploy topics`")
+            print(f"{file} is out of date; run `mailsync deploy {what}`")
         if stale:
             return 1
-        for overlay in OVERLAYS.values():
-            print(f"{path(overlay)} matches the topic registry")
+        print(f"deploy/overlays: the {what} files match the topic registry")
         return 0
-    for file in write():
+    for file in module.write():
         print(file)
     return 0
 
@@ -364,7 +368,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sch.add_argument("--check", action="store_true", help="fail if schemas/json is stale")
     sub.add_parser("secret-key", help="print a new MAILSYNC_SECRET_KEY")
     dep = sub.add_parser("deploy", help="generate deploy/ files from the registry")
-    dep.add_argument("what", choices=["topics"], help="Strimzi KafkaTopic resources")
+    dep.add_argument(
+        "what",
+        choices=["topics", "users"],
+        help="Strimzi KafkaTopics; KafkaUsers with their ACLs and the Deployments' logins",
+    )
     dep.add_argument("--check", action="store_true", help="fail if the file is stale")
     era = sub.add_parser("erase", help="delete activities now (GDPR erasure)")
     which = era.add_mutually_exclusive_group(required=True)
@@ -395,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "schemas":
             return cmd_schemas(args.check)
         if args.command == "deploy":
-            return cmd_deploy_topics(args.check)
+            return cmd_deploy(args.what, args.check)
         if args.command == "erase":
             return cmd_erase(args)
         if args.command == "topic":
