@@ -15,7 +15,7 @@ mailsync erase --activity ID | --message-id MID | --account ID [--since D] [--un
 mailsync reconcile ACCOUNT                   compare the account's folders with MongoDB now
                                              and fetch again what is missing
 mailsync schemas export [--check]            JSON Schemas of every topic and document
-mailsync deploy topics [--check]             Strimzi KafkaTopics of each overlay, from the registry
+mailsync deploy topics [--check]             Strimzi KafkaTopics per overlay, from the registry
 mailsync deploy users [--check]              Strimzi KafkaUsers (ACLs from the registry) and
                                              each Deployment's Kafka login, for prod
 mailsync secret-key                          a new MAILSYNC_SECRET_KEY

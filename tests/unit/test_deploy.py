@@ -48,6 +48,7 @@ from services.activity_writer.app import ActivityWriterApp
 from services.activity_writer.settings import WriterSettings
 from services.api.settings import ApiSettings
 from services.cli import SERVICES
+from services.cli import main as cli_main
 from services.common import metrics
 from services.common.settings import CommonSettings
 from services.dedup.app import DedupApp
@@ -313,6 +314,7 @@ def test_a_wrong_manifest_is_caught() -> None:
 
 def test_topic_resources_are_generated_from_the_registry() -> None:
     assert not strimzi.drift(), "kafka-topics.yaml is stale: run `mailsync deploy topics`"
+    assert cli_main(["deploy", "topics", "--check"]) == 0
     for target in OVERLAYS:
         durability = DURABILITY[target]
         topics = {
@@ -369,6 +371,7 @@ def _built_acls(user: Doc) -> list[Acl]:
 
 def test_user_resources_are_generated_from_the_registry() -> None:
     assert not strimzi_users.drift(), "kafka-users.yaml is stale: run `mailsync deploy users`"
+    assert cli_main(["deploy", "users", "--check"]) == 0
     assert set(PRINCIPALS) == {*SERVICES, "api"}
     assert not kinds(build("dev"), "KafkaUser")  # dev's cluster runs without authentication
     prefix = OVERLAY_SPECS["prod"].topic_prefix
