@@ -139,9 +139,7 @@ PRINCIPALS: dict[str, Principal] = {
 }
 
 
-def permits(
-    acls: Iterable[Acl], resource: ResourceType, name: str, operation: Operation
-) -> bool:
+def permits(acls: Iterable[Acl], resource: ResourceType, name: str, operation: Operation) -> bool:
     """Whether ``acls`` allow ``operation`` on a resource, as Kafka's authorizer decides
     for allow rules: a literal rule matches the name (``*``: every name), a prefix rule
     its start; ``All`` allows every operation, and Read or Write imply Describe."""
