@@ -373,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=["topics", "users"],
         help="Strimzi KafkaTopics; KafkaUsers with their ACLs and the Deployments' logins",
     )
-    dep.add_argument("--check", action="store_true", help="fail if the file is stale")
+    dep.add_argument("--check", action="store_true", help="fail if the files are stale")
     era = sub.add_parser("erase", help="delete activities now (GDPR erasure)")
     which = era.add_mutually_exclusive_group(required=True)
     which.add_argument("--activity", help="one activity id")
