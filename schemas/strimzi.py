@@ -1,69 +1,112 @@
-"""Strimzi ``KafkaTopic`` resources generated from the topic registry.
+"""Strimzi ``KafkaTopic`` resources generated from the topic registry, one file per overlay.
 
-``mailsync deploy topics`` writes ``deploy/base/kafka-topics.yaml``; ``--check`` exits 1
-when that file no longer matches :data:`schemas.topics.TOPICS` (a test runs the check),
-so a topic added or changed in the registry reaches the cluster through the Strimzi
-topic operator, not by hand. The overlays patch replicas and ``min.insync.replicas``.
+``mailsync deploy topics`` writes ``deploy/overlays/<overlay>/kafka-topics.yaml`` with
+the overlay's durability from :data:`schemas.topics.DURABILITY` (replicas and
+``min.insync.replicas``); ``--check`` exits 1 when a file no longer matches the registry
+(a test runs the check), so a topic added or changed in the registry reaches the
+cluster through the Strimzi topic operator, not by hand, and no overlay patches a topic.
 
 Not in the registry, so not here: faust's changelog topic of the dedup table
-(``<app id>-sightings-changelog``), which faust creates itself at start.
+(``<app id>-sightings-changelog``), which faust creates itself at start with
+``MAILSYNC_KAFKA_REPLICATION_FACTOR`` and ``MAILSYNC_KAFKA_MIN_INSYNC_REPLICAS``.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
-from schemas.topics import TOPICS, TopicSpec
+from schemas.topics import DURABILITY, TOPICS, Durability, TopicSpec
 
-TOPICS_YAML = Path(__file__).resolve().parents[1] / "deploy" / "base" / "kafka-topics.yaml"
-# The Kafka cluster resource the topics belong to (Strimzi's ``strimzi.io/cluster``).
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+# The Kafka cluster resource the topics and users belong to (``strimzi.io/cluster``).
 CLUSTER = "mailsync"
-REPLICAS = 3
+API_VERSION = "kafka.strimzi.io/v1beta2"
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """A kustomize overlay and the Kafka cluster it deploys to."""
+
+    name: str
+    # The cluster authenticates clients (SCRAM-SHA-512) and authorizes them (ACLs):
+    # each service gets a KafkaUser (:mod:`schemas.strimzi_users`).
+    authenticated: bool
+    # MAILSYNC_TOPIC_PREFIX of the overlay's pods (neither overlay sets one).
+    topic_prefix: str = ""
+
+    @property
+    def durability(self) -> Durability:
+        return DURABILITY[self.name]
+
+    @property
+    def dir(self) -> Path:
+        return DEPLOY / "overlays" / self.name
+
+
+OVERLAYS: dict[str, Overlay] = {
+    # A one-broker cluster without authentication; the services create missing topics.
+    "dev": Overlay("dev", authenticated=False),
+    "prod": Overlay("prod", authenticated=True),
+}
 
 HEADER = """\
 # Generated from schemas/topics.py by `mailsync deploy topics`: do not edit by hand.
 # Strimzi's topic operator creates and updates these topics in the Kafka cluster
-# labelled below; overlays patch replicas and min.insync.replicas.
+# labelled below, with this overlay's durability (schemas.topics.DURABILITY["{env}"]).
 """
 
 
-def _q(text: str) -> str:
+def q(text: str) -> str:
     """A YAML double-quoted scalar (JSON strings are valid YAML)."""
     return json.dumps(text, ensure_ascii=False)
 
 
-def resource(spec: TopicSpec) -> str:
-    config = "".join(f"\n    {k}: {_q(v)}" for k, v in sorted(spec.config().items()))
+def resource(spec: TopicSpec, overlay: Overlay) -> str:
+    name = overlay.topic_prefix + spec.name
+    config = spec.config(overlay.durability)
+    lines = "".join(f"\n    {k}: {q(v)}" for k, v in sorted(config.items()))
     return (
-        "apiVersion: kafka.strimzi.io/v1beta2\n"
+        f"apiVersion: {API_VERSION}\n"
         "kind: KafkaTopic\n"
         "metadata:\n"
-        f"  name: {spec.name}\n"
+        f"  name: {name}\n"
         "  labels:\n"
         f"    strimzi.io/cluster: {CLUSTER}\n"
         "    app.kubernetes.io/part-of: mailsync\n"
         "  annotations:\n"
-        f"    mailsync/description: {_q(spec.description)}\n"
-        f"    mailsync/producers: {_q(', '.join(spec.producers))}\n"
-        f"    mailsync/consumers: {_q(', '.join(spec.consumers))}\n"
+        f"    mailsync/description: {q(spec.description)}\n"
+        f"    mailsync/producers: {q(', '.join(spec.producers))}\n"
+        f"    mailsync/consumers: {q(', '.join(spec.consumers))}\n"
         "spec:\n"
-        f"  topicName: {spec.name}\n"
+        f"  topicName: {name}\n"
         f"  partitions: {spec.partitions}\n"
-        f"  replicas: {REPLICAS}\n"
-        f"  config:{config}\n"
+        f"  replicas: {overlay.durability.replicas}\n"
+        f"  config:{lines}\n"
     )
 
 
-def render() -> str:
-    return HEADER + "".join(f"---\n{resource(spec)}" for spec in TOPICS)
+def render(overlay: Overlay) -> str:
+    body = "".join(f"---\n{resource(spec, overlay)}" for spec in TOPICS)
+    return HEADER.format(env=overlay.name) + body
 
 
-def write(path: Path = TOPICS_YAML) -> Path:
-    path.write_text(render())
-    return path
+def path(overlay: Overlay) -> Path:
+    return overlay.dir / "kafka-topics.yaml"
 
 
-def drift(path: Path = TOPICS_YAML) -> bool:
-    """True when the file differs from what the registry renders."""
-    return not path.exists() or path.read_text() != render()
+def write() -> list[Path]:
+    """Write every overlay's topics file; returns the paths."""
+    for overlay in OVERLAYS.values():
+        path(overlay).write_text(render(overlay))
+    return [path(o) for o in OVERLAYS.values()]
+
+
+def drift() -> list[Path]:
+    """The overlays' topics files that are missing or differ from the registry."""
+    return [
+        path(o)
+        for o in OVERLAYS.values()
+        if not path(o).exists() or path(o).read_text() != render(o)
+    ]

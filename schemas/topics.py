@@ -1,8 +1,12 @@
 """The topic registry: every topic mailsync uses, who writes it and who reads it.
 
-Services create and name their topics from here (with ``MAILSYNC_TOPIC_PREFIX``
-prepended), ``mailsync schemas export`` writes it to ``schemas/json/topics.json``,
-and the Kubernetes topic resources are generated from it.
+Services create, wait for and name their topics from here (with
+``MAILSYNC_TOPIC_PREFIX`` prepended), ``mailsync schemas export`` writes it to
+``schemas/json/topics.json``, and the Kubernetes topic resources and each service's
+Kafka ACLs are generated from it. ``producers`` and ``consumers`` name services as
+``mailsync <service>`` runs them (fetcher, dedup, activity-writer, sender, api), plus
+the parties outside the services: ``cli`` (the ``mailsync`` admin commands), ``other
+systems`` and ``operators``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,26 @@ Encoding = Literal["json", "rfc822+meta-header"]
 
 
 @dataclass(frozen=True)
+class Durability:
+    """How many copies of every record an environment's cluster keeps: each partition on
+    ``replicas`` brokers, and a write (acks=all, as every producer sends) succeeds once
+    ``min_insync_replicas`` of them have it."""
+
+    replicas: int
+    min_insync_replicas: int
+
+
+DURABILITY: dict[str, Durability] = {
+    # Three brokers: one may be down (a rolling restart, a lost node) and writes still
+    # reach two, so an acknowledged record survives the loss of another.
+    "prod": Durability(replicas=3, min_insync_replicas=2),
+    # One broker (the dev overlay's cluster, and `mailsync run`'s embedded one).
+    "dev": Durability(replicas=1, min_insync_replicas=1),
+    "embedded": Durability(replicas=1, min_insync_replicas=1),
+}
+
+
+@dataclass(frozen=True)
 class TopicSpec:
     name: str
     key: str
@@ -38,11 +62,14 @@ class TopicSpec:
     consumers: tuple[str, ...]
     description: str
 
-    def config(self) -> dict[str, str]:
-        """Kafka topic configs for creating this topic."""
+    def config(self, durability: Durability | None = None) -> dict[str, str]:
+        """Kafka topic configs for creating this topic (with ``min.insync.replicas`` when
+        the environment's ``durability`` is given)."""
         out = {"cleanup.policy": "compact" if self.compacted else "delete"}
         if self.retention_ms is not None:
             out["retention.ms"] = str(self.retention_ms)
+        if durability is not None:
+            out["min.insync.replicas"] = str(durability.min_insync_replicas)
         return out
 
 
@@ -54,8 +81,11 @@ ACCOUNTS = TopicSpec(
     partitions=8,
     compacted=True,
     retention_ms=None,
-    producers=("accounts-api", "cli"),
-    consumers=("fetcher", "dedup"),
+    # The fetcher and the sender write back an OAuth2 refresh token that the provider
+    # rotated (services/accounts/rotation.py); the writer and the sender read every
+    # account without a group (services/common/accounts_table.py).
+    producers=("api", "cli", "fetcher", "sender"),
+    consumers=("fetcher", "dedup", "activity-writer", "sender"),
     description="Account configuration; compacted, a null value deletes the account.",
 )
 RAW_MESSAGES = TopicSpec(
@@ -66,7 +96,8 @@ RAW_MESSAGES = TopicSpec(
     partitions=8,
     compacted=False,
     retention_ms=7 * DAY_MS,
-    producers=("fetcher",),
+    # The sender publishes what it sent, so that it becomes an activity too.
+    producers=("fetcher", "sender"),
     consumers=("dedup",),
     description="Every message fetched from a synced folder, as fetched.",
 )
@@ -114,7 +145,8 @@ ACTIVITY_EVENTS = TopicSpec(
     partitions=8,
     compacted=False,
     retention_ms=30 * DAY_MS,
-    producers=("activity-writer",),
+    # The API (an account removed with purge) and `mailsync erase` announce deletions.
+    producers=("activity-writer", "api", "cli"),
     consumers=("other systems",),
     description="Activities created, updated (a new sighting) or deleted, after the write.",
 )
@@ -138,7 +170,7 @@ DEAD_LETTERS = TopicSpec(
     partitions=1,
     compacted=False,
     retention_ms=30 * DAY_MS,
-    producers=("dedup", "activity-writer"),
+    producers=("dedup", "activity-writer", "sender"),
     consumers=("operators",),
     description="Records a stage could not process, kept whole with the reason.",
 )
@@ -151,7 +183,7 @@ SEND_REQUESTS = TopicSpec(
     partitions=8,
     compacted=False,
     retention_ms=7 * DAY_MS,
-    producers=("accounts-api", "cli"),
+    producers=("api",),
     consumers=("sender",),
     description="Mail a user asks to send through one of their accounts.",
 )
@@ -164,7 +196,7 @@ SEND_RESULTS = TopicSpec(
     compacted=False,
     retention_ms=30 * DAY_MS,
     producers=("sender",),
-    consumers=("accounts-api", "other systems"),
+    consumers=("other systems",),
     description="What became of each send request: sent, filed in Sent, or failed.",
 )
 
@@ -180,3 +212,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     SEND_REQUESTS,
     SEND_RESULTS,
 )
+
+
+def topics_of(service: str) -> tuple[TopicSpec, ...]:
+    """The topics ``service`` produces or consumes, in registry order."""
+    return tuple(t for t in TOPICS if service in t.producers or service in t.consumers)

@@ -16,7 +16,9 @@ mailsync erase --activity ID | --message-id MID | --account ID [--since D] [--un
 mailsync reconcile ACCOUNT                   compare the account's folders with MongoDB now
                                              and fetch again what is missing
 mailsync schemas export [--check]            JSON Schemas of every topic and document
-mailsync deploy topics [--check]             Strimzi KafkaTopics (deploy/) from the registry
+mailsync deploy topics [--check]             Strimzi KafkaTopics per overlay, from the registry
+mailsync deploy users [--check]              Strimzi KafkaUsers (ACLs from the registry) and
+                                             each Deployment's Kafka login, for prod
 mailsync secret-key                          a new MAILSYNC_SECRET_KEY
 """
 
@@ -359,16 +361,22 @@ def cmd_schemas(check: bool) -> int:
     return 0
 
 
-def cmd_deploy_topics(check: bool) -> int:
-    from schemas.strimzi import TOPICS_YAML, drift, write
+def cmd_deploy(what: str, check: bool) -> int:
+    """Strimzi resources of the overlays: ``topics`` (KafkaTopics), ``users`` (a
+    KafkaUser per service, with ACLs, and each Deployment's login)."""
+    from schemas import strimzi, strimzi_users
 
+    module = strimzi if what == "topics" else strimzi_users
     if check:
-        if drift():
-            print(f"{TOPICS_YAML} is out of date; run `mailsync deploy topics`")
+        stale = module.drift()
+        for file in stale:
+            print(f"{file} is out of date; run `mailsync deploy {what}`")
+        if stale:
             return 1
-        print(f"{TOPICS_YAML} matches the topic registry")
+        print(f"deploy/overlays: the {what} files match the topic registry")
         return 0
-    print(write())
+    for file in module.write():
+        print(file)
     return 0
 
 
@@ -422,8 +430,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sch.add_argument("--check", action="store_true", help="fail if schemas/json is stale")
     sub.add_parser("secret-key", help="print a new MAILSYNC_SECRET_KEY")
     dep = sub.add_parser("deploy", help="generate deploy/ files from the registry")
-    dep.add_argument("what", choices=["topics"], help="Strimzi KafkaTopic resources")
-    dep.add_argument("--check", action="store_true", help="fail if the file is stale")
+    dep.add_argument(
+        "what",
+        choices=["topics", "users"],
+        help="Strimzi KafkaTopics; KafkaUsers with their ACLs and the Deployments' logins",
+    )
+    dep.add_argument("--check", action="store_true", help="fail if the files are stale")
     era = sub.add_parser("erase", help="delete activities now (GDPR erasure)")
     which = era.add_mutually_exclusive_group(required=True)
     which.add_argument("--activity", help="one activity id")
@@ -482,7 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "schemas":
             return cmd_schemas(args.check)
         if args.command == "deploy":
-            return cmd_deploy_topics(args.check)
+            return cmd_deploy(args.what, args.check)
         if args.command == "erase":
             return cmd_erase(args)
         if args.command == "topic":

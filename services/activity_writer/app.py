@@ -25,6 +25,7 @@ from schemas.topics import (
     DEAD_LETTERS,
     MAILBOX_EVENTS,
     TAGGED_MESSAGES,
+    topics_of,
 )
 from services.activity_writer.consumer import WriterLoop
 from services.activity_writer.erasure import Eraser
@@ -57,17 +58,7 @@ class ActivityWriterApp:
     async def start(self) -> None:
         s = self.settings
         s.log_startup(self.name)
-        await ensure_topics(
-            s,
-            [
-                ACCOUNTS,
-                TAGGED_MESSAGES,
-                MAILBOX_EVENTS,
-                ACTIVITY_EVENTS,
-                ACTIVITY_CONFIRMATIONS,
-                DEAD_LETTERS,
-            ],
-        )
+        await ensure_topics(s, topics_of(self.name))
         self._mongo = mongo_client(s, app_name="mailsync-activity-writer")
         db = database(self._mongo, s)
         repo = ActivityRepository(db)

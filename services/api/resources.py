@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from schemas.topics import ACCOUNTS, ACTIVITY_EVENTS, SEND_REQUESTS
+from schemas.topics import topics_of
 from services.activity_writer.queries import ActivityQueries
 from services.activity_writer.repository import COLLECTION
 from services.api.callers import TokenTable
@@ -57,7 +57,8 @@ async def open_resources(
     settings: ApiSettings, tokens: TokenTable, *, client_id: str = "mailsync-api"
 ) -> AsyncIterator[Resources]:
     box = SecretBox(settings.secret_key)  # fails early when the key is missing
-    await ensure_topics(settings, [ACCOUNTS, SEND_REQUESTS, ACTIVITY_EVENTS])
+    # The CLI opens these too: its topics (accounts, erasures) are a subset of the API's.
+    await ensure_topics(settings, topics_of("api"))
     mongo = mongo_client(settings, app_name=client_id)
     prod = producer(settings, client_id=client_id)
     try:

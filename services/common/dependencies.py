@@ -2,7 +2,8 @@
 
 Kafka: a metadata request (what every client sends first) through one long-lived
 admin client; a refused login or certificate is named as such, and where creating topics
-is off (Strimzi owns them), every registry topic the cluster lacks is named.
+is off (Strimzi owns them), every topic of the process's services the cluster lacks is
+named.
 MongoDB: ``ping``. Results are kept for ``CACHE_S`` so a probe storm
 never becomes a load on the servers. Only the failure's class is reported: error
 texts may carry host names, never credentials, but nothing more is needed.
@@ -13,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
+from schemas.topics import TopicSpec
 from services.common.kafka import KafkaAuthFailed, admin, connect_error, missing_topics
 from services.common.settings import CommonSettings
 
@@ -28,8 +31,10 @@ CACHE_S = 5.0
 
 
 class DependencyProbe:
-    def __init__(self, settings: CommonSettings):
+    def __init__(self, settings: CommonSettings, topics: Sequence[TopicSpec]):
+        """``topics``: those the process's services use (``topics_of`` each service)."""
         self._settings = settings
+        self._topics = list(topics)
         self._admin: AIOKafkaAdminClient | None = None
         self._mongo: AsyncMongoClient[dict[str, Any]] | None = None
         self._last: dict[str, str | None] = {}
@@ -67,7 +72,7 @@ class DependencyProbe:
                 await asyncio.wait_for(self._admin.list_topics(), CHECK_TIMEOUT_S)
                 return None
             missing = await asyncio.wait_for(
-                missing_topics(self._admin, self._settings), CHECK_TIMEOUT_S
+                missing_topics(self._admin, self._settings, self._topics), CHECK_TIMEOUT_S
             )
             return f"missing topics: {', '.join(missing)}" if missing else None
         except KafkaAuthFailed as exc:

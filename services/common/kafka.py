@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from schemas.topics import TopicSpec
+from schemas.topics import Durability, TopicSpec
 from services.common.errors import ConfigurationError, TransientError
 from services.common.kafka_oauth import ClientCredentialsTokens
 from services.common.kafka_settings import KafkaSettings
@@ -218,13 +218,13 @@ async def ensure_topics(settings: CommonSettings, specs: Iterable[TopicSpec]) ->
 async def _create(
     client: AIOKafkaAdminClient, settings: CommonSettings, specs: list[TopicSpec]
 ) -> None:
-    configs = {"min.insync.replicas": str(settings.kafka_min_insync_replicas)}
+    durability = Durability(settings.kafka_replication_factor, settings.kafka_min_insync_replicas)
     new = [
         NewTopic(
             settings.topic(s),
             s.partitions,
-            settings.kafka_replication_factor,
-            topic_configs={**s.config(), **configs},
+            durability.replicas,
+            topic_configs=s.config(durability),
         )
         for s in specs
     ]
@@ -254,9 +254,13 @@ async def _until_led(client: AIOKafkaAdminClient, names: list[str], timeout: flo
         await asyncio.sleep(0.05)
 
 
-async def missing_topics(client: AIOKafkaAdminClient, settings: CommonSettings) -> list[str]:
-    """The registry topics the cluster lacks (for readiness where creating is off)."""
-    from schemas.topics import TOPICS
+async def missing_topics(
+    client: AIOKafkaAdminClient, settings: CommonSettings, specs: Iterable[TopicSpec]
+) -> list[str]:
+    """Which of ``specs`` the cluster lacks (for readiness where creating is off).
 
+    Only the process's own topics: with ACLs (the prod overlay's KafkaUsers), the
+    broker's metadata lists only the topics this principal may describe.
+    """
     existing = set(await client.list_topics())
-    return [settings.topic(s) for s in TOPICS if settings.topic(s) not in existing]
+    return [settings.topic(s) for s in specs if settings.topic(s) not in existing]

@@ -15,6 +15,8 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings
 
+from schemas.topics import DURABILITY
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 
@@ -50,11 +52,16 @@ class KafkaSettings(BaseSettings):
         description="Create missing registry topics at start (embedded, dev). Off where "
         "Strimzi KafkaTopics own them: a missing topic is then a readiness failure.",
     )
+    # The defaults are the embedded cluster's; the prod overlay sets the registry's.
     kafka_replication_factor: int = Field(
-        default=1, ge=1, description="Replicas of the topics mailsync creates itself."
+        default=DURABILITY["embedded"].replicas,
+        ge=1,
+        description="Replicas of the topics mailsync creates itself (faust's changelog too).",
     )
     kafka_min_insync_replicas: int = Field(
-        default=1, ge=1, description="min.insync.replicas of the topics mailsync creates."
+        default=DURABILITY["embedded"].min_insync_replicas,
+        ge=1,
+        description="min.insync.replicas of the topics mailsync creates.",
     )
 
     @property

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
+from schemas.topics import TOPICS, topics_of
 from services.common.dependencies import DependencyProbe
 from services.common.health import HealthServer
 from services.common.lag_monitor import ConsumerGroup, LagMonitor
@@ -37,11 +38,12 @@ async def run_process(
     """Run ``services`` until ``stop``; ``local``: a busy metrics port is not fatal."""
     groups = [g for s in services if isinstance(s, Consumes) for g in s.consumer_groups()]
     monitors: list[Service] = [LagMonitor(settings, groups)] if groups else []
+    used = {t.name for s in services for t in topics_of(s.name)}
     health = HealthServer(
         settings.metrics_host,
         settings.metrics_port,
         [s.name for s in services],
-        DependencyProbe(settings),
+        DependencyProbe(settings, [t for t in TOPICS if t.name in used]),
     )
     await health.start(any_port_if_busy=local)
     try:

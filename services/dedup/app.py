@@ -27,7 +27,14 @@ from schemas.dead_letter import DeadLetterMeta
 from schemas.envelope import encode_headers, meta_header
 from schemas.raw_message import RawMessageMeta
 from schemas.tagged_message import MessageTags, Sighting
-from schemas.topics import ACCOUNTS, BY_FINGERPRINT, DEAD_LETTERS, RAW_MESSAGES, TAGGED_MESSAGES
+from schemas.topics import (
+    ACCOUNTS,
+    BY_FINGERPRINT,
+    DEAD_LETTERS,
+    RAW_MESSAGES,
+    TAGGED_MESSAGES,
+    topics_of,
+)
 from services.common import metrics
 from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
@@ -141,6 +148,9 @@ def build_faust_app(settings: DedupSettings, tagger: Tagger) -> faust.App:
         default=list,
         partitions=BY_FINGERPRINT.partitions,
         key_type=bytes,
+        # faust creates the changelog with topic_replication_factor; as durable as the
+        # registry's topics (MAILSYNC_KAFKA_REPLICATION_FACTOR, _MIN_INSYNC_REPLICAS).
+        extra_topic_configs={"min.insync.replicas": str(s.kafka_min_insync_replicas)},
     )
 
     async def dead_letter(
@@ -229,9 +239,7 @@ class DedupApp:
     async def start(self) -> None:
         s = self.settings
         s.log_startup(self.name)
-        await ensure_topics(
-            s, [ACCOUNTS, RAW_MESSAGES, BY_FINGERPRINT, TAGGED_MESSAGES, DEAD_LETTERS]
-        )
+        await ensure_topics(s, topics_of(self.name))
         self._mongo = mongo_client(s, app_name="mailsync-dedup")
         blobs = BlobStore(database(self._mongo, s))
         self._directory = AccountDirectory(

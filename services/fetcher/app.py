@@ -12,7 +12,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from schemas.account import AccountRecord
-from schemas.topics import ACCOUNTS, ACTIVITY_CONFIRMATIONS, MAILBOX_EVENTS, RAW_MESSAGES
+from schemas.topics import (
+    ACCOUNTS,
+    ACTIVITY_CONFIRMATIONS,
+    MAILBOX_EVENTS,
+    RAW_MESSAGES,
+    topics_of,
+)
 from services.accounts import RotatedSecretWriter
 from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
@@ -57,7 +63,7 @@ class FetcherApp:
         s = self.settings
         s.log_startup(self.name)
         secrets = SecretBox(s.secret_key)
-        await ensure_topics(s, [ACCOUNTS, RAW_MESSAGES, MAILBOX_EVENTS, ACTIVITY_CONFIRMATIONS])
+        await ensure_topics(s, topics_of(self.name))
         self._mongo = mongo_client(s, app_name="mailsync-fetcher")
         db = database(self._mongo, s)
         self._producer = producer(s, client_id="mailsync-fetcher")

@@ -18,7 +18,14 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
-from schemas.topics import ACCOUNTS, DEAD_LETTERS, RAW_MESSAGES, SEND_REQUESTS, SEND_RESULTS
+from schemas.topics import (
+    ACCOUNTS,
+    DEAD_LETTERS,
+    RAW_MESSAGES,
+    SEND_REQUESTS,
+    SEND_RESULTS,
+    topics_of,
+)
 from services.accounts import RotatedSecretWriter
 from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
@@ -64,7 +71,7 @@ class SenderApp:
         s = self.settings
         s.log_startup(self.name)
         secrets = SecretBox(s.secret_key)
-        await ensure_topics(s, [ACCOUNTS, SEND_REQUESTS, SEND_RESULTS, RAW_MESSAGES, DEAD_LETTERS])
+        await ensure_topics(s, topics_of(self.name))
         self._mongo = mongo_client(s, app_name="mailsync-sender")
         db = database(self._mongo, s)
         self._ledger = SendLedger(db, self.worker_id, dt.timedelta(seconds=s.sender_lease_s))

