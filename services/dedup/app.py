@@ -123,6 +123,7 @@ def build_faust_app(settings: DedupSettings, tagger: Tagger) -> faust.App:
         broker_session_timeout=s.dedup_session_timeout_s,
         broker_heartbeat_interval=max(s.dedup_session_timeout_s / 5, 0.5),
         consumer_auto_offset_reset="earliest",
+        processing_guarantee=s.dedup_processing_guarantee,
         topic_replication_factor=s.kafka_replication_factor,
         topic_disable_leader=True,
     )

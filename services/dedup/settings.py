@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -21,4 +23,9 @@ class DedupSettings(CommonSettings):
         gt=0,
         description="How long the broker may hold a Fetch that finds no data (faust's "
         "own default is 1500 ms; see services/dedup/transport.py).",
+    )
+    dedup_processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        default="at_least_once",
+        description="faust's processing guarantee: exactly_once wraps each partition's "
+        "output and offsets in a Kafka transaction (KIP-98); see bench/RESULTS.md.",
     )
