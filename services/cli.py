@@ -282,7 +282,8 @@ def cmd_topic(name: str) -> int:
 
     settings = CommonSettings()
     topic = name if name.startswith(settings.topic_prefix) else settings.topic_prefix + name
-    for record in asyncio.run(read_topic(settings.require_kafka(), topic)):
+    settings.require_kafka()
+    for record in asyncio.run(read_topic(settings, topic)):
         key = record.key.decode(errors="replace") if record.key is not None else None
         size = len(record.value or b"")
         print(f"{record.partition}:{record.offset} key={key} bytes={size} {record.meta}")

@@ -13,7 +13,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from schemas.envelope import META_HEADER
-from services.common.kafka import partitions_of
+from services.common.kafka import client_options, partitions_of
+from services.common.kafka_settings import KafkaSettings
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,17 @@ class TopicRecord:
         return None
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[TopicRecord]:
-    """Every record now in ``topic``, partition by partition."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def read_topic(cluster: KafkaSettings | str, topic: str) -> list[TopicRecord]:
+    """Every record now in ``topic``, partition by partition.
+
+    ``cluster``: the Kafka settings (TLS, SASL: a production cluster), or a bootstrap
+    address of a PLAINTEXT listener (the dev broker, the tests).
+    """
+    if isinstance(cluster, str):
+        options: dict[str, Any] = {"bootstrap_servers": cluster}
+    else:
+        options = client_options(cluster)
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False)
     await consumer.start()
     try:
         # topics() refreshes the cluster metadata, so a topic created a moment ago is seen.
