@@ -46,6 +46,7 @@ log = logging.getLogger("mailsync.kafka")
 # headers and batching overhead.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 TOPIC_WAIT_LOG_S = 30.0
+DIAGNOSE_TIMEOUT_S = 5.0
 
 
 class KafkaUnavailable(TransientError):
@@ -258,7 +259,7 @@ def connect_error(settings: KafkaSettings, exc: BaseException) -> Exception:
 
 
 async def why_not_connected(
-    settings: KafkaSettings, exc: BaseException, timeout_s: float = 5.0
+    settings: KafkaSettings, exc: BaseException, timeout_s: float = DIAGNOSE_TIMEOUT_S
 ) -> BaseException:
     """The reason behind aiokafka's bare "Unable to bootstrap".
 
@@ -308,7 +309,8 @@ async def connected_admin(
             raise  # cancelled: the caller is stopping
         failure = exc
     # Outside the except block: the reason found is not chained to aiokafka's bare error.
-    raise connect_error(settings, await why_not_connected(settings, failure)) from failure
+    reason = await why_not_connected(settings, failure, timeout_s or DIAGNOSE_TIMEOUT_S)
+    raise connect_error(settings, reason) from failure
 
 
 async def ensure_topics(settings: CommonSettings, specs: Iterable[TopicSpec]) -> None:
