@@ -76,16 +76,24 @@ def metadata_answers(port: int) -> Callable[[], bool]:
     return check
 
 
-def _port(remembered: int | None) -> int:
-    """The remembered port when nothing listens on it, else a free one."""
-    if remembered:
+def _port(remembered: int | None, taken: set[int]) -> int:
+    """The remembered port when nothing listens on it, else a free one; never one of
+    ``taken`` (the node's other listeners)."""
+    if remembered and remembered not in taken:
         with socket.socket() as sock:
+            # As the broker binds (Java sets SO_REUSEADDR): connections of the previous
+            # run still in TIME_WAIT do not make the port taken, a listener does.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", remembered))
+                taken.add(remembered)
                 return remembered
             except OSError:
                 pass
-    return free_port()
+    while (port := free_port()) in taken:
+        pass
+    taken.add(port)
+    return port
 
 
 class KafkaBroker:
@@ -104,10 +112,11 @@ class KafkaBroker:
         self.heap_mb = heap_mb
         self.log = self.dir / "kafka.log"
         ports = self._remembered_ports()
-        self.port = _port(ports.get("plain"))
-        self.controller_port = _port(ports.get("controller"))
-        self.sasl_ssl_port = _port(ports.get("sasl_ssl")) if secure else None
-        self.mtls_port = _port(ports.get("mtls")) if secure else None
+        taken: set[int] = set()
+        self.port = _port(ports.get("plain"), taken)
+        self.controller_port = _port(ports.get("controller"), taken)
+        self.sasl_ssl_port = _port(ports.get("sasl_ssl"), taken) if secure else None
+        self.mtls_port = _port(ports.get("mtls"), taken) if secure else None
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.server_cert: SelfSignedCert | None = None
         self._proc: ChildProcess | None = None

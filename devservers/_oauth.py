@@ -9,13 +9,14 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 from devservers._process import ChildProcess, free_port, port_answers, wait_until
 
 
 class OAuthServer:
     """Token and introspection endpoints on loopback; the admin calls stand in for a
-    user's consent and its withdrawal."""
+    user's consent and its withdrawal, and for registering a service account."""
 
     def __init__(self, root: Path):
         self.port = free_port()
@@ -70,6 +71,24 @@ class OAuthServer:
             "rotate": rotate,
         }
         return str(self._call("POST", "/admin/grants", body)["refresh_token"])
+
+    def client(
+        self, client_id: str, client_secret: str, *, lifetime_s: float = 3600, scope: str = ""
+    ) -> None:
+        """Register a confidential client of the client-credentials grant (RFC 6749
+        section 4.4), e.g. a Kafka service account; its tokens live ``lifetime_s`` and
+        are unsecured JWS that only a dev broker accepts."""
+        body = {
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "lifetime_s": lifetime_s,
+            "scope": scope,
+        }
+        self._call("POST", "/admin/clients", body)
+
+    def issued(self, client_id: str) -> int:
+        """How many access tokens the client-credentials grant gave ``client_id``."""
+        return int(self._call("GET", f"/admin/clients/{quote(client_id, safe='')}")["issued"])
 
     def revoke(self, refresh_token: str) -> None:
         """The user withdraws consent: the refresh token and its access tokens die."""

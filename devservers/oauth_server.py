@@ -6,6 +6,12 @@ Run as ``python -m devservers.oauth_server --port N``. It speaks:
 - ``POST /token``: the refresh-token grant (RFC 6749 section 6), client authentication
   by HTTP Basic (section 2.3.1) or ``client_id`` for public clients; errors as in
   section 5.2 (``invalid_grant`` for an unknown, revoked or rotated-away token).
+  And the client-credentials grant (section 4.4) for Kafka's OAUTHBEARER (KIP-768):
+  the client authenticates with HTTP Basic and gets an *unsecured* JWS (RFC 7515 with
+  ``"alg": "none"``, RFC 7519 claims ``sub``, ``iat``, ``exp``, ``scope``), the one
+  token Kafka's default broker-side validator
+  (``OAuthBearerUnsecuredValidatorCallbackHandler``) accepts. Anybody can forge such a
+  token: it is for the tests' broker only, never a production token.
 - ``POST /introspect``: token introspection (RFC 7662): ``{"active": true, "email": ...}``
   for a live access token. Dovecot's oauth2 passdb and the dev SMTP server ask it.
 
@@ -43,6 +49,16 @@ class Grant:
 
 
 @dataclass
+class Client:
+    """A confidential client of the client-credentials grant (a Kafka service account)."""
+
+    secret: str
+    lifetime_s: float
+    scope: frozenset[str]
+    issued: int = 0
+
+
+@dataclass
 class AccessGrant:
     grant: Grant
     expires_at: float
@@ -56,6 +72,7 @@ class AuthorizationServer:
         self.grants: dict[str, Grant] = {}  # live refresh token -> grant
         self.issued: dict[str, Grant] = {}  # every refresh token ever issued, for stats
         self.tokens: dict[str, AccessGrant] = {}
+        self.clients: dict[str, Client] = {}
 
     def add_grant(self, spec: dict[str, Any]) -> str:
         refresh = "rt-" + secrets.token_urlsafe(24)
@@ -79,11 +96,64 @@ class AuthorizationServer:
                 self.tokens.pop(token, None)
             return True
 
+    def add_client(self, spec: dict[str, Any]) -> str:
+        client_id = str(spec["client_id"])
+        with self.lock:
+            self.clients[client_id] = Client(
+                secret=str(spec["client_secret"]),
+                lifetime_s=float(spec.get("lifetime_s", 3600)),
+                scope=frozenset(str(spec.get("scope", "")).split()),
+            )
+        return client_id
+
+    def token(
+        self, form: dict[str, str], basic: tuple[str, str] | None
+    ) -> tuple[int, dict[str, Any]]:
+        """The token endpoint (RFC 6749 section 3.2): one grant type per request."""
+        grant_type = form.get("grant_type")
+        if grant_type == "refresh_token":
+            return self.refresh(form, basic)
+        if grant_type == "client_credentials":
+            return self.client_credentials(form, basic)
+        return 400, {"error": "unsupported_grant_type"}
+
+    def client_credentials(
+        self, form: dict[str, str], basic: tuple[str, str] | None
+    ) -> tuple[int, dict[str, Any]]:
+        """RFC 6749 section 4.4: a confidential client asks for a token of its own."""
+        with self.lock:
+            client = self.clients.get(basic[0]) if basic else None
+            if basic is None or client is None or client.secret != basic[1]:
+                # Section 5.2: invalid_client, 401 when the client tried HTTP Basic.
+                return 401, {"error": "invalid_client", "error_description": "unknown client"}
+            asked = frozenset(form.get("scope", "").split())
+            if not asked <= client.scope:
+                return 400, {"error": "invalid_scope"}
+            scope = asked or client.scope  # section 3.3: absent means the default scope
+            client.issued += 1
+        now = int(time.time())
+        claims = {
+            "sub": basic[0],
+            "iat": now,
+            "exp": now + int(client.lifetime_s),
+            "scope": " ".join(sorted(scope)),
+        }
+        # Section 4.4.3: no refresh token; the client simply asks again.
+        return 200, {
+            "access_token": unsecured_jws(claims),
+            "token_type": "Bearer",
+            "expires_in": int(client.lifetime_s),
+            "scope": claims["scope"],
+        }
+
+    def client_tokens(self, client_id: str) -> int | None:
+        with self.lock:
+            client = self.clients.get(client_id)
+            return None if client is None else client.issued
+
     def refresh(
         self, form: dict[str, str], basic: tuple[str, str] | None
     ) -> tuple[int, dict[str, Any]]:
-        if form.get("grant_type") != "refresh_token":
-            return 400, {"error": "unsupported_grant_type"}
         client_id, client_secret = basic if basic else (form.get("client_id", ""), None)
         with self.lock:
             old = form.get("refresh_token", "")
@@ -133,6 +203,18 @@ class AuthorizationServer:
             return {"user": grant.user, "refreshes": grant.refreshes, "revoked": grant.revoked}
 
 
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def unsecured_jws(claims: dict[str, Any]) -> str:
+    """An unsigned JWS in compact form (RFC 7515 section 7.1 with RFC 7518 section 3.6's
+    ``"alg": "none"``): base64url without padding, ``header.payload.`` with an empty
+    signature. Only for a broker whose validator trusts unsigned tokens (dev only)."""
+    header = _b64url(json.dumps({"alg": "none"}).encode())
+    return f"{header}.{_b64url(json.dumps(claims).encode())}."
+
+
 def _handler(server: AuthorizationServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -144,6 +226,9 @@ def _handler(server: AuthorizationServer) -> type[BaseHTTPRequestHandler]:
         def _reply(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
+            if status == 401:
+                # RFC 6749 section 5.2: a 401 names the scheme the client should use.
+                self.send_header("WWW-Authenticate", 'Basic realm="mailsync-dev"')
             self.send_header("Content-Type", "application/json")
             self.send_header("Cache-Control", "no-store")  # RFC 6749 section 5.1
             self.send_header("Content-Length", str(len(data)))
@@ -167,11 +252,13 @@ def _handler(server: AuthorizationServer) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             if self.path == "/token":
-                self._reply(*server.refresh(self._form(), self._basic()))
+                self._reply(*server.token(self._form(), self._basic()))
             elif self.path == "/introspect":
                 self._reply(200, server.introspect(self._form().get("token", "")))
             elif self.path == "/admin/grants":
                 self._reply(201, {"refresh_token": server.add_grant(json.loads(self._body()))})
+            elif self.path == "/admin/clients":
+                self._reply(201, {"client_id": server.add_client(json.loads(self._body()))})
             elif self.path == "/admin/revoke":
                 found = server.revoke(json.loads(self._body())["refresh_token"])
                 self._reply(200 if found else 404, {"revoked": found})
@@ -182,6 +269,11 @@ def _handler(server: AuthorizationServer) -> type[BaseHTTPRequestHandler]:
             if self.path.startswith("/admin/grants/"):
                 stats = server.stats(self.path.removeprefix("/admin/grants/"))
                 self._reply(200 if stats else 404, stats or {"error": "not_found"})
+            elif self.path.startswith("/admin/clients/"):
+                client_id = unquote_plus(self.path.removeprefix("/admin/clients/"))
+                issued = server.client_tokens(client_id)
+                found = issued is not None
+                self._reply(200 if found else 404, {"issued": issued} if found else {})
             else:
                 self._reply(404, {"error": "not_found"})
 

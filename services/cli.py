@@ -33,10 +33,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from services.common.errors import ConfigurationError
+from pydantic import ValidationError
+
+from services.common.errors import ConfigurationError, MailsyncError
 from services.common.lifecycle import Service, install_signal_handlers
 from services.common.logs import register_secret, setup_logging
-from services.common.settings import CommonSettings
+from services.common.settings import CommonSettings, invalid_settings
 
 if TYPE_CHECKING:
     from services.common.health import HealthServer
@@ -507,8 +509,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(SecretBox.new_key())
             return 0
     except ConfigurationError as exc:
+        # One line, no traceback: the message names the settings to fix.
         print(f"mailsync: {exc}", file=sys.stderr)
         return 2
+    except ValidationError as exc:
+        print(f"mailsync: invalid settings: {invalid_settings(exc)}", file=sys.stderr)
+        return 2
+    except MailsyncError as exc:
+        # A dependency away at start (KafkaUnavailable...): one line too; a failure while
+        # running was logged with its traceback where it happened. Non-zero either way,
+        # so Kubernetes restarts the pod.
+        print(f"mailsync: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0

@@ -24,7 +24,8 @@ from aiokafka import AIOKafkaConsumer
 
 from schemas.envelope import META_HEADER
 from services.common.errors import MailsyncError
-from services.common.kafka import MAX_REQUEST_BYTES, partitions_of
+from services.common.kafka import MAX_REQUEST_BYTES, client_options, partitions_of
+from services.common.kafka_settings import KafkaSettings
 
 # Where to start in each partition: its first record, its end (only new records), an
 # offset (clamped to the records the partition holds), or -N: its last N records.
@@ -148,9 +149,17 @@ async def _resolve(client: AIOKafkaConsumer, topic: str, prefix: str, where: obj
     raise TopicNotFound(f"topic {' or '.join(tried)} does not exist at {where}")
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[TopicRecord]:
-    """Every record now in ``topic`` (none when it does not exist), partition by partition."""
+async def read_topic(cluster: KafkaSettings | str, topic: str) -> list[TopicRecord]:
+    """Every record now in ``topic`` (none when it does not exist), partition by partition.
+
+    ``cluster``: the Kafka settings (TLS, SASL: a production cluster), or a bootstrap
+    address of a PLAINTEXT listener (the dev broker, the tests).
+    """
+    if isinstance(cluster, str):
+        options: dict[str, Any] = {"bootstrap_servers": cluster}
+    else:
+        options = client_options(cluster)
     with contextlib.suppress(TopicNotFound):
-        records = [r async for r in stream({"bootstrap_servers": bootstrap}, topic)]
+        records = [r async for r in stream(options, topic)]
         return sorted(records, key=lambda r: (r.partition, r.offset))
     return []

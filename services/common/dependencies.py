@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
 from schemas.topics import TopicSpec
-from services.common.kafka import KafkaAuthFailed, admin, connect_error, missing_topics
+from services.common.kafka import KafkaAuthFailed, connected_admin, missing_topics
 from services.common.settings import CommonSettings
 
 log = logging.getLogger("mailsync.dependencies")
@@ -54,20 +54,12 @@ class DependencyProbe:
     async def _kafka(self) -> str | None:
         try:
             if self._admin is None:
-                client = admin(
+                self._admin = await connected_admin(
                     self._settings,
                     client_id="mailsync-health",
+                    timeout_s=CHECK_TIMEOUT_S,
                     request_timeout_ms=int(CHECK_TIMEOUT_S * 1000),
                 )
-                try:
-                    await asyncio.wait_for(client.start(), CHECK_TIMEOUT_S)
-                except BaseException as exc:
-                    with contextlib.suppress(Exception):
-                        await client.close()
-                    if isinstance(exc, Exception):
-                        raise connect_error(self._settings, exc) from exc
-                    raise
-                self._admin = client
             if self._settings.kafka_create_topics:
                 await asyncio.wait_for(self._admin.list_topics(), CHECK_TIMEOUT_S)
                 return None

@@ -9,7 +9,8 @@
 - :func:`ensure_topics`: creates the registry's missing topics, or, where
   ``MAILSYNC_KAFKA_CREATE_TOPICS`` is off (Strimzi owns them), waits for them, naming
   the missing ones in the log and in readiness.
-- :func:`connect_error`: what a failed connection means, as one clear error.
+- :func:`connected_admin`, :func:`connect_error`: what a failed connection means, as
+  one clear error raised at once (a wrong password is not retried).
 """
 
 from __future__ import annotations
@@ -23,12 +24,20 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.conn import collect_hosts, create_conn
+from aiokafka.errors import (
+    KafkaConnectionError,
+    SaslAuthenticationFailed,
+    TopicAlreadyExistsError,
+    UnsupportedSaslMechanismError,
+)
+from aiokafka.protocol.metadata import MetadataRequest
 
 from schemas.topics import Durability, TopicSpec
 from services.common.errors import ConfigurationError, TransientError
 from services.common.kafka_oauth import ClientCredentialsTokens
 from services.common.kafka_settings import KafkaSettings
+from services.common.oauth2.errors import OAuth2Rejected, OAuth2Revoked, OAuth2Unavailable
 from services.common.settings import CommonSettings
 
 log = logging.getLogger("mailsync.kafka")
@@ -37,6 +46,7 @@ log = logging.getLogger("mailsync.kafka")
 # headers and batching overhead.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 TOPIC_WAIT_LOG_S = 30.0
+DIAGNOSE_TIMEOUT_S = 5.0
 
 
 class KafkaUnavailable(TransientError):
@@ -49,19 +59,29 @@ class KafkaAuthFailed(ConfigurationError):
 
 def ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
     """The TLS context of SSL and SASL_SSL: the CA file (else the system's trust store),
-    and the client certificate for mutual TLS."""
+    and the client certificate for mutual TLS. A file that cannot be loaded is a
+    ConfigurationError naming its setting."""
     if not settings.kafka_tls:
         return None
-    context = ssl.create_default_context(
-        cafile=str(settings.kafka_ca_file) if settings.kafka_ca_file else None
-    )
+    ca = settings.kafka_ca_file
+    try:
+        context = ssl.create_default_context(cafile=str(ca) if ca else None)
+    except OSError as exc:  # ssl.SSLError is an OSError too
+        raise ConfigurationError(f"MAILSYNC_KAFKA_CA_FILE {ca}: cannot load it: {exc}") from None
     if settings.kafka_cert_file is not None and settings.kafka_key_file is not None:
         password = settings.kafka_key_password
-        context.load_cert_chain(
-            str(settings.kafka_cert_file),
-            str(settings.kafka_key_file),
-            password.get_secret_value() if password else None,
-        )
+        try:
+            context.load_cert_chain(
+                str(settings.kafka_cert_file),
+                str(settings.kafka_key_file),
+                password.get_secret_value() if password else None,
+            )
+        except OSError as exc:
+            raise ConfigurationError(
+                f"MAILSYNC_KAFKA_CERT_FILE {settings.kafka_cert_file} and MAILSYNC_KAFKA_KEY_FILE "
+                f"{settings.kafka_key_file}: cannot load them (MAILSYNC_KAFKA_KEY_PASSWORD?): "
+                f"{exc}"
+            ) from None
     return context
 
 
@@ -81,12 +101,15 @@ def client_options(settings: KafkaSettings) -> dict[str, Any]:
         if settings.kafka_sasl_mechanism == "OAUTHBEARER":
             assert settings.kafka_oauth_token_url and settings.kafka_oauth_client_id
             assert settings.kafka_oauth_client_secret is not None
-            options["sasl_oauth_token_provider"] = ClientCredentialsTokens(
-                settings.kafka_oauth_token_url,
-                settings.kafka_oauth_client_id,
-                settings.kafka_oauth_client_secret,
-                settings.kafka_oauth_scope,
-            )
+            try:
+                options["sasl_oauth_token_provider"] = ClientCredentialsTokens(
+                    settings.kafka_oauth_token_url,
+                    settings.kafka_oauth_client_id,
+                    settings.kafka_oauth_client_secret,
+                    settings.kafka_oauth_scope,
+                )
+            except OAuth2Rejected as exc:  # a plain-http token endpoint off loopback
+                raise ConfigurationError(f"MAILSYNC_KAFKA_OAUTH_TOKEN_URL: {exc}") from None
         else:
             assert settings.kafka_sasl_password is not None
             options["sasl_plain_username"] = settings.kafka_sasl_username
@@ -150,49 +173,150 @@ def admin(settings: KafkaSettings, *, client_id: str, **extra: Any) -> AIOKafkaA
     return AIOKafkaAdminClient(**client_options(settings), client_id=client_id, **extra)
 
 
-def connect_error(settings: KafkaSettings, exc: BaseException) -> Exception:
-    """One clear error for a client that could not connect: a refused login or an
-    untrusted certificate is a setting to fix (not retried); anything else is transient."""
-    text = f"{type(exc).__name__}: {exc}"
-    where = f"Kafka at {settings.kafka_bootstrap} ({settings.kafka_security_protocol}"
-    where += f", {settings.kafka_sasl_mechanism})" if settings.kafka_sasl else ")"
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it (aiokafka wraps a TLS alert in a KafkaConnectionError)."""
     chain: list[BaseException] = []
     cause: BaseException | None = exc
-    while cause is not None and len(chain) < 5:
+    while cause is not None and len(chain) < 5 and cause not in chain:
         chain.append(cause)
         cause = cause.__cause__ or cause.__context__
-    names = " ".join(type(c).__name__ for c in chain) + " " + " ".join(map(str, chain))
-    if "SaslAuthenticationFailed" in names or "Authentication failed" in names:
+    return chain
+
+
+def _describe(exc: BaseException) -> str:
+    # aiokafka's errors already start with their class name ("[Error 58] Sasl...").
+    text = str(exc)
+    name = type(exc).__name__
+    return text if name in text else f"{name}: {text}" if text else name
+
+
+def connect_error(settings: KafkaSettings, exc: BaseException) -> Exception:
+    """One clear error for a client that could not connect: a refused login, token or
+    certificate, or an untrusted broker, is a setting to fix (:class:`KafkaAuthFailed`,
+    not retried, naming the settings); anything else is :class:`KafkaUnavailable`."""
+    chain = _chain(exc)
+    detail = "; ".join(dict.fromkeys(_describe(c) for c in chain))
+    where = f"Kafka at {settings.kafka_bootstrap} ({settings.kafka_security_protocol}"
+    where += f", {settings.kafka_sasl_mechanism})" if settings.kafka_sasl else ")"
+    oauth = (
+        "MAILSYNC_KAFKA_OAUTH_TOKEN_URL, MAILSYNC_KAFKA_OAUTH_CLIENT_ID, "
+        "MAILSYNC_KAFKA_OAUTH_CLIENT_SECRET and MAILSYNC_KAFKA_OAUTH_SCOPE"
+    )
+
+    def found(kind: type[BaseException]) -> BaseException | None:
+        return next((c for c in chain if isinstance(c, kind)), None)
+
+    if found(OAuth2Rejected) or found(OAuth2Revoked):
+        # ClientCredentialsTokens' message names the settings already.
+        return KafkaAuthFailed(f"{where}: no access token: {detail}")
+    if found(OAuth2Unavailable):
+        return KafkaUnavailable(f"{where}: no access token: {detail}")
+    if found(SaslAuthenticationFailed):
+        if settings.kafka_sasl_mechanism == "OAUTHBEARER":
+            return KafkaAuthFailed(
+                f"{where} refused the access token of client "
+                f"{settings.kafka_oauth_client_id!r}: check {oauth} ({detail})"
+            )
         return KafkaAuthFailed(
-            f"{where} refused the login of {settings.kafka_sasl_username or 'the client'!r}: "
-            "check MAILSYNC_KAFKA_SASL_USERNAME, MAILSYNC_KAFKA_SASL_PASSWORD and "
-            f"MAILSYNC_KAFKA_SASL_MECHANISM ({text})"
+            f"{where} refused the login of {settings.kafka_sasl_username!r}: check "
+            "MAILSYNC_KAFKA_SASL_USERNAME, MAILSYNC_KAFKA_SASL_PASSWORD and "
+            f"MAILSYNC_KAFKA_SASL_MECHANISM ({detail})"
         )
-    if any(isinstance(c, ssl.SSLCertVerificationError) for c in chain) or (
-        "CERTIFICATE_VERIFY_FAILED" in names
-    ):
+    if found(UnsupportedSaslMechanismError):
         return KafkaAuthFailed(
-            f"{where}: the broker's certificate is not trusted: check MAILSYNC_KAFKA_CA_FILE "
-            f"({text})"
+            f"{where}: this listener does not offer {settings.kafka_sasl_mechanism}: check "
+            f"MAILSYNC_KAFKA_SASL_MECHANISM and the port in MAILSYNC_KAFKA_BOOTSTRAP ({detail})"
         )
-    if any(isinstance(c, ssl.SSLError) for c in chain) or "TLSV13_ALERT" in names:
+    unverified = found(ssl.SSLCertVerificationError)
+    if isinstance(unverified, ssl.SSLCertVerificationError):
         return KafkaAuthFailed(
-            f"{where}: the TLS handshake failed (a client certificate missing or refused?): "
-            f"check MAILSYNC_KAFKA_CERT_FILE and MAILSYNC_KAFKA_KEY_FILE ({text})"
+            f"{where}: the broker's certificate is not trusted "
+            f"({unverified.verify_message}): check MAILSYNC_KAFKA_CA_FILE, and that "
+            f"MAILSYNC_KAFKA_BOOTSTRAP names a host of the certificate ({detail})"
         )
-    return KafkaUnavailable(f"{where} did not answer: {text}")
+    refused = found(ssl.SSLError)
+    if isinstance(refused, ssl.SSLError):
+        if "ALERT" in (refused.reason or ""):
+            # The broker ended the handshake with an alert (RFC 8446 section 6.2): with
+            # ssl.client.auth=required, bad_certificate or certificate_required when
+            # the client sent none or one it does not trust.
+            certificate = (
+                "check MAILSYNC_KAFKA_CERT_FILE and MAILSYNC_KAFKA_KEY_FILE (signed by a CA "
+                "the broker trusts?)"
+                if settings.kafka_cert_file is not None
+                else "it may require a client certificate: set MAILSYNC_KAFKA_CERT_FILE and "
+                "MAILSYNC_KAFKA_KEY_FILE"
+            )
+            return KafkaAuthFailed(f"{where} refused the TLS handshake: {certificate} ({detail})")
+        return KafkaAuthFailed(
+            f"{where}: the TLS handshake failed: check that MAILSYNC_KAFKA_BOOTSTRAP is a TLS "
+            f"listener and MAILSYNC_KAFKA_SECURITY_PROTOCOL ({detail})"
+        )
+    return KafkaUnavailable(
+        f"{where} did not answer: {detail}; check MAILSYNC_KAFKA_BOOTSTRAP and "
+        "MAILSYNC_KAFKA_SECURITY_PROTOCOL"
+    )
+
+
+async def why_not_connected(
+    settings: KafkaSettings, exc: BaseException, timeout_s: float = DIAGNOSE_TIMEOUT_S
+) -> BaseException:
+    """The reason behind aiokafka's bare "Unable to bootstrap".
+
+    aiokafka's bootstrap logs why each server failed (a SASL refusal, a TLS alert) and
+    then raises a KafkaConnectionError that no longer carries it. One more connection,
+    made the way aiokafka makes it (``create_conn``: TLS, ApiVersions, SASL, then a
+    Metadata request as the bootstrap sends), returns the error itself.
+    """
+    bare = isinstance(exc, KafkaConnectionError)
+    if not bare or not settings.kafka_bootstrap:
+        return exc
+    options = client_options(settings)
+    del options["bootstrap_servers"]
+    for host, port, _ in collect_hosts(settings.kafka_bootstrap, randomize=False):
+        try:
+            async with asyncio.timeout(timeout_s):
+                conn = await create_conn(
+                    host,
+                    port,
+                    client_id="mailsync-diagnose",
+                    request_timeout_ms=int(timeout_s * 1000),
+                    **options,
+                )
+                try:
+                    await conn.send(MetadataRequest([]))
+                finally:
+                    conn.close()
+        except Exception as reason:
+            return reason
+    return exc
+
+
+async def connected_admin(
+    settings: KafkaSettings, *, client_id: str, timeout_s: float | None = None, **extra: Any
+) -> AIOKafkaAdminClient:
+    """An admin client that reached the cluster, or the one clear error of why not
+    (:func:`connect_error`): raised at once, never retried here."""
+    client = admin(settings, client_id=client_id, **extra)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await client.start()
+        return client
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            await client.close()
+        if not isinstance(exc, Exception):
+            raise  # cancelled: the caller is stopping
+        failure = exc
+    # Outside the except block: the reason found is not chained to aiokafka's bare error.
+    reason = await why_not_connected(settings, failure, timeout_s or DIAGNOSE_TIMEOUT_S)
+    raise connect_error(settings, reason) from failure
 
 
 async def ensure_topics(settings: CommonSettings, specs: Iterable[TopicSpec]) -> None:
     """Create the registry's missing topics, or wait for them where creating is off."""
     specs = list(specs)
-    client = admin(settings, client_id="mailsync-admin")
-    try:
-        await client.start()
-    except Exception as exc:
-        with contextlib.suppress(Exception):
-            await client.close()
-        raise connect_error(settings, exc) from exc
+    client = await connected_admin(settings, client_id="mailsync-admin")
     try:
         waited = 0.0
         while True:

@@ -17,7 +17,7 @@ import httpx
 from aiokafka.abc import AbstractTokenProvider
 from pydantic import SecretStr
 
-from services.common.oauth2.errors import OAuth2Unavailable
+from services.common.oauth2.errors import OAuth2Rejected, OAuth2Revoked, OAuth2Unavailable
 from services.common.oauth2.refresh import (
     check_token_url,
     client_credentials_form,
@@ -39,6 +39,7 @@ class ClientCredentialsTokens(AbstractTokenProvider):  # type: ignore[misc]
     ):
         check_token_url(token_url)
         self._url = token_url
+        self._client_id = client_id
         pair = f"{quote_plus(client_id)}:{quote_plus(client_secret.get_secret_value())}"
         self._headers = {
             "Accept": "application/json",
@@ -70,5 +71,16 @@ class ClientCredentialsTokens(AbstractTokenProvider):  # type: ignore[misc]
                 raise OAuth2Unavailable(
                     f"Kafka token endpoint unreachable: {type(exc).__name__}: {exc}"
                 ) from None
-        grant = parse_token_response(response.status_code, response.content, now)
+        try:
+            grant = parse_token_response(
+                response.status_code, response.content, now, grant="client-credentials grant"
+            )
+        except (OAuth2Rejected, OAuth2Revoked) as exc:
+            # A refusal is a setting to fix (invalid_client: the id or secret; invalid_scope),
+            # not a token to retry: RFC 6749 section 5.2.
+            raise OAuth2Rejected(
+                f"Kafka {exc} for client {self._client_id!r} at {self._url}: check "
+                "MAILSYNC_KAFKA_OAUTH_CLIENT_ID, MAILSYNC_KAFKA_OAUTH_CLIENT_SECRET and "
+                "MAILSYNC_KAFKA_OAUTH_SCOPE"
+            ) from None
         self._token, self._expires_at = grant.access_token, grant.expires_at

@@ -3,7 +3,8 @@
 Kubernetes mounts a Secret as files (and Strimzi's KafkaUser secrets are mounted so);
 reading the file keeps the secret out of the pod's environment and lets a rotated
 Secret reach a restarted pod. Only ``SecretStr`` fields may come from files; a variable
-set directly wins over its ``_FILE`` twin.
+set directly wins over its ``_FILE`` twin. A named file that cannot be read is a
+ConfigurationError at start (the pod's Secret is not mounted where it is said to be).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from services.common.errors import ConfigurationError
 
 
 def _is_secret(field: FieldInfo) -> bool:
@@ -39,7 +42,7 @@ class SecretFilesSource(PydanticBaseSettingsSource):
             # end files; it is never part of a password.
             return Path(path).read_text().rstrip("\r\n"), field_name, False
         except OSError as exc:
-            raise ValueError(f"{variable}: cannot read {path}: {exc.strerror}") from None
+            raise ConfigurationError(f"{variable}: cannot read {path}: {exc.strerror}") from None
 
     def __call__(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from schemas.topics import TopicSpec
@@ -96,3 +96,17 @@ class CommonSettings(KafkaSettings):
         """Log the effective settings once; SecretStr fields print as '**********'."""
         shown = {k: (str(v) if isinstance(v, SecretStr) else v) for k, v in self}
         log.info("%s settings: %s", service, shown)
+
+
+def invalid_settings(exc: ValidationError) -> str:
+    """One line for the operator: each problem with the variable it comes from.
+
+    Never the value: pydantic's own text repeats the input, and the input of a model
+    check is every setting, passwords included.
+    """
+    problems: list[str] = []
+    for error in exc.errors(include_input=False, include_url=False):
+        message = error["msg"].removeprefix("Value error, ")
+        where = error["loc"]
+        problems.append(f"MAILSYNC_{str(where[0]).upper()}: {message}" if where else message)
+    return "; ".join(problems)

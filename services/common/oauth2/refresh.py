@@ -74,8 +74,12 @@ def client_credentials_form(scope: str) -> dict[str, str]:
     return form
 
 
-def parse_token_response(status: int, body: bytes, now: dt.datetime) -> TokenGrant:
+def parse_token_response(
+    status: int, body: bytes, now: dt.datetime, *, grant: str = "refresh"
+) -> TokenGrant:
     """Interpret the token endpoint's answer, or raise the error it amounts to.
+
+    ``grant`` names the request in error messages ("refresh", "client-credentials grant").
 
     Error bodies (section 5.2) are JSON with ``error`` and maybe ``error_description``;
     only those two are ever put into a message, never the request or a token.
@@ -96,7 +100,7 @@ def parse_token_response(status: int, body: bytes, now: dt.datetime) -> TokenGra
         detail = f"{error}: {description}" if description else error
         if error == "invalid_grant":
             raise OAuth2Revoked(f"refresh token revoked or expired ({detail}); sign in again")
-        raise OAuth2Rejected(f"token endpoint refused the refresh ({detail})")
+        raise OAuth2Rejected(f"token endpoint refused the {grant} ({detail})")
     token = data.get("access_token")
     if not isinstance(token, str) or not token:
         raise OAuth2Rejected("token response has no access_token")
