@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from aiokafka.partitioner import murmur2
 
 from devservers.corpus import build
+from schemas.topics import ACCOUNTS
 from tests.fixtures.pipeline import Env, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -94,10 +96,28 @@ def _fetcher_process(env: Env, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def _spread_ids(suffix: str, count: int) -> list[str]:
+    """Account ids on ``count`` distinct partitions of the accounts topic (the producer's
+    murmur2 of the key, as Kafka's default partitioner): however the group splits the 8
+    partitions between two replicas, each holds some accounts."""
+    ids: list[str] = []
+    taken: set[int] = set()
+    for n in range(1000):
+        account_id = f"r{n}-{suffix}"
+        partition = (murmur2(account_id.encode()) & 0x7FFFFFFF) % ACCOUNTS.partitions
+        if partition not in taken:
+            taken.add(partition)
+            ids.append(account_id)
+        if len(ids) == count:
+            return ids
+    raise AssertionError("no spread of account ids found")
+
+
 async def test_a_killed_replica_hands_its_accounts_over(env: Env, pipeline, tmp_path: Path) -> None:
     suffix = env.overrides["mongo_database"]
     users = [env.mail_user(f"r{i}") for i in range(6)]
-    accounts = [env.account(u, account_id=f"r{i}-{suffix}") for i, u in enumerate(users)]
+    ids = _spread_ids(suffix, len(users))
+    accounts = [env.account(u, account_id=i) for i, u in zip(ids, users, strict=True)]
     await env.publish_accounts(*accounts)
     for i, u in enumerate(users):
         fill(env, u.address, 3, seed=70 + i)
