@@ -22,6 +22,8 @@ class OAuthServer:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.token_url = f"{self.base}/token"
+        self.authorize_url = f"{self.base}/authorize"
+        self.userinfo_url = f"{self.base}/userinfo"
         self.introspection_url = f"{self.base}/introspect"
         self._proc = ChildProcess(
             "oauth",
@@ -73,18 +75,32 @@ class OAuthServer:
         return str(self._call("POST", "/admin/grants", body)["refresh_token"])
 
     def client(
-        self, client_id: str, client_secret: str, *, lifetime_s: float = 3600, scope: str = ""
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        lifetime_s: float = 3600,
+        scope: str = "",
+        redirect_uris: tuple[str, ...] = (),
+        rotate: bool = False,
     ) -> None:
-        """Register a confidential client of the client-credentials grant (RFC 6749
-        section 4.4), e.g. a Kafka service account; its tokens live ``lifetime_s`` and
-        are unsecured JWS that only a dev broker accepts."""
+        """Register a confidential client: of the client-credentials grant (RFC 6749
+        section 4.4), e.g. a Kafka service account, whose tokens are unsecured JWS that
+        only a dev broker accepts; or, with ``redirect_uris``, of the authorization code
+        grant (section 4.1), whose grants' access tokens live ``lifetime_s``."""
         body = {
             "client_id": client_id,
             "client_secret": client_secret,
             "lifetime_s": lifetime_s,
             "scope": scope,
+            "redirect_uris": list(redirect_uris),
+            "rotate": rotate,
         }
         self._call("POST", "/admin/clients", body)
+
+    def user(self, user: str, password: str) -> None:
+        """Someone who may sign in on the consent page."""
+        self._call("POST", "/admin/users", {"user": user, "password": password})
 
     def issued(self, client_id: str) -> int:
         """How many access tokens the client-credentials grant gave ``client_id``."""

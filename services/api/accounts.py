@@ -164,6 +164,7 @@ class Accounts:
                     display_name=r.display_name,
                     kind=own.kind,
                     group=own.group if own.kind == "shared" else None,
+                    credentials=r.secret.kind if r.secret else None,
                     can_send=r.smtp is not None and not r.pending_credentials,
                     paused=r.paused,
                     state=StateView.of(state) if state else None,

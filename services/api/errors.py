@@ -8,7 +8,14 @@ MailsyncError
     ├── Conflict             409: the account is not in a state that allows this
     ├── InvalidRequest       422: the request cannot be carried out as given
     ├── VerificationFailed   422: the mail server refused (with the classified reason)
-    └── Unavailable          503, retriable: the broker or the database is away
+    ├── Unavailable          503, retriable: the broker or the database is away
+    └── SignInFailed         the OAuth2 sign-in did not connect the account (nothing saved)
+        ├── AccessDenied         403 access_denied: the user refused consent
+        ├── InvalidState         400 invalid_state: unknown, used or expired ``state``
+        ├── ProviderError        400 provider_error: the provider answered another error
+        ├── TokenExchangeFailed  502 token_exchange_failed: the code was not exchanged
+        ├── AddressUnknown       422 address_unknown: no mailbox address to connect
+        └── ProviderNotConfigured 422 provider_not_configured: no client for the provider
 """
 
 from __future__ import annotations
@@ -80,3 +87,60 @@ class Unavailable(ApiError):
     status = 503
     code = "unavailable"
     retriable = True
+
+
+class SignInFailed(ApiError):
+    """The OAuth2 sign-in did not connect the account; nothing was saved."""
+
+    status = 400
+    code = "sign_in_failed"
+
+
+class AccessDenied(SignInFailed):
+    """The user refused consent at the provider: start again if that was a mistake."""
+
+    status = 403
+    code = "access_denied"
+
+
+class InvalidState(SignInFailed):
+    """The callback's ``state`` is unknown, used already or expired: start again."""
+
+    status = 400
+    code = "invalid_state"
+
+
+class ProviderError(SignInFailed):
+    """The provider answered the authorization request with an error."""
+
+    status = 400
+    code = "provider_error"
+
+
+class TokenExchangeFailed(SignInFailed):
+    """The token endpoint did not exchange the code: check the client id and secret."""
+
+    status = 502
+    code = "token_exchange_failed"
+
+    def __init__(self, message: str, *, retriable: bool):
+        super().__init__(message)
+        self._retriable = retriable
+
+    @property
+    def retriable(self) -> bool:  # type: ignore[override]
+        return self._retriable
+
+
+class AddressUnknown(SignInFailed):
+    """The provider named no address: give the mailbox's address when starting."""
+
+    status = 422
+    code = "address_unknown"
+
+
+class ProviderNotConfigured(SignInFailed):
+    """No client is configured for the provider: set its MAILSYNC_OAUTH2_* settings."""
+
+    status = 422
+    code = "provider_not_configured"

@@ -178,6 +178,10 @@ class MailboxView(Model):
     display_name: str
     kind: Literal["personal", "shared"]
     group: str | None
+    credentials: Literal["password", "oauth2"] | None = Field(
+        default=None,
+        description="How it signs in (a password, or an OAuth2 grant); null: pending.",
+    )
     can_send: bool = Field(description="SMTP is configured and the credentials are saved.")
     paused: bool
     state: StateView | None

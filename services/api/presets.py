@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from pydantic import Field
+
 from schemas._base import Model
 from schemas.account import Endpoint, Security
 
@@ -34,6 +36,10 @@ class Preset(Model):
     imap: ServerPreset
     smtp: ServerPreset
     auth: tuple[AuthKind, ...]
+    oauth2_provider: str | None = Field(
+        default=None,
+        description="The provider of POST /v1/accounts/oauth2/start that signs in here.",
+    )
     note: str = ""
 
 
@@ -52,7 +58,9 @@ PRESETS: dict[str, Preset] = {
             imap=_p("imap.gmail.com", 993, TLS),
             smtp=_p("smtp.gmail.com", 465, TLS),
             auth=(AuthKind.APP_PASSWORD, AuthKind.OAUTH2),
-            note="Use an app password (Google Account > Security > App passwords) or OAuth2.",
+            oauth2_provider="google",
+            note="Sign in with Google (OAuth2), or use an app password (Google Account > "
+            "Security > App passwords) where the administrator allows them.",
         ),
         Preset(
             id="outlook",
@@ -61,7 +69,9 @@ PRESETS: dict[str, Preset] = {
             imap=_p("outlook.office365.com", 993, TLS),
             smtp=_p("smtp.office365.com", 587, STARTTLS),
             auth=(AuthKind.OAUTH2,),
-            note="Microsoft turned basic authentication off for IMAP and SMTP: OAuth2 only.",
+            oauth2_provider="microsoft",
+            note="Microsoft turned basic authentication off for IMAP and SMTP: sign in with "
+            "Microsoft (POST /v1/accounts/oauth2/start).",
         ),
         Preset(
             id="yahoo",

@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from services.api.callers import TokenTable
+from services.api.oauth2_flow import Provider, ProviderId, providers
 from services.common.errors import ConfigurationError
 from services.common.settings import CommonSettings
 
@@ -49,6 +50,53 @@ class ApiSettings(CommonSettings):
     fetcher_ca_file: Path | None = Field(
         default=None, description="Extra CA certificate to trust (a private mail server)."
     )
+
+    # -- OAuth2 sign-in (``/v1/accounts/oauth2/*``): one registered client per provider --
+    oauth2_redirect_uri: str | None = Field(
+        default=None,
+        description="The callback URL registered with the providers; unset: this API's own "
+        "/v1/accounts/oauth2/callback as the request reached it.",
+    )
+    oauth2_return_url: str | None = Field(
+        default=None,
+        description="The CRM page the callback redirects to (with oauth2=connected or "
+        "failed); unset: the callback shows its own page.",
+    )
+    oauth2_state_ttl_s: float = Field(
+        default=600.0, gt=0, description="How long a started sign-in may take to complete."
+    )
+    oauth2_microsoft_client_id: str | None = Field(
+        default=None, description="Application (client) id of the Microsoft Entra app."
+    )
+    oauth2_microsoft_client_secret: SecretStr | None = None
+    oauth2_microsoft_tenant: str = Field(
+        default="organizations",
+        description="Tenant id or domain; organizations: any work account; common: "
+        "Outlook.com too.",
+    )
+    oauth2_google_client_id: str | None = None
+    oauth2_google_client_secret: SecretStr | None = None
+    oauth2_custom_authorize_url: str | None = None
+    oauth2_custom_token_url: str | None = None
+    oauth2_custom_userinfo_url: str | None = None
+    oauth2_custom_client_id: str | None = None
+    oauth2_custom_client_secret: SecretStr | None = None
+    oauth2_custom_scope: str = "openid email"
+
+    def oauth2_providers(self) -> dict[ProviderId, Provider]:
+        return providers(
+            microsoft_client_id=self.oauth2_microsoft_client_id,
+            microsoft_client_secret=self.oauth2_microsoft_client_secret,
+            microsoft_tenant=self.oauth2_microsoft_tenant,
+            google_client_id=self.oauth2_google_client_id,
+            google_client_secret=self.oauth2_google_client_secret,
+            custom_authorize_url=self.oauth2_custom_authorize_url,
+            custom_token_url=self.oauth2_custom_token_url,
+            custom_userinfo_url=self.oauth2_custom_userinfo_url,
+            custom_client_id=self.oauth2_custom_client_id,
+            custom_client_secret=self.oauth2_custom_client_secret,
+            custom_scope=self.oauth2_custom_scope,
+        )
 
     def token_table(self) -> TokenTable:
         if self.api_tokens is not None and self.api_tokens_file is not None:

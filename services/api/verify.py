@@ -18,6 +18,8 @@ from services.api.errors import VerificationFailed
 from services.api.models import FolderPreview, ImapPreview, SmtpPreview
 from services.api.presets import Preset
 from services.api.verify_errors import classify
+from services.common.oauth2 import AccessToken
+from services.common.smtp_auth import smtp_token_login
 from services.fetcher.errors import InsecureConnection
 from services.fetcher.folders import Folder, quote
 from services.fetcher.session import ImapSession, is_loopback
@@ -27,13 +29,14 @@ _STATUS_ITEM = re.compile(rb"(MESSAGES|SIZE) (\d+)")
 
 async def verify_imap(
     endpoint: Endpoint,
-    password: str,
+    password: str | AccessToken,
     *,
     timeout: float,
     tls: ssl.SSLContext,
     preset: Preset | None = None,
 ) -> ImapPreview:
-    """Log in, list the folders with their roles, counts and sizes; raise VerificationFailed."""
+    """Log in (a password, or an OAuth2 access token), list the folders with their roles,
+    counts and sizes; raise VerificationFailed."""
     try:
         async with ImapSession(endpoint, password, timeout=timeout, ssl_context=tls) as imap:
             capabilities = tuple(sorted(imap.client.protocol.capabilities))
@@ -77,7 +80,7 @@ async def _preview(imap: ImapSession, folder: Folder, with_size: bool) -> Folder
 
 async def verify_smtp(
     endpoint: Endpoint,
-    password: str,
+    password: str | AccessToken,
     *,
     timeout: float,
     tls: ssl.SSLContext,
@@ -98,7 +101,10 @@ async def verify_smtp(
             timeout=timeout,
         )
         async with client:
-            await client.login(endpoint.username, password)
+            if isinstance(password, AccessToken):
+                await smtp_token_login(client, endpoint.username, password)
+            else:
+                await client.login(endpoint.username, password)
             extensions = tuple(sorted(client.esmtp_extensions))
             mechanisms = tuple(sorted(client.server_auth_methods))
     except Exception as exc:

@@ -70,3 +70,9 @@ async def smtp_login(
         token = await tokens.access_token(account_id, secret)
         await _bearer(client, username, token)
     return token
+
+
+async def smtp_token_login(client: aiosmtplib.SMTP, username: str, token: AccessToken) -> None:
+    """Authenticate with an access token in hand (the API's sign-in checks a new grant
+    with it); raises ``SMTPAuthenticationError`` when the server refuses."""
+    await _bearer(client, username, token)

@@ -1,9 +1,10 @@
 """One router per resource; each is a thin layer over the operations it calls."""
 
-from services.api.routers import accounts, activities, mailboxes, presets, send, status
+from services.api.routers import accounts, activities, mailboxes, oauth2, presets, send, status
 
 ROUTERS = (
     presets.router,
+    oauth2.router,
     accounts.router,
     mailboxes.router,
     activities.router,
