@@ -1,7 +1,8 @@
 """``mailsync accounts ...``: the account operations from a terminal, as an admin.
 
 The same code the HTTP API runs (not HTTP): verify, save, list, show, set-password,
-pause, resume, resync, remove, rotate-key. Passwords are read from the terminal
+pause, resume, resync, remove, rotate-key, and oauth2-start (:mod:`.oauth2_cli`: prints
+the sign-in URL and serves the callback itself). Passwords are read from the terminal
 (without echo) or, with ``--password-stdin``, from the first line of standard input;
 never from the command line, where ``ps`` would show them.
 """
@@ -20,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from schemas.account import Security
+from services.api import oauth2_cli
 from services.api.accounts import Accounts
 from services.api.callers import Caller, Role, TokenTable
 from services.api.errors import ApiError, VerificationFailed
@@ -65,6 +67,7 @@ def add_parser(sub: Any) -> None:
         if name == "set-password":
             asks.append(p)
     ops.add_parser("rotate-key", help="re-encrypt every secret with the newest key")
+    oauth2_cli.add_parser(ops)
     for p in asks:
         p.add_argument("--password-stdin", action="store_true", help="read it from stdin")
 
@@ -136,6 +139,8 @@ async def _dispatch(args: argparse.Namespace, res: Resources) -> BaseModel | lis
         return await ops.remove(OPERATOR, args.account_id, purge=args.purge)
     if action == "rotate-key":
         return await ops.rotate_key(OPERATOR)
+    if action == "oauth2-start":
+        return await oauth2_cli.sign_in(args, res, OPERATOR)
     raise SystemExit(f"unknown action {action}")
 
 

@@ -4,16 +4,23 @@ tokens, and the pipeline syncing the connected mailbox into MongoDB."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import html
+import json
 import random
+import re
+import sys
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from bson import json_util
 from pydantic import SecretStr
 
 from devservers import MailUser, OAuthServer
+from devservers._process import free_port
 from devservers.corpus import build
 from schemas.account import OAuth2Secret
 from schemas.account_document import AccountDocument
@@ -285,3 +292,63 @@ async def test_an_auth_failed_account_signs_in_again_and_keeps_its_cursors(
     assert isinstance(saved.secret, OAuth2Secret)
     assert env.box.decrypt(saved.secret.refresh_token_ciphertext) != first_refresh
     assert saved.folders == record.folders and saved.imap == record.imap
+
+
+async def test_the_cli_prints_the_url_and_connects_the_mailbox_on_the_callback(
+    env: Env, oauth: OAuthServer, unique: str, tmp_path: Any
+) -> None:
+    user = env.mail_user("cli")
+    oauth.user(user.address, user.password)
+    client_id = f"crm-{unique}"
+    redirect = f"http://127.0.0.1:{free_port()}/callback"
+    oauth.client(client_id, f"secret-{client_id}", redirect_uris=(redirect,))
+    spec = tmp_path / "account.json"
+    spec.write_text(json.dumps({**servers(env), "account_id": f"cli-{unique}"}))
+    extra = {f"mailsync_{k}".upper(): v for k, v in signin_settings(oauth, client_id).items()}
+    environ = env.environ()
+    environ.update(
+        {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in extra.items()}
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services",
+        "accounts",
+        "oauth2-start",
+        "--provider",
+        "custom",
+        "--account",
+        str(spec),
+        "--redirect-uri",
+        redirect,
+        env=environ,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        url = ""
+        while not url.startswith("http"):
+            line = await asyncio.wait_for(proc.stderr.readline(), 60)
+            assert line, "the CLI exited without printing a URL"
+            url = line.decode().strip()
+        assert url.startswith(oauth.authorize_url)
+        # The operator's browser: the consent page, then the form with "Allow".
+        async with httpx.AsyncClient(follow_redirects=True, timeout=60) as browser:
+            page = await browser.get(url)
+            fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', page.text))
+            fields = {k: html.unescape(v) for k, v in fields.items()}
+            fields |= {"username": user.address, "password": user.password}
+            done = await browser.post(
+                f"{oauth.base}/authorize", data={**fields, "decision": "allow"}
+            )
+        assert done.status_code == 200 and "Mailbox connected" in done.text
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()
+    account = json.loads(out)
+    assert account["account_id"] == f"cli-{unique}" and account["credentials"] == "oauth2"
+    assert account["address"] == user.address
