@@ -14,6 +14,16 @@ def test_published_openapi_matches_the_api() -> None:
 def test_every_endpoint_needs_a_token_and_secrets_only_go_in() -> None:
     doc = json.loads(rendered())
     assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    # The OAuth2 callback is where the provider sends the user's browser: it cannot carry
+    # an API token; its one-use ``state`` identifies the sign-in (and its caller).
+    callback = doc["paths"].pop("/v1/accounts/oauth2/callback")
+    assert "security" not in callback["get"]
+    assert {p["name"] for p in callback["get"]["parameters"]} == {
+        "state",
+        "code",
+        "error",
+        "error_description",
+    }
     for path, methods in doc["paths"].items():
         for method, op in methods.items():
             assert op.get("security") == [{"HTTPBearer": []}], f"{method} {path}"
