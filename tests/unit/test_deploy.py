@@ -50,6 +50,8 @@ from services.api.settings import ApiSettings
 from services.cli import SERVICES
 from services.cli import main as cli_main
 from services.common import metrics
+from services.common.errors import ConfigurationError
+from services.common.secrets import SecretBox
 from services.common.settings import CommonSettings
 from services.dedup.app import DedupApp
 from services.dedup.settings import DedupSettings
@@ -537,12 +539,24 @@ def test_prod_deployments_log_in_as_their_user_with_files_their_volumes_mount() 
         assert not any(v.startswith("MAILSYNC_KAFKA_SASL") for v in env)
 
 
+def _constructed_at_start(settings: CommonSettings) -> None:
+    """What a service builds from its settings before it connects to anything, where a
+    bad value ends the process (status 2) and the pod would crash-loop: the Fernet keys
+    of ``MAILSYNC_SECRET_KEY`` (the fetcher, the sender and the API decrypt account
+    secrets with them; every pod gets the same Secret) and the API's token table."""
+    SecretBox(settings.secret_key)
+    if isinstance(settings, ApiSettings):
+        assert len(settings.token_table()) >= 1
+
+
 @pytest.mark.parametrize("target", OVERLAYS)
 def test_every_deployment_loads_its_service_settings(
     target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What each pod would start with: its service's settings class accepts the
-    environment (half a Kafka configuration would fail here), secrets from the files.
+    environment (half a Kafka configuration would fail here), secrets from the files,
+    and what the service constructs from them before connecting accepts them (a secret
+    key that is not a Fernet key fails here).
 
     Services create topics where no operator owns them (dev, and `mailsync run`); in
     prod Strimzi's KafkaTopics do, and what mailsync still creates itself (faust's
@@ -553,6 +567,7 @@ def test_every_deployment_loads_its_service_settings(
         _environ(monkeypatch, _materialized(target, name, tmp_path))
         settings = SETTINGS[service]()
         assert settings.require_kafka() and settings.require_mongo()
+        _constructed_at_start(settings)
         assert settings.kafka_create_topics == (target == "dev")
         assert settings.kafka_replication_factor == durability.replicas
         assert settings.kafka_min_insync_replicas == durability.min_insync_replicas
@@ -564,6 +579,23 @@ def test_every_deployment_loads_its_service_settings(
             assert settings.kafka_sasl_password.get_secret_value() == f"{name}/password"
             assert settings.kafka_ca_file is not None
             assert settings.kafka_ca_file.read_text() == f"{CLUSTER}-cluster-ca-cert/ca.crt\n"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("MAILSYNC_SECRET_KEY", "dev-only-change-me-run-mailsync-secret-key=", "not a Fernet key"),
+        ("MAILSYNC_API_TOKENS", '{"short": {"user_id": "a", "role": "admin"}}', "at least 16"),
+    ],
+)
+def test_a_bad_secret_in_the_overlay_fails_the_start_check(
+    variable: str, value: str, problem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check above does fail: the dev overlay's old placeholder key, a short token."""
+    env = _pod_env("dev", "mailsync-api") | {variable: value}
+    _environ(monkeypatch, env)
+    with pytest.raises(ConfigurationError, match=problem):
+        _constructed_at_start(ApiSettings())
 
 
 @pytest.mark.parametrize("service", sorted(PRINCIPALS))
