@@ -713,7 +713,10 @@ def test_dashboard_and_alerts_use_only_metrics_that_exist() -> None:
     target_labels = {"pod", "namespace", "instance", "job", "service", "container"}
     for expr in queries:
         names = set(re.findall(r"\bmailsync_[a-z_]+\b", expr))
-        assert names, expr
+        if not names:  # an alert on the scrape itself: Prometheus's own `up`, by job
+            assert set(re.findall(r"\b([a-z_]+)\{", expr)) == {"up"}, expr
+            assert set(re.findall(r"\bup\{(\w+)=", expr)) == {"job"}, expr
+            continue
         unknown = names - known.keys()
         assert not unknown, f"{expr}: no such metric {unknown}"
         used |= names
@@ -737,6 +740,44 @@ def test_dashboard_and_alerts_use_only_metrics_that_exist() -> None:
     families = {re.sub(r"_(total|bucket|count|sum)$", "", n) for n in used}
     defined = {obj._name for obj in vars(metrics).values() if isinstance(obj, MetricWrapperBase)}
     assert defined <= families
+
+
+RUNBOOK = ROOT / "docs" / "runbook.md"
+RUNBOOK_URL = "https://github.com/example/mailsync/blob/main/docs/runbook.md#"
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of the headings: lower case, punctuation dropped, spaces to -."""
+    headings = re.findall(r"^#{1,6} (.+)$", markdown, re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_alert_has_a_runbook_section_that_exists() -> None:
+    groups = kinds(build("base"), "PrometheusRule")["mailsync"]["spec"]["groups"]
+    rules = [r for g in groups for r in g["rules"] if "alert" in r]
+    anchors = _anchors(RUNBOOK.read_text())
+    for rule in rules:
+        url = rule["annotations"].get("runbook_url", "")
+        assert url.startswith(RUNBOOK_URL), f"{rule['alert']}: runbook_url {url!r}"
+        assert url.removeprefix(RUNBOOK_URL) in anchors, f"{rule['alert']}: no section {url}"
+        assert rule["labels"]["severity"] in {"warning", "critical"}
+    # The issue's list: scrape down and absent, failing sends, dead letters, growing
+    # lag, accounts in auth_failed.
+    exprs = {r["alert"]: " ".join(r["expr"].split()) for r in rules}
+    assert "up{" in exprs["MailsyncTargetDown"] and "== 0" in exprs["MailsyncTargetDown"]
+    assert 'outcome=~"failed|deferred"' in exprs["MailsyncSendsFailing"]
+    assert "mailsync_dead_letters_total" in exprs["MailsyncDeadLetters"]
+    assert "mailsync_consumer_lag" in exprs["MailsyncConsumerLagGrowing"]
+    assert 'status="auth_failed"' in exprs["MailsyncAccountAuthFailed"]
+    # absent() for every Service Prometheus scrapes (the job is the Service's name), and
+    # `up == 0` selects all of them.
+    absent = set(re.findall(r'absent\(up\{job="([^"]+)"\}\)', exprs["MailsyncTargetAbsent"]))
+    services = set(kinds(build("base"), "Service"))
+    assert absent == services
+    (pattern,) = re.findall(r'up\{job=~"([^"]+)"\}', exprs["MailsyncTargetDown"])
+    assert all(re.fullmatch(pattern, s) for s in services)
+    # The check itself: an anchor that is not a heading is caught.
+    assert "mailsyncnosuchalert" not in anchors and "mailsyncdeadletters" in anchors
 
 
 def test_dockerfile_runs_mailsync_with_the_service_as_command() -> None:
