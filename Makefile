@@ -13,7 +13,7 @@ APT_PACKAGES := dovecot-imapd dovecot-lmtpd default-jre-headless maven swaks \
 APT_BINARIES := dovecot doveadm java mvn swaks kcat mutt mbsync chromium
 APT_PERL_MODULES := Net::SSLeay Authen::SASL
 
-.PHONY: deps apt venv kafka run test test-fast lint typecheck schemas bench clean
+.PHONY: deps apt venv lock kafka run test test-fast lint typecheck schemas bench clean
 
 deps: apt venv kafka
 
@@ -28,11 +28,32 @@ apt:
 
 venv: $(VENV)/.installed
 
+# Every distribution from requirements.lock, each checked against its hashes, then the
+# project itself (no dependencies: the lock has them all, and `pip check` says so). The
+# checkout goes on the venv's path too, for devservers/ (`mailsync run`, the tests),
+# which the package does not ship.
 $(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -c requirements.lock -e '.[dev]'
+	$(VENV)/bin/pip install -q --require-hashes -r requirements.lock
+	$(VENV)/bin/pip install -q --no-deps -e .
+	$(VENV)/bin/pip check
+	echo "$(CURDIR)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/mailsync-checkout.pth"
 	touch $@
+
+# Re-pin after changing pyproject.toml's dependencies (pip-compile keeps the pins it
+# can; `make lock UPGRADE=--upgrade` moves everything to the newest). Hashes are every
+# file PyPI has of each pinned version, so they cover whichever wheel pip picks.
+# requirements-runtime.lock (the image's) is the subset without the dev extra, at the
+# same versions (a test checks).
+PIP_COMPILE := .cache/pip-tools/bin/pip-compile -q --generate-hashes --strip-extras \
+	--no-emit-find-links $(UPGRADE)
+lock:
+	[ -x .cache/pip-tools/bin/pip-compile ] || \
+	  { python3 -m venv .cache/pip-tools && .cache/pip-tools/bin/pip install -q pip-tools; }
+	$(PIP_COMPILE) --extra dev -o requirements.lock pyproject.toml
+	cp requirements.lock requirements-runtime.lock
+	$(PIP_COMPILE) -o requirements-runtime.lock pyproject.toml
 
 # Apache Kafka's jars (one pinned version) into .cache/kafka-<version>/libs, by Maven.
 kafka: venv

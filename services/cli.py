@@ -112,9 +112,23 @@ def cmd_service(name: str) -> int:
     return 0
 
 
-def cmd_run(demo: bool) -> int:
-    from services.embedded import embedded
+# What `mailsync run` starts, only in a source checkout with the dev extra (not the image).
+_DEV_MODULES = {"devservers", "aiosmtpd", "secantusdb"}
 
+
+def cmd_run(demo: bool) -> int:
+    try:
+        from services.embedded import embedded
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in _DEV_MODULES:
+            raise
+        print(
+            f"mailsync: `mailsync run` needs the dev servers ({exc.name} is not installed):"
+            " install mailsync[dev] from a source checkout (`make venv`), or run the"
+            " services one by one against your Kafka and MongoDB (`mailsync fetcher`...)",
+            file=sys.stderr,
+        )
+        return 2
     settings = CommonSettings()
     # A terminal, not a log collector: text, unless MAILSYNC_LOG_FORMAT says otherwise;
     # and the metrics port on loopback only, unless MAILSYNC_METRICS_HOST says otherwise.

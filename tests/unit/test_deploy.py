@@ -24,6 +24,7 @@ import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import kubernetes_validate
@@ -50,6 +51,8 @@ from services.api.settings import ApiSettings
 from services.cli import SERVICES
 from services.cli import main as cli_main
 from services.common import metrics
+from services.common.errors import ConfigurationError
+from services.common.secrets import SecretBox
 from services.common.settings import CommonSettings
 from services.dedup.app import DedupApp
 from services.dedup.settings import DedupSettings
@@ -63,6 +66,8 @@ DEPLOY = ROOT / "deploy"
 KUBECTL = Path(sys.executable).parent / "kubectl"
 OVERLAYS = ["dev", "prod"]
 assert set(OVERLAYS) == set(OVERLAY_SPECS)
+# An overlay plus an optional component: dev with dedup and the writer scaled by KEDA.
+KEDA_OVERLAY = "dev-keda"
 K8S_VERSION = "1.37.0"
 
 Doc = dict[str, Any]
@@ -228,6 +233,66 @@ CRD_SCHEMAS: dict[str, Doc] = {
             },
         },
     ),
+    # KEDA 2.x (keda.sh/v1alpha1), the fields used here; trigger metadata are strings.
+    "ScaledObject": _crd(
+        "keda.sh/v1alpha1",
+        "ScaledObject",
+        {
+            "type": "object",
+            "required": ["scaleTargetRef", "triggers"],
+            "additionalProperties": False,
+            "properties": {
+                "scaleTargetRef": {
+                    "type": "object",
+                    "required": ["name"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": _NAME,
+                        "apiVersion": _NAME,
+                        "kind": _NAME,
+                    },
+                },
+                "minReplicaCount": {"type": "integer", "minimum": 0},
+                "maxReplicaCount": {"type": "integer", "minimum": 1},
+                "pollingInterval": {"type": "integer", "minimum": 1},
+                "cooldownPeriod": {"type": "integer", "minimum": 0},
+                "advanced": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "restoreToOriginalReplicaCount": {"type": "boolean"},
+                        "horizontalPodAutoscalerConfig": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {"name": _NAME, "behavior": {"type": "object"}},
+                        },
+                    },
+                },
+                "triggers": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["type", "metadata"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "type": _NAME,
+                            "name": _NAME,
+                            "metadata": {
+                                "type": "object",
+                                "additionalProperties": {"type": "string"},
+                            },
+                            "authenticationRef": {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {"name": _NAME, "kind": _NAME},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    ),
     "PrometheusRule": _crd(
         "monitoring.coreos.com/v1",
         "PrometheusRule",
@@ -271,7 +336,7 @@ CRD_SCHEMAS: dict[str, Doc] = {
 }
 
 
-@pytest.mark.parametrize("target", ["base", *OVERLAYS])
+@pytest.mark.parametrize("target", ["base", *OVERLAYS, KEDA_OVERLAY])
 def test_every_manifest_is_valid(target: str) -> None:
     docs = build(target)
     seen = set()
@@ -286,10 +351,13 @@ def test_every_manifest_is_valid(target: str) -> None:
         "Service",
         "ConfigMap",
         "PodDisruptionBudget",
-        "HorizontalPodAutoscaler",
         "ServiceMonitor",
         "PrometheusRule",
+        "NetworkPolicy",
     } <= seen
+    # Scaled by CPU (our HPAs) or by consumer lag (KEDA's ScaledObjects), never both.
+    assert ("HorizontalPodAutoscaler" in seen) == (target != KEDA_OVERLAY)
+    assert ("ScaledObject" in seen) == (target == KEDA_OVERLAY)
     # Topics are generated per overlay, for its cluster's durability; users only where
     # the cluster authenticates.
     assert ("KafkaTopic" in seen) == (target != "base")
@@ -537,12 +605,24 @@ def test_prod_deployments_log_in_as_their_user_with_files_their_volumes_mount() 
         assert not any(v.startswith("MAILSYNC_KAFKA_SASL") for v in env)
 
 
+def _constructed_at_start(settings: CommonSettings) -> None:
+    """What a service builds from its settings before it connects to anything, where a
+    bad value ends the process (status 2) and the pod would crash-loop: the Fernet keys
+    of ``MAILSYNC_SECRET_KEY`` (the fetcher, the sender and the API decrypt account
+    secrets with them; every pod gets the same Secret) and the API's token table."""
+    SecretBox(settings.secret_key)
+    if isinstance(settings, ApiSettings):
+        assert len(settings.token_table()) >= 1
+
+
 @pytest.mark.parametrize("target", OVERLAYS)
 def test_every_deployment_loads_its_service_settings(
     target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What each pod would start with: its service's settings class accepts the
-    environment (half a Kafka configuration would fail here), secrets from the files.
+    environment (half a Kafka configuration would fail here), secrets from the files,
+    and what the service constructs from them before connecting accepts them (a secret
+    key that is not a Fernet key fails here).
 
     Services create topics where no operator owns them (dev, and `mailsync run`); in
     prod Strimzi's KafkaTopics do, and what mailsync still creates itself (faust's
@@ -553,6 +633,7 @@ def test_every_deployment_loads_its_service_settings(
         _environ(monkeypatch, _materialized(target, name, tmp_path))
         settings = SETTINGS[service]()
         assert settings.require_kafka() and settings.require_mongo()
+        _constructed_at_start(settings)
         assert settings.kafka_create_topics == (target == "dev")
         assert settings.kafka_replication_factor == durability.replicas
         assert settings.kafka_min_insync_replicas == durability.min_insync_replicas
@@ -564,6 +645,23 @@ def test_every_deployment_loads_its_service_settings(
             assert settings.kafka_sasl_password.get_secret_value() == f"{name}/password"
             assert settings.kafka_ca_file is not None
             assert settings.kafka_ca_file.read_text() == f"{CLUSTER}-cluster-ca-cert/ca.crt\n"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("MAILSYNC_SECRET_KEY", "dev-only-change-me-run-mailsync-secret-key=", "not a Fernet key"),
+        ("MAILSYNC_API_TOKENS", '{"short": {"user_id": "a", "role": "admin"}}', "at least 16"),
+    ],
+)
+def test_a_bad_secret_in_the_overlay_fails_the_start_check(
+    variable: str, value: str, problem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check above does fail: the dev overlay's old placeholder key, a short token."""
+    env = _pod_env("dev", "mailsync-api") | {variable: value}
+    _environ(monkeypatch, env)
+    with pytest.raises(ConfigurationError, match=problem):
+        _constructed_at_start(ApiSettings())
 
 
 @pytest.mark.parametrize("service", sorted(PRINCIPALS))
@@ -649,6 +747,165 @@ def test_replicas_stay_within_the_partitions(target: str) -> None:
     assert 1 <= fetcher["spec"]["replicas"] <= ACCOUNTS.partitions
 
 
+@pytest.mark.parametrize("target", [*OVERLAYS, KEDA_OVERLAY])
+def test_no_replica_count_where_an_autoscaler_owns_it(target: str) -> None:
+    """A Deployment's replicas, applied again, would undo what its HPA decided."""
+    docs = build(target)
+    scaled = {
+        h["spec"]["scaleTargetRef"]["name"] for h in kinds(docs, "HorizontalPodAutoscaler").values()
+    }
+    scaled |= {o["spec"]["scaleTargetRef"]["name"] for o in kinds(docs, "ScaledObject").values()}
+    assert scaled == {"mailsync-dedup", "mailsync-activity-writer"}
+    deployments = kinds(docs, "Deployment")
+    for name in scaled:
+        assert "replicas" not in deployments[name]["spec"], f"{target}: {name} sets replicas"
+    for name in set(deployments) - scaled:
+        assert deployments[name]["spec"].get("replicas", 1) >= 1
+
+
+def test_keda_scales_dedup_and_the_writer_on_the_lag_of_the_group_they_consume_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = build(KEDA_OVERLAY)
+    partitions = {spec.name: spec.partitions for spec in TOPICS}
+    objects = kinds(docs, "ScaledObject")
+    assert set(objects) == {"mailsync-dedup", "mailsync-activity-writer"}
+    for name, scaled in objects.items():
+        spec = scaled["spec"]
+        assert spec["scaleTargetRef"] == {"name": name}
+        assert name in kinds(docs, "Deployment")
+        (trigger,) = spec["triggers"]
+        assert trigger["type"] == "kafka"
+        meta = trigger["metadata"]
+        # What the pod itself is configured with, and the groups its code joins.
+        deployment = kinds(docs, "Deployment")[name]
+        service = deployment["spec"]["template"]["spec"]["containers"][0]["args"][0]
+        _environ(monkeypatch, _materialized("dev", name, tmp_path))
+        settings = SETTINGS[service]()
+        assert meta["bootstrapServers"] == settings.kafka_bootstrap
+        groups = dict(APPS[service](settings).consumer_groups())
+        assert meta["consumerGroup"] in groups, meta
+        assert meta["topic"] in groups[meta["consumerGroup"]], meta
+        assert meta["consumerGroup"] in PRINCIPALS[service].consumer_groups(settings.topic_prefix)
+        # Never beyond the topic's partitions (idle consumers), never to zero.
+        assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+        assert (
+            spec["maxReplicaCount"] <= partitions[meta["topic"].removeprefix(settings.topic_prefix)]
+        )
+        assert int(meta["lagThreshold"]) > 0
+    assert (
+        objects["mailsync-dedup"]["spec"]["triggers"][0]["metadata"]["topic"] == RAW_MESSAGES.name
+    )
+
+
+# -- NetworkPolicies -------------------------------------------------------------------
+
+IMAP_PORTS = {993, 143}
+SMTP_PORTS = {465, 587, 25}
+HTTPS = 443  # OAuth2 token endpoints (XOAUTH2/OAUTHBEARER logins)
+# What each service talks to beyond Kafka, MongoDB and DNS.
+MAIL_PORTS = {
+    "fetcher": IMAP_PORTS | {HTTPS},
+    "dedup": set(),
+    "activity-writer": set(),
+    "sender": SMTP_PORTS | IMAP_PORTS | {HTTPS},  # IMAP: filing into Sent
+    "api": IMAP_PORTS | SMTP_PORTS | {HTTPS},  # the verify step logs in to both
+}
+
+
+def _egress(policy: Doc) -> list[tuple[int, str, list[Doc]]]:
+    """(port, protocol, peers) of every egress rule; no peers: anywhere."""
+    return [
+        (p["port"], p.get("protocol", "TCP"), rule.get("to", []))
+        for rule in policy["spec"].get("egress", [])
+        for p in rule.get("ports", [])
+    ]
+
+
+def _allows(policy: Doc, port: int, protocol: str = "TCP", peer: Doc | None = None) -> bool:
+    """Whether ``policy`` lets its pods reach ``port`` (at ``peer``'s labels if given:
+    {"namespace": {...}, "pod": {...}})."""
+    for rule_port, rule_protocol, peers in _egress(policy):
+        if (rule_port, rule_protocol) != (port, protocol):
+            continue
+        if not peers:
+            return True
+        for to in peers:
+            pods = to.get("podSelector", {}).get("matchLabels", {})
+            # No namespaceSelector: the policy's own namespace.
+            own = {"kubernetes.io/metadata.name": policy["metadata"]["namespace"]}
+            namespaces = to.get("namespaceSelector", {}).get("matchLabels", own)
+            if (
+                peer is not None
+                and pods.items() <= peer.get("pod", {}).items()
+                and namespaces.items() <= peer.get("namespace", {}).items()
+            ):
+                return True
+    return False
+
+
+KUBE_DNS = {
+    "namespace": {"kubernetes.io/metadata.name": "kube-system"},
+    "pod": {"k8s-app": "kube-dns"},
+}
+
+
+@pytest.mark.parametrize("target", OVERLAYS)
+def test_each_service_has_a_network_policy_with_what_it_needs_and_no_more(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.api.presets import PRESETS
+
+    docs = build(target)
+    policies = kinds(docs, "NetworkPolicy")
+    namespace = kinds(docs, "Deployment")["mailsync-api"]["metadata"]["namespace"]
+    # Strimzi labels every pod of the cluster with its name; the brokers are there.
+    broker = {
+        "namespace": {"kubernetes.io/metadata.name": namespace},
+        "pod": {"strimzi.io/cluster": CLUSTER, "strimzi.io/kind": "Kafka"},
+    }
+    for name, deployment in kinds(docs, "Deployment").items():
+        pod = deployment["spec"]["template"]
+        service = pod["spec"]["containers"][0]["args"][0]
+        mine = [
+            p
+            for p in policies.values()
+            if p["spec"]["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+        ]
+        assert len(mine) == 1, f"{name}: {len(mine)} NetworkPolicies select its pods"
+        (policy,) = mine
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        # Ingress: only the container's named ports (metrics; the API's http too).
+        ports = {p["name"] for p in pod["spec"]["containers"][0]["ports"]}
+        allowed_in = {p["port"] for r in policy["spec"]["ingress"] for p in r["ports"]}
+        assert allowed_in == ports, name
+        assert allowed_in == ({"metrics", "http"} if service == "api" else {"metrics"})
+        # Egress: DNS; Kafka and MongoDB at the ports of the pod's own settings.
+        _environ(monkeypatch, _materialized(target, name, tmp_path))
+        settings = SETTINGS[service]()
+        assert _allows(policy, 53, "UDP", KUBE_DNS) and _allows(policy, 53, "TCP", KUBE_DNS)
+        assert settings.kafka_bootstrap is not None
+        for address in settings.kafka_bootstrap.split(","):
+            assert _allows(policy, int(address.rsplit(":", 1)[1]), "TCP", broker), address
+        assert settings.mongo_uri is not None
+        mongo = urlsplit(settings.mongo_uri.get_secret_value())
+        assert _allows(policy, mongo.port or 27017, "TCP", {}), mongo.port
+        # Mail servers and token endpoints are anywhere: exactly the service's ports.
+        anywhere = {port for port, _, peers in _egress(policy) if not peers}
+        assert anywhere - {mongo.port or 27017} == MAIL_PORTS[service], name
+    # Every provider preset works from every service that logs in with it.
+    imap = {p.imap.port for p in PRESETS.values()}
+    smtp = {p.smtp.port for p in PRESETS.values()}
+    assert imap <= MAIL_PORTS["fetcher"] and imap <= MAIL_PORTS["api"]
+    assert smtp <= MAIL_PORTS["sender"] and smtp <= MAIL_PORTS["api"]
+    # The check itself: a policy without DNS, or Kafka on another port, is caught.
+    fetcher = json.loads(json.dumps(policies["mailsync-fetcher"]))
+    fetcher["spec"]["egress"] = fetcher["spec"]["egress"][1:]
+    assert not _allows(fetcher, 53, "UDP", KUBE_DNS)
+    assert not _allows(policies["mailsync-fetcher"], 9094, "TCP", broker)
+    assert not _allows(policies["mailsync-fetcher"], 9092, "TCP", {"pod": {"app": "other"}})
+
+
 def _metric_labels() -> dict[str, set[str]]:
     """Every sample name /metrics can show -> its label names."""
     out: dict[str, set[str]] = {}
@@ -681,7 +938,10 @@ def test_dashboard_and_alerts_use_only_metrics_that_exist() -> None:
     target_labels = {"pod", "namespace", "instance", "job", "service", "container"}
     for expr in queries:
         names = set(re.findall(r"\bmailsync_[a-z_]+\b", expr))
-        assert names, expr
+        if not names:  # an alert on the scrape itself: Prometheus's own `up`, by job
+            assert set(re.findall(r"\b([a-z_]+)\{", expr)) == {"up"}, expr
+            assert set(re.findall(r"\bup\{(\w+)=", expr)) == {"job"}, expr
+            continue
         unknown = names - known.keys()
         assert not unknown, f"{expr}: no such metric {unknown}"
         used |= names
@@ -705,6 +965,44 @@ def test_dashboard_and_alerts_use_only_metrics_that_exist() -> None:
     families = {re.sub(r"_(total|bucket|count|sum)$", "", n) for n in used}
     defined = {obj._name for obj in vars(metrics).values() if isinstance(obj, MetricWrapperBase)}
     assert defined <= families
+
+
+RUNBOOK = ROOT / "docs" / "runbook.md"
+RUNBOOK_URL = "https://github.com/example/mailsync/blob/main/docs/runbook.md#"
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of the headings: lower case, punctuation dropped, spaces to -."""
+    headings = re.findall(r"^#{1,6} (.+)$", markdown, re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_alert_has_a_runbook_section_that_exists() -> None:
+    groups = kinds(build("base"), "PrometheusRule")["mailsync"]["spec"]["groups"]
+    rules = [r for g in groups for r in g["rules"] if "alert" in r]
+    anchors = _anchors(RUNBOOK.read_text())
+    for rule in rules:
+        url = rule["annotations"].get("runbook_url", "")
+        assert url.startswith(RUNBOOK_URL), f"{rule['alert']}: runbook_url {url!r}"
+        assert url.removeprefix(RUNBOOK_URL) in anchors, f"{rule['alert']}: no section {url}"
+        assert rule["labels"]["severity"] in {"warning", "critical"}
+    # The issue's list: scrape down and absent, failing sends, dead letters, growing
+    # lag, accounts in auth_failed.
+    exprs = {r["alert"]: " ".join(r["expr"].split()) for r in rules}
+    assert "up{" in exprs["MailsyncTargetDown"] and "== 0" in exprs["MailsyncTargetDown"]
+    assert 'outcome=~"failed|deferred"' in exprs["MailsyncSendsFailing"]
+    assert "mailsync_dead_letters_total" in exprs["MailsyncDeadLetters"]
+    assert "mailsync_consumer_lag" in exprs["MailsyncConsumerLagGrowing"]
+    assert 'status="auth_failed"' in exprs["MailsyncAccountAuthFailed"]
+    # absent() for every Service Prometheus scrapes (the job is the Service's name), and
+    # `up == 0` selects all of them.
+    absent = set(re.findall(r'absent\(up\{job="([^"]+)"\}\)', exprs["MailsyncTargetAbsent"]))
+    services = set(kinds(build("base"), "Service"))
+    assert absent == services
+    (pattern,) = re.findall(r'up\{job=~"([^"]+)"\}', exprs["MailsyncTargetDown"])
+    assert all(re.fullmatch(pattern, s) for s in services)
+    # The check itself: an anchor that is not a heading is caught.
+    assert "mailsyncnosuchalert" not in anchors and "mailsyncdeadletters" in anchors
 
 
 def test_dockerfile_runs_mailsync_with_the_service_as_command() -> None:

@@ -1,0 +1,252 @@
+"""The private internals of aioimaplib, faust and aiokafka that mailsync overrides or calls.
+
+pyproject.toml caps these three at the minor version tested; within it, a patch release
+may still move what we lean on. Each check names the mailsync code that depends on it.
+When one fails after a version bump: read the library's new code against ours, port
+what changed, then update the check (for the copied functions, the digest below).
+
+- services/fetcher/imap_protocol.py subclasses aioimaplib's ``IMAP4ClientProtocol``
+  (``_handle_responses`` and ``data_received`` rewritten as a loop, ``_continuation``,
+  ``connection_lost``), its ``FetchCommand`` (``wait_data``, ``append_to_resp``,
+  ``_reset_timer``, ``_timeout_callback``) and ``IMAP4.create_client``.
+- services/dedup/transport.py overrides faust's aiokafka driver: the consumer thread's
+  ``_create_worker_consumer``, the consumer's ``_new_consumer_thread``, the producer's
+  ``_settings_extra``; and sets aiokafka's ``AIOKafkaConsumer._fetch_max_wait_ms``.
+- services/common/kafka.py::partitions_of calls ``AIOKafkaConsumer._client.add_topic``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import textwrap
+from collections.abc import Callable
+from importlib.metadata import version
+from typing import Any
+
+import aioimaplib
+import aiokafka
+import faust.transport.base
+import faust.transport.consumer
+import pytest
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from services.dedup.transport import Transport
+from services.fetcher.imap_protocol import FastIMAP4, _FetchCommand, _Protocol
+
+IMAP_OURS = "services/fetcher/imap_protocol.py"
+DEDUP_OURS = "services/dedup/transport.py"
+
+
+def _params(function: Callable[..., Any]) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def _source(obj: Any) -> str:
+    return textwrap.dedent(inspect.getsource(obj))
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(_source(obj).encode()).hexdigest()[:16]
+
+
+def _changed(distribution: str, what: str, ours: str) -> str:
+    return (
+        f"{distribution} {version(distribution)}: {what} changed, and {ours} depends on it. "
+        f"Read the new code against ours, port the change, then update "
+        f"tests/unit/test_dependency_internals.py (and the cap in pyproject.toml)."
+    )
+
+
+# -- aioimaplib ------------------------------------------------------------------------
+
+# Functions imap_protocol.py copies step for step or replaces: the first 16 hex digits
+# of the SHA-256 of their source (dedented) in aioimaplib 2.0.3.
+AIOIMAPLIB_COPIED = {
+    "IMAP4ClientProtocol._handle_responses": "20353e50c5e287a1",
+    "IMAP4ClientProtocol.data_received": "ea8f533e2061ccee",
+    "IMAP4ClientProtocol.connection_lost": "5fd6eef06132d978",
+    "IMAP4ClientProtocol._continuation": "b861e3e1c5efc1bf",
+    "IMAP4.create_client": "2fdf89302d4baa4c",
+    "FetchCommand.wait_data": "ba356acdaf2920c3",
+    "Command._reset_timer": "dd278c5d5e39202b",
+    "Command._timeout_callback": "395730189c2653cb",
+    "Command._set_timer": "e3f8ccf068270915",
+}
+
+AIOIMAPLIB_SIGNATURES = {
+    "IMAP4ClientProtocol.__init__": ["self", "loop", "conn_lost_cb"],
+    "IMAP4ClientProtocol._handle_responses": ["self", "data", "line_handler", "current_cmd"],
+    "IMAP4ClientProtocol._handle_line": ["self", "line", "current_cmd"],
+    "IMAP4ClientProtocol._continuation": ["self", "line"],
+    "IMAP4ClientProtocol.connection_lost": ["self", "exc"],
+    "IMAP4ClientProtocol.data_received": ["self", "d"],
+    "IMAP4ClientProtocol.execute": ["self", "command", "scrub"],
+    "IMAP4ClientProtocol.new_tag": ["self"],
+    "IMAP4ClientProtocol.fetch": ["self", "message_set", "message_parts", "by_uid", "timeout"],
+    "IMAP4.create_client": ["self", "host", "port", "loop", "conn_lost_cb", "ssl_context"],
+    "Command.__init__": [
+        "self",
+        "name",
+        "tag",
+        "args",
+        "prefix",
+        "untagged_resp_name",
+        "loop",
+        "timeout",
+    ],
+    "FetchCommand.__init__": [
+        "self",
+        "tag",
+        "args",
+        "prefix",
+        "untagged_resp_name",
+        "loop",
+        "timeout",
+    ],
+    "Command.append_to_resp": ["self", "line", "result"],
+    "Command.append_literal_data": ["self", "data"],
+    "Command.begin_literal_data": ["self", "expected_size", "literal_data"],
+    "Command.wait_literal_data": ["self"],
+    "Command.flush": ["self"],
+    "FetchCommand.wait_data": ["self"],
+    "IncompleteRead.__init__": ["self", "cmd", "data"],
+}
+
+
+def _aioimaplib(path: str) -> Any:
+    obj: Any = aioimaplib
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@pytest.mark.parametrize("path", sorted(AIOIMAPLIB_SIGNATURES))
+def test_aioimaplib_signatures_we_override_or_call(path: str) -> None:
+    assert _params(_aioimaplib(path)) == AIOIMAPLIB_SIGNATURES[path], _changed(
+        "aioimaplib", f"the signature of {path}", IMAP_OURS
+    )
+
+
+@pytest.mark.parametrize("path", sorted(AIOIMAPLIB_COPIED))
+def test_aioimaplib_code_we_copied_is_unchanged(path: str) -> None:
+    assert _digest(_aioimaplib(path)) == AIOIMAPLIB_COPIED[path], _changed(
+        "aioimaplib", f"the code of {path}", IMAP_OURS
+    )
+
+
+def test_aioimaplib_calls_the_methods_we_override_where_we_expect() -> None:
+    command = _source(aioimaplib.Command)
+    # Our FetchCommand keeps one timer and only records the time per chunk.
+    assert "self._reset_timer()" in _source(aioimaplib.Command.append_literal_data), _changed(
+        "aioimaplib", "Command.append_literal_data (re-arms the timer)", IMAP_OURS
+    )
+    assert "self._reset_timer()" in _source(aioimaplib.Command.append_to_resp), _changed(
+        "aioimaplib", "Command.append_to_resp (re-arms the timer)", IMAP_OURS
+    )
+    assert "self._timeout_callback" in _source(aioimaplib.Command._set_timer), _changed(
+        "aioimaplib", "Command._set_timer (schedules _timeout_callback)", IMAP_OURS
+    )
+    assert "self._event.wait()" in command and "raise self._exception" in command, _changed(
+        "aioimaplib", "Command.wait (ends on _event, raises _exception)", IMAP_OURS
+    )
+    # AUTHENTICATE's challenges reach _continuation; every chunk goes through data_received.
+    assert "self._continuation(line)" in _source(aioimaplib.IMAP4ClientProtocol._handle_line), (
+        _changed("aioimaplib", "IMAP4ClientProtocol._handle_line", IMAP_OURS)
+    )
+    literal = aioimaplib.literal_data_re.match(b"* 1 FETCH (BODY[] {12}")
+    assert literal is not None and literal.group("size") == b"12", _changed(
+        "aioimaplib", "literal_data_re", IMAP_OURS
+    )
+    for name in ("STOP_WAIT_SERVER_PUSH", "AUTH", "SELECTED", "change_state", "Abort"):
+        assert hasattr(aioimaplib, name), _changed("aioimaplib", f"aioimaplib.{name}", IMAP_OURS)
+
+
+async def test_aioimaplib_instances_have_the_attributes_we_use() -> None:
+    fetch = _FetchCommand("A1", "1:*", "(UID)", prefix="UID", timeout=5)
+    for name in ("_loop", "_timeout", "_timer", "_event", "_exception", "_expected_size"):
+        assert hasattr(fetch, name), _changed("aioimaplib", f"Command.{name}", IMAP_OURS)
+    assert hasattr(fetch, "_resp_literal_data") and hasattr(fetch, "FETCH_MESSAGE_DATA_RE")
+    fetch._timer.cancel()
+    protocol = _Protocol(None)
+    for name in (
+        "incomplete_line",
+        "current_command",
+        "pending_sync_command",
+        "pending_async_commands",
+        "capabilities",
+        "state",
+        "transport",
+        "loop",
+    ):
+        assert hasattr(protocol, name), _changed(
+            "aioimaplib", f"IMAP4ClientProtocol.{name}", IMAP_OURS
+        )
+    idle = aioimaplib.IdleCommand("A2", aioimaplib.asyncio.Queue())
+    assert hasattr(idle, "queue"), _changed("aioimaplib", "IdleCommand.queue", IMAP_OURS)
+    assert issubclass(FastIMAP4, aioimaplib.IMAP4)
+
+
+# -- faust-streaming and aiokafka ------------------------------------------------------
+
+# As above, in faust-streaming 0.15.3.
+FAUST_COPIED = {
+    # _Consumer._new_consumer_thread builds our thread with the same arguments.
+    "Consumer._new_consumer_thread": "8fd0d41b15145615",
+    # _Producer._settings_extra returns what faust returns inside a transaction.
+    "Producer._settings_extra": "2b12df47f0a51029",
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAUST_COPIED))
+def test_faust_code_we_replaced_is_unchanged(name: str) -> None:
+    cls, method = name.split(".")
+    assert _digest(getattr(getattr(faust_aiokafka, cls), method)) == FAUST_COPIED[name], _changed(
+        "faust-streaming", f"faust's aiokafka driver {name}", DEDUP_OURS
+    )
+
+
+def test_faust_calls_the_factories_we_override() -> None:
+    thread = faust_aiokafka.AIOKafkaConsumerThread
+    assert _params(thread._create_worker_consumer) == ["self", "transport"]
+    assert "self._create_worker_consumer(transport)" in _source(thread), _changed(
+        "faust-streaming", "AIOKafkaConsumerThread._create_consumer", DEDUP_OURS
+    )
+    assert _params(thread.__init__) == ["self", "consumer", "kwargs"]
+    assert "self._thread = self._new_consumer_thread()" in _source(
+        faust.transport.consumer.ThreadDelegateConsumer
+    ), _changed("faust-streaming", "ThreadDelegateConsumer", DEDUP_OURS)
+    assert "**self._settings_extra()" in _source(faust_aiokafka.Producer), _changed(
+        "faust-streaming", "Producer._new_producer", DEDUP_OURS
+    )
+    base = _source(faust.transport.base.Transport)
+    assert "self.Consumer(" in base and "self.Producer(" in base, _changed(
+        "faust-streaming", "Transport.create_consumer/create_producer", DEDUP_OURS
+    )
+    assert Transport.Consumer.__mro__[1] is faust_aiokafka.Consumer
+    assert Transport.Producer.__mro__[1] is faust_aiokafka.Producer
+
+
+def test_aiokafka_internals_we_set_or_call() -> None:
+    consumer = aiokafka.AIOKafkaConsumer
+    # transport.py sets _fetch_max_wait_ms after construction; start() must read it.
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in _source(consumer.start), _changed(
+        "aiokafka", "AIOKafkaConsumer.start (reads _fetch_max_wait_ms)", DEDUP_OURS
+    )
+    assert "self._client = AIOKafkaClient(" in _source(consumer.__init__), _changed(
+        "aiokafka", "AIOKafkaConsumer._client", "services/common/kafka.py::partitions_of"
+    )
+    add_topic = aiokafka.AIOKafkaClient.add_topic
+    assert _params(add_topic) == ["self", "topic"], _changed(
+        "aiokafka", "AIOKafkaClient.add_topic", "services/common/kafka.py::partitions_of"
+    )
+    body = _source(add_topic)
+    assert "self._topics.add(topic)" in body and "return res" in body, _changed(
+        "aiokafka", "AIOKafkaClient.add_topic (tracks and returns a future)", "partitions_of"
+    )
+
+
+def test_the_failure_message_says_what_to_do() -> None:
+    message = _changed("aioimaplib", "the code of X", IMAP_OURS)
+    assert message.startswith(f"aioimaplib {version('aioimaplib')}: the code of X changed")
+    assert IMAP_OURS in message and "pyproject.toml" in message
