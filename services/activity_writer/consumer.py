@@ -191,8 +191,12 @@ class WriterLoop:
                         written = outcome
                     else:
                         written = await self._repo.write(pairs)
-                    _measure(items)
-                    await self._announce(written)
+                    _measure(items, written)
+                    # Both idempotent, and independent: linking Message-ID conflicts
+                    # (one indexed query) overlaps the events' round trip to Kafka.
+                    await asyncio.gather(
+                        self._repo.link_conflicts(written), self._announce(written)
+                    )
                     for record, reason in dead:
                         await self._dead_letter(record, reason)
                     self.written += len(activities)
@@ -289,11 +293,16 @@ class WriterLoop:
             log.info("commit skipped after rebalance: %s", exc)
 
 
-def _measure(items: list[Mapped]) -> None:
-    """Count a durable write: sightings written, and how long their mail took."""
+def _measure(items: list[Mapped], written: list[Written]) -> None:
+    """Count a durable write: the sightings and activities it stored (not what a replay
+    found there already), and how long their mail took."""
     now = dt.datetime.now(dt.UTC)
+    for w in written:
+        if w.added:
+            metrics.sighting_written(w.sighting.account_id, w.sighting.folder)
+        if w.inserted:
+            metrics.activity_created(w.sighting.account_id)
     for item in items:
-        metrics.written(item.sighting.account_id, item.sighting.folder)
         if item.fetched_at is not None:
             metrics.latencies(
                 ingest_latency(item.arrived, item.fetched_at, now),
