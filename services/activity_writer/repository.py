@@ -22,12 +22,17 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas.activity import ActivityDocument, SightingDoc
+from schemas.common import FolderRole
 from services.accounts.removed import removed_among
 from services.activity_writer.batch_threads import latest_threads
+from services.activity_writer.direction import activity_direction
 from services.activity_writer.merge import Place, conflict_links, fold, place, push_filter
 from services.common.mongo import Document, insert_new
 
 COLLECTION = "activities"
+# The synced addresses the stored directions were computed with (for the next start).
+STATE = "writer_state"
+SYNCED_ID = "synced_addresses"
 
 
 @dataclass(frozen=True)
@@ -43,12 +48,17 @@ class Written:
 def merge_op(activity: ActivityDocument, sighting: SightingDoc) -> UpdateOne:
     """Fold one sighting into an activity that exists already, as a duplicate."""
     s = sighting.model_copy(update={"duplicate": True}).model_dump(mode="python")
+    changes: dict[str, object] = {"updated_at": activity.updated_at}
+    if sighting.folder_role is FolderRole.SENT:
+        # A copy in Sent makes it outbound (or keeps it internal), whatever came first:
+        # ``activity.direction`` was computed with this sighting (.direction).
+        changes["direction"] = activity.direction.value
     return UpdateOne(
         push_filter(activity.id, sighting),
         {
             "$push": {"sightings": s},
             "$addToSet": {"account_ids": sighting.account_id},
-            "$set": {"updated_at": activity.updated_at},
+            "$set": changes,
         },
     )
 
@@ -170,3 +180,48 @@ class ActivityRepository:
                 ordered=False,
             )
         return len(links)
+
+    async def directions_basis(self) -> frozenset[str] | None:
+        """The synced addresses the stored directions were last recomputed for."""
+        doc = await self._db[STATE].find_one({"_id": SYNCED_ID})
+        return frozenset(doc["addresses"]) if doc else None
+
+    async def recompute_directions(self, changed: Collection[str], synced: frozenset[str]) -> int:
+        """Set the direction of the activities of ``changed`` addresses (accounts added or
+        removed) as ``synced`` makes it (:mod:`.direction`); return how many changed."""
+        if changed:
+            exact = sorted(changed)
+            query = {
+                "$or": [
+                    {"from.address": {"$in": exact}},
+                    {"to.address": {"$in": exact}},
+                    {"cc.address": {"$in": exact}},
+                ]
+            }
+            projection = {
+                "from": 1,
+                "to": 1,
+                "cc": 1,
+                "direction": 1,
+                "sightings.folder_role": 1,
+            }
+            ops = []
+            async for doc in self.collection.find(query, projection):
+                direction = activity_direction(
+                    [doc["from"]["address"]] if doc.get("from") else [],
+                    [a["address"] for a in (*doc.get("to", ()), *doc.get("cc", ()))],
+                    any(x.get("folder_role") == "sent" for x in doc.get("sightings", ())),
+                    synced,
+                )
+                if direction.value != doc.get("direction"):
+                    ops.append(
+                        UpdateOne({"_id": doc["_id"]}, {"$set": {"direction": direction.value}})
+                    )
+            if ops:
+                await self.collection.bulk_write(ops, ordered=False)
+        else:
+            ops = []
+        await self._db[STATE].replace_one(
+            {"_id": SYNCED_ID}, {"_id": SYNCED_ID, "addresses": sorted(synced)}, upsert=True
+        )
+        return len(ops)

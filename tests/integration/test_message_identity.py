@@ -202,3 +202,28 @@ async def test_two_writers_racing_and_replays_store_one_canonical_sighting(env: 
             assert len(doc["sightings"]) == 3, attempt
             assert [s["duplicate"] for s in doc["sightings"]] == [False, True, True]
             assert sorted(doc["account_ids"]) == ["a", "b", "c"]
+
+
+async def test_direction_does_not_depend_on_the_order_accounts_were_added(
+    env: Env, pipeline: Any
+) -> None:
+    """Mail from jana to info, synced while only info's account exists: inbound. Once
+    jana's account is added too, it is internal, as if both had existed from the start."""
+    jana, info = env.mail_user("jana"), env.mail_user("info")
+    suffix = env.overrides["mongo_database"]
+    personal = env.account(jana, account_id=f"jana-{suffix}")
+    shared = env.account(info, account_id=f"info-{suffix}", ownership=SharedOwnership(group="g"))
+    mail = build(random.Random(12), ("Jana", jana.address), [("Info", info.address)], date=WHEN)
+    env.dovecot.deliver(info.address, mail.message)
+    await env.publish_accounts(shared)
+
+    async with env.mongo() as db, pipeline() as running:
+
+        async def direction(wanted: str) -> bool:
+            running.check()
+            doc = await db.activities.find_one({"message_id": mail.message_id})
+            return bool(doc) and doc["direction"] == wanted
+
+        await eventually(lambda: direction("inbound"), timeout=90, what="inbound")
+        await env.publish_accounts(personal)  # jana's INBOX holds nothing of it
+        await eventually(lambda: direction("internal"), timeout=60, what="internal")
