@@ -42,8 +42,8 @@ from services.common.kafka import ensure_topics, producer
 from services.common.lifecycle import run_services
 from services.common.mongo import mongo_client
 from services.common.settings import CommonSettings
-from services.dedup.fingerprint import activity_id, fingerprint
-from services.dedup.headers import parse_headers, split
+from services.dedup.fingerprint import identify
+from services.dedup.headers import parse_headers
 
 HEADING = "## Activity writer"
 BATCH = 500
@@ -51,7 +51,7 @@ BATCH = 500
 
 def tag(raw: bytes, uid: int) -> TaggedMessageMeta:
     now = dt.datetime.now(dt.UTC)
-    fp = fingerprint(parse_headers(raw), split(raw)[1])
+    ident = identify(parse_headers(raw), raw)
     meta = RawMessageMeta(
         location=MessageLocation(account_id=ACCOUNT_ID, folder="INBOX", uidvalidity=1, uid=uid),
         folder_role=FolderRole.INBOX,
@@ -65,8 +65,8 @@ def tag(raw: bytes, uid: int) -> TaggedMessageMeta:
         account=AccountTag(account_id=ACCOUNT_ID, kind="personal", owner="owner-bench"),
         alias=None,
         direction=Direction.INBOUND,
-        fingerprint=fp,
-        activity_id=activity_id(fp),
+        fingerprint=ident.fingerprint,
+        activity_id=ident.activity_id,
         canonical=True,
         duplicate_of=None,
         sightings=(),

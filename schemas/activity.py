@@ -13,7 +13,11 @@ from schemas.tagged_message import Sighting
 
 
 class SightingDoc(Sighting):
-    """Where the activity's message was seen; every sighting after the first is a duplicate."""
+    """One IMAP message (account, folder, UIDVALIDITY, UID) that is this activity.
+
+    The first stored sighting is canonical (``duplicate`` false) and stays so; every
+    later one is a duplicate, whatever order the sightings arrived in.
+    """
 
     flags: tuple[str, ...] = Field(default=(), description="IMAP flags in that mailbox.")
     expunged_at: dt.datetime | None = Field(
@@ -60,6 +64,14 @@ class ActivityDocument(Model):
     )
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
+    message_id_conflict: bool = Field(
+        default=False,
+        description="Another message (other From, Date or Subject) has the same Message-ID; "
+        "it is a distinct activity, listed in conflicts_with.",
+    )
+    conflicts_with: tuple[str, ...] = Field(
+        default=(), description="Ids of the activities that share this Message-ID."
+    )
     account_ids: tuple[str, ...] = Field(description="Accounts that hold a sighting.")
     sightings: tuple[SightingDoc, ...]
     created_at: dt.datetime

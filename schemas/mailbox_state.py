@@ -48,6 +48,8 @@ class AccountStatus(StrEnum):
     AUTH_FAILED = "auth_failed"
     ERROR = "error"
     STOPPED = "stopped"
+    # Never stored: what the API shows when no live fetcher has refreshed the state.
+    NOT_RUNNING = "not_running"
 
 
 class FolderProgress(Model):
@@ -93,6 +95,15 @@ class AccountState(Model):
     last_sync: dt.datetime | None = None
     folders: tuple[FolderProgress, ...] = ()
     worker: str | None = Field(default=None, description="The fetcher replica syncing it.")
+    heartbeat_at: dt.datetime | None = Field(
+        default=None,
+        description="When that replica last said it holds the account (every poll interval).",
+    )
+    stale_after_s: float | None = Field(
+        default=None,
+        description="A heartbeat older than this means no fetcher runs the account: the API "
+        "shows not_running, whatever status is stored.",
+    )
     uidvalidity_changes: tuple[UidValidityChange, ...] = Field(
         default=(), description="The latest UIDVALIDITY changes (at most 20), oldest first."
     )

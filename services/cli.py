@@ -283,19 +283,38 @@ def cmd_erase(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(account_id: str) -> int:
     """Ask the fetcher syncing the account to reconcile it on its next poll."""
+    from schemas.mailbox_state import AccountState, AccountStatus
+    from services.accounts.records import COLLECTION
+    from services.api.liveness import live_status
     from services.common.mongo import database, mongo_client
     from services.fetcher.reconcile_requests import ReconcileRequests
 
     settings = CommonSettings()
 
-    async def request() -> None:
+    async def request() -> tuple[bool, AccountState | None]:
         client = mongo_client(settings, app_name="mailsync-cli")
         try:
-            await ReconcileRequests(database(client, settings)).request(account_id)
+            db = database(client, settings)
+            stored = await db[COLLECTION].find_one({"_id": account_id}, {"_id": 1})
+            state = await db["account_states"].find_one({"_id": account_id})
+            if stored is None and state is None:
+                return False, None  # neither saved nor ever synced: nothing would answer
+            await ReconcileRequests(db).request(account_id)
+            return True, AccountState.model_validate(state) if state else None
         finally:
             await client.close()
 
-    asyncio.run(request())
+    known, state = asyncio.run(request())
+    if not known:
+        print(f"mailsync reconcile: no account {account_id!r}", file=sys.stderr)
+        return 1
+    status = live_status(state, dt.datetime.now(dt.UTC))[0] if state else None
+    if status in (None, AccountStatus.NOT_RUNNING):
+        print(
+            f"reconcile of {account_id} requested, but no fetcher is running the account: "
+            "it is done when a fetcher takes the account up"
+        )
+        return 0
     print(f"reconcile of {account_id} requested: its fetcher does it on its next poll")
     return 0
 

@@ -100,6 +100,7 @@ class ActivityWriterApp:
             confirmations_topic=s.topic(ACTIVITY_CONFIRMATIONS),
             batch_size=s.writer_batch_size,
             retry_cap_s=s.writer_retry_cap_s,
+            accounts=self._accounts,
         )
 
     def consumer_groups(self) -> list[tuple[str, tuple[str, ...]]]:

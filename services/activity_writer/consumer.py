@@ -24,15 +24,22 @@ from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
 from schemas.activity_event import ActivityConfirmation, ActivityEvent, ActivityEventKind
+from schemas.common import FolderRole
 from schemas.dead_letter import DeadLetterMeta
 from schemas.envelope import encode_headers, meta_header
 from schemas.tagged_message import TaggedMessageMeta
 from services.activity_writer.batch_threads import join_threads, plan_lookups
+from services.activity_writer.direction import (
+    activity_direction,
+    changed_addresses,
+    synced_addresses,
+)
 from services.activity_writer.errors import Unprocessable
 from services.activity_writer.latency import ingest_latency, pipeline_latency
 from services.activity_writer.mapping import Mapped, to_activity
 from services.activity_writer.repository import ActivityRepository, Written
 from services.common import metrics
+from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
 from services.common.mongo import is_transient
 
@@ -67,6 +74,7 @@ class WriterLoop:
         confirmations_topic: str,
         batch_size: int,
         retry_cap_s: float,
+        accounts: AccountDirectory | None = None,
     ):
         self._consumer = consumer
         self._producer = producer
@@ -78,6 +86,46 @@ class WriterLoop:
         self._batch_size = batch_size
         self._retry_cap_s = retry_cap_s
         self.written = 0
+        self._accounts = accounts
+        self._synced: frozenset[str] | None = None  # as of the directory's _synced_version
+        self._synced_version = -1
+
+    async def _directions_current(self) -> frozenset[str] | None:
+        """The synced addresses; when accounts changed since the last batch (or since
+        the directions were last recomputed, at start), the stored activities of the
+        addresses that came or went get their direction again first."""
+        if self._accounts is None:
+            return None
+        if self._synced_version == self._accounts.version and self._synced is not None:
+            return self._synced
+        version = self._accounts.version
+        synced = synced_addresses(self._accounts.all())
+        before = self._synced if self._synced is not None else await self._repo.directions_basis()
+        if before != synced:
+            changed = changed_addresses(before or frozenset(), synced)
+            n = await self._repo.recompute_directions(changed, synced)
+            log.info("accounts changed: %d activities have another direction", n)
+        self._synced, self._synced_version = synced, version
+        return synced
+
+    def _directed(self, items: list[Mapped], synced: frozenset[str] | None) -> list[Mapped]:
+        """Each activity's direction as the synced accounts make it (.direction), not as
+        dedup's account directory did when it tagged the sighting."""
+        if synced is None:
+            return items
+        out = []
+        for m in items:
+            a = m.activity
+            direction = activity_direction(
+                [a.from_.address] if a.from_ else [],
+                [x.address for x in (*a.to, *a.cc)],
+                m.sighting.folder_role is FolderRole.SENT,
+                synced,
+            )
+            if direction is not a.direction:
+                m = replace(m, activity=a.model_copy(update={"direction": direction}))
+            out.append(m)
+        return out
 
     async def run(self, stop: asyncio.Event) -> None:
         ahead: _Fetched | None = None
@@ -85,6 +133,13 @@ class WriterLoop:
             batch = ahead if ahead is not None else await self._fetch(timeout_ms=500)
             ahead = None
             if not batch.records:
+                # Idle: accounts that changed still change the stored directions now.
+                try:
+                    await self._directions_current()
+                except PyMongoError as exc:
+                    if not is_transient(exc):
+                        raise
+                    log.warning("directions not recomputed yet: %s", exc)
                 continue
             done, ahead = await self._write_until_done(batch, stop)
             if not done:
@@ -175,7 +230,8 @@ class WriterLoop:
                         mapped = await self._map_all(batch.records)
                     activities, dead = mapped
                     activities = await self._of_live_accounts(activities)
-                    items = await self._prepare(activities)
+                    synced = await self._directions_current()
+                    items = self._directed(await self._prepare(activities), synced)
                     pairs = [(m.activity, m.sighting) for m in items]
                     if ahead is None:
                         # Parsing (CPU) overlaps the database's work on the write. Both
@@ -191,8 +247,12 @@ class WriterLoop:
                         written = outcome
                     else:
                         written = await self._repo.write(pairs)
-                    _measure(items)
-                    await self._announce(written)
+                    _measure(items, written)
+                    # Both idempotent, and independent: linking Message-ID conflicts
+                    # (one indexed query) overlaps the events' round trip to Kafka.
+                    await asyncio.gather(
+                        self._repo.link_conflicts(written), self._announce(written)
+                    )
                     for record, reason in dead:
                         await self._dead_letter(record, reason)
                     self.written += len(activities)
@@ -289,11 +349,16 @@ class WriterLoop:
             log.info("commit skipped after rebalance: %s", exc)
 
 
-def _measure(items: list[Mapped]) -> None:
-    """Count a durable write: sightings written, and how long their mail took."""
+def _measure(items: list[Mapped], written: list[Written]) -> None:
+    """Count a durable write: the sightings and activities it stored (not what a replay
+    found there already), and how long their mail took."""
     now = dt.datetime.now(dt.UTC)
+    for w in written:
+        if w.added:
+            metrics.sighting_written(w.sighting.account_id, w.sighting.folder)
+        if w.inserted:
+            metrics.activity_created(w.sighting.account_id)
     for item in items:
-        metrics.written(item.sighting.account_id, item.sighting.folder)
         if item.fetched_at is not None:
             metrics.latencies(
                 ingest_latency(item.arrived, item.fetched_at, now),

@@ -102,6 +102,11 @@ class Eraser:
                     "$set": {"updated_at": now},
                 },
             )
+            # The first sighting left is canonical now: every activity keeps exactly one.
+            await self._col.update_many(
+                {"_id": {"$in": [d["_id"] for d in shared]}},
+                {"$set": {"sightings.0.duplicate": False}},
+            )
             await self._publish(
                 ActivityEvent(
                     kind=ActivityEventKind.UPDATED,

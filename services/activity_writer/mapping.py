@@ -58,9 +58,9 @@ def _cut(text: str) -> tuple[str, bool]:
 def to_activity(meta: TaggedMessageMeta, raw: bytes, now: dt.datetime) -> Mapped:
     mail = parse_message(raw)
     sighting = meta.sighting
-    sighting_doc = SightingDoc(
-        **sighting.model_dump(), flags=meta.raw.flags, duplicate=not meta.canonical
-    )
+    # As if it were the first: the repository decides from what MongoDB holds, not
+    # from dedup's table (which a lost changelog or a replay can contradict).
+    sighting_doc = SightingDoc(**sighting.model_dump(), flags=meta.raw.flags, duplicate=False)
     message_id = (
         meta.fingerprint.removeprefix("mid:") if meta.fingerprint.startswith("mid:") else None
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-import re
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesParser
@@ -20,10 +19,10 @@ from typing import Any
 import fast_mail_parser
 
 from schemas.common import Address
+from services.dedup.headers import msg_ids
 from services.rfc2047 import decode_words
 
 _STDLIB = BytesParser(policy=compat32)
-_MSGID = re.compile(r"<([^<>\s]+)>")
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ def _fast_addresses(values: Any) -> tuple[Address, ...]:
 
 
 def _ids(value: str | None) -> tuple[str, ...]:
-    return tuple(_MSGID.findall(value or ""))
+    return tuple(msg_ids(value or ""))
 
 
 def _first_header(headers: dict[str, list[str]], name: str) -> str | None:

@@ -2,11 +2,13 @@
 
 A batch is written insert-first: most messages are new activities, and a plain
 ``insert_many`` is several times cheaper than an upsert (measured on SecantusDB: 1,340
-inserts/s against 370 upserts/s). An insert that collides with an existing activity
-(a second sighting, a replay) is merged instead, with two idempotent updates:
-
-1. add the sighting if no sighting of that (account, folder) is there yet;
-2. renumber that sighting (a UIDVALIDITY change) if it is there.
+inserts/s against 370 upserts/s). The insert that creates an activity makes its
+sighting canonical; one that collides with a stored activity (another sighting, a
+replay, another writer first) becomes a conditional ``$push`` of a duplicate sighting
+(:mod:`.merge`: once per IMAP message, never replacing one). Both are atomic on the
+document, so the canonical sighting is decided by MongoDB, whatever dedup's table said.
+Then activities that share a Message-ID but are different messages are flagged and
+linked to each other (``message_id_conflict``, ``conflicts_with``).
 
 Replaying any batch, any number of times, leaves the same documents.
 """
@@ -20,39 +22,45 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas.activity import ActivityDocument, SightingDoc
+from schemas.common import FolderRole
 from services.accounts.removed import removed_among
 from services.activity_writer.batch_threads import latest_threads
+from services.activity_writer.direction import activity_direction
+from services.activity_writer.merge import Place, conflict_links, fold, place, push_filter
 from services.common.mongo import Document, insert_new
 
 COLLECTION = "activities"
+# The synced addresses the stored directions were computed with (for the next start).
+STATE = "writer_state"
+SYNCED_ID = "synced_addresses"
 
 
 @dataclass(frozen=True)
 class Written:
     activity: ActivityDocument
-    sighting: SightingDoc
-    created: bool
+    sighting: SightingDoc  # as stored: ``duplicate`` unless it is the canonical one
+    created: bool  # the sighting is its activity's first (canonical), on a replay too
     account_ids: tuple[str, ...]
+    added: bool = True  # the sighting was not stored before this write
+    inserted: bool = True  # this write created the activity document
 
 
-def merge_ops(activity: ActivityDocument, sighting: SightingDoc) -> list[UpdateOne]:
-    """Fold one sighting into an activity that exists already."""
-    same_place = {"account_id": sighting.account_id, "folder": sighting.folder}
-    s = sighting.model_dump(mode="python")
-    return [
-        UpdateOne(
-            {"_id": activity.id, "sightings": {"$not": {"$elemMatch": same_place}}},
-            {
-                "$push": {"sightings": s},
-                "$addToSet": {"account_ids": sighting.account_id},
-                "$set": {"updated_at": activity.updated_at},
-            },
-        ),
-        UpdateOne(
-            {"_id": activity.id, "sightings": {"$elemMatch": same_place}},
-            {"$set": {"sightings.$.uid": s["uid"], "sightings.$.uidvalidity": s["uidvalidity"]}},
-        ),
-    ]
+def merge_op(activity: ActivityDocument, sighting: SightingDoc) -> UpdateOne:
+    """Fold one sighting into an activity that exists already, as a duplicate."""
+    s = sighting.model_copy(update={"duplicate": True}).model_dump(mode="python")
+    changes: dict[str, object] = {"updated_at": activity.updated_at}
+    if sighting.folder_role is FolderRole.SENT:
+        # A copy in Sent makes it outbound (or keeps it internal), whatever came first:
+        # ``activity.direction`` was computed with this sighting (.direction).
+        changes["direction"] = activity.direction.value
+    return UpdateOne(
+        push_filter(activity.id, sighting),
+        {
+            "$push": {"sightings": s},
+            "$addToSet": {"account_ids": sighting.account_id},
+            "$set": changes,
+        },
+    )
 
 
 class ActivityRepository:
@@ -110,25 +118,110 @@ class ActivityRepository:
             return []
         documents = [a.model_dump(by_alias=True) for a, _ in items]
         conflicts = await insert_new(self.collection, documents)
-        stored: dict[str, Document] = {}
+        stored: dict[str, tuple[tuple[Place, ...], tuple[str, ...]]] = {}
         if conflicts:
-            # Ordered: the sightings of one activity apply in arrival order.
-            ops = [op for i in conflicts for op in merge_ops(*items[i])]
-            await self.collection.bulk_write(ops, ordered=True)
             ids = sorted({items[i][0].id for i in conflicts})
-            projection = {"account_ids": 1, "sightings.account_id": 1, "sightings.folder": 1}
+            projection = {"account_ids": 1, "sightings": 1}
             cursor = self.collection.find({"_id": {"$in": ids}}, projection)
-            stored = {doc["_id"]: doc async for doc in cursor}
+            stored = {
+                doc["_id"]: (
+                    tuple(place(x) for x in doc.get("sightings", ())),
+                    tuple(doc.get("account_ids", ())),
+                )
+                async for doc in cursor
+            }
+            # Ordered: the sightings of one activity apply in arrival order.
+            ops = [merge_op(*items[i]) for i in conflicts]
+            await self.collection.bulk_write(ops, ordered=True)
+        refused = set(conflicts)
         out = []
-        for activity, sighting in items:
-            doc = stored.get(activity.id)
-            if doc is None:  # inserted by this batch, and not touched again in it
+        for i, (activity, sighting) in enumerate(items):
+            if i not in refused:  # inserted: this sighting is the canonical one
+                places: tuple[Place, ...] = (place(sighting.model_dump()),)
+                stored[activity.id] = (places, (sighting.account_id,))
                 out.append(Written(activity, sighting, True, (sighting.account_id,)))
                 continue
-            first = doc["sightings"][0] if doc.get("sightings") else {}
-            created = (first.get("account_id"), first.get("folder")) == (
-                sighting.account_id,
-                sighting.folder,
+            places, accounts = stored.get(activity.id, ((), ()))
+            folded = fold(places, sighting)
+            if folded.added and sighting.account_id not in accounts:
+                accounts = (*accounts, sighting.account_id)
+            stored[activity.id] = (folded.sightings, accounts)
+            as_stored = sighting.model_copy(update={"duplicate": not folded.created})
+            out.append(
+                Written(activity, as_stored, folded.created, accounts, folded.added, inserted=False)
             )
-            out.append(Written(activity, sighting, created, tuple(doc.get("account_ids", ()))))
         return out
+
+    async def link_conflicts(self, written: Sequence[Written]) -> int:
+        """Flag and link the activities that share a Message-ID with one just created
+        (:func:`.merge.conflict_links`); idempotent. Return how many were linked."""
+        mids = sorted(
+            {w.activity.message_id for w in written if w.inserted and w.activity.message_id}
+        )
+        if not mids:
+            return 0
+        groups: dict[str, list[str]] = {}
+        cursor = self.collection.find({"message_id": {"$in": mids}}, {"message_id": 1})
+        async for doc in cursor:
+            groups.setdefault(doc["message_id"], []).append(doc["_id"])
+        links = conflict_links(groups)
+        if links:
+            await self.collection.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": i},
+                        {
+                            "$set": {"message_id_conflict": True},
+                            "$addToSet": {"conflicts_with": {"$each": list(others)}},
+                        },
+                    )
+                    for i, others in sorted(links.items())
+                ],
+                ordered=False,
+            )
+        return len(links)
+
+    async def directions_basis(self) -> frozenset[str] | None:
+        """The synced addresses the stored directions were last recomputed for."""
+        doc = await self._db[STATE].find_one({"_id": SYNCED_ID})
+        return frozenset(doc["addresses"]) if doc else None
+
+    async def recompute_directions(self, changed: Collection[str], synced: frozenset[str]) -> int:
+        """Set the direction of the activities of ``changed`` addresses (accounts added or
+        removed) as ``synced`` makes it (:mod:`.direction`); return how many changed."""
+        if changed:
+            exact = sorted(changed)
+            query = {
+                "$or": [
+                    {"from.address": {"$in": exact}},
+                    {"to.address": {"$in": exact}},
+                    {"cc.address": {"$in": exact}},
+                ]
+            }
+            projection = {
+                "from": 1,
+                "to": 1,
+                "cc": 1,
+                "direction": 1,
+                "sightings.folder_role": 1,
+            }
+            ops = []
+            async for doc in self.collection.find(query, projection):
+                direction = activity_direction(
+                    [doc["from"]["address"]] if doc.get("from") else [],
+                    [a["address"] for a in (*doc.get("to", ()), *doc.get("cc", ()))],
+                    any(x.get("folder_role") == "sent" for x in doc.get("sightings", ())),
+                    synced,
+                )
+                if direction.value != doc.get("direction"):
+                    ops.append(
+                        UpdateOne({"_id": doc["_id"]}, {"$set": {"direction": direction.value}})
+                    )
+            if ops:
+                await self.collection.bulk_write(ops, ordered=False)
+        else:
+            ops = []
+        await self._db[STATE].replace_one(
+            {"_id": SYNCED_ID}, {"_id": SYNCED_ID, "addresses": sorted(synced)}, upsert=True
+        )
+        return len(ops)

@@ -25,6 +25,7 @@ from schemas.account import (
 from schemas.common import Address, FolderRole
 from schemas.mailbox_state import AccountState, AccountStatus, FolderProgress
 from schemas.send_request import OutboundAttachment
+from services.api.liveness import live_status
 from services.api.verify_errors import VerifyFailure
 
 ACCOUNT_ID = r"^[A-Za-z0-9_.@-]{1,128}$"
@@ -124,10 +125,11 @@ class StateView(Model):
     total: int = Field(description="Messages to import, all folders.")
 
     @classmethod
-    def of(cls, state: AccountState) -> StateView:
+    def of(cls, state: AccountState, now: dt.datetime | None = None) -> StateView:
+        status, reason = live_status(state, now or dt.datetime.now(dt.UTC))
         return cls(
-            status=state.status,
-            reason=state.reason,
+            status=status,
+            reason=reason,
             since=state.since,
             last_sync=state.last_sync,
             folders=state.folders,

@@ -38,10 +38,16 @@ MESSAGES_PUBLISHED = Counter(
     "Fetched messages acknowledged by Kafka (acks=all) on the raw-messages topic.",
     ["account", "folder"],
 )
-ACTIVITIES_WRITTEN = Counter(
-    "mailsync_activities_written",
-    "Sightings durably written to the activities collection by the activity writer.",
+SIGHTINGS_WRITTEN = Counter(
+    "mailsync_sightings_written",
+    "Sightings (IMAP messages) newly stored in the activities collection by the writer; "
+    "a replay of a stored one is not counted.",
     ["account", "folder"],
+)
+ACTIVITIES_CREATED = Counter(
+    "mailsync_activities_created",
+    "Activity documents created by the writer, by the account of their first sighting.",
+    ["account"],
 )
 DUPLICATES_LINKED = Counter(
     "mailsync_duplicates_linked",
@@ -118,8 +124,12 @@ def published(account_id: str, folder: str, n: int) -> None:
     MESSAGES_PUBLISHED.labels(account_label(account_id), folder_label(folder)).inc(n)
 
 
-def written(account_id: str, folder: str) -> None:
-    ACTIVITIES_WRITTEN.labels(account_label(account_id), folder_label(folder)).inc()
+def sighting_written(account_id: str, folder: str) -> None:
+    SIGHTINGS_WRITTEN.labels(account_label(account_id), folder_label(folder)).inc()
+
+
+def activity_created(account_id: str) -> None:
+    ACTIVITIES_CREATED.labels(account_label(account_id)).inc()
 
 
 def duplicate_linked(account_id: str) -> None:

@@ -3,9 +3,12 @@
 ``tag``:   raw-messages -> (parse headers once, tag) -> dedup-by-fingerprint, keyed by fingerprint
 ``dedup``: dedup-by-fingerprint -> (sightings table) -> tagged-messages, keyed by activity id
 
-The table is co-partitioned with the by-fingerprint topic (the explicit form of
-faust's ``group_by``), so each worker owns the fingerprints of its partitions, and it
-is backed by its changelog topic, so a restarted worker recovers it.
+The table (activity id -> its sightings) is co-partitioned with the by-fingerprint
+topic (the explicit form of faust's ``group_by``): every activity of a fingerprint is
+on its partition, so each worker owns the activities of its partitions; it is backed
+by its changelog topic, so a restarted worker recovers it. Its verdict (``canonical``,
+``duplicate_of``) is what the tagged-messages topic tells other systems; the stored
+documents do not depend on it: the activity writer decides from what MongoDB holds.
 
 Neither agent waits for its sends one by one: an event is acked when its output is in
 the broker (:mod:`.acks`), so aiokafka gathers many events' records in one request.
@@ -42,8 +45,8 @@ from services.common.kafka import MAX_REQUEST_BYTES, consumer, ensure_topics
 from services.common.mongo import database, mongo_client
 from services.dedup.acks import ack_when_sent
 from services.dedup.errors import MissingMeta, UnknownAccount, Unprocessable
-from services.dedup.fingerprint import activity_id, fingerprint
-from services.dedup.headers import parse_headers, split
+from services.dedup.fingerprint import identify
+from services.dedup.headers import parse_headers
 from services.dedup.settings import DedupSettings
 from services.dedup.sightings import record_sighting, tagged_meta
 from services.dedup.tagging import account_tag, base_address, direction, match_alias
@@ -87,14 +90,14 @@ class Tagger:
             raise UnknownAccount(f"account {meta.location.account_id!r} is not configured")
         raw = value if meta.blob is None else await self._blobs.get(meta.blob)
         parsed = parse_headers(raw)
-        fp = fingerprint(parsed, split(raw)[1])
+        identity = identify(parsed, raw)
         return MessageTags(
             raw=meta,
             account=account_tag(account),
             alias=match_alias(account, parsed, meta.folder_role),
             direction=direction(account, parsed, meta.folder_role, self.synced_addresses()),
-            fingerprint=fp,
-            activity_id=activity_id(fp),
+            fingerprint=identity.fingerprint,
+            activity_id=identity.activity_id,
         )
 
 
@@ -211,11 +214,16 @@ def build_faust_app(settings: DedupSettings, tagger: Tagger) -> faust.App:
         async for event in stream.noack().events():
             headers = _headers(event)
             tags = MessageTags.model_validate_json(meta_header(headers))
-            known = [Sighting.model_validate(d) for d in table[event.key]]
+            # Keyed by activity: the copies of one Message-ID that are different messages
+            # (services.dedup.fingerprint) share the partition but not the sightings.
+            # The changelog record goes to this event's partition, as the key's would.
+            key = tags.activity_id.encode()
+            known = [Sighting.model_validate(d) for d in table[key]]
             verdict = record_sighting(known, tags.sighting)
-            if not verdict.canonical and len(verdict.sightings) > len(known):
-                metrics.duplicate_linked(tags.sighting.account_id)  # a new sighting, linked
-            table[event.key] = [v.model_dump(mode="json") for v in verdict.sightings]
+            if len(verdict.sightings) > len(known):
+                if not verdict.canonical:
+                    metrics.duplicate_linked(tags.sighting.account_id)  # a new sighting, linked
+                table[key] = [v.model_dump(mode="json") for v in verdict.sightings]
             out = tagged_meta(tags, verdict)
             sent = await tagged.send(
                 key=tags.activity_id.encode(),

@@ -138,12 +138,23 @@ def _plain(fields: dict[str, list[str]], name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+# RFC 5322 3.6.4: msg-id is "<" id-left "@" id-right ">"; the obsolete syntax (4.5.4)
+# allows folding white space inside the brackets, which is not part of the id.
+_MSG_ID = re.compile(r"<([^<>]+)>")
+_SPACE = re.compile(r"\s+")
+
+
+def msg_ids(value: str) -> list[str]:
+    """Every bracketed id in ``value``, white space inside the brackets removed."""
+    return [i for i in (_SPACE.sub("", m) for m in _MSG_ID.findall(value)) if i]
+
+
 def _msgid(value: str | None) -> str | None:
     if value is None:
         return None
     text = value.strip()
-    match = re.search(r"<([^<>\s]+)>", text)
-    return match[1] if match else (text.split()[0] if text else None)
+    found = msg_ids(text)
+    return found[0] if found else (text.split()[0] if text else None)
 
 
 def _header_text(block: bytes) -> str:
@@ -185,5 +196,5 @@ def parse_headers(raw: bytes) -> Headers:
         x_original_to=_plain(fields, "x-original-to"),
         date=_first(fields, "date"),
         in_reply_to=_msgid(_first(fields, "in-reply-to")),
-        references=tuple(re.findall(r"<([^<>\s]+)>", refs)),
+        references=tuple(msg_ids(refs)),
     )

@@ -1,9 +1,12 @@
-"""The dedup decision for one fingerprint (pure).
+"""The dedup decision for one activity (pure).
 
-The table keeps, per fingerprint, every sighting so far. A sighting is identified by
-(account, folder): the same message renumbered by a UIDVALIDITY change is the same
-sighting, and the higher (UIDVALIDITY, UID) wins, so the result does not depend on
-arrival order. The first sighting to arrive is canonical; later ones are duplicates.
+The table keeps, per activity, every sighting so far. A sighting is one IMAP message:
+(account, folder, UIDVALIDITY, UID), RFC 3501 2.3.1.1's unique identifier. Two UIDs
+are two sightings even in one folder (a list copy and a direct copy of the same
+message), and no sighting ever replaces another: a folder renumbered by a UIDVALIDITY
+change is remapped by the fetcher's ``remapped`` events, in MongoDB. The first sighting
+to arrive is canonical; later ones are duplicates. Dedup's verdict is published on the
+tagged-messages topic; the activity writer decides the stored one from MongoDB.
 """
 
 from __future__ import annotations
@@ -21,25 +24,20 @@ class Verdict:
     duplicate_of: Sighting | None
 
 
-def _key(s: Sighting) -> tuple[str, str]:
-    return (s.account_id, s.folder)
+def place(s: Sighting) -> tuple[str, str, int, int]:
+    """The IMAP message a sighting is: (account, folder, UIDVALIDITY, UID)."""
+    return (s.account_id, s.folder, s.uidvalidity, s.uid)
 
 
 def record_sighting(known: Sequence[Sighting], new: Sighting) -> Verdict:
-    """Add ``new`` to the sightings of its fingerprint and say whether it is canonical."""
-    merged: list[Sighting] = []
-    replaced = False
-    for old in known:
-        if _key(old) == _key(new):
-            replaced = True
-            merged.append(max(old, new, key=lambda s: (s.uidvalidity, s.uid)))
-        else:
-            merged.append(old)
-    if not replaced:
-        merged.append(new)
+    """Add ``new`` to the sightings of its activity and say whether it is canonical."""
+    where = place(new)
+    merged = tuple(known)
+    if all(place(old) != where for old in known):
+        merged = (*merged, new)
     first = merged[0]
-    canonical = _key(first) == _key(new)
-    return Verdict(tuple(merged), canonical, None if canonical else first)
+    canonical = place(first) == where
+    return Verdict(merged, canonical, None if canonical else first)
 
 
 def tagged_meta(tags: MessageTags, verdict: Verdict) -> TaggedMessageMeta:

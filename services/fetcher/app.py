@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
@@ -10,6 +11,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 from schemas.account import AccountRecord
 from schemas.topics import (
@@ -58,6 +60,7 @@ class FetcherApp:
         self._confirmations_consumer: AIOKafkaConsumer | None = None
         self._confirmations: ConfirmationLoop | None = None
         self._tokens: TokenProvider | None = None
+        self._states: StateStore | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -70,7 +73,11 @@ class FetcherApp:
         await self._producer.start()
         blobs = BlobStore(db)
         await blobs.ensure_indexes()
-        states = StateStore(db, self.worker_id)
+        # A few poll intervals without a heartbeat: the account is not running.
+        states = StateStore(
+            db, self.worker_id, stale_after_s=max(3 * s.fetcher_poll_interval_s, 10)
+        )
+        self._states = states
         cursors = CursorStore(db)
         publisher = Publisher(self._producer, s.topic(RAW_MESSAGES), blobs, s.inline_limit_bytes)
         events = EventPublisher(self._producer, s.topic(MAILBOX_EVENTS))
@@ -134,7 +141,21 @@ class FetcherApp:
 
     async def run(self, stop: asyncio.Event) -> None:
         assert self._table is not None and self._confirmations is not None
-        await first_failure(self._table.run(stop), self._confirmations.run(stop))
+        await first_failure(
+            self._table.run(stop), self._confirmations.run(stop), self._heartbeat(stop)
+        )
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        """Every poll interval: the accounts this replica runs are alive (their state is
+        owned by a live worker; see :class:`StateStore`)."""
+        assert self.supervisor is not None and self._states is not None
+        while not stop.is_set():
+            try:
+                await self._states.heartbeat(self.supervisor.owned())
+            except PyMongoError as exc:  # the next beat tries again; the sync goes on
+                log.warning("account heartbeat not stored: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.fetcher_poll_interval_s)
 
     async def cleanup(self, failed: bool) -> None:
         if self.supervisor is not None:

@@ -19,9 +19,16 @@ KEPT_CHANGES = 20
 
 
 class StateStore:
-    def __init__(self, db: AsyncDatabase[Document], worker: str):
+    """Account states, each owned by the replica that runs the account: every write and
+    every :meth:`heartbeat` stamps ``worker`` and ``heartbeat_at``, so a state nobody
+    refreshes any more (the process stopped, or the account is on no replica) reads as
+    ``not_running`` in the API (:mod:`services.api.liveness`), never as its last status.
+    """
+
+    def __init__(self, db: AsyncDatabase[Document], worker: str, stale_after_s: float = 90.0):
         self._col = db["account_states"]
         self._worker = worker
+        self._stale_after_s = stale_after_s
 
     async def set(
         self,
@@ -38,6 +45,8 @@ class StateStore:
             "reason": reason,
             "since": now,
             "worker": self._worker,
+            "heartbeat_at": now,
+            "stale_after_s": self._stale_after_s,
         }
         if synced:
             update["last_sync"] = now
@@ -48,6 +57,30 @@ class StateStore:
             {"_id": account_id}, {"$set": update, "$setOnInsert": on_insert}, upsert=True
         )
         metrics.account_status(account_id, status.value)
+
+    async def heartbeat(self, account_ids: list[str]) -> None:
+        """This replica still runs these accounts."""
+        if account_ids:
+            now = dt.datetime.now(dt.UTC)
+            await self._col.update_many(
+                {"_id": {"$in": account_ids}},
+                {
+                    "$set": {
+                        "worker": self._worker,
+                        "heartbeat_at": now,
+                        "stale_after_s": self._stale_after_s,
+                    }
+                },
+            )
+
+    async def released(self, account_ids: list[str]) -> None:
+        """This replica stopped running these accounts: not running until another takes
+        them (only where no other replica has taken them already)."""
+        if account_ids:
+            await self._col.update_many(
+                {"_id": {"$in": account_ids}, "worker": self._worker},
+                {"$set": {"heartbeat_at": None}},
+            )
 
     async def progress(self, account_id: str, progress: FolderProgress) -> None:
         """Record one folder's progress (n/total, or its error) on the account's state."""

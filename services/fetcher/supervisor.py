@@ -11,6 +11,8 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from pymongo.errors import PyMongoError
+
 from schemas.account import AccountRecord
 from schemas.mailbox_state import AccountStatus
 from services.common import metrics
@@ -56,7 +58,7 @@ class Supervisor:
         current = self._accounts.get(record.account_id)
         if current is not None and current.record == record:
             return
-        await self.stop([record.account_id])
+        await self.stop([record.account_id], release=False)
         task = None
         if record.pending_credentials:
             await self._states.set(record.account_id, AccountStatus.PENDING_CREDENTIALS)
@@ -66,8 +68,13 @@ class Supervisor:
             task = asyncio.create_task(self._supervise(record), name=f"account:{record.account_id}")
         self._accounts[record.account_id] = _Running(record, task)
 
-    async def stop(self, account_ids: Iterable[str]) -> None:
-        """Stop these accounts and wait until their connections are closed."""
+    def owned(self) -> list[str]:
+        """The accounts this replica runs (whatever their status)."""
+        return sorted(self._accounts)
+
+    async def stop(self, account_ids: Iterable[str], *, release: bool = True) -> None:
+        """Stop these accounts and wait until their connections are closed; ``release``:
+        they leave this replica (their state shows not running until another takes them)."""
         entries = [e for a in list(account_ids) if (e := self._accounts.pop(a, None)) is not None]
         tasks = [e.task for e in entries if e.task is not None]
         for task in tasks:
@@ -77,6 +84,11 @@ class Supervisor:
                 await task
         for entry in entries:  # gone from this replica: its status series go too
             metrics.forget_account(entry.record.account_id)
+        if release and entries:
+            try:
+                await self._states.released([e.record.account_id for e in entries])
+            except PyMongoError as exc:  # the heartbeat stops anyway: stale soon after
+                log.warning("released accounts not recorded: %s", exc)
 
     async def stop_all(self) -> None:
         await self.stop(list(self._accounts))

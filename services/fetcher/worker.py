@@ -414,9 +414,10 @@ class AccountWorker:
             at=now,
         )
         if result.verdict is Verdict.REPLACED:
-            # Only what we can tell is gone: a message without Message-ID may be back.
-            present = set(listed.values())
-            gone = sorted(u for u, mid in ids.items() if mid not in present)
+            # Every stored UID of the old UIDVALIDITY is void (RFC 3501 2.3.1.1): those
+            # messages are gone from the old numbering; what is still there is fetched
+            # again as new sightings, so no sighting ever stands for another message.
+            gone = sorted(stored)
             await self._events.publish(
                 acc_id, [Expunged(location=self._location(folder, old, u), at=now) for u in gone]
             )
@@ -445,6 +446,12 @@ class AccountWorker:
             len(result.remap),
         )
         await self._states.uidvalidity_changed(acc_id, change)
+        # The folder's messages are synced under their new numbers: its progress says so
+        # (a refetch, if any, counts on from here).
+        synced = len(result.remap)
+        await self._states.progress(
+            acc_id, FolderProgress(folder=folder.name, done=synced, total=synced)
+        )
         return cursor
 
     def _location(self, folder: Folder, status: FolderStatus, uid: int) -> MessageLocation:
@@ -488,14 +495,18 @@ class AccountWorker:
         todo = sorted(set(select_uids(found, last_uid, self.account.import_window)) | set(retry))
         if not todo:
             return set(), ()
-        total = len(todo)
-        await self._states.progress(acc_id, FolderProgress(folder=folder.name, done=0, total=total))
+        # Progress counts the folder, not the pass: what is synced already is done.
+        already = len(known - set(todo))
+        total = already + len(todo)
+        await self._states.progress(
+            acc_id, FolderProgress(folder=folder.name, done=already, total=total)
+        )
         # The cursor's flag state stays where it was until the pass ends (see _sync_folder).
         modseq = prev.highestmodseq if prev else status.highestmodseq
         exists = prev.exists if prev else 0
         published: set[int] = set()
         missing: list[int] = []
-        done = 0
+        done = already
         # Pipelined: while Kafka acknowledges batch n, IMAP already returns batch n+1
         # (one connection: IMAP commands stay sequential), and batch n+1 goes to Kafka
         # before the cursor is saved past batch n, so the broker never waits for MongoDB.

@@ -38,7 +38,8 @@ from services.common.mongo import Document
 from services.common.oauth2 import TokenProvider
 from services.common.secrets import SecretBox
 from services.common.smtp_auth import smtp_login
-from services.dedup.fingerprint import activity_id, normalise_message_id
+from services.dedup.fingerprint import identify
+from services.dedup.headers import parse_headers
 from services.fetcher.classify import backoff_delay
 from services.fetcher.fetch_response import FetchedMessage
 from services.fetcher.publish import Publisher
@@ -59,10 +60,9 @@ from services.sender.smtp import SmtpTransport
 log = logging.getLogger("mailsync.sender")
 
 
-def activity_of(message_id: str) -> str | None:
-    """The activity id dedup derives for this Message-ID (so the CRM can link at once)."""
-    mid = normalise_message_id(message_id)
-    return activity_id(f"mid:{mid}") if mid else None
+def activity_of(message: bytes) -> str:
+    """The activity id dedup derives for this message (so the CRM can link at once)."""
+    return identify(parse_headers(message), message).activity_id
 
 
 class Dispatcher:
@@ -196,7 +196,7 @@ class Dispatcher:
                 SendState.SENT,
                 smtp_reply=reply,
                 reason=None,
-                activity_id=activity_of(record.message_id),
+                activity_id=activity_of(message),
             )
         except BaseException:
             filing.cancel()
@@ -250,8 +250,14 @@ class Dispatcher:
             metrics.sent(record.request.account_id, "failed")
             log.error("request %s: %s", record.id, why)
             return await self._ledger.advance(record, SendState.FAILED, reason=why)
+        # The message is built again as it was sent (Date and boundaries come from the
+        # request), so its activity id is the same; an attachment gone since: unknown.
+        try:
+            built: str | None = activity_of(await self._build(record, account))  # type: ignore[arg-type]
+        except SendRefused:
+            built = None
         record = await self._ledger.advance(
-            record, SendState.SENT, smtp_reply=None, activity_id=activity_of(record.message_id)
+            record, SendState.SENT, smtp_reply=None, activity_id=built
         )
         return await self._filed(record, filed, account)  # type: ignore[arg-type]
 

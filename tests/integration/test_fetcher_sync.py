@@ -119,6 +119,9 @@ async def test_uidvalidity_change_with_the_same_messages_remaps_and_fetches_noth
         assert change["verdict"] == "same" and change["remapped"] == 3
         cursor = await db.folder_cursors.find_one({"_id": f"{account.account_id}/INBOX"})
         assert (cursor["uidvalidity"], cursor["uids"], cursor["missing_uids"]) == (777, "1:3", [])
+        # The folder's progress counts its messages, renumbered, not the last pass's.
+        (progress,) = state["folders"]
+        assert (progress["folder"], progress["done"], progress["total"]) == ("INBOX", 3, 3)
 
         # Mail after the renumbering is fetched as usual, under the new UIDVALIDITY.
         later = deliver(env, user.address, rng, 4)
@@ -129,6 +132,8 @@ async def test_uidvalidity_change_with_the_same_messages_remaps_and_fetches_noth
             return bool(doc) and doc["sightings"][0]["uidvalidity"] == 777
 
         await eventually(fourth, timeout=60, what="the message delivered after the change")
+        state = await db.account_states.find_one({"_id": account.account_id})
+        assert [(p["done"], p["total"]) for p in state["folders"]] == [(4, 4)]
     raw = await read_topic(env.overrides["kafka_bootstrap"], raw_topic)
     published = [(r.meta["location"]["uidvalidity"], r.meta["location"]["uid"]) for r in raw]
     # Nothing fetched again: three messages before the change, one after.

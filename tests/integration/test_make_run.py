@@ -42,7 +42,7 @@ async def test_demo_shows_its_activities_and_stops_cleanly_on_ctrl_c(tmp_path: P
         written = {
             labels["account"]: value
             for name, labels, value in samples
-            if name == "mailsync_activities_written_total" and labels["folder"] == "INBOX"
+            if name == "mailsync_sightings_written_total" and labels["folder"] == "INBOX"
         }
         # 40 delivered, 8 of them to both mailboxes: 48 INBOX sightings (Sent has the rest).
         assert written["jana"] + written["info"] >= 48, written

@@ -110,7 +110,7 @@ async def test_metrics_health_and_logs_of_a_running_pipeline(env: Env, json_log)
                 assert not process.done(), process
                 samples = await scrape(http, base)
                 labels = {"account": good.account_id, "folder": "INBOX"}
-                got = value(samples, "mailsync_activities_written_total", **labels)
+                got = value(samples, "mailsync_sightings_written_total", **labels)
                 return samples if got == 1.0 else None
 
             samples = await eventually(written, timeout=120, what="the activity written")

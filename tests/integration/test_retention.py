@@ -64,6 +64,8 @@ async def test_retention_and_erasure(env: Env, pipeline) -> None:
         assert [s["account_id"] for s in docs["old-both@example.org"]["sightings"]] == [
             b.account_id
         ]
+        # Whichever account's sighting was canonical, the one left is (issue 15).
+        assert docs["old-both@example.org"]["sightings"][0]["duplicate"] is False
         blobs = {f["_id"] for f in await db["blobs.files"].find().to_list(None)}
         shared_sha = docs["new-a@example.org"]["attachments"][0]["sha256"]
         assert shared_sha in blobs  # still used

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
 
 from services.dedup.fingerprint import activity_id, fingerprint, normalise_message_id
-from services.dedup.headers import parse_headers
+from services.dedup.headers import Headers, parse_headers
 
 
 @pytest.mark.parametrize(
@@ -57,44 +58,65 @@ def test_fingerprint_by_message_id_ignores_everything_else() -> None:
     assert a == b
 
 
+def message(body: bytes = b"x", **fields: str) -> tuple[Headers, bytes]:
+    raw = headers(**fields) + body
+    return parse_headers(raw), raw
+
+
+def fp_of(body: bytes = b"x", **fields: str) -> str:
+    return fingerprint(*message(body, **fields))
+
+
 def test_fingerprint_without_message_id_is_a_hash() -> None:
-    fp = fingerprint(parse_headers(headers()), b"Hello")
-    assert re.fullmatch(r"hash:[0-9a-f]{64}", fp)
+    assert re.fullmatch(r"hash:[0-9a-f]{64}", fp_of(b"Hello"))
 
 
 def test_placeholder_message_id_falls_back_to_the_hash() -> None:
-    assert fingerprint(parse_headers(headers(message_id="<>")), b"x").startswith("hash:")
+    assert fp_of(message_id="<>").startswith("hash:")
 
 
-def test_hash_is_stable_under_body_whitespace_changes() -> None:
-    h = parse_headers(headers())
-    a = fingerprint(h, b"Hello  world,\r\n\r\nbye\r\n")
-    b = fingerprint(h, b"  Hello world,\n bye")
-    c = fingerprint(h, b"Hello\tworld,\r\n\tbye\n\n\n")
-    assert a == b == c
+def test_hash_covers_every_byte_of_the_body() -> None:
+    """The whole message, not a normalised form: different bytes, different activities
+    (issue 15: an empty message and random bytes shared one). This replaces the old
+    rule that folded body white space."""
+    a = fp_of(b"Hello  world,\r\n\r\nbye\r\n")
+    b = fp_of(b"  Hello world,\n bye")
+    c = fp_of(b"Hello\tworld,\r\n\tbye\n\n\n")
+    assert len({a, b, c}) == 3
 
 
 def test_hash_differs_for_different_subjects() -> None:
-    a = fingerprint(parse_headers(headers(subject="Invoice 1")), b"same body")
-    b = fingerprint(parse_headers(headers(subject="Invoice 2")), b"same body")
-    assert a != b
+    assert fp_of(b"same body", subject="Invoice 1") != fp_of(b"same body", subject="Invoice 2")
 
 
 def test_hash_differs_for_different_bodies() -> None:
-    h = parse_headers(headers())
-    assert fingerprint(h, b"one") != fingerprint(h, b"two")
+    assert fp_of(b"one") != fp_of(b"two")
 
 
 def test_hash_differs_for_different_dates() -> None:
-    a = fingerprint(parse_headers(headers(date="Mon, 23 Nov 2026 16:15:18 +0000")), b"x")
-    b = fingerprint(parse_headers(headers(date="Mon, 23 Nov 2026 16:15:19 +0000")), b"x")
+    a = fp_of(date="Mon, 23 Nov 2026 16:15:18 +0000")
+    b = fp_of(date="Mon, 23 Nov 2026 16:15:19 +0000")
     assert a != b
 
 
-def test_hash_ignores_the_order_of_recipients() -> None:
-    a = fingerprint(parse_headers(headers(to="a@x.cz, b@x.cz")), b"x")
-    b = fingerprint(parse_headers(headers(to="b@x.cz, a@x.cz")), b"x")
-    assert a == b
+def test_an_empty_message_and_random_bytes_do_not_share_a_fingerprint() -> None:
+    noise = bytes(random.Random(5).randrange(256) for _ in range(300)).replace(b"\n", b"")
+    fps = {fingerprint(parse_headers(raw), raw) for raw in (b"", b"\r\n\r\n", noise)}
+    assert len(fps) == 3
+
+
+def test_hash_ignores_the_fields_added_on_delivery() -> None:
+    """The same message delivered to two mailboxes (RFC 5321 4.4 trace fields, the
+    delivery address, the mailbox's bookkeeping) is one activity."""
+    _, raw = message(b"Hello")
+    delivered = (
+        b"Return-Path: <anna@example.cz>\r\nDelivered-To: info@example.cz\r\n"
+        b"Received: from mx.example.cz by imap.example.cz;\r\n Mon, 23 Nov 2026 16:15:20 +0000\r\n"
+        b"X-Spam-Status: No, score=0.1\r\n" + raw + b""
+    )
+    elsewhere = b"Received: from a.b by c.d; Mon, 23 Nov 2026 16:15:21 +0000\r\n" + raw
+    fps = {fingerprint(parse_headers(r), r) for r in (raw, delivered, elsewhere)}
+    assert len(fps) == 1
 
 
 def test_activity_id_is_deterministic_and_url_safe() -> None:

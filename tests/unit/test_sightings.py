@@ -57,24 +57,20 @@ def test_replay_changes_nothing() -> None:
     assert not record_sighting(known, second).canonical
 
 
-def test_renumbered_sighting_replaces_the_old_one_in_place() -> None:
+def test_two_uids_in_one_folder_are_two_sightings() -> None:
+    """A list copy and a direct copy in one INBOX: neither UID replaces the other."""
+    low, high = sighting("jan", uid=3), sighting("jan", uid=8)
+    assert record_sighting((low,), high).sightings == (low, high)
+    assert record_sighting((high,), low).sightings == (high, low)
+    assert not record_sighting((high,), low).canonical
+
+
+def test_a_renumbered_copy_is_another_sighting_not_a_replacement() -> None:
+    """Renumbering is the fetcher's remapped events' job (in MongoDB); dedup replaces
+    nothing, so no code path can drop a UID's sighting for another's."""
     old, other = sighting("jan", uidvalidity=1, uid=40), sighting("info")
     new = sighting("jan", uidvalidity=2, uid=3)
     verdict = record_sighting((old, other), new)
-    assert verdict.sightings == (new, other)
-    assert verdict.canonical
-
-
-def test_stale_sighting_does_not_replace_a_newer_one() -> None:
-    new, other = sighting("jan", uidvalidity=2, uid=3), sighting("info")
-    stale = sighting("jan", uidvalidity=1, uid=40)
-    verdict = record_sighting((other, new), stale)
-    assert verdict.sightings == (other, new)
+    assert verdict.sightings == (old, other, new)
     assert not verdict.canonical
-    assert verdict.duplicate_of == other
-
-
-def test_higher_uid_wins_within_a_uidvalidity() -> None:
-    low, high = sighting("jan", uid=3), sighting("jan", uid=8)
-    assert record_sighting((low,), high).sightings == (high,)
-    assert record_sighting((high,), low).sightings == (high,)
+    assert verdict.duplicate_of == old
