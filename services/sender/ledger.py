@@ -22,6 +22,14 @@ from services.common.mongo import Document, insert_new
 from services.sender.group_commit import GroupCommit
 
 ACTIVE = (SendState.ACCEPTED, SendState.SENDING, SendState.SENT)
+# Results a request's record is announced with, in the order they can be reached.
+ANNOUNCED = (SendState.SENT, SendState.FILED, SendState.FAILED, SendState.UNKNOWN)
+
+
+def lease_end(now: dt.datetime, lease: dt.timedelta) -> dt.datetime:
+    """When a lease taken (or renewed) ``now`` ends, to the millisecond BSON keeps."""
+    until = now + lease
+    return until.replace(microsecond=(until.microsecond // 1000) * 1000)
 
 
 class LeaseLost(Exception):
@@ -118,7 +126,7 @@ class SendLedger:
         # each record is still taken atomically, only if still free. What we took
         # carries our owner and this very lease_until (BSON keeps milliseconds), telling
         # it apart from an older lease of ours or one another replica took meanwhile.
-        until = (now + self._lease).replace(microsecond=(now.microsecond // 1000) * 1000)
+        until = lease_end(now, self._lease)
         claim = {"$set": {"lease_owner": self._owner, "lease_until": until}}
         for lease in (None, expired):
             if ids := [i for i, how in picked if how == lease]:
