@@ -3,9 +3,12 @@
 A request is recorded (``accepted``) before anything is sent, keyed by its request id,
 so a request delivered twice by Kafka is one record. A replica works on a record only
 while it holds its lease (a conditional update, atomic on one document), so two
-replicas never send the same request. Each state reached is written here before it is
-announced; states not yet announced are kept in ``unpublished`` and announced again
-after a crash (results are at least once).
+replicas never send the same request. The lease is short and renewed while the task
+runs (:meth:`SendLedger.renew`, the app's heartbeat): a live replica keeps its work
+however long a send takes, and a dead one's work is free again within one lease, for
+any replica (the dead one restarted included) to take over. Each state reached is
+written here before it is announced; states not yet announced are kept in
+``unpublished`` and announced again after a crash (results are at least once).
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ class SendLedger:
         """Move ``record`` to ``state`` (durably, still under our lease)."""
         # Attempts count tries of the current step: sending, then filing.
         update = {"attempts": 0, **fields, "state": state.value}
-        announce = state in (SendState.SENT, SendState.FILED, SendState.FAILED)
+        announce = state in ANNOUNCED
         # The server stamps the time, so the same step of many requests is the same
         # update, and the group commit writes them as one.
         ops: Document = {"$set": update, "$currentDate": {"updated_at": True}}
@@ -174,6 +177,22 @@ class SendLedger:
         if announced:
             ops["$pull"] = {"unpublished": {"$in": [s.value for s in announced]}}
         await self._writes.update(record.id, ops)
+
+    async def renew(self, request_ids: Collection[str]) -> set[str]:
+        """Extend our lease of the records our tasks still work on (the heartbeat);
+        returns the ids whose lease is no longer ours (taken over: our lease ran out).
+
+        Only a lease still held is extended: one a task has just given back (settled,
+        released, put off for a retry) stays free, so it is due again at once.
+        """
+        if not request_ids:
+            return set()
+        ids = list(request_ids)
+        until = lease_end(dt.datetime.now(dt.UTC), self._lease)
+        held = {"_id": {"$in": ids}, "lease_owner": self._owner, "lease_until": {"$ne": None}}
+        await self._col.update_many(held, {"$set": {"lease_until": until}})
+        ours = self._col.find({"_id": {"$in": ids}, "lease_owner": self._owner}, {"_id": 1})
+        return set(ids) - {doc["_id"] async for doc in ours}
 
     async def release(self, record: SendRecord) -> None:
         await self._writes.update(record.id, {"$set": {"lease_until": None}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from devservers import MailUser, OAuthServer
@@ -563,3 +565,120 @@ async def test_an_oauth2_account_sends_and_files_with_access_tokens(
     assert failed[-1].reason and "invalid_grant" in failed[-1].reason
     assert message_count(env, customer, "INBOX") == 1
     assert message_count(env, info, "Sent") == 1
+
+
+async def test_a_send_longer_than_a_lease_stays_with_its_replica(
+    senv: Env, pipeline, tmp_path: Path
+) -> None:
+    """Two replicas, leases of 3 s, a server that takes 8 s to answer DATA: the
+    heartbeat keeps the lease with the replica sending, so the other never takes the
+    request over (it would find it "sending" and call its outcome unknown)."""
+    env = senv
+    env.overrides["sender_lease_s"] = 3.0
+    info, _, account = shared_info(env)
+    customer = env.mail_user("customer")
+    await env.publish_accounts(account)
+    env.smtp.slow_reply(customer.address, 8)
+    req = request(account, customer)
+    other = _sender_process(env, tmp_path / "sender.log")
+    try:
+        async with pipeline("sender") as running:
+            await publish(env, req)
+            found = await waiter(env, running)(
+                {req.request_id}, {SendState.FILED, SendState.UNKNOWN}
+            )
+    finally:
+        other.send_signal(signal.SIGTERM)
+        other.wait(30)
+    assert final_states(found)[req.request_id] is SendState.FILED
+    assert SendState.UNKNOWN not in {r.state for r in found}
+    assert message_count(env, customer, "INBOX") == 1
+    assert message_count(env, info, "Sent") == 1
+
+
+async def _ready(url: str, process: subprocess.Popen[bytes]) -> float:
+    """Wait for the process's /readyz; returns when it answered ready (loop time)."""
+    loop = asyncio.get_running_loop()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+
+        async def ready() -> bool:
+            assert process.poll() is None, "the sender exited"
+            try:
+                async with http.get(url) as resp:
+                    return resp.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await eventually(ready, timeout=90, interval=0.1, what="the sender to be ready")
+    return loop.time()
+
+
+async def test_a_killed_replicas_requests_are_taken_over_and_new_ones_picked_up_at_once(
+    senv: Env, tmp_path: Path
+) -> None:
+    """SIGKILL while the server holds DATA's reply, restart under the same name (as a
+    pod's container restarts): a request posted once it is ready is picked up within
+    3 s (static membership: no wait for the dead member's session), and the dead one's
+    request is taken over within 30 s of its death, never sent twice (unknown)."""
+    env = senv
+    _, _, account = shared_info(env)
+    slow, other = env.mail_user("slow"), env.mail_user("other")
+    await env.publish_accounts(account)
+    env.smtp.slow_reply(slow.address, 15)
+    held = request(account, slow)
+    log, port = tmp_path / "sender.log", free_port()
+    named = {"instance_id": "sender-0", "metrics_host": "127.0.0.1", "metrics_port": str(port)}
+    env.overrides.update(named)
+    loop = asyncio.get_running_loop()
+    async with env.mongo() as db:
+        first = _sender_process(env, log)
+        try:
+            await _ready(f"http://127.0.0.1:{port}/readyz", first)
+            await publish(env, held)
+
+            async def in_data() -> bool:
+                doc = await db.send_requests.find_one({"_id": held.request_id})
+                return bool(doc and doc["state"] == "sending")
+
+            await eventually(in_data, timeout=60, interval=0.1, what="DATA under way")
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+        died = loop.time()
+        second = _sender_process(env, log)
+        try:
+            ready = await _ready(f"http://127.0.0.1:{port}/readyz", second)
+            fresh = request(account, other)
+            await publish(env, fresh)
+
+            async def picked_up() -> bool:
+                doc = await db.send_requests.find_one({"_id": fresh.request_id})
+                return bool(doc and doc["state"] in ("sent", "filed"))
+
+            await eventually(picked_up, timeout=30, interval=0.05, what="the new request sent")
+            pick_up, restart_to_sent = loop.time() - ready, loop.time() - died
+
+            async def taken_over() -> bool:
+                doc = await db.send_requests.find_one({"_id": held.request_id})
+                return bool(doc and doc["state"] == "unknown")
+
+            await eventually(taken_over, timeout=60, interval=0.1, what="the takeover")
+            takeover = loop.time() - died
+            found = await waiter(env)(
+                {fresh.request_id, held.request_id}, {SendState.FILED, SendState.UNKNOWN}
+            )
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(30)
+    print(
+        f"ready {ready - died:.1f}s after the kill, pick-up after ready {pick_up:.2f}s, "
+        f"takeover after death {takeover:.1f}s"
+    )
+    assert pick_up < 3.0
+    # The restarted replica did not wait out the dead one's 10 s session to join.
+    assert restart_to_sent < 9.0
+    assert takeover < 30.0
+    final = final_states(found)
+    assert final == {fresh.request_id: SendState.FILED, held.request_id: SendState.UNKNOWN}
+    assert message_count(env, slow, "INBOX") == 1  # delivered while it died; not again
+    assert message_count(env, other, "INBOX") == 1
