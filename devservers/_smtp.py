@@ -87,6 +87,11 @@ class SmtpServer:
         before the reply to DATA (RFC 1047: the client cannot know it was delivered)."""
         self.fail_rcpt(f"lost-reply:{address}", "cut", times)
 
+    def slow_reply(self, address: str, seconds: float, times: int = 1) -> None:
+        """Deliver the next ``times`` messages to ``address``, then hold the reply to
+        DATA for ``seconds`` (a client killed meanwhile never hears it was delivered)."""
+        self.fail_rcpt(f"slow-reply:{address}", str(seconds), times)
+
     def logins(self, user: str) -> int:
         """How many times ``user`` has logged in (AUTH succeeded) so far."""
         if not self.logins_file.exists():

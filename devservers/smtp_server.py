@@ -12,7 +12,9 @@ user in a JSON file (``--logins``), and SIGUSR1 drops every connection with no m
 transaction under way, as a server timing out idle sessions (or restarting between
 transactions) does. The fault ``lost-reply:<rcpt>`` delivers a message and then cuts
 the connection before the final reply: RFC 1047's case, which no client can tell from
-a message never delivered.
+a message never delivered. The fault ``slow-reply:<rcpt>`` (its reply: seconds) delivers
+and then holds the final reply that long, as a server scanning a message does: a client
+killed meanwhile has a message delivered that it never heard of.
 """
 
 from __future__ import annotations
@@ -172,6 +174,9 @@ class LmtpHandoff:
             self.faults.take(f"lost-reply:{rcpt}") for rcpt in envelope.rcpt_tos
         ):
             server.abort()  # delivered, but the client never hears so
+        for rcpt in envelope.rcpt_tos:
+            if (hold := self.faults.take(f"slow-reply:{rcpt}")) is not None:
+                await asyncio.sleep(float(hold))
         return "250 2.0.0 Delivered"
 
     def _deliver_all(

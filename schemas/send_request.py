@@ -4,8 +4,11 @@
 a user asks to send a message through one of the accounts they may use.
 
 ``mailsync.send-results`` (key: request id): each state the request reached:
-``sent`` (with the SMTP reply), ``filed`` (with the Sent folder's UID) or ``failed``
-(with the reason). At least once: a result may be published twice, never zero times.
+``sent`` (with the SMTP reply), ``filed`` (with the Sent folder's UID), ``failed``
+(with the reason) or ``unknown``: the server may have the message, but its answer never
+came (RFC 1047), so it is not sent again until the user says to resend it or that it
+was sent (``last_step`` tells how far the SMTP transaction got). At least once: a
+result may be published twice, never zero times.
 
 MongoDB ``send_requests`` (``_id`` = request id) holds :class:`SendRecord`, written
 before anything is sent; it is what makes a send happen once in effect.
@@ -71,6 +74,16 @@ class SendState(StrEnum):
     SENT = "sent"  # the SMTP server accepted it
     FILED = "filed"  # and it is in the Sent folder (ours or the server's copy)
     FAILED = "failed"  # refused, unauthorised or out of retries: nothing was sent
+    # DATA began but its reply never came (a replica died, the link dropped): the server
+    # may have it (RFC 1047). Only the user moves it on: resend, or mark it sent.
+    UNKNOWN = "unknown"
+
+
+class Resolution(StrEnum):
+    """What the user decided about a request whose outcome is ``unknown``."""
+
+    RESEND = "resend"  # it did not arrive: send it again (same Message-ID)
+    MARK_SENT = "mark_sent"  # it arrived: record it as sent and file it in Sent
 
 
 class SendResult(Model):
@@ -82,7 +95,14 @@ class SendResult(Model):
     smtp_reply: str | None = Field(default=None, description="e.g. '250 2.0.0 Ok: queued'.")
     sent_folder: str | None = None
     sent_uid: int | None = Field(default=None, description="UID of the copy in Sent.")
-    reason: str | None = Field(default=None, description="Why it failed, for a person.")
+    reason: str | None = Field(
+        default=None, description="Why it failed, or why its outcome is unknown, for a person."
+    )
+    last_step: str | None = Field(
+        default=None,
+        description="Outcome unknown: the SMTP transcript's last step, e.g. 'DATA: message "
+        "sent, no reply (ConnectionResetError)'.",
+    )
     retriable: bool = False
     activity_id: str | None = None
     at: dt.datetime
@@ -102,6 +122,12 @@ class SendRecord(Model):
     sent_folder: str | None = None
     sent_uid: int | None = None
     reason: str | None = None
+    last_step: str | None = Field(
+        default=None, description="Outcome unknown: the SMTP transcript's last step."
+    )
+    resolution: Resolution | None = Field(
+        default=None, description="What the user decided about an unknown outcome."
+    )
     activity_id: str | None = None
     lease_owner: str | None = Field(default=None, description="The sender replica working on it.")
     lease_until: dt.datetime | None = None

@@ -24,7 +24,7 @@ from schemas.account import (
 )
 from schemas.common import Address, FolderRole
 from schemas.mailbox_state import AccountState, AccountStatus, FolderProgress
-from schemas.send_request import OutboundAttachment
+from schemas.send_request import OutboundAttachment, Resolution, SendState
 from services.api.liveness import live_status
 from services.api.verify_errors import VerifyFailure
 
@@ -224,6 +224,36 @@ class SendAccepted(Model):
     request_id: str
     account_id: str
     state: Literal["accepted"] = "accepted"
+
+
+class SendStatus(Model):
+    """What became of a send request so far (the sender's ledger)."""
+
+    request_id: str
+    account_id: str
+    state: SendState = Field(
+        description="accepted, sending, sent, filed, failed, or unknown: the server may "
+        "have it but never answered (RFC 1047); resolve it with POST .../resolve."
+    )
+    message_id: str
+    reason: str | None = Field(default=None, description="Why it failed or is unknown.")
+    last_step: str | None = Field(
+        default=None, description="Outcome unknown: the SMTP transcript's last step."
+    )
+    smtp_reply: str | None = None
+    sent_folder: str | None = None
+    sent_uid: int | None = None
+    resolution: Resolution | None = Field(
+        default=None, description="What a user decided about an unknown outcome."
+    )
+    updated_at: dt.datetime
+
+
+class SendResolutionInput(Model):
+    action: Resolution = Field(
+        description="resend: it did not arrive, send it again (same Message-ID); "
+        "mark_sent: it arrived, record it as sent and file it in Sent."
+    )
 
 
 # -- errors --------------------------------------------------------------------------------

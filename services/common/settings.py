@@ -65,6 +65,14 @@ class CommonSettings(KafkaSettings):
     shutdown_timeout_s: float = Field(
         default=20.0, description="Shorter than the pod's terminationGracePeriodSeconds."
     )
+    instance_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="This replica's stable name (its pod name): its static membership "
+        "(KIP-345) of the fetcher's and sender's consumer groups, so a restart moves "
+        "nothing. Unique per replica; unset: dynamic membership.",
+    )
 
     oauth2_refresh_margin_s: float = Field(
         default=60.0,

@@ -116,7 +116,16 @@ class FetcherApp:
             )
 
         self.supervisor = Supervisor(s, states, Credentials(secrets, self._tokens), make_worker)
-        self._consumer = consumer(s, group_id=s.fetcher_group, client_id="mailsync-fetcher")
+        # Static membership (KIP-345) under the pod's name: a replica restarted within
+        # the session gets its partitions back without a rebalance, so the accounts of
+        # every other replica keep their IDLE connections.
+        self._consumer = consumer(
+            s,
+            group_id=s.fetcher_group,
+            client_id="mailsync-fetcher",
+            group_instance_id=s.instance_id,
+            session_timeout_ms=int(s.fetcher_session_timeout_s * 1000),
+        )
         self._table = AccountTable(self._consumer, s.topic(ACCOUNTS), self.supervisor)
         self._table.subscribe()
         await self._consumer.start()

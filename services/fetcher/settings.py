@@ -16,6 +16,14 @@ class FetcherSettings(CommonSettings):
     fetcher_group: str = Field(
         default="mailsync-fetcher", description="Consumer group of replicas."
     )
+    fetcher_session_timeout_s: float = Field(
+        default=30.0,
+        ge=1,
+        le=300,
+        description="The accounts group's session: a replica restarted within it (same "
+        "MAILSYNC_INSTANCE_ID) gets its accounts back and nothing else moves; a dead "
+        "one's accounts move this long after its death.",
+    )
     fetcher_batch_size: int = Field(default=200, ge=1, le=5000, description="UIDs per FETCH.")
     fetcher_poll_interval_s: float = Field(
         default=30.0, gt=0, description="How often folders other than INBOX are checked."

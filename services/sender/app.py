@@ -1,8 +1,9 @@
 """The sender service: start -> run -> cleanup(failed).
 
-Two loops: the intake records send requests in the ledger; the pump claims what is due
-in the ledger (new requests, retries, unfiled or unannounced ones, work a dead replica
-left) and dispatches it, a bounded number at a time.
+Three loops: the intake records send requests in the ledger; the pump claims what is
+due in the ledger (new requests, retries, unfiled or unannounced ones, work a dead
+replica left) and dispatches it, a bounded number at a time; the heartbeat renews the
+short leases of the requests in hand, so a dead replica's work is free within a lease.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class SenderApp:
         self._inflight: set[asyncio.Task[None]] = set()
         self._tokens: TokenProvider | None = None
         self._pools: list[Pool[Any]] = []
+        self._beat: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -124,8 +126,15 @@ class SenderApp:
             results=ResultPublisher(self._producer, s.topic(SEND_RESULTS)),
             raw=Publisher(self._producer, s.topic(RAW_MESSAGES), blobs, s.inline_limit_bytes),
         )
+        # Static membership (KIP-345): restarted under the same name, this replica takes
+        # its place in the group at once, with its partitions, instead of waiting out
+        # the dead process's session before a rebalance lets it consume again.
         self._consumer = consumer(
-            s, s.topic(SEND_REQUESTS), group_id=s.sender_group, client_id="mailsync-sender"
+            s,
+            s.topic(SEND_REQUESTS),
+            group_id=s.sender_group,
+            client_id="mailsync-sender",
+            group_instance_id=s.instance_id,
         )
         await self._consumer.start()
         self._intake = Intake(
@@ -144,7 +153,26 @@ class SenderApp:
 
     async def run(self, stop: asyncio.Event) -> None:
         assert self._intake is not None
+        # The heartbeat outlives ``stop``: cleanup lets the sends in flight finish, and
+        # their leases must hold until they do.
+        self._beat = asyncio.create_task(self._heartbeat(), name="lease-heartbeat")
         await first_failure(self._intake.run(stop), self._pump(stop))
+
+    async def _heartbeat(self) -> None:
+        """Renew the leases of the requests in hand, four times a lease: a renewal may
+        fail or come late three times before another replica could take one over."""
+        assert self._ledger is not None
+        while True:
+            await asyncio.sleep(self.settings.sender_lease_s / 4)
+            held = {task.get_name() for task in self._inflight}  # named by record id
+            try:
+                lost = await self._ledger.renew(held)
+            except Exception as exc:  # a database blip: the next beat tries again
+                log.warning("renewing the leases of %d requests failed: %r", len(held), exc)
+                continue
+            for request_id in lost:
+                # Its next ledger write fails (LeaseLost) and the task lets it go.
+                log.warning("request %s: lease lost to another replica", request_id)
 
     async def _pump(self, stop: asyncio.Event) -> None:
         assert self._ledger is not None and self._dispatcher is not None
@@ -176,6 +204,9 @@ class SenderApp:
                 task.cancel()
             # Cancelled tasks give their sessions back to the pools before these close.
             await asyncio.gather(*self._inflight, return_exceptions=True)
+        if self._beat is not None:
+            self._beat.cancel()
+            await asyncio.gather(self._beat, return_exceptions=True)
         for pool in self._pools:
             await pool.aclose()
         if self._consumer is not None:

@@ -1,17 +1,19 @@
 """One send request through its states: accepted -> sending -> sent -> filed (or failed).
 
     accepted ── authorise, build, connect, AUTH, MAIL, RCPT ──► sending ── DATA 250 ──► sent
-      │   4xx / network: retry later, up to the max attempts                          │
-      └── 5xx, unauthorised, bad input, out of tries ──► failed       search Sent by  │
-                                                                      Message-ID, else│
-    sending found after a crash, or the link lost during DATA:        APPEND ──► filed
-    in Sent? -> sent; else failed, never resent (RFC 1047).
+      │ ▲ 4xx / network: retry later, up to the max attempts                          │
+      │ └──────────────── the user: resend ─┐                         search Sent by  │
+      └── 5xx, unauthorised, bad input, out of tries ──► failed       Message-ID, else│
+                                             │                        APPEND ──► filed
+    sending found after a crash, or the link lost during DATA:   the user: mark sent ─► sent
+    in Sent? -> sent; else unknown, never resent unasked (RFC 1047) ──┘
 
 Every state is written to the ledger before the next step, so a crash anywhere resumes
 from the last durable state: a sent message is never sent again and never forgotten
 unfiled. ``sending`` is written just before DATA; finding a request there after a
 crash means the server may have the message without us knowing, so it is not sent
-again (the reason says so) unless it turns up in the Sent folder. That is also why
+again: it ends ``unknown`` (with the transcript's last step) unless it turns up in the
+Sent folder, and the user decides (the API's resolve call). That is also why
 filing may begin while ``sent`` is still being written: a crash before the write
 lands leaves ``sending``, and the copy in Sent is what recovery finds.
 """
@@ -206,7 +208,9 @@ class Dispatcher:
 
     async def _smtp_failed(self, record: SendRecord, exc: SmtpFailure) -> SendRecord:
         if exc.maybe_delivered and record.state is SendState.SENDING:
-            return await self._recover_interrupted(record, cause=exc.reason)
+            return await self._recover_interrupted(
+                record, cause=exc.reason, last_step=exc.last_step or "DATA"
+            )
         attempts = record.attempts + 1
         if not exc.retriable or attempts >= self._s.sender_max_attempts:
             why = exc.reason if not exc.retriable else f"gave up after {attempts} tries: {exc}"
@@ -235,21 +239,27 @@ class Dispatcher:
         return record
 
     async def _recover_interrupted(
-        self, record: SendRecord, cause: str = "a sender replica stopped"
+        self,
+        record: SendRecord,
+        cause: str = "a sender replica stopped",
+        last_step: str = "DATA: begun by a sender replica that stopped before its reply",
     ) -> SendRecord:
         """DATA began but its outcome is unknown (a replica died, or the link did):
         the server may have the message (RFC 1047), and resending could deliver it
-        twice. A copy in Sent (a server that files sent mail) proves it was sent."""
+        twice. A copy in Sent (a server that files sent mail) proves it was sent;
+        otherwise the outcome is ``unknown`` and the user decides."""
         account = await self._accounts.lookup(record.request.account_id)
         filed = await self._find_in_sent(record, account) if account is not None else None
         if filed is None:
             why = (
                 f"interrupted while the SMTP server was receiving it ({cause}): it may "
-                "have been delivered, so it was not sent again"
+                "have been delivered, so it was not sent again; resend it or mark it sent"
             )
-            metrics.sent(record.request.account_id, "failed")
+            metrics.sent(record.request.account_id, "unknown")
             log.error("request %s: %s", record.id, why)
-            return await self._ledger.advance(record, SendState.FAILED, reason=why)
+            return await self._ledger.advance(
+                record, SendState.UNKNOWN, reason=why, last_step=last_step
+            )
         # The message is built again as it was sent (Date and boundaries come from the
         # request), so its activity id is the same; an attachment gone since: unknown.
         try:
@@ -337,6 +347,8 @@ class Dispatcher:
             SendState.FILED,
             sent_folder=filed.folder.name,
             sent_uid=filed.uid,
+            # A request marked sent by its user has none yet (see resolve.py).
+            activity_id=record.activity_id or activity_of(message),
             reason=None,
             next_attempt_at=None,
         )

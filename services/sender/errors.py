@@ -33,12 +33,14 @@ class SmtpFailure(MailsyncError):
         retriable: bool,
         reply: str | None = None,
         maybe_delivered: bool = False,
+        last_step: str | None = None,
     ):
         super().__init__(reason)
         self.reason = reason
         self.reply = reply
         # DATA began and no reply came: resending could deliver twice (RFC 1047).
         self.maybe_delivered = maybe_delivered
+        self.last_step = last_step  # the transcript's last step, when maybe_delivered
         # An instance attribute: the same class is transient or permanent per reply.
         self.retriable = retriable  # type: ignore[misc]
 

@@ -3,9 +3,12 @@
 A request is recorded (``accepted``) before anything is sent, keyed by its request id,
 so a request delivered twice by Kafka is one record. A replica works on a record only
 while it holds its lease (a conditional update, atomic on one document), so two
-replicas never send the same request. Each state reached is written here before it is
-announced; states not yet announced are kept in ``unpublished`` and announced again
-after a crash (results are at least once).
+replicas never send the same request. The lease is short and renewed while the task
+runs (:meth:`SendLedger.renew`, the app's heartbeat): a live replica keeps its work
+however long a send takes, and a dead one's work is free again within one lease, for
+any replica (the dead one restarted included) to take over. Each state reached is
+written here before it is announced; states not yet announced are kept in
+``unpublished`` and announced again after a crash (results are at least once).
 """
 
 from __future__ import annotations
@@ -22,6 +25,14 @@ from services.common.mongo import Document, insert_new
 from services.sender.group_commit import GroupCommit
 
 ACTIVE = (SendState.ACCEPTED, SendState.SENDING, SendState.SENT)
+# Results a request's record is announced with, in the order they can be reached.
+ANNOUNCED = (SendState.SENT, SendState.FILED, SendState.FAILED, SendState.UNKNOWN)
+
+
+def lease_end(now: dt.datetime, lease: dt.timedelta) -> dt.datetime:
+    """When a lease taken (or renewed) ``now`` ends, to the millisecond BSON keeps."""
+    until = now + lease
+    return until.replace(microsecond=(until.microsecond // 1000) * 1000)
 
 
 class LeaseLost(Exception):
@@ -118,7 +129,7 @@ class SendLedger:
         # each record is still taken atomically, only if still free. What we took
         # carries our owner and this very lease_until (BSON keeps milliseconds), telling
         # it apart from an older lease of ours or one another replica took meanwhile.
-        until = (now + self._lease).replace(microsecond=(now.microsecond // 1000) * 1000)
+        until = lease_end(now, self._lease)
         claim = {"$set": {"lease_owner": self._owner, "lease_until": until}}
         for lease in (None, expired):
             if ids := [i for i, how in picked if how == lease]:
@@ -133,7 +144,7 @@ class SendLedger:
         """Move ``record`` to ``state`` (durably, still under our lease)."""
         # Attempts count tries of the current step: sending, then filing.
         update = {"attempts": 0, **fields, "state": state.value}
-        announce = state in (SendState.SENT, SendState.FILED, SendState.FAILED)
+        announce = state in ANNOUNCED
         # The server stamps the time, so the same step of many requests is the same
         # update, and the group commit writes them as one.
         ops: Document = {"$set": update, "$currentDate": {"updated_at": True}}
@@ -166,6 +177,22 @@ class SendLedger:
         if announced:
             ops["$pull"] = {"unpublished": {"$in": [s.value for s in announced]}}
         await self._writes.update(record.id, ops)
+
+    async def renew(self, request_ids: Collection[str]) -> set[str]:
+        """Extend our lease of the records our tasks still work on (the heartbeat);
+        returns the ids whose lease is no longer ours (taken over: our lease ran out).
+
+        Only a lease still held is extended: one a task has just given back (settled,
+        released, put off for a retry) stays free, so it is due again at once.
+        """
+        if not request_ids:
+            return set()
+        ids = list(request_ids)
+        until = lease_end(dt.datetime.now(dt.UTC), self._lease)
+        held = {"_id": {"$in": ids}, "lease_owner": self._owner, "lease_until": {"$ne": None}}
+        await self._col.update_many(held, {"$set": {"lease_until": until}})
+        ours = self._col.find({"_id": {"$in": ids}, "lease_owner": self._owner}, {"_id": 1})
+        return set(ids) - {doc["_id"] async for doc in ours}
 
     async def release(self, record: SendRecord) -> None:
         await self._writes.update(record.id, {"$set": {"lease_until": None}})

@@ -19,7 +19,8 @@ def result_of(record: SendRecord, state: SendState) -> SendResult:
         smtp_reply=record.smtp_reply,
         sent_folder=record.sent_folder if state is SendState.FILED else None,
         sent_uid=record.sent_uid if state is SendState.FILED else None,
-        reason=record.reason if state is SendState.FAILED else None,
+        reason=record.reason if state in (SendState.FAILED, SendState.UNKNOWN) else None,
+        last_step=record.last_step if state is SendState.UNKNOWN else None,
         activity_id=record.activity_id if state is not SendState.FAILED else None,
         at=dt.datetime.now(dt.UTC),
     )

@@ -22,9 +22,11 @@ class SenderSettings(CommonSettings):
     sender_backoff_cap_s: float = Field(default=900.0, gt=0)
     sender_timeout_s: float = Field(default=60.0, gt=0, description="Per SMTP/IMAP command.")
     sender_lease_s: float = Field(
-        default=600.0,
-        gt=0,
-        description="How long a replica owns a request it works on; longer than a send.",
+        default=20.0,
+        ge=1,
+        description="A replica's lease of a request it works on, renewed every quarter "
+        "of it while the work runs: a dead replica's requests are free this long after "
+        "its death.",
     )
     sender_concurrency: int = Field(default=8, ge=1, description="Requests in flight.")
     sender_connections_per_account: int = Field(

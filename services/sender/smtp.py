@@ -44,6 +44,7 @@ def _failure(verdict: SmtpVerdict, reply: str | None = None) -> SmtpFailure:
         retriable=verdict.retriable,
         reply=reply,
         maybe_delivered=verdict.maybe_delivered,
+        last_step=verdict.last_step,
     )
 
 

@@ -22,6 +22,8 @@ class SmtpVerdict:
     # The link failed after DATA began: the server may have taken the message without
     # our hearing its reply (RFC 1047), so sending it again could deliver it twice.
     maybe_delivered: bool = False
+    # Then: the SMTP transcript's last step, for the user who must decide what to do.
+    last_step: str | None = None
 
 
 def classify_smtp_reply(code: int, text: str, *, stage: str) -> SmtpVerdict:
@@ -44,7 +46,12 @@ def classify_network_failure(exc: BaseException, *, stage: str) -> SmtpVerdict:
     unless the message was being handed over (``stage`` DATA), when its fate is unknown."""
     what = f"{type(exc).__name__}: {exc}".rstrip(": ")
     if stage == "DATA":
-        return SmtpVerdict(True, f"connection lost during DATA ({what})", maybe_delivered=True)
+        return SmtpVerdict(
+            True,
+            f"connection lost during DATA ({what})",
+            maybe_delivered=True,
+            last_step=f"DATA: the message was handed over, no reply from the server ({what})",
+        )
     return SmtpVerdict(True, f"SMTP server unreachable: {what}")
 
 

@@ -88,9 +88,9 @@ async def test_connection_dropped_during_idle_reconnects_at_once(env: Env, pipel
         await eventually(arrived, timeout=20, what="the mail delivered after the drop")
 
 
-def _fetcher_process(env: Env, log: Path) -> subprocess.Popen[bytes]:
-    environ = env.environ(data_dir=str(log.parent / "replica-data"))
-    with log.open("wb") as out:
+def _fetcher_process(env: Env, log: Path, **extra: str) -> subprocess.Popen[bytes]:
+    environ = env.environ(data_dir=str(log.parent / "replica-data"), **extra)
+    with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "services", "fetcher"], env=environ, stdout=out, stderr=out
         )
@@ -166,3 +166,99 @@ async def test_a_killed_replica_hands_its_accounts_over(env: Env, pipeline, tmp_
         if other.poll() is None:
             other.kill()
             other.wait()
+
+
+async def test_a_replica_restarted_under_its_name_moves_no_account(
+    env: Env, pipeline, tmp_path: Path
+) -> None:
+    """Static membership: the other replica is killed and restarted under the same name
+    within the session; it gets its own accounts back, and the accounts of this replica
+    never stop (no gap in their IDLE: Dovecot sees the very same sessions all along).
+
+    This replica joins first, so it leads the group: a restarted *leader* still causes
+    a rebalance, as aiokafka 0.14 speaks JoinGroup v5, before KIP-814 let a static
+    leader rejoin without one."""
+    env.overrides["instance_id"] = "fetcher-a"
+    suffix = env.overrides["mongo_database"]
+    users = [env.mail_user(f"s{i}") for i in range(6)]
+    ids = _spread_ids(suffix, len(users))
+    accounts = [env.account(u, account_id=i) for i, u in zip(ids, users, strict=True)]
+    await env.publish_accounts(*accounts)
+    log = tmp_path / "replica.log"
+    other: subprocess.Popen[bytes] | None = None
+    try:
+        async with env.mongo() as db, pipeline() as running:
+            here = running.services[0].worker_id
+
+            async def all_here() -> bool:
+                running.check()
+                states = await db.account_states.find().to_list(None)
+                return len(states) == 6 and all(s["worker"] == here for s in states)
+
+            await eventually(all_here, timeout=120, what="this replica to hold every account")
+            other = _fetcher_process(env, log, instance_id="fetcher-b")
+
+            async def split() -> dict[str, dict[str, object]] | None:
+                running.check()
+                states = {s["_id"]: s for s in await db.account_states.find().to_list(None)}
+                idle = all(s["status"] == "idle" for s in states.values())
+                workers = {s["worker"] for s in states.values()}
+                return states if len(states) == 6 and idle and len(workers) == 2 else None
+
+            first = await eventually(split, timeout=120, what="both replicas to hold accounts")
+            await asyncio.sleep(3)  # settled: the join's rebalance is over
+            before = await split()
+            assert before is not None
+            assert {a: s["worker"] for a, s in before.items()} == {
+                a: s["worker"] for a, s in first.items()
+            }
+            address = {a.account_id: a.address for a in accounts}
+            mine = {a: _sessions(env, address[a]) for a, s in before.items() if s["worker"] == here}
+            theirs = set(before) - set(mine)
+            assert mine and theirs and all(mine.values())
+
+            other.send_signal(signal.SIGKILL)
+            other.wait(10)
+            other = _fetcher_process(env, log, instance_id="fetcher-b")
+            gaps: list[str] = []
+
+            async def back() -> bool:
+                running.check()
+                assert other is not None and other.poll() is None, "the restart exited"
+                states = {s["_id"]: s for s in await db.account_states.find().to_list(None)}
+                gaps.extend(
+                    a
+                    for a, sessions in mine.items()
+                    if states[a]["status"] != "idle" or _sessions(env, address[a]) != sessions
+                )
+                assert not any(states[a]["worker"] == here for a in theirs), "theirs moved"
+                restarted = {states[a]["worker"] for a in theirs}
+                return all(states[a]["status"] == "idle" for a in theirs) and (
+                    restarted.isdisjoint({here, before[next(iter(theirs))]["worker"]})
+                )
+
+            await eventually(back, timeout=60, interval=0.2, what="the restarted replica")
+            assert gaps == []
+            new_ids = []
+            for i, u in enumerate(users):
+                new_ids += fill(env, u.address, 1, seed=90 + i)
+
+            async def arrived() -> bool:
+                running.check()
+                found = await db.activities.count_documents({"message_id": {"$in": new_ids}})
+                return found == len(new_ids)
+
+            await eventually(arrived, timeout=60, what="new mail in every account")
+            assert all(_sessions(env, address[a]) == sessions for a, sessions in mine.items())
+    finally:
+        if other is not None and other.poll() is None:
+            other.kill()
+            other.wait()
+
+
+def _sessions(env: Env, address: str) -> frozenset[str]:
+    """The IMAP sessions Dovecot holds for this user now (their processes)."""
+    lines = env.dovecot.doveadm("who", "-1", address).splitlines()[1:]
+    return frozenset(
+        " ".join(line.split()[2:]) for line in lines if line.split()[:2] == [address, "imap"]
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
@@ -15,17 +16,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from devservers import MailUser, OAuthServer
 from devservers._process import free_port
 from schemas.account import AccountRecord, Endpoint, PersonalOwnership, Security, SharedOwnership
+from schemas.account_document import AccountDocument
 from schemas.common import Address
 from schemas.send_request import SendRecord, SendRequest, SendResult, SendState
 from schemas.topics import SEND_REQUESTS, SEND_RESULTS
+from services.accounts.records import COLLECTION as ACCOUNTS_COLLECTION
 from services.common.kafka import ensure_topics, producer
 from services.sender.compose import build_message, message_id_for
 from services.topic_reader import read_topic
+from tests.fixtures.api import running_api
 from tests.fixtures.mail_client import mbsync_folder
 from tests.fixtures.pipeline import Env, Running, eventually
 from tests.integration.test_oauth2 import oauth_secret
@@ -111,7 +116,8 @@ async def results(env: Env) -> list[SendResult]:
 
 
 def final_states(found: list[SendResult]) -> dict[str, SendState]:
-    """The latest state of each request (filed and failed are final)."""
+    """The latest state of each request (filed and failed are final; unknown is, until
+    a user resolves it)."""
     out: dict[str, SendState] = {}
     for r in found:
         if out.get(r.request_id) not in (SendState.FILED, SendState.FAILED):
@@ -134,6 +140,15 @@ def waiter(env: Env, running: Running | None = None) -> Callable[..., Any]:
         return got
 
     return until
+
+
+async def save_for_api(env: Env, account: AccountRecord) -> None:
+    """The account as the API saves it (its MongoDB copy, which the API reads)."""
+    doc = AccountDocument(id=account.account_id, record=account, saved_at=dt.datetime.now(dt.UTC))
+    async with env.mongo() as db:
+        await db[ACCOUNTS_COLLECTION].replace_one(
+            {"_id": account.account_id}, doc.model_dump(mode="json", by_alias=True), upsert=True
+        )
 
 
 def message_count(env: Env, user: MailUser, folder: str) -> int:
@@ -388,12 +403,13 @@ async def test_a_replica_that_died_during_data_is_not_resent(senv: Env, pipeline
         env.dovecot.save(info.address, "Sent", raw)
         async with pipeline("sender") as running:
             found = await waiter(env, running)(
-                {lost.request_id, found_in_sent.request_id}, {SendState.FILED, SendState.FAILED}
+                {lost.request_id, found_in_sent.request_id}, {SendState.FILED, SendState.UNKNOWN}
             )
     final = final_states(found)
-    assert final[lost.request_id] is SendState.FAILED
-    reason = next(r.reason for r in found if r.request_id == lost.request_id)
-    assert reason and "may have been delivered" in reason
+    assert final[lost.request_id] is SendState.UNKNOWN
+    unknown = next(r for r in found if r.request_id == lost.request_id)
+    assert unknown.reason and "may have been delivered" in unknown.reason
+    assert unknown.last_step and "replica that stopped" in unknown.last_step
     assert final[found_in_sent.request_id] is SendState.FILED
     assert message_count(env, customer, "INBOX") == 0  # nothing was sent (again)
     assert message_count(env, info, "Sent") == 1
@@ -401,23 +417,74 @@ async def test_a_replica_that_died_during_data_is_not_resent(senv: Env, pipeline
 
 async def test_a_reply_lost_after_data_is_not_resent(senv: Env, pipeline) -> None:
     """The server delivers, then the link dies before its 250 (RFC 1047): the sender
-    cannot know, so it says so and never sends again; the next request goes through."""
+    cannot know, so it says so (``unknown``, with the transcript's last step) and never
+    sends again on its own; the next request goes through. The user, who asked the
+    recipient, marks it sent through the API: then it is filed in Sent."""
     env = senv
     info, _, account = shared_info(env)
     customer = env.mail_user("customer")
     await env.publish_accounts(account)
+    await save_for_api(env, account)
     env.smtp.lose_reply(customer.address)
     lost, after = request(account, customer), request(account, customer)
-    async with pipeline("sender") as running:
+    async with pipeline("sender") as running, running_api(env) as api:
         await publish(env, lost)
-        await waiter(env, running)({lost.request_id}, {SendState.FAILED})
+        await waiter(env, running)({lost.request_id}, {SendState.UNKNOWN})
         await publish(env, after)
         found = await waiter(env, running)({after.request_id}, {SendState.FILED})
-    final = final_states(found)
-    assert final == {lost.request_id: SendState.FAILED, after.request_id: SendState.FILED}
-    reason = next(r.reason for r in found if r.request_id == lost.request_id)
-    assert reason and "during DATA" in reason and "may have been delivered" in reason
-    # Delivered once (the lost reply) plus the later request: nothing was sent twice.
+        final = final_states(found)
+        assert final == {lost.request_id: SendState.UNKNOWN, after.request_id: SendState.FILED}
+        unknown = next(r for r in found if r.request_id == lost.request_id)
+        assert unknown.reason and "during DATA" in unknown.reason
+        assert "may have been delivered" in unknown.reason
+        assert unknown.last_step and unknown.last_step.startswith("DATA:")
+        assert "no reply" in unknown.last_step
+        # Delivered once (the lost reply) plus the later request: nothing sent twice.
+        assert message_count(env, customer, "INBOX") == 2
+        assert message_count(env, info, "Sent") == 1
+
+        karel, eve = api.client("u-karel"), api.client("u-eve")
+        shown = (await karel.get(f"/v1/send/{lost.request_id}")).json()
+        assert shown["state"] == "unknown" and shown["last_step"] == unknown.last_step
+        assert (await eve.get(f"/v1/send/{lost.request_id}")).status_code == 404
+        mark = {"action": "mark_sent"}
+        assert (await eve.post(f"/v1/send/{lost.request_id}/resolve", json=mark)).status_code == 404
+        done = await karel.post(f"/v1/send/{after.request_id}/resolve", json=mark)
+        assert done.status_code == 409  # filed: nothing to decide
+        marked = await karel.post(f"/v1/send/{lost.request_id}/resolve", json=mark)
+        assert marked.status_code == 200, marked.text
+        assert marked.json()["state"] == "sent" and marked.json()["resolution"] == "mark_sent"
+        again = await karel.post(f"/v1/send/{lost.request_id}/resolve", json=mark)
+        assert again.status_code == 409  # decided once
+        found = await waiter(env, running)({lost.request_id}, {SendState.FILED})
+        states = [r.state for r in found if r.request_id == lost.request_id]
+        assert states[-2:] == [SendState.SENT, SendState.FILED]
+        shown = (await karel.get(f"/v1/send/{lost.request_id}")).json()
+        assert shown["state"] == "filed" and shown["sent_folder"] == "Sent"
+    assert message_count(env, customer, "INBOX") == 2  # marked sent: not sent again
+    assert message_count(env, info, "Sent") == 2
+
+
+async def test_an_unknown_outcome_resent_at_the_users_request_arrives(senv: Env, pipeline) -> None:
+    env = senv
+    info, _, account = shared_info(env)
+    customer = env.mail_user("customer")
+    await env.publish_accounts(account)
+    await save_for_api(env, account)
+    env.smtp.lose_reply(customer.address)
+    lost = request(account, customer)
+    async with pipeline("sender") as running, running_api(env) as api:
+        await publish(env, lost)
+        await waiter(env, running)({lost.request_id}, {SendState.UNKNOWN})
+        assert message_count(env, customer, "INBOX") == 1  # the server did take it
+        karel = api.client("u-karel")
+        resent = await karel.post(f"/v1/send/{lost.request_id}/resolve", json={"action": "resend"})
+        assert resent.status_code == 200, resent.text
+        assert resent.json()["state"] == "accepted"
+        found = await waiter(env, running)({lost.request_id}, {SendState.FILED})
+    filed = [r for r in found if r.request_id == lost.request_id][-1]
+    assert filed.state is SendState.FILED and filed.smtp_reply
+    # The user's choice: a second copy, with the same Message-ID (one message to dedup).
     assert message_count(env, customer, "INBOX") == 2
     assert message_count(env, info, "Sent") == 1
 
@@ -498,3 +565,120 @@ async def test_an_oauth2_account_sends_and_files_with_access_tokens(
     assert failed[-1].reason and "invalid_grant" in failed[-1].reason
     assert message_count(env, customer, "INBOX") == 1
     assert message_count(env, info, "Sent") == 1
+
+
+async def test_a_send_longer_than_a_lease_stays_with_its_replica(
+    senv: Env, pipeline, tmp_path: Path
+) -> None:
+    """Two replicas, leases of 3 s, a server that takes 8 s to answer DATA: the
+    heartbeat keeps the lease with the replica sending, so the other never takes the
+    request over (it would find it "sending" and call its outcome unknown)."""
+    env = senv
+    env.overrides["sender_lease_s"] = 3.0
+    info, _, account = shared_info(env)
+    customer = env.mail_user("customer")
+    await env.publish_accounts(account)
+    env.smtp.slow_reply(customer.address, 8)
+    req = request(account, customer)
+    other = _sender_process(env, tmp_path / "sender.log")
+    try:
+        async with pipeline("sender") as running:
+            await publish(env, req)
+            found = await waiter(env, running)(
+                {req.request_id}, {SendState.FILED, SendState.UNKNOWN}
+            )
+    finally:
+        other.send_signal(signal.SIGTERM)
+        other.wait(30)
+    assert final_states(found)[req.request_id] is SendState.FILED
+    assert SendState.UNKNOWN not in {r.state for r in found}
+    assert message_count(env, customer, "INBOX") == 1
+    assert message_count(env, info, "Sent") == 1
+
+
+async def _ready(url: str, process: subprocess.Popen[bytes]) -> float:
+    """Wait for the process's /readyz; returns when it answered ready (loop time)."""
+    loop = asyncio.get_running_loop()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+
+        async def ready() -> bool:
+            assert process.poll() is None, "the sender exited"
+            try:
+                async with http.get(url) as resp:
+                    return resp.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await eventually(ready, timeout=90, interval=0.1, what="the sender to be ready")
+    return loop.time()
+
+
+async def test_a_killed_replicas_requests_are_taken_over_and_new_ones_picked_up_at_once(
+    senv: Env, tmp_path: Path
+) -> None:
+    """SIGKILL while the server holds DATA's reply, restart under the same name (as a
+    pod's container restarts): a request posted once it is ready is picked up within
+    3 s (static membership: no wait for the dead member's session), and the dead one's
+    request is taken over within 30 s of its death, never sent twice (unknown)."""
+    env = senv
+    _, _, account = shared_info(env)
+    slow, other = env.mail_user("slow"), env.mail_user("other")
+    await env.publish_accounts(account)
+    env.smtp.slow_reply(slow.address, 15)
+    held = request(account, slow)
+    log, port = tmp_path / "sender.log", free_port()
+    named = {"instance_id": "sender-0", "metrics_host": "127.0.0.1", "metrics_port": str(port)}
+    env.overrides.update(named)
+    loop = asyncio.get_running_loop()
+    async with env.mongo() as db:
+        first = _sender_process(env, log)
+        try:
+            await _ready(f"http://127.0.0.1:{port}/readyz", first)
+            await publish(env, held)
+
+            async def in_data() -> bool:
+                doc = await db.send_requests.find_one({"_id": held.request_id})
+                return bool(doc and doc["state"] == "sending")
+
+            await eventually(in_data, timeout=60, interval=0.1, what="DATA under way")
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+        died = loop.time()
+        second = _sender_process(env, log)
+        try:
+            ready = await _ready(f"http://127.0.0.1:{port}/readyz", second)
+            fresh = request(account, other)
+            await publish(env, fresh)
+
+            async def picked_up() -> bool:
+                doc = await db.send_requests.find_one({"_id": fresh.request_id})
+                return bool(doc and doc["state"] in ("sent", "filed"))
+
+            await eventually(picked_up, timeout=30, interval=0.05, what="the new request sent")
+            pick_up, restart_to_sent = loop.time() - ready, loop.time() - died
+
+            async def taken_over() -> bool:
+                doc = await db.send_requests.find_one({"_id": held.request_id})
+                return bool(doc and doc["state"] == "unknown")
+
+            await eventually(taken_over, timeout=60, interval=0.1, what="the takeover")
+            takeover = loop.time() - died
+            found = await waiter(env)(
+                {fresh.request_id, held.request_id}, {SendState.FILED, SendState.UNKNOWN}
+            )
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(30)
+    print(
+        f"ready {ready - died:.1f}s after the kill, pick-up after ready {pick_up:.2f}s, "
+        f"takeover after death {takeover:.1f}s"
+    )
+    assert pick_up < 3.0
+    # The restarted replica did not wait out the dead one's 10 s session to join.
+    assert restart_to_sent < 9.0
+    assert takeover < 30.0
+    final = final_states(found)
+    assert final == {fresh.request_id: SendState.FILED, held.request_id: SendState.UNKNOWN}
+    assert message_count(env, slow, "INBOX") == 1  # delivered while it died; not again
+    assert message_count(env, other, "INBOX") == 1

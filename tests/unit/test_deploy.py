@@ -551,7 +551,11 @@ def _pod_env(target: str, deployment: str) -> dict[str, str]:
             secret = kinds(build("dev"), "Secret")[source["secretRef"]["name"]]
             env |= {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     for var in container.get("env", []):
-        env[var["name"]] = var["value"]  # no valueFrom: secrets come as files
+        if "valueFrom" in var:  # the downward API only: secrets come as files
+            assert var["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}, var
+            env[var["name"]] = f"{deployment}-7d9f8-x2k4q"  # the pod's name
+        else:
+            env[var["name"]] = var["value"]
     return env
 
 
@@ -745,6 +749,16 @@ def test_replicas_stay_within_the_partitions(target: str) -> None:
     assert hpas["mailsync-activity-writer"]["maxReplicas"] <= TAGGED_MESSAGES.partitions
     fetcher = kinds(docs, "Deployment")["mailsync-fetcher"]
     assert 1 <= fetcher["spec"]["replicas"] <= ACCOUNTS.partitions
+    # Four partitions or more per replica: accounts spread evenly whatever their ids hash to.
+    assert ACCOUNTS.partitions >= 4 * fetcher["spec"]["replicas"]
+
+
+def test_fetchers_and_senders_are_static_members_named_after_their_pod() -> None:
+    for name in ("mailsync-fetcher", "mailsync-sender"):
+        pod = kinds(build("prod"), "Deployment")[name]["spec"]["template"]["spec"]
+        env = {e["name"]: e for e in pod["containers"][0].get("env", [])}
+        source = env["MAILSYNC_INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"]
+        assert source == "metadata.name"
 
 
 @pytest.mark.parametrize("target", [*OVERLAYS, KEDA_OVERLAY])

@@ -14,9 +14,12 @@ from schemas.account import (
     SharedOwnership,
 )
 from schemas.common import Address, FolderRole
-from schemas.send_request import SendRequest
+from schemas.send_request import Resolution, SendRequest
+from services.api.callers import Caller, Role
+from services.api.permissions import may_resolve
 from services.fetcher.folders import Folder
 from services.sender.authorize import refusal
+from services.sender.resolve import resolution_update, still_unknown
 from services.sender.reuse import Limits, Used, keep_open
 from services.sender.sent_folder import sent_folder
 from services.sender.smtp_failure import classify_network_failure, classify_smtp_reply, worst
@@ -161,3 +164,41 @@ def test_a_broken_worn_or_old_session_is_closed_even_mid_burst() -> None:
     assert not keep_open(Used(uses=3, age_s=2, broken=True), others_in_hand=5, limits=LIMITS)
     assert not keep_open(Used(uses=100, age_s=2, broken=False), others_in_hand=5, limits=LIMITS)
     assert not keep_open(Used(uses=3, age_s=300, broken=False), others_in_hand=5, limits=LIMITS)
+
+
+def test_an_unknown_outcome_names_the_transcripts_last_step() -> None:
+    verdict = classify_network_failure(ConnectionResetError("reset by peer"), stage="DATA")
+    assert verdict.last_step is not None and verdict.last_step.startswith("DATA:")
+    assert "no reply" in verdict.last_step and "reset by peer" in verdict.last_step
+    # Before DATA nothing can have been delivered: no unknown outcome, no step to show.
+    assert classify_network_failure(TimeoutError(), stage="RCPT TO").last_step is None
+
+
+def test_resending_an_unknown_outcome_makes_it_due_as_never_sent() -> None:
+    update = resolution_update(Resolution.RESEND, "karel", NOW)
+    fields = update["$set"]
+    assert fields["state"] == "accepted" and fields["resolution"] == "resend"
+    assert fields["next_attempt_at"] == NOW and fields["lease_until"] is None
+    assert fields["attempts"] == 0 and fields["last_step"] is None
+    assert "$addToSet" not in update  # nothing to announce until it is sent again
+    assert still_unknown("req-1") == {"_id": "req-1", "state": "unknown"}
+
+
+def test_marking_an_unknown_outcome_sent_announces_it_and_files_it() -> None:
+    update = resolution_update(Resolution.MARK_SENT, "karel", NOW)
+    fields = update["$set"]
+    assert fields["state"] == "sent" and fields["resolution"] == "mark_sent"
+    assert fields["next_attempt_at"] == NOW  # due: the sender files it in Sent now
+    # The activity id comes from the message as built, set when it is filed.
+    assert fields["activity_id"] is None and "karel" in fields["reason"]
+    assert update["$addToSet"] == {"unpublished": "sent"}
+
+
+def test_who_may_resolve_an_unknown_outcome_is_who_may_send_through_the_account() -> None:
+    personal = account(PersonalOwnership(owner="jana"))
+    shared = account(SharedOwnership(group="sales"))
+    assert may_resolve(Caller(user_id="jana"), req(), personal)
+    assert not may_resolve(Caller(user_id="root", role=Role.ADMIN), req(), personal)
+    assert may_resolve(Caller(user_id="karel", groups=("sales",)), req(), shared)
+    assert not may_resolve(Caller(user_id="eve", groups=("support",)), req(), shared)
+    assert not may_resolve(Caller(user_id="jana"), req(), None)

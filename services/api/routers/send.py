@@ -7,8 +7,8 @@ from fastapi import APIRouter, Request, status
 from schemas.common import BlobRef
 from services.api.auth import CallerDep, ResourcesDep
 from services.api.errors import InvalidRequest
-from services.api.models import SendAccepted, SendInput
-from services.api.sending import accept_send
+from services.api.models import SendAccepted, SendInput, SendResolutionInput, SendStatus
+from services.api.sending import accept_send, resolve_unknown, send_status
 
 router = APIRouter(tags=["send"])
 
@@ -32,3 +32,18 @@ async def send(body: SendInput, caller: CallerDep, res: ResourcesDep) -> SendAcc
     """Accept a message for the sender service (results on mailsync.send-results)."""
     request = await accept_send(res, caller, body)
     return SendAccepted(request_id=request.request_id, account_id=request.account_id)
+
+
+@router.get("/v1/send/{request_id}")
+async def status_of(request_id: str, caller: CallerDep, res: ResourcesDep) -> SendStatus:
+    """What became of a send request so far (also announced on mailsync.send-results)."""
+    return await send_status(res, caller, request_id)
+
+
+@router.post("/v1/send/{request_id}/resolve")
+async def resolve(
+    request_id: str, body: SendResolutionInput, caller: CallerDep, res: ResourcesDep
+) -> SendStatus:
+    """Decide what became of a request whose outcome is unknown: resend it, or mark it
+    sent (then it is filed in Sent). 409 when its outcome is not unknown."""
+    return await resolve_unknown(res, caller, request_id, body.action)
