@@ -23,6 +23,11 @@ class SightingDoc(Sighting):
     expunged_at: dt.datetime | None = Field(
         default=None, description="When it left the folder (deleted or moved by the user)."
     )
+    expunged_reason: Literal["expunged", "moved"] | None = Field(
+        default=None,
+        description="moved: mailsync moved it as processed mail to a place the server did "
+        "not name (a move it named updates folder and UID instead).",
+    )
     duplicate: bool
 
 

@@ -16,6 +16,7 @@ from schemas.account_document import AccountDocument
 from schemas.activity import ActivityDocument
 from schemas.mailbox_state import AccountState, FolderCursor
 from schemas.send_request import SendRecord
+from schemas.tombstone import Tombstone
 from schemas.topics import TOPICS
 
 JSON_DIR = Path(__file__).with_name("json")
@@ -26,6 +27,7 @@ DOCUMENTS: dict[str, type[BaseModel]] = {
     "account_states": AccountState,
     "send_requests": SendRecord,
     "accounts": AccountDocument,
+    "tombstones": Tombstone,
 }
 
 

@@ -27,6 +27,7 @@ from schemas.topics import (
     TAGGED_MESSAGES,
     topics_of,
 )
+from services.accounts.tombstones import TombstoneStore
 from services.activity_writer.consumer import WriterLoop
 from services.activity_writer.erasure import Eraser
 from services.activity_writer.mailbox_events import MailboxEventLoop
@@ -63,6 +64,7 @@ class ActivityWriterApp:
         db = database(self._mongo, s)
         repo = ActivityRepository(db)
         await repo.ensure_indexes()
+        await TombstoneStore(db).ensure_indexes()
         self._producer = producer(s, client_id="mailsync-activity-writer")
         await self._producer.start()
         self._consumer = consumer(

@@ -24,10 +24,12 @@ from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
 from schemas.activity_event import ActivityConfirmation, ActivityEvent, ActivityEventKind
-from schemas.common import FolderRole
+from schemas.common import FolderRole, MessageLocation
 from schemas.dead_letter import DeadLetterMeta
 from schemas.envelope import encode_headers, meta_header
 from schemas.tagged_message import TaggedMessageMeta
+from services.accounts.tombstone_rules import stopped
+from services.accounts.tombstones import TombstoneStore
 from services.activity_writer.batch_threads import join_threads, plan_lookups
 from services.activity_writer.direction import (
     activity_direction,
@@ -79,6 +81,7 @@ class WriterLoop:
         self._consumer = consumer
         self._producer = producer
         self._repo = repository
+        self._tombstones = TombstoneStore(repository.collection.database)
         self._blobs = blobs
         self._dead_topic = dead_letter_topic
         self._events_topic = events_topic
@@ -178,6 +181,30 @@ class WriterLoop:
         log.info("dropped sightings of removed accounts %s", sorted(removed))
         return [m for m in mapped if m.sighting.account_id not in removed]
 
+    async def _not_erased(self, mapped: list[Mapped]) -> list[Mapped]:
+        """Without the sightings a tombstone stops: mail erased or expired while still
+        on the server (refetched, renumbered, or on its way at the erasure) stays gone."""
+        places = [
+            (
+                m.activity.id,
+                MessageLocation(
+                    account_id=m.sighting.account_id,
+                    folder=m.sighting.folder,
+                    uidvalidity=m.sighting.uidvalidity,
+                    uid=m.sighting.uid,
+                ),
+            )
+            for m in mapped
+        ]
+        drop, renumbered = stopped(
+            places, await self._tombstones.among(places), dt.datetime.now(dt.UTC)
+        )
+        if not drop:
+            return mapped
+        await self._tombstones.renumbered(renumbered)
+        log.info("dropped %d sightings of erased or expired mail", len(drop))
+        return [m for i, m in enumerate(mapped) if i not in drop]
+
     async def _prepare(self, mapped: list[Mapped]) -> list[Mapped]:
         """Join a parsed batch's threads and store its attachments; no activity is written yet."""
         # One query of each kind for the batch, and the attachments (stored once per
@@ -230,6 +257,7 @@ class WriterLoop:
                         mapped = await self._map_all(batch.records)
                     activities, dead = mapped
                     activities = await self._of_live_accounts(activities)
+                    activities = await self._not_erased(activities)
                     synced = await self._directions_current()
                     items = self._directed(await self._prepare(activities), synced)
                     pairs = [(m.activity, m.sighting) for m in items]

@@ -5,6 +5,11 @@ another activity still uses them, and publishes a ``deleted`` event for each. Re
 works per account: an account's sightings older than its ``retention_days`` are
 removed; an activity with no sighting left is erased; one still held by another
 account only loses that sighting (and an ``updated`` event says so).
+
+Both leave a tombstone for every sighting they delete, before deleting it (see
+``schemas/tombstone.py``): a message deleted while it is still on the server is never
+imported again, by the fetcher's reconcile or import, or by a record still on its way
+to the writer. Removing an account leaves none (the account's tombstones go with it).
 """
 
 from __future__ import annotations
@@ -21,13 +26,22 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas.account import AccountRecord
 from schemas.activity_event import ActivityEvent, ActivityEventKind
+from schemas.tombstone import TombstoneReason
+from services.accounts.tombstone_rules import left_by
+from services.accounts.tombstones import TombstoneStore
 from services.activity_writer.repository import COLLECTION
 from services.common.blobs import BlobStore
 from services.common.mongo import Document
 
 log = logging.getLogger("mailsync.activity_writer.erasure")
 
-_PROJECTION = {"account_ids": 1, "message_id": 1, "thread_id": 1, "attachments.sha256": 1}
+_PROJECTION = {
+    "account_ids": 1,
+    "message_id": 1,
+    "thread_id": 1,
+    "attachments.sha256": 1,
+    "sightings": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -49,12 +63,19 @@ class Eraser:
         self._blobs = blobs
         self._producer = producer
         self._events_topic = events_topic
+        self._tombstones = TombstoneStore(db)
 
-    async def erase(self, query: dict[str, Any], reason: str) -> int:
-        """Delete every activity matching ``query``; return how many."""
+    async def erase(
+        self, query: dict[str, Any], reason: str, tombstone: TombstoneReason | None = "erased"
+    ) -> int:
+        """Delete every activity matching ``query``; return how many. Every sighting of
+        them leaves a ``tombstone`` of this kind first (None: none, the account goes)."""
         docs = await self._col.find(query, _PROJECTION).to_list(None)
         if not docs:
             return 0
+        if tombstone is not None:
+            now = dt.datetime.now(dt.UTC)
+            await self._tombstones.add([t for d in docs for t in left_by(d, None, tombstone, now)])
         await self._col.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
         shas = {a["sha256"] for d in docs for a in d.get("attachments", [])}
         removed = await self._collect(shas)
@@ -79,22 +100,31 @@ class Eraser:
             return RetentionResult(account.account_id, 0, 0)
         cutoff = now - dt.timedelta(days=account.retention_days)
         return await self.remove_account(
-            account.account_id, {"$lt": cutoff}, f"retention of {account.account_id}"
+            account.account_id, {"$lt": cutoff}, f"retention of {account.account_id}", "retention"
         )
 
     async def remove_account(
-        self, acc: str, date: dict[str, dt.datetime] | None, reason: str
+        self,
+        acc: str,
+        date: dict[str, dt.datetime] | None,
+        reason: str,
+        tombstone: TombstoneReason | None = "erased",
     ) -> RetentionResult:
-        """Remove one account's sightings (of messages in the ``date`` range, if given)."""
+        """Remove one account's sightings (of messages in the ``date`` range, if given),
+        leaving a ``tombstone`` of this kind for each (None: none)."""
         now = dt.datetime.now(dt.UTC)
         old: dict[str, Any] = {"account_ids": acc}
         if date:
             old["date"] = date
         # Held by this account alone: the whole activity goes.
-        deleted = await self.erase({**old, "account_ids.1": {"$exists": False}}, reason)
+        deleted = await self.erase({**old, "account_ids.1": {"$exists": False}}, reason, tombstone)
         # Held by others too: only this account's sightings go.
         shared = await self._col.find(old, _PROJECTION).to_list(None)
         if shared:
+            if tombstone is not None:
+                await self._tombstones.add(
+                    [t for d in shared for t in left_by(d, {acc}, tombstone, now)]
+                )
             await self._col.update_many(
                 {"_id": {"$in": [d["_id"] for d in shared]}},
                 {

@@ -1,4 +1,4 @@
-"""Flag changes, expunges and renumberings from the fetcher, applied to the activities' sightings.
+"""Flag changes, expunges, renumberings and moves from the fetcher, applied to the sightings.
 
 An event for a message whose activity is not written yet (the message is still on its
 way through dedup) is retried for up to ``wait_s`` before it is given up with a
@@ -18,7 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from schemas.activity_event import ActivityEvent, ActivityEventKind
-from schemas.mailbox_event import FlagsChanged, MailboxChange, MailboxEvent, Remapped
+from schemas.mailbox_event import FlagsChanged, MailboxChange, MailboxEvent, Moved, Remapped
 from services.activity_writer.repository import COLLECTION
 from services.common.mongo import Document, is_transient
 
@@ -37,7 +37,23 @@ def sighting_update(event: MailboxChange, now: dt.datetime) -> dict[str, Any]:
                 "updated_at": now,
             }
         }
-    return {"$set": {"sightings.$.expunged_at": event.at, "updated_at": now}}
+    if isinstance(event, Moved):  # the sighting follows the message (RFC 4315 COPYUID)
+        return {
+            "$set": {
+                "sightings.$.folder": event.folder,
+                "sightings.$.folder_role": event.folder_role.value,
+                "sightings.$.uidvalidity": event.uidvalidity,
+                "sightings.$.uid": event.uid,
+                "updated_at": now,
+            }
+        }
+    return {
+        "$set": {
+            "sightings.$.expunged_at": event.at,
+            "sightings.$.expunged_reason": event.reason,
+            "updated_at": now,
+        }
+    }
 
 
 class MailboxEventLoop:
@@ -113,13 +129,18 @@ class MailboxEventLoop:
         if isinstance(event, Remapped):  # afterwards the sighting is found at its new place
             moved = {**loc.model_dump(), "uidvalidity": event.uidvalidity, "uid": event.uid}
             after = {"sightings": {"$elemMatch": moved}}
+        elif isinstance(event, Moved):
+            new = {"folder": event.folder, "uidvalidity": event.uidvalidity, "uid": event.uid}
+            after = {"sightings": {"$elemMatch": {**loc.model_dump(), **new}}}
         # update_one, then a read: SecantusDB rejects the positional operator in
         # findAndModify, and the two are equivalent here (one writer per partition).
         result = await self._col.update_one(where, sighting_update(event, now))
         if result.matched_count == 0:
             # A renumbering applied already (a replay after a crash before the commit)
             # is done; anything else waits for its activity to be written.
-            return isinstance(event, Remapped) and await self._col.count_documents(after) > 0
+            return (
+                isinstance(event, Remapped | Moved) and await self._col.count_documents(after) > 0
+            )
         doc = await self._col.find_one(after, {"account_ids": 1, "message_id": 1, "thread_id": 1})
         if doc is None:
             return False

@@ -57,7 +57,7 @@ def add_parser(sub: Any) -> None:
         ("set-password", "supply or change the password"),
         ("pause", "stop syncing"),
         ("resume", "sync again (also retries an auth_failed account)"),
-        ("resync", "import again from the start"),
+        ("resync", "import again from the start, mail erased on request included"),
         ("remove", "remove the account"),
     ):
         p = ops.add_parser(name, help=text)

@@ -15,6 +15,7 @@ import logging
 from schemas.account import AccountRecord, AccountSecret, OAuth2Secret
 from schemas.mailbox_state import AccountStatus
 from schemas.topics import ACTIVITY_EVENTS
+from services.accounts.tombstones import TombstoneStore
 from services.activity_writer.erasure import Eraser
 from services.api.accounts import Accounts
 from services.api.callers import Caller
@@ -52,11 +53,14 @@ class Operations:
         return await self._save(await self._managed(caller, account_id), paused=False)
 
     async def resync(self, caller: Caller, account_id: str) -> AccountView:
-        """Import the account again from the start (within its import window).
+        """Import the account again from the start (within its import window), messages
+        erased on request included.
 
         The account is paused first, and its cursors dropped only once the fetcher has
         stopped it, so no running sync writes a cursor back. Activities stay single:
-        re-imported messages land on the same activity ids and sightings.
+        re-imported messages land on the same activity ids and sightings. The account's
+        tombstones go too: mail erased (or expired) while still on the server comes back,
+        as asked; the initial import still skips what retention would delete at once.
         """
         record = await self._managed(caller, account_id)
         if not record.paused and not record.pending_credentials:
@@ -66,7 +70,13 @@ class Operations:
         await self._res.db["folder_cursors"].delete_many({"account_id": account_id})
         await self._res.db["processed_queue"].delete_many({"account_id": account_id})
         await self._res.db["account_states"].delete_one({"_id": account_id})
-        log.info("%s: cursors dropped for a resync", account_id)
+        erased = await TombstoneStore(self._res.db).forget_account(account_id)
+        log.warning(
+            "%s: cursors dropped for a resync; %d tombstones dropped: mail erased while still "
+            "on the server is imported again",
+            account_id,
+            erased,
+        )
         return await self._save(record)
 
     async def _wait_stopped(self, account_id: str, since: dt.datetime) -> None:
@@ -92,6 +102,8 @@ class Operations:
         await db["folder_cursors"].delete_many({"account_id": account_id})
         await db["processed_queue"].delete_many({"account_id": account_id})
         await db["account_states"].delete_one({"_id": account_id})
+        # Tombstones go with the account: nothing of it is imported any more.
+        await TombstoneStore(db).forget_account(account_id)
         if not purge:
             return RemoveResult(account_id=account_id)
         eraser = Eraser(
@@ -100,7 +112,9 @@ class Operations:
             self._res.producer,
             self._res.settings.topic(ACTIVITY_EVENTS),
         )
-        done = await eraser.remove_account(account_id, None, f"account {account_id} removed")
+        done = await eraser.remove_account(
+            account_id, None, f"account {account_id} removed", tombstone=None
+        )
         return RemoveResult(
             account_id=account_id,
             activities_deleted=done.deleted,

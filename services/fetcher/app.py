@@ -22,6 +22,7 @@ from schemas.topics import (
     topics_of,
 )
 from services.accounts import RotatedSecretWriter
+from services.accounts.tombstones import TombstoneStore
 from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
 from services.common.kafka import consumer, ensure_topics, producer
@@ -83,6 +84,8 @@ class FetcherApp:
         events = EventPublisher(self._producer, s.topic(MAILBOX_EVENTS))
         processed = ProcessedQueue(db)
         sightings = SightingReader(db)
+        tombstones = TombstoneStore(db)
+        await tombstones.ensure_indexes()
         requests = ReconcileRequests(db)
         tls = ssl.create_default_context()
         if s.fetcher_ca_file is not None:
@@ -111,6 +114,7 @@ class FetcherApp:
                 events=events,
                 processed=processed,
                 sightings=sightings,
+                tombstones=tombstones,
                 requests=requests,
                 ssl_context=tls,
             )

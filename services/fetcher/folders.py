@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from schemas.common import FolderRole
 from services.fetcher import mutf7
@@ -62,3 +62,14 @@ def parse_list(lines: list[bytes]) -> list[Folder]:
 def quote(wire_name: str) -> str:
     """A folder name (or any ASCII text) as an IMAP quoted string (RFC 3501 section 4.3)."""
     return '"' + wire_name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def with_sent_folder(folders: list[Folder], sent_folder: str | None) -> list[Folder]:
+    """The account's configured Sent folder has the Sent role, whatever the server flags:
+    RFC 6154 special-use attributes are optional, and many servers send none."""
+    if sent_folder is None:
+        return folders
+    return [
+        replace(f, role=FolderRole.SENT) if f.name == sent_folder and f.name != "INBOX" else f
+        for f in folders
+    ]

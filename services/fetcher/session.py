@@ -21,6 +21,7 @@ import aioimaplib
 
 from schemas.account import Endpoint, Security
 from services.common.oauth2 import AccessToken, error_ack, initial_response
+from services.fetcher.copyuid import CopyUid, parse_copyuid
 from services.fetcher.errors import (
     AuthenticationFailed,
     FolderError,
@@ -283,17 +284,20 @@ class ImapSession:
         self.selected = folder.name
         return _status_from_select(response.lines)
 
-    async def move(self, uids: list[int], target: Folder) -> None:
-        """UID MOVE (RFC 6851), else COPY + \\Deleted + UID EXPUNGE (RFC 4315) of just these."""
+    async def move(self, uids: list[int], target: Folder) -> CopyUid | None:
+        """UID MOVE (RFC 6851), else COPY + \\Deleted + UID EXPUNGE (RFC 4315) of just these;
+        returns where they went when the server said so (COPYUID)."""
         ids, dest = uid_set(uids), quote(target.wire_name)
         if self.has("MOVE"):
-            await self._check(await self.client.uid("move", ids, dest), "UID MOVE")
-            return
-        await self._check(await self.client.uid("copy", ids, dest), "UID COPY")
-        await self.add_flags(uids, "\\Deleted")
+            moved = await self._check(await self.client.uid("move", ids, dest), "UID MOVE")
+            return parse_copyuid(moved.lines)
+        # Checked before copying: a copy left behind would be copied again on every retry.
         if not self.has("UIDPLUS"):
             raise ImapUnavailable("server has neither MOVE nor UIDPLUS: cannot move safely")
+        copied = await self._check(await self.client.uid("copy", ids, dest), "UID COPY")
+        await self.add_flags(uids, "\\Deleted")
         await self._check(await self.client.uid("expunge", ids), "UID EXPUNGE")
+        return parse_copyuid(copied.lines)
 
     async def add_flags(self, uids: list[int], flags: str) -> None:
         response = await self.client.uid("store", uid_set(uids), "+FLAGS.SILENT", f"({flags})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,16 +57,37 @@ def may_have_expunged(cursor: FolderCursor | None, status: FolderStatus, fetched
     )
 
 
-def search_criteria(last_uid: int, window: ImportAll | ImportSince | ImportLastN) -> str:
+def _imap_date(day: dt.date) -> str:
+    """RFC 3501 SEARCH takes a date as 1-Feb-2026."""
+    return day.strftime("%d-%b-%Y").lstrip("0")
+
+
+def retention_floor(retention_days: int | None, now: dt.datetime) -> dt.date | None:
+    """The first day whose mail retention keeps: retention deletes what is dated before
+    ``now - retention_days``; mail from that day itself expires within the day, so the
+    import starts on the next one."""
+    if retention_days is None:
+        return None
+    return (now - dt.timedelta(days=retention_days)).date() + dt.timedelta(days=1)
+
+
+def search_criteria(
+    last_uid: int,
+    window: ImportAll | ImportSince | ImportLastN,
+    sent_since: dt.date | None = None,
+) -> str:
     """UID SEARCH criteria for the messages above the cursor, within the import window.
 
     The window applies to the first import only (``last_uid == 0``); after that every
-    new message is fetched.
+    new message is fetched. ``sent_since`` (see :func:`retention_floor`) keeps the first
+    import from fetching what retention would delete at once; SENTSINCE compares the
+    Date header (RFC 3501 6.4.4), which retention goes by, not the arrival date.
     """
     criteria = f"UID {last_uid + 1}:*"
     if last_uid == 0 and isinstance(window, ImportSince):
-        # RFC 3501 SEARCH SINCE takes a date: 1-Feb-2026
-        criteria += " SINCE " + window.since.strftime("%d-%b-%Y").lstrip("0")
+        criteria += " SINCE " + _imap_date(window.since)
+    if last_uid == 0 and sent_since is not None:
+        criteria += " SENTSINCE " + _imap_date(sent_since)
     return criteria
 
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from schemas.account import AccountRecord
 from schemas.common import FolderRole, MessageLocation
-from schemas.mailbox_event import Expunged, FlagsChanged, MailboxChange, Remapped
+from schemas.mailbox_event import Expunged, FlagsChanged, MailboxChange, Moved, Remapped
 from schemas.mailbox_state import (
     AccountStatus,
     FolderCursor,
@@ -25,11 +25,14 @@ from schemas.mailbox_state import (
     ReconcileReport,
     UidValidityChange,
 )
+from services.accounts.tombstone_rules import stale
+from services.accounts.tombstones import TombstoneStore
 from services.common.lifecycle import first_failure
 from services.common.oauth2 import AccessToken
+from services.fetcher.copyuid import CopyUid
 from services.fetcher.cursor import CursorStore
 from services.fetcher.errors import FolderError
-from services.fetcher.folders import Folder
+from services.fetcher.folders import Folder, with_sent_folder
 from services.fetcher.processed import ProcessedQueue
 from services.fetcher.publish import EventPublisher, Publisher
 from services.fetcher.reconcile import Mark, add_mark, find_gaps, flag_changes, settled_uid
@@ -52,6 +55,7 @@ from services.fetcher.sync import (
     flags_changed,
     has_changes,
     may_have_expunged,
+    retention_floor,
     search_criteria,
     select_uids,
     uid_set,
@@ -74,6 +78,7 @@ class AccountWorker:
         events: EventPublisher,
         processed: ProcessedQueue,
         sightings: SightingReader,
+        tombstones: TombstoneStore,
         requests: ReconcileRequests,
         ssl_context: ssl.SSLContext,
     ):
@@ -86,6 +91,7 @@ class AccountWorker:
         self._events = events
         self._processed = processed
         self._sightings = sightings
+        self._tombstones = tombstones
         self._requests = requests
         # Per folder: when which last UID was published, to tell a gap from writer lag.
         self._marks: dict[str, list[Mark]] = {}
@@ -231,11 +237,45 @@ class AccountWorker:
                 current = [c for c in items if c.uidvalidity == status.uidvalidity]
                 uids = sorted({c.uid for c in current})
                 if uids and target is not None:
-                    await imap.move(uids, target)
+                    copied = await imap.move(uids, target)
+                    await self._events.publish(
+                        self.account.account_id,
+                        self._moved(folder, status, uids, target, copied),
+                    )
                     await self._forget(folder, status, set(uids))
                 elif uids and action.kind == "keyword":
                     await imap.add_flags(uids, action.keyword)
             await self._processed.done(items)
+
+    def _moved(
+        self,
+        folder: Folder,
+        status: FolderStatus,
+        uids: list[int],
+        target: Folder,
+        copied: CopyUid | None,
+    ) -> list[MailboxChange]:
+        """The sightings follow the messages we moved: to the new folder and UID the
+        server named (RFC 4315 COPYUID, RFC 6851 4.3), else expunged, reason ``moved``."""
+        now = dt.datetime.now(dt.UTC)
+        out: list[MailboxChange] = []
+        for uid in uids:
+            loc = self._location(folder, status, uid)
+            new = copied.uids.get(uid) if copied is not None else None
+            if copied is None or new is None:
+                out.append(Expunged(location=loc, reason="moved", at=now))
+                continue
+            out.append(
+                Moved(
+                    location=loc,
+                    folder=target.name,
+                    folder_role=target.role,
+                    uidvalidity=copied.uidvalidity,
+                    uid=new,
+                    at=now,
+                )
+            )
+        return out
 
     async def _forget(self, folder: Folder, status: FolderStatus, moved: set[int]) -> None:
         """We moved these ourselves: drop them from the cursor, so that no pass reports
@@ -273,12 +313,16 @@ class AccountWorker:
                     continue  # not synced yet, or renumbered: the next sync pass comes first
                 marks = self._marks.setdefault(folder.name, [(-math.inf, cursor.last_uid)])
                 stored = await self._sightings.in_folder(acc_id, folder.name, status.uidvalidity)
+                # Read after the sightings: an erasure in between left its tombstones first.
+                erased = await self._tombstones.uids(acc_id, folder.name, status.uidvalidity)
+                on_server = await imap.uid_search("ALL")
                 gaps = find_gaps(
-                    await imap.uid_search("ALL"),
-                    expand_uid_set(cursor.uids),
+                    on_server,
+                    expand_uid_set(cursor.uids) - erased,
                     stored,
                     settled_uid(marks, now, grace),
                 )
+                await self._tombstones.forget(acc_id, folder.name, stale(erased, on_server))
                 for batch in batches(gaps, self._settings.fetcher_batch_size):
                     messages = await imap.uid_fetch(batch)
                     await self._publisher.publish(
@@ -293,8 +337,8 @@ class AccountWorker:
                         len(gaps),
                     )
                 if compare_flags and stored:
-                    on_server = {u.uid: u.flags for u in await imap.all_flags()}
-                    changed = flag_changes(on_server, {u: s.flags for u, s in stored.items()})
+                    flags = {u.uid: u.flags for u in await imap.all_flags()}
+                    changed = flag_changes(flags, {u: s.flags for u, s in stored.items()})
                     at = dt.datetime.now(dt.UTC)
                     await self._events.publish(
                         acc_id,
@@ -318,7 +362,7 @@ class AccountWorker:
 
     def _synced_folders(self, listed: list[Folder]) -> list[Folder]:
         """Only the folders the account chose: a CRM must never read the others."""
-        by_name = {f.name: f for f in listed}
+        by_name = {f.name: f for f in with_sent_folder(listed, self.account.sent_folder)}
         chosen = []
         for name in self.account.folders:
             folder = by_name.get("INBOX" if name.upper() == "INBOX" else name)
@@ -367,6 +411,7 @@ class AccountWorker:
             present = set(await imap.uid_search(f"UID 1:{prev.last_uid}"))
             gone = sorted(u for u in known if u <= prev.last_uid and u not in present)
             known -= set(gone)
+            gone = await self._not_erased(folder, status, gone)
             now = dt.datetime.now(dt.UTC)
             events += [Expunged(location=self._location(folder, status, u), at=now) for u in gone]
         if events:
@@ -377,6 +422,16 @@ class AccountWorker:
         )
         if missing:
             log.warning("%s/%s: server did not return UIDs %s", acc_id, folder.name, missing)
+
+    async def _not_erased(self, folder: Folder, status: FolderStatus, gone: list[int]) -> list[int]:
+        """The UIDs that left the folder, without the erased ones: no sighting to mark
+        expunged, and their tombstones have nothing left to keep out."""
+        if not gone:
+            return gone
+        acc_id = self.account.account_id
+        erased = await self._tombstones.uids(acc_id, folder.name, status.uidvalidity) & set(gone)
+        await self._tombstones.forget(acc_id, folder.name, erased)
+        return [u for u in gone if u not in erased]
 
     async def _revalidate(
         self, imap: ImapSession, folder: Folder, status: FolderStatus, prev: FolderCursor
@@ -491,10 +546,17 @@ class AccountWorker:
         acc_id = self.account.account_id
         last_uid = prev.last_uid if prev else 0
         retry = tuple(prev.missing_uids) if prev else ()
-        found = await imap.uid_search(search_criteria(last_uid, self.account.import_window))
+        floor = retention_floor(self.account.retention_days, dt.datetime.now(dt.UTC))
+        criteria = search_criteria(last_uid, self.account.import_window, floor)
+        found = await imap.uid_search(criteria)
         todo = sorted(set(select_uids(found, last_uid, self.account.import_window)) | set(retry))
         if not todo:
             return set(), ()
+        # Erased or expired while still on the server: counted as seen, never fetched.
+        erased = await self._tombstones.uids(acc_id, folder.name, status.uidvalidity) & set(todo)
+        todo = [u for u in todo if u not in erased]
+        if not todo:
+            return erased, ()
         # Progress counts the folder, not the pass: what is synced already is done.
         already = len(known - set(todo))
         total = already + len(todo)
@@ -540,7 +602,7 @@ class AccountWorker:
             if in_flight is not None:
                 await in_flight
                 in_flight = None
-                published |= in_flight_uids
+                published |= in_flight_uids | erased
                 await self._states.progress(
                     acc_id, FolderProgress(folder=folder.name, done=done, total=total)
                 )

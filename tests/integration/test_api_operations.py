@@ -3,6 +3,8 @@ purge deletes the account's activities and stops it."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from typing import Any
 
 import pytest
@@ -38,6 +40,11 @@ async def test_resync_then_remove_with_purge(env: Env, api: Api, pipeline) -> No
         first = await eventually(lambda: synced(4), timeout=90, what="first import")
         await eventually(lambda: _count(db, account_id, 4), timeout=60, what="four activities")
         assert (await stranger.post(f"/v1/accounts/{account_id}/resync")).status_code == 403
+        # Erased on request: it stays erased until the resync below asks for it again.
+        erased = await db.activities.find_one({"account_ids": account_id})
+        await _erase(env, erased["_id"])
+        assert await db.activities.count_documents({"account_ids": account_id}) == 3
+        assert await db.tombstones.count_documents({"account_id": account_id}) == 1
 
         resync = await client.post(f"/v1/accounts/{account_id}/resync")
         assert resync.status_code == 200, resync.text
@@ -48,6 +55,7 @@ async def test_resync_then_remove_with_purge(env: Env, api: Api, pipeline) -> No
         # Re-imported messages land on the same activities and sightings.
         docs = await db.activities.find({"account_ids": account_id}).to_list(None)
         assert len(docs) == 4 and all(len(d["sightings"]) == 1 for d in docs)
+        assert await db.tombstones.count_documents({"account_id": account_id}) == 0
 
         removed = await client.delete(f"/v1/accounts/{account_id}", params={"purge": "true"})
         assert removed.json() == {
@@ -56,6 +64,7 @@ async def test_resync_then_remove_with_purge(env: Env, api: Api, pipeline) -> No
             "activities_kept_for_other_accounts": 0,
         }
         assert await db.activities.count_documents({"account_ids": account_id}) == 0
+        assert await db.tombstones.count_documents({}) == 0  # they go with the account
         assert (await client.get(f"/v1/accounts/{account_id}")).status_code == 403
         assert (await api.client("root").get(f"/v1/accounts/{account_id}")).status_code == 404
         assert (await client.get("/v1/mailboxes")).json() == []
@@ -65,3 +74,11 @@ async def test_resync_then_remove_with_purge(env: Env, api: Api, pipeline) -> No
 
 async def _count(db: Any, account_id: str, n: int) -> bool:
     return bool(await db.activities.count_documents({"account_ids": account_id}) == n)
+
+
+async def _erase(env: Env, activity_id: str) -> None:
+    """``mailsync erase --activity ID``, as an operator runs it."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services", "erase", "--activity", activity_id, env=env.environ()
+    )
+    assert await proc.wait() == 0

@@ -41,7 +41,9 @@ async def test_retention_and_erasure(env: Env, pipeline) -> None:
     suffix = env.overrides["mongo_database"]
     a = env.account(a_user, account_id=f"a-{suffix}", retention_days=30)
     b = env.account(b_user, account_id=f"b-{suffix}", ownership=SharedOwnership(group="g"))
-    await env.publish_accounts(a, b)
+    # Retention is set once the mail is imported: set from the start, the first import
+    # would not fetch the old mail at all (tests/integration/test_erased_stays_erased.py).
+    await env.publish_accounts(a.model_copy(update={"retention_days": None}), b)
     shared_pdf, lonely_pdf = b"S" * 5000, b"L" * 5000
     env.dovecot.deliver(a_user.address, mail("old-a", [a_user.address], 60, lonely_pdf))
     both = mail("old-both", [a_user.address, b_user.address], 60, shared_pdf)
@@ -51,6 +53,14 @@ async def test_retention_and_erasure(env: Env, pipeline) -> None:
 
     async with env.mongo() as db:
         async with pipeline(writer_retention_interval_s=1.0) as running:
+
+            async def imported() -> bool:
+                running.check()
+                docs = await db.activities.find().to_list(None)
+                return len(docs) == 3 and sum(len(d["account_ids"]) for d in docs) == 4
+
+            await eventually(imported, timeout=120, what="the mail imported")
+            await env.publish_accounts(a)
 
             async def settled() -> dict[str, dict] | None:
                 running.check()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from schemas.common import FolderRole
-from services.fetcher.folders import parse_list, parse_list_line, quote
+from services.fetcher.folders import parse_list, parse_list_line, quote, with_sent_folder
 
 
 def test_sent_folder_by_special_use_flag() -> None:
@@ -147,3 +147,18 @@ def test_parse_list_of_nothing() -> None:
 )
 def test_quote(wire: str, quoted: str) -> None:
     assert quote(wire) == quoted
+
+
+def test_the_configured_sent_folder_is_sent_whatever_the_server_flags() -> None:
+    listed = parse_list(
+        [b'(\\HasNoChildren) "/" "Odeslan&AOk-"', b'(\\HasNoChildren) "/" INBOX', b'() "/" Other']
+    )
+    assert {f.name: f.role for f in listed}["Odeslané"] is FolderRole.OTHER  # no \\Sent
+    roles = {f.name: f.role for f in with_sent_folder(listed, "Odeslané")}
+    assert roles == {
+        "Odeslané": FolderRole.SENT,
+        "INBOX": FolderRole.INBOX,
+        "Other": FolderRole.OTHER,
+    }
+    assert with_sent_folder(listed, None) == listed
+    assert with_sent_folder(listed, "INBOX") == listed  # INBOX stays INBOX (RFC 3501 5.1)

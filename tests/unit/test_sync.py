@@ -13,6 +13,7 @@ from services.fetcher.sync import (
     FolderStatus,
     batches,
     has_changes,
+    retention_floor,
     search_criteria,
     select_uids,
     uid_set,
@@ -165,3 +166,14 @@ def test_batches() -> None:
     assert batches([1, 2, 3, 4, 5], 2) == [[1, 2], [3, 4], [5]]
     assert batches([1, 2], 5) == [[1, 2]]
     assert batches([], 3) == []
+
+
+def test_retention_keeps_the_first_import_from_fetching_what_it_would_delete() -> None:
+    floor = retention_floor(30, NOW)
+    assert floor == dt.date(2026, 10, 25)  # 24 Oct expires within the day: skipped too
+    assert search_criteria(0, ImportAll(), floor) == "UID 1:* SENTSINCE 25-Oct-2026"
+    since = ImportSince(since=dt.date(2026, 1, 2))
+    assert search_criteria(0, since, floor) == "UID 1:* SINCE 2-Jan-2026 SENTSINCE 25-Oct-2026"
+    # After the first import every new message is fetched; retention deletes it later.
+    assert search_criteria(12, ImportAll(), floor) == "UID 13:*"
+    assert retention_floor(None, NOW) is None

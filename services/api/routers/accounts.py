@@ -74,7 +74,9 @@ async def resume(account_id: str, caller: CallerDep, res: ResourcesDep) -> Accou
 
 @router.post("/v1/accounts/{account_id}/resync")
 async def resync(account_id: str, caller: CallerDep, res: ResourcesDep) -> AccountView:
-    """Import the account again from the start; activities stay single."""
+    """Import the account again from the start; activities stay single. Mail erased on
+    request while still on the server is imported again (the account's tombstones are
+    dropped)."""
     return await Operations(res).resync(caller, account_id)
 
 
