@@ -2,20 +2,43 @@
 
 Replicas form one consumer group. Offsets are never committed: on every assignment a
 replica reads its partitions from the beginning (the topic is compacted, so that is the
-current configuration of its accounts). On revocation it stops the accounts of the
-lost partitions *before* the rebalance completes, so no account is ever synced by two
-replicas at once.
+current configuration of its accounts).
+
+A rebalance stops only the accounts whose partitions leave this replica, and no account
+is ever synced by two replicas at once:
+
+- aiokafka's protocol is eager: every rebalance revokes all of a member's partitions.
+  Under the group's own assignor (``membership.py``) the revocation stops nothing; the
+  new assignment stops the accounts of the partitions missing from it. That is safe
+  because the assignor never gives a partition to a member while another member
+  reports running it: a moved partition is held back for one generation, its old owner
+  stops its accounts, asks for the follow-up rebalance, and reports it no longer.
+- A member the broker drops without its rejoining (killed, or cut off from the broker
+  while still reaching the mail servers) has its partitions handed out at once. The
+  guard (:class:`SessionGuard`) stops all of this replica's accounts two thirds of a
+  session after the coordinator last answered it, before the broker can drop it, and
+  asks to rejoin; a member joining again reports nothing, and gets its partitions back
+  with the next assignment.
+- A generation under another assignor (a replica of an older mailsync, which offers
+  only ``roundrobin``, makes the group fall back to it) gives out partitions at once,
+  as before: the next revocation stops all accounts, as before. Going back to such a
+  version: stop all fetchers first (docs in README).
+
+Every change to the running accounts holds one lock, so an account record being
+applied and a partition being dropped never interleave.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from pydantic import ValidationError
 
 from schemas.account import AccountRecord
+from services.fetcher.membership import SessionGuard, StickyAssignor
 from services.fetcher.supervisor import Supervisor
 
 log = logging.getLogger("mailsync.fetcher.accounts")
@@ -26,31 +49,79 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._table = table
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self._table.drop_partitions(set(revoked))
+        await self._table.revoked(set(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        if assigned:
-            await self._table.consumer.seek_to_beginning(*assigned)
-        log.info("fetcher now holds account partitions %s", sorted(tp.partition for tp in assigned))
+        await self._table.assigned(set(assigned))
 
 
 class AccountTable:
-    def __init__(self, consumer: AIOKafkaConsumer, topic: str, supervisor: Supervisor):
-        self.consumer = consumer
+    def __init__(self, topic: str, supervisor: Supervisor, guard: SessionGuard):
+        self._consumer: AIOKafkaConsumer | None = None
         self._topic = topic
         self._supervisor = supervisor
+        self._guard = guard
         self._partition_of: dict[str, TopicPartition] = {}
+        # Partitions whose accounts this replica may be running (reported to the leader).
+        self._held: set[TopicPartition] = set()
+        self._lock = asyncio.Lock()
+        self.assignor = StickyAssignor(lambda: set(self._held))
+        self._sticky_generations = 0
+        self._eager = False  # the last generation was not under our assignor
 
-    def subscribe(self) -> None:
-        self.consumer.subscribe([self._topic], listener=_Rebalance(self))
+    def subscribe(self, consumer: AIOKafkaConsumer) -> None:
+        """Join the group through ``consumer``, built with :attr:`assignor` first."""
+        self._consumer = consumer
+        consumer.subscribe([self._topic], listener=_Rebalance(self))
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        assert self._consumer is not None, "subscribe() first"
+        return self._consumer
+
+    async def revoked(self, revoked: set[TopicPartition]) -> None:
+        # Called before every JoinGroup, the first one included: time to watch it.
+        self._guard.watch(self.consumer._coordinator)
+        if self._eager or self._guard.expired():
+            await self.drop_partitions(set(self._held))
+
+    async def assigned(self, assigned: set[TopicPartition]) -> None:
+        sticky = self.assignor.generations != self._sticky_generations
+        self._sticky_generations = self.assignor.generations
+        self._eager = not sticky
+        await self.drop_partitions(self._held - assigned)
+        self._held = set(assigned)
+        if assigned:
+            await self.consumer.seek_to_beginning(*assigned)
+        log.info("fetcher now holds account partitions %s", sorted(tp.partition for tp in assigned))
+        if sticky and self.assignor.held_back:
+            # The lost partitions' accounts are stopped: the next generation gives
+            # them to their new owner.
+            self._guard.request_rejoin()
 
     async def drop_partitions(self, partitions: set[TopicPartition]) -> None:
-        lost = [a for a, tp in self._partition_of.items() if tp in partitions]
-        for account_id in lost:
-            del self._partition_of[account_id]
-        await self._supervisor.stop(lost)
+        async with self._lock:
+            self._held -= partitions
+            lost = [a for a, tp in self._partition_of.items() if tp in partitions]
+            for account_id in lost:
+                del self._partition_of[account_id]
+            await self._supervisor.stop(lost)
         if lost:
             log.info("stopped %d accounts after losing partitions", len(lost))
+
+    async def guard(self, stop: asyncio.Event) -> None:
+        """Stop every account before the broker could drop this member (see above)."""
+        while not stop.is_set():
+            if self._held and self._guard.expired():
+                log.warning(
+                    "the group coordinator has not confirmed this replica for two thirds of "
+                    "the session: stopping all accounts and rejoining"
+                )
+                await self.drop_partitions(set(self._held))
+                self._guard.request_rejoin()
+            wait = min(max(self._guard.seconds_left(), 0.1), 1.0) if self._held else 1.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -64,14 +135,17 @@ class AccountTable:
             log.error("account record without a key on %s ignored", tp)
             return
         account_id = key.decode()
-        if value is None:  # tombstone: the account was removed
-            self._partition_of.pop(account_id, None)
-            await self._supervisor.stop([account_id])
-            return
-        try:
-            account = AccountRecord.model_validate_json(value)
-        except ValidationError as exc:
-            log.error("invalid account record %r ignored: %s", account_id, exc)
-            return
-        self._partition_of[account_id] = tp
-        await self._supervisor.apply(account)
+        async with self._lock:
+            if tp not in self._held:  # fetched before a rebalance took the partition
+                return
+            if value is None:  # tombstone: the account was removed
+                self._partition_of.pop(account_id, None)
+                await self._supervisor.stop([account_id])
+                return
+            try:
+                account = AccountRecord.model_validate_json(value)
+            except ValidationError as exc:
+                log.error("invalid account record %r ignored: %s", account_id, exc)
+                return
+            self._partition_of[account_id] = tp
+            await self._supervisor.apply(account)

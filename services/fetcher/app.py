@@ -10,6 +10,7 @@ import ssl
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
@@ -34,6 +35,7 @@ from services.fetcher.accounts import AccountTable
 from services.fetcher.confirmations import ConfirmationLoop
 from services.fetcher.credentials import Credentials
 from services.fetcher.cursor import CursorStore
+from services.fetcher.membership import SessionGuard
 from services.fetcher.processed import ProcessedQueue
 from services.fetcher.publish import EventPublisher, Publisher
 from services.fetcher.reconcile_requests import ReconcileRequests
@@ -123,15 +125,23 @@ class FetcherApp:
         # Static membership (KIP-345) under the pod's name: a replica restarted within
         # the session gets its partitions back without a rebalance, so the accounts of
         # every other replica keep their IDLE connections.
+        session_ms = int(s.fetcher_session_timeout_s * 1000)
+        self._table = AccountTable(
+            s.topic(ACCOUNTS), self.supervisor, SessionGuard(s.fetcher_session_timeout_s)
+        )
+        # Our sticky assignor first; roundrobin only while a replica of an older version
+        # is in the group (see accounts.py). The rebalance timeout is the session's: the
+        # guard's deadline covers both ways the broker drops a member.
         self._consumer = consumer(
             s,
             group_id=s.fetcher_group,
             client_id="mailsync-fetcher",
             group_instance_id=s.instance_id,
-            session_timeout_ms=int(s.fetcher_session_timeout_s * 1000),
+            session_timeout_ms=session_ms,
+            rebalance_timeout_ms=session_ms,
+            partition_assignment_strategy=(self._table.assignor, RoundRobinPartitionAssignor),
         )
-        self._table = AccountTable(self._consumer, s.topic(ACCOUNTS), self.supervisor)
-        self._table.subscribe()
+        self._table.subscribe(self._consumer)
         await self._consumer.start()
         self._confirmations_consumer = consumer(
             s,
@@ -155,7 +165,10 @@ class FetcherApp:
     async def run(self, stop: asyncio.Event) -> None:
         assert self._table is not None and self._confirmations is not None
         await first_failure(
-            self._table.run(stop), self._confirmations.run(stop), self._heartbeat(stop)
+            self._table.run(stop),
+            self._table.guard(stop),
+            self._confirmations.run(stop),
+            self._heartbeat(stop),
         )
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:

@@ -262,3 +262,107 @@ def _sessions(env: Env, address: str) -> frozenset[str]:
     return frozenset(
         " ".join(line.split()[2:]) for line in lines if line.split()[:2] == [address, "imap"]
     )
+
+
+def _all_sessions(env: Env) -> dict[str, frozenset[str]]:
+    """The IMAP sessions Dovecot holds now, by user (one ``doveadm who`` for all)."""
+    sessions: dict[str, set[str]] = {}
+    for line in env.dovecot.doveadm("who", "-1").splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 2 and fields[1] == "imap":
+            sessions.setdefault(fields[0], set()).add(" ".join(fields[2:]))
+    return {user: frozenset(s) for user, s in sessions.items()}
+
+
+async def test_a_joining_replica_moves_only_the_accounts_it_takes(
+    env: Env, pipeline, tmp_path: Path
+) -> None:
+    """A second replica joins while this one holds 8 accounts (one per partition) in
+    IDLE: it takes 4, and the 4 this replica keeps never leave IDLE (Dovecot sees the
+    very same sessions all along). A moved account is never connected from both
+    replicas: its old sessions are all gone before a new one opens."""
+    env.overrides["instance_id"] = "fetcher-a"
+    suffix = env.overrides["mongo_database"]
+    users = [env.mail_user(f"j{i}") for i in range(8)]
+    ids = _spread_ids(suffix, len(users))
+    accounts = [env.account(u, account_id=i) for i, u in zip(ids, users, strict=True)]
+    address = {a.account_id: a.address for a in accounts}
+    await env.publish_accounts(*accounts)
+    other: subprocess.Popen[bytes] | None = None
+    try:
+        async with env.mongo() as db, pipeline() as running:
+            here = running.services[0].worker_id
+
+            async def all_idle_here() -> bool:
+                running.check()
+                states = await db.account_states.find().to_list(None)
+                sessions = _all_sessions(env)
+                return (
+                    len(states) == 8
+                    and all(s["worker"] == here and s["status"] == "idle" for s in states)
+                    and all(sessions.get(address[a]) for a in ids)
+                )
+
+            await eventually(all_idle_here, timeout=120, what="this replica to idle every account")
+            await asyncio.sleep(1)
+            sessions = _all_sessions(env)
+            before = {a: sessions[address[a]] for a in ids}
+
+            loop = asyncio.get_running_loop()
+            joined = loop.time()
+            other = _fetcher_process(env, tmp_path / "replica.log", instance_id="fetcher-b")
+            changed: dict[str, list[frozenset[str]]] = {a: [] for a in ids}  # unseen sets
+            not_idle: dict[str, int] = dict.fromkeys(ids, 0)
+            both: list[str] = []
+
+            async def settled() -> float | None:
+                running.check()
+                assert other is not None and other.poll() is None, "the new replica exited"
+                states = {s["_id"]: s for s in await db.account_states.find().to_list(None)}
+                now = _all_sessions(env)
+                for a in ids:
+                    current = now.get(address[a], frozenset())
+                    if current != before[a]:
+                        changed[a].append(current)
+                    if current & before[a] and current - before[a]:
+                        both.append(a)  # an old session and a new one at once
+                    if states[a]["status"] != "idle":
+                        not_idle[a] += 1
+                theirs = [a for a in ids if states[a]["worker"] != here]
+                done = len(theirs) == 4 and all(
+                    states[a]["status"] == "idle"
+                    and now.get(address[a])
+                    and not now[address[a]] & before[a]
+                    for a in theirs
+                )
+                return loop.time() - joined if done else None
+
+            took = await eventually(settled, timeout=60, interval=0.2, what="4 accounts moved")
+            for _ in range(15):  # and nothing else moves afterwards
+                await settled()
+                await asyncio.sleep(0.2)
+            states = {s["_id"]: s for s in await db.account_states.find().to_list(None)}
+            kept = [a for a in ids if states[a]["worker"] == here]
+            moved = [a for a in ids if a not in kept]
+            gaps = {a: len(changed[a]) + not_idle[a] for a in kept}
+            print(f"moved {len(moved)} accounts in {took:.1f}s; IDLE gaps of the others: {gaps}")
+            assert len(kept) == 4 and len(moved) == 4
+            assert gaps == dict.fromkeys(kept, 0)
+            assert both == []
+            assert took < 30
+
+            new_ids = []
+            for i, u in enumerate(users):
+                new_ids += fill(env, u.address, 1, seed=110 + i)
+
+            async def arrived() -> bool:
+                running.check()
+                found = await db.activities.count_documents({"message_id": {"$in": new_ids}})
+                return found == len(new_ids)
+
+            await eventually(arrived, timeout=60, what="new mail in every account")
+            assert all(_all_sessions(env)[address[a]] == before[a] for a in kept)
+    finally:
+        if other is not None and other.poll() is None:
+            other.kill()
+            other.wait()

@@ -250,3 +250,51 @@ def test_the_failure_message_says_what_to_do() -> None:
     message = _changed("aioimaplib", "the code of X", IMAP_OURS)
     assert message.startswith(f"aioimaplib {version('aioimaplib')}: the code of X changed")
     assert IMAP_OURS in message and "pyproject.toml" in message
+
+
+def test_aiokafka_group_internals_the_fetchers_membership_relies_on() -> None:
+    """services/fetcher/membership.py and accounts.py: the sticky assignor and the guard."""
+    from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance, GroupCoordinator
+
+    ours = "services/fetcher/membership.py"
+    coordinator = GroupCoordinator
+    # SessionGuard wraps _send_req: every Heartbeat, JoinGroup and SyncGroup goes through it.
+    assert _params(coordinator._send_req) == ["self", "request"], _changed(
+        "aiokafka", "GroupCoordinator._send_req", ours
+    )
+    assert "await self._send_req(request)" in _source(coordinator._do_heartbeat), _changed(
+        "aiokafka", "GroupCoordinator._do_heartbeat", ours
+    )
+    join = _source(CoordinatorGroupRebalance.perform_group_join)
+    assert "self._coordinator._send_req(request)" in join, _changed(
+        "aiokafka", "CoordinatorGroupRebalance.perform_group_join (sends JoinGroup)", ours
+    )
+    # The assignor is used as the instance we pass: metadata() at each JoinGroup.
+    assert "assignor.metadata(topics)" in join, _changed(
+        "aiokafka", "perform_group_join (asks each assignor for its metadata)", ours
+    )
+    sync = _source(CoordinatorGroupRebalance._send_sync_group_request)
+    assert "self._coordinator._send_req(request)" in sync, _changed(
+        "aiokafka", "CoordinatorGroupRebalance._send_sync_group_request", ours
+    )
+    # A rejoin requested in on_partitions_assigned is not lost: the future it sets is
+    # made anew before SyncGroup, and checked by the coordination loop afterwards.
+    assert sync.index("_rejoin_needed_fut = create_future()") < sync.index("_send_req("), _changed(
+        "aiokafka", "_send_sync_group_request (resets the rejoin future)", ours
+    )
+    assert "self._rejoin_needed_fut.set_result(None)" in _source(coordinator.request_rejoin)
+    assert "self._rejoin_needed_fut.done()" in _source(coordinator.need_rejoin), _changed(
+        "aiokafka", "GroupCoordinator.need_rejoin", ours
+    )
+    # on_assignment (the generation was ours, and what it held back) before the listener.
+    complete = _source(coordinator._on_join_complete)
+    assert complete.index("assignor.on_assignment(assignment)") < complete.index(
+        "listener.on_partitions_assigned"
+    ), _changed("aiokafka", "GroupCoordinator._on_join_complete", "services/fetcher/accounts.py")
+    # on_partitions_revoked runs before every JoinGroup, the first one included (where the
+    # guard starts watching the coordinator, created by AIOKafkaConsumer.start).
+    active = _source(coordinator.ensure_active_group)
+    assert active.index("self._on_join_prepare(") < active.index("self._do_rejoin_group("), (
+        _changed("aiokafka", "GroupCoordinator.ensure_active_group", ours)
+    )
+    assert "self._coordinator = GroupCoordinator(" in _source(aiokafka.AIOKafkaConsumer.start)
