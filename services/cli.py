@@ -1,4 +1,4 @@
-"""The ``mailsync`` command: one subcommand per service, plus ``run`` for all of them.
+"""The mailsync command: one subcommand per service, plus run for all of them.
 
 mailsync fetcher | dedup | activity-writer | sender
                                              one service, as a Kubernetes pod runs it
@@ -33,12 +33,15 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
+from pymongo.errors import PyMongoError
 
 from services.common.errors import ConfigurationError, MailsyncError
 from services.common.lifecycle import Service, install_signal_handlers
 from services.common.logs import register_secret, setup_logging
 from services.common.settings import CommonSettings, invalid_settings
+from services.local_run import cli_settings
 
 if TYPE_CHECKING:
     from services.common.health import HealthServer
@@ -148,12 +151,22 @@ def cmd_run(demo: bool) -> int:
         services.append(_api(overrides))
         final = CommonSettings(**overrides)  # type: ignore[arg-type]
         _register_secrets(final)
+        from services import local_run
+
+        local_run.announce(
+            final.data_dir,
+            final.kafka_bootstrap,
+            final.mongo_uri.get_secret_value() if final.mongo_uri else None,
+        )
+        stack.callback(local_run.withdraw, final.data_dir)
         asyncio.run(
             _run(
                 services,
                 final,
                 local=True,
-                on_listening=lambda h: _print_where(final, h, status_url),
+                on_listening=lambda h: _print_where(
+                    final, h, status_url, key_made="secret_key" not in chosen
+                ),
             )
         )
     print("mailsync stopped cleanly.", flush=True)
@@ -192,21 +205,35 @@ def _embedded_api(overrides: dict[str, Any]) -> str:
     return f"{url}#token=YOUR_API_TOKEN"
 
 
-def _print_where(s: CommonSettings, health: HealthServer, status_url: str) -> None:
+def _print_where(
+    s: CommonSettings, health: HealthServer, status_url: str, *, key_made: bool
+) -> None:
+    import shlex
+
     from schemas.topics import ACTIVITY_EVENTS
+    from services.local_run import KEY_FILE
 
     mongo = s.mongo_uri.get_secret_value() if s.mongo_uri else "?"
     web = f"http://{health.host}:{health.port}"
     events = s.topic(ACTIVITY_EVENTS)
+    # The admin CLI in this directory finds the run by itself (services/local_run.py);
+    # elsewhere, these exports point it here (the key by its file, not printed).
+    exports = (
+        f"MAILSYNC_KAFKA_BOOTSTRAP={s.kafka_bootstrap} MAILSYNC_MONGO_URI={shlex.quote(mongo)}"
+    )
+    if key_made:
+        exports += f' MAILSYNC_SECRET_KEY="$(cat {shlex.quote(str(s.data_dir / KEY_FILE))})"'
     print(
         "\n"
         "mailsync is running. Press Ctrl+C to stop.\n"
         f"  Status page     : {status_url}\n"
         f"  Kafka bootstrap : {s.kafka_bootstrap}\n"
         f"  MongoDB         : {mongo}  (database {s.mongo_database!r})\n"
-        f"  Activities      : MAILSYNC_MONGO_URI='{mongo}' .venv/bin/mailsync activities\n"
-        f"  A topic         : MAILSYNC_KAFKA_BOOTSTRAP={s.kafka_bootstrap} "
-        ".venv/bin/mailsync topic mailsync.tagged-messages\n"
+        f"  Admin CLI       : .venv/bin/mailsync accounts list  (in this directory it finds"
+        f" this run through {s.data_dir})\n"
+        f"  Elsewhere       : export {exports}\n"
+        "  Activities      : .venv/bin/mailsync activities\n"
+        "  A topic         : .venv/bin/mailsync topic mailsync.tagged-messages\n"
         f"  With kcat       : kcat -C -b {s.kafka_bootstrap} -t {events} -o beginning -e -J\n"
         f"  Metrics         : {web}/metrics  (Prometheus)\n"
         f"  Health          : {web}/readyz  {web}/livez\n",
@@ -215,70 +242,105 @@ def _print_where(s: CommonSettings, health: HealthServer, status_url: str) -> No
 
 
 def cmd_activities(account: str | None, limit: int) -> int:
+    """The newest activities, a line each under a header (what the CRM shows)."""
+    from services.accounts.records import COLLECTION
     from services.common.mongo import database, mongo_client
+    from services.text_width import fit
 
-    settings = CommonSettings()
+    settings = cli_settings(CommonSettings)
+    columns = [("DATE (UTC)", 16), ("DIRECTION", 9), ("FROM", 34), ("SUBJECT", 60)]
 
-    async def show() -> None:
+    async def show() -> bool:
         client = mongo_client(settings, app_name="mailsync-cli")
         try:
+            db = database(client, settings)
+            if account is not None:
+                known = await db[COLLECTION].find_one({"_id": account}, {"_id": 1})
+                if known is None and not await db["account_states"].find_one({"_id": account}):
+                    return False
             query = {"account_ids": account} if account else {}
-            cursor = (
-                database(client, settings)["activities"].find(query).sort("date", -1).limit(limit)
-            )
-            async for doc in cursor:
+            found = await db["activities"].find(query).sort("date", -1).to_list(limit)
+            print("  ".join(fit(name, width) for name, width in columns) + "  SIGHTINGS")
+            for doc in found:
                 sightings = ", ".join(
                     f"{s['account_id']}:{s['folder']}{' (dup)' if s['duplicate'] else ''}"
                     for s in doc.get("sightings", [])
                 )
                 sender = (doc.get("from") or {}).get("address", "?")
                 date = doc["date"].strftime("%Y-%m-%d %H:%M") if doc.get("date") else "?"
-                subject = doc["subject"][:60]
-                print(f"{date}  {doc['direction']:<8}  {sender:<34}  {subject:<60}  [{sightings}]")
+                cells = [date, doc["direction"], sender, doc["subject"]]
+                line = "  ".join(fit(c, w) for c, (_, w) in zip(cells, columns, strict=True))
+                print(f"{line}  [{sightings}]")
         finally:
             await client.close()
+        return True
 
-    asyncio.run(show())
+    if not asyncio.run(show()):
+        print(f"mailsync activities: no account {account!r}", file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
-    """Delete activities now: one activity, one message, or an account's (date range)."""
+    """Delete activities now: one activity, one message, or an account's (date range).
+    Asks first (``--yes`` does not); ``--dry-run`` only counts."""
     from schemas.topics import ACTIVITY_EVENTS
     from services.activity_writer.erasure import Eraser
     from services.common.blobs import BlobStore
     from services.common.kafka import ensure_topics, producer
     from services.common.mongo import database, mongo_client
 
-    settings = CommonSettings()
+    settings = cli_settings(CommonSettings)
+    date: dict[str, dt.datetime] = {}
+    if args.since:
+        date["$gte"] = dt.datetime.combine(args.since, dt.time(), dt.UTC)
+    if args.until:
+        date["$lt"] = dt.datetime.combine(args.until, dt.time(), dt.UTC)
+    query: dict[str, Any]
+    if args.activity:
+        query = {"_id": args.activity}
+    elif args.message_id:
+        query = {"message_id": args.message_id.strip("<>")}
+    else:
+        query = {"account_ids": args.account, **({"date": date} if date else {})}
 
     async def erase() -> str:
-        await ensure_topics(settings, [ACTIVITY_EVENTS])
         client = mongo_client(settings, app_name="mailsync-cli")
-        prod = producer(settings, client_id="mailsync-cli")
-        await prod.start()
         try:
             db = database(client, settings)
-            eraser = Eraser(db, BlobStore(db), prod, settings.topic(ACTIVITY_EVENTS))
-            reason = f"erased on request ({args.reason})"
-            if args.activity:
-                return f"{await eraser.erase({'_id': args.activity}, reason)} activities erased"
-            if args.message_id:
-                mid = args.message_id.strip("<>")
-                return f"{await eraser.erase({'message_id': mid}, reason)} activities erased"
-            date: dict[str, dt.datetime] = {}
-            if args.since:
-                date["$gte"] = dt.datetime.combine(args.since, dt.time(), dt.UTC)
-            if args.until:
-                date["$lt"] = dt.datetime.combine(args.until, dt.time(), dt.UTC)
-            done = await eraser.remove_account(args.account, date or None, reason)
-            return f"{done.deleted} activities erased, {done.trimmed} kept for other accounts"
+            found = await db["activities"].count_documents(query)
+            what = f"{found} activities" + (f" of account {args.account}" if args.account else "")
+            if args.dry_run or not found:
+                return (
+                    f"{what} would be erased (dry run: nothing changed)"
+                    if found
+                    else ("no activity matches: nothing to erase")
+                )
+            if not args.yes and not _confirm(f"Erase {what}? This cannot be undone [y/N] "):
+                return "nothing erased"
+            await ensure_topics(settings, [ACTIVITY_EVENTS])
+            prod = producer(settings, client_id="mailsync-cli")
+            await prod.start()
+            try:
+                eraser = Eraser(db, BlobStore(db), prod, settings.topic(ACTIVITY_EVENTS))
+                reason = f"erased on request ({args.reason})"
+                if not args.account:
+                    return f"{await eraser.erase(query, reason)} activities erased"
+                done = await eraser.remove_account(args.account, date or None, reason)
+                return f"{done.deleted} activities erased, {done.trimmed} kept for other accounts"
+            finally:
+                await prod.stop()
         finally:
-            await prod.stop()
             await client.close()
 
     print(asyncio.run(erase()))
     return 0
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        raise ConfigurationError("no terminal to confirm on: pass --yes (or --dry-run)")
+    return input(question).strip().lower() in ("y", "yes")
 
 
 def cmd_reconcile(account_id: str) -> int:
@@ -289,7 +351,7 @@ def cmd_reconcile(account_id: str) -> int:
     from services.common.mongo import database, mongo_client
     from services.fetcher.reconcile_requests import ReconcileRequests
 
-    settings = CommonSettings()
+    settings = cli_settings(CommonSettings)
 
     async def request() -> tuple[bool, AccountState | None]:
         client = mongo_client(settings, app_name="mailsync-cli")
@@ -333,7 +395,7 @@ def cmd_topic(args: argparse.Namespace) -> int:
     from services.topic_lines import as_json
     from services.topic_reader import Start, stream
 
-    settings = CommonSettings()
+    settings = cli_settings(CommonSettings)
     start: Start = "end" if args.from_end else "beginning"
     if args.offset is not None:
         start = args.offset
@@ -428,6 +490,15 @@ def cmd_openapi(check: bool) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mailsync")
+    except PackageNotFoundError:  # a checkout on the path, not installed
+        return "unknown (not installed)"
+
+
 def _date(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
 
@@ -440,9 +511,11 @@ def _positive(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # The module docstring is the help text as it stands (no reST markup in it).
     parser = argparse.ArgumentParser(
         prog="mailsync", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"mailsync {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SERVICES:
         sub.add_parser(name, help=f"run the {name} service")
@@ -479,6 +552,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     era.add_argument("--since", type=_date, help="from this date (YYYY-MM-DD), with --account")
     era.add_argument("--until", type=_date, help="before this date (YYYY-MM-DD), with --account")
     era.add_argument("--reason", default="GDPR", help="recorded in the deleted events")
+    era.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    era.add_argument("--dry-run", action="store_true", help="count what would go; erase nothing")
     rec = sub.add_parser("reconcile", help="compare an account with MongoDB, refetch gaps")
     rec.add_argument("account", help="account id")
     top = sub.add_parser(
@@ -513,6 +588,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--follow", action="store_true", help="keep waiting for new records until Ctrl+C"
     )
     args = parser.parse_args(argv)
+    if args.command not in (*SERVICES, "api", "run"):
+        # A one-off command reports a broker that is away in its own one line; the
+        # client's log lines of each failed try would only repeat it.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         if args.command in SERVICES or args.command == "api":
             return cmd_service(args.command)
@@ -548,6 +627,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"mailsync: invalid settings: {invalid_settings(exc)}", file=sys.stderr)
         return 2
+    except PyMongoError as exc:
+        # Before any service runs (the admin commands): the database is away.
+        from services.common.mongo import unreachable
+
+        print(f"mailsync: {unreachable(exc)}", file=sys.stderr)
+        return 1
+    except KafkaError as exc:
+        from services.common.kafka import connect_error
+
+        print(f"mailsync: {connect_error(cli_settings(CommonSettings), exc)}", file=sys.stderr)
+        return 1
     except MailsyncError as exc:
         # A dependency away at start (KafkaUnavailable...): one line too; a failure while
         # running was logged with its traceback where it happened. Non-zero either way,

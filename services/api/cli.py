@@ -29,6 +29,7 @@ from services.api.models import AccountInput, EndpointInput, PasswordInput, Veri
 from services.api.operations import Operations
 from services.api.resources import Resources, open_resources
 from services.api.settings import ApiSettings
+from services.local_run import cli_settings
 
 OPERATOR = Caller(user_id="cli", role=Role.ADMIN)
 
@@ -49,7 +50,9 @@ def add_parser(sub: Any) -> None:
     save = ops.add_parser("save", help="create (or with --update, change) an account")
     save.add_argument("file", type=Path, help="the account as JSON (POST /v1/accounts body)")
     save.add_argument("--update", metavar="ID", help="change this account instead")
-    save.add_argument("--with-password", action="store_true", help="ask for the password")
+    save.add_argument(
+        "--with-password", action="store_true", help="ask for the password (or --password-stdin)"
+    )
     ops.add_parser("list", help="every account with its state")
     asks = [ver, save]
     for name, text in (
@@ -115,7 +118,8 @@ async def _dispatch(args: argparse.Namespace, res: Resources) -> BaseModel | lis
         return await accounts.verify(_verify_request(args))
     if action == "save":
         data = AccountInput.model_validate_json(args.file.read_text())
-        if args.with_password:
+        # --password-stdin says where the password is: it asks for one as well.
+        if args.with_password or args.password_stdin:
             data = data.model_copy(update={"password": _password(args)})
         if args.update:
             return await accounts.update(OPERATOR, args.update, data)
@@ -145,7 +149,7 @@ async def _dispatch(args: argparse.Namespace, res: Resources) -> BaseModel | lis
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = ApiSettings()
+    settings = cli_settings(ApiSettings)
 
     async def main() -> BaseModel | list[Any]:
         async with open_resources(settings, TokenTable({}), client_id="mailsync-cli") as res:

@@ -7,15 +7,31 @@ objects' internals, so label sets stay the same everywhere.
 
 ``account`` and ``folder`` label values are bounded (:mod:`.labels`); histograms carry
 no account label at all (a series per bucket per account would be too many).
+
+Conventions that keep queries and alerts right:
+
+- no ``_created`` series (:func:`disable_created_metrics`): they double the series
+  and no query here uses them;
+- no label called ``service``: the Prometheus Operator puts its own ``service`` target
+  label on every series and would rename ours to ``exported_service``; the process's
+  part is the ``component`` label;
+- the counters alerts use exist at 0 from the start (:func:`initialise`, and each
+  account's send outcomes from its first request): ``increase()`` and ``rate()`` see
+  nothing of the increment that creates a series, so the first dead letter would
+  otherwise never alert.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
+from schemas.mailbox_state import AccountStatus
 from services.common.labels import OTHER, LabelBudget
+
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # Series budgets: beyond these, values are counted under "_other".
 MAX_ACCOUNTS = 5000
@@ -61,8 +77,8 @@ DEAD_LETTERS = Counter(
 )
 ERRORS = Counter(
     "mailsync_errors",
-    "Failures handled by a service (retried, isolated or dead-lettered), by exception class.",
-    ["service", "error"],
+    "Failures handled by a component (retried, isolated or dead-lettered), by exception class.",
+    ["component", "error"],
 )
 MESSAGES_SENT = Counter(
     "mailsync_messages_sent",
@@ -94,10 +110,15 @@ CONSUMER_LAG = Gauge(
     "Records not yet committed by a consumer group, summed over a topic's partitions.",
     ["topic", "group"],
 )
+ACCOUNTS = Gauge(
+    "mailsync_accounts",
+    "Accounts run by this fetcher, by state (connecting, syncing, idle, auth_failed...).",
+    ["state"],
+)
 IMAP_CONNECTIONS = Gauge(
     "mailsync_imap_connections",
-    "Accounts of this fetcher by connection state (connecting, syncing, idle, error...).",
-    ["state"],
+    "Logged-in IMAP connections open in this process (fetcher sessions, the sender's "
+    "filing, the API's credential checks).",
 )
 ACCOUNT_STATUS = Gauge(
     "mailsync_account_status",
@@ -114,6 +135,26 @@ READY = Gauge(
 )
 
 _status: dict[str, str] = {}
+
+# What each component can report, so its series exist (at 0) from the start.
+DEAD_LETTER_STAGES = {
+    "dedup": ["dedup.tag"],
+    "activity-writer": ["activity_writer"],
+    "sender": ["sender"],
+}
+SEND_OUTCOMES = ["sent", "failed", "deferred", "refused", "unknown"]
+_RUN_STATES = [s.value for s in AccountStatus if s is not AccountStatus.NOT_RUNNING]
+_send_accounts: set[str] = set()
+
+
+def initialise(components: Iterable[str]) -> None:
+    """Create the series of ``components`` (service names) that alerts read, at 0."""
+    for component in components:
+        for stage in DEAD_LETTER_STAGES.get(component, []):
+            DEAD_LETTERS.labels(stage)
+        if component == "fetcher":
+            for state in _RUN_STATES:
+                ACCOUNTS.labels(state)
 
 
 def fetched(account_id: str, folder: str, n: int) -> None:
@@ -140,13 +181,20 @@ def dead_lettered(stage: str) -> None:
     DEAD_LETTERS.labels(stage).inc()
 
 
-def error(service: str, exc: BaseException) -> None:
-    ERRORS.labels(service, type(exc).__name__).inc()
+def error(component: str, exc: BaseException) -> None:
+    ERRORS.labels(component, type(exc).__name__).inc()
 
 
 def sent(account_id: str, outcome: str, latency_s: float | None = None) -> None:
     """A send request's outcome; ``latency_s`` when the SMTP server accepted it."""
-    MESSAGES_SENT.labels(account_label(account_id), outcome).inc()
+    label = account_label(account_id)
+    if label not in _send_accounts:
+        # Every outcome of the account from its first request on: a failure after
+        # that first request increments a series that already exists (at 0).
+        _send_accounts.add(label)
+        for other in SEND_OUTCOMES:
+            MESSAGES_SENT.labels(label, other)
+    MESSAGES_SENT.labels(label, outcome).inc()
     if latency_s is not None:
         SEND_LATENCY.observe(max(latency_s, 0.0))
 
@@ -172,7 +220,7 @@ def account_status(account_id: str, status: str) -> None:
     if previous is not None:
         _drop_status(label, previous)
     ACCOUNT_STATUS.labels(label, status).set(1)
-    IMAP_CONNECTIONS.labels(status).inc()
+    ACCOUNTS.labels(status).inc()
 
 
 def forget_account(account_id: str) -> None:
@@ -182,8 +230,16 @@ def forget_account(account_id: str) -> None:
         _drop_status(account_label(account_id), previous)
 
 
+def imap_connected() -> None:
+    IMAP_CONNECTIONS.inc()
+
+
+def imap_disconnected() -> None:
+    IMAP_CONNECTIONS.dec()
+
+
 def _drop_status(label: str, status: str) -> None:
-    IMAP_CONNECTIONS.labels(status).dec()
+    ACCOUNTS.labels(status).dec()
     # Accounts beyond the budget share "_other": keep its series while one is left there.
     if label == OTHER and any(
         account_label(a) == OTHER and s == status for a, s in _status.items()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError
 
+from services.common.errors import ConfigurationError
 from services.common.settings import CommonSettings
 
 Document = dict[str, Any]
@@ -31,13 +33,40 @@ async def insert_new(collection: AsyncCollection[Document], documents: list[Docu
     return []
 
 
+# Defaults for what the URI does not say: a keyword argument would override the URI's
+# own option (serverSelectionTimeoutMS=2000 in MAILSYNC_MONGO_URI must win).
+_DEFAULTS: dict[str, Any] = {"serverSelectionTimeoutMS": 10_000}
+
+
 def mongo_client(settings: CommonSettings, *, app_name: str) -> AsyncMongoClient[Document]:
-    return AsyncMongoClient(
-        settings.require_mongo(),
-        appname=app_name,
-        tz_aware=True,
-        serverSelectionTimeoutMS=10_000,
-    )
+    """A client for ``MAILSYNC_MONGO_URI``, whose options win over the defaults here.
+
+    Raises :class:`~services.common.errors.ConfigurationError` for a URI pymongo cannot
+    parse (naming the setting; the URI itself is not printed, it may hold a password).
+    """
+    uri = settings.require_mongo()
+    given = {k.lower() for k in uri_options(uri)}
+    defaults = {
+        k: v for k, v in {**_DEFAULTS, "appname": app_name}.items() if k.lower() not in given
+    }
+    try:
+        # tz_aware is not a default: the code compares aware datetimes.
+        return AsyncMongoClient(uri, tz_aware=True, **defaults)
+    except PyMongoError as exc:
+        raise ConfigurationError(f"MAILSYNC_MONGO_URI is not a usable MongoDB URI: {exc}") from None
+
+
+def uri_options(uri: str) -> dict[str, str]:
+    """The options a MongoDB URI sets (its query). Read here, not by pymongo's parser,
+    which resolves a mongodb+srv host in DNS."""
+    query = uri.partition("?")[2]
+    return dict(parse_qsl(query.replace(";", "&"), keep_blank_values=True))
+
+
+def unreachable(exc: PyMongoError) -> str:
+    """One line for a database that did not answer (without the topology dump)."""
+    text = str(exc).split(" (configured timeouts")[0].split(", Timeout:")[0]
+    return f"MongoDB did not answer (check MAILSYNC_MONGO_URI): {text}"
 
 
 def database(

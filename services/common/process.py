@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from schemas.topics import TOPICS, topics_of
+from services.common import metrics
 from services.common.dependencies import DependencyProbe
 from services.common.health import HealthServer
 from services.common.lag_monitor import ConsumerGroup, LagMonitor
@@ -36,6 +37,7 @@ async def run_process(
     on_listening: Callable[[HealthServer], None] | None = None,
 ) -> None:
     """Run ``services`` until ``stop``; ``local``: a busy metrics port is not fatal."""
+    metrics.initialise(s.name for s in services)
     groups = [g for s in services if isinstance(s, Consumes) for g in s.consumer_groups()]
     monitors: list[Service] = [LagMonitor(settings, groups)] if groups else []
     used = {t.name for s in services for t in topics_of(s.name)}

@@ -20,6 +20,7 @@ from types import TracebackType
 import aioimaplib
 
 from schemas.account import Endpoint, Security
+from services.common import metrics
 from services.common.oauth2 import AccessToken, error_ack, initial_response
 from services.fetcher.copyuid import CopyUid, parse_copyuid
 from services.fetcher.errors import (
@@ -101,6 +102,7 @@ class ImapSession:
         self._timeout = timeout
         self._ssl = ssl_context or ssl.create_default_context()
         self._client: aioimaplib.IMAP4 | None = None
+        self._counted = False  # in mailsync_imap_connections
         self.selected: str | None = None
 
     @property
@@ -158,6 +160,8 @@ class ImapSession:
             if "AUTHENTICATIONFAILED" in text.upper() or response.result == "NO":
                 raise AuthenticationFailed(f"IMAP {how} refused for {ep.username}: {text}")
             raise ImapUnavailable(f"IMAP {how} failed: {text}")
+        metrics.imap_connected()
+        self._counted = True
         # Capabilities change after login (RFC 3501 6.2.3: CONDSTORE, MOVE... appear now).
         await client.protocol.capability()
         if self.has("CONDSTORE") and self.has("ENABLE"):
@@ -185,6 +189,9 @@ class ImapSession:
         client, self._client = self._client, None
         if client is None:
             return
+        if self._counted:
+            self._counted = False
+            metrics.imap_disconnected()
         try:
             if client.get_state() in ("AUTH", "SELECTED"):
                 await asyncio.wait_for(client.logout(), 5)

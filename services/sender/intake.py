@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from schemas.dead_letter import DeadLetterMeta
 from schemas.envelope import encode_headers
 from schemas.send_request import SendRequest, SendResult, SendState
+from services.common import metrics
 from services.sender.compose import message_id_for
 from services.sender.ledger import SendLedger
 
@@ -98,6 +99,7 @@ class Intake:
             key=record.key,
             headers=encode_headers(meta, in_blob=False),
         )
+        metrics.dead_lettered("sender")
         ids = _readable_ids(record.value)
         if ids is not None and "already used" not in reason:
             request_id, account_id = ids

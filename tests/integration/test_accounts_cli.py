@@ -68,3 +68,25 @@ def test_verify_save_pause_and_remove_from_the_terminal(env: Env, tmp_path: Path
         r.stdout + r.stderr for r in (verified, wrong, saved, paused, missing, removed)
     )
     assert jana.password not in everything
+
+
+def test_password_stdin_alone_saves_the_password(env: Env, tmp_path: Path) -> None:
+    jana = env.mail_user("jana")
+    spec = tmp_path / "jana.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "account_id": "jana-stdin",
+                "address": jana.address,
+                "ownership": {"kind": "personal", "owner": "u-jana"},
+                "imap": {
+                    "host": "127.0.0.1",
+                    "port": env.dovecot.imaps_port,
+                    "username": jana.address,
+                },
+            }
+        )
+    )
+    saved = cli(env, "save", str(spec), "--password-stdin", stdin=jana.password)
+    assert saved.returncode == 0, saved.stderr
+    assert json.loads(saved.stdout)["credentials"] == "password"

@@ -133,12 +133,19 @@ async def test_metrics_health_and_logs_of_a_running_pipeline(env: Env, json_log)
                 return samples if bad_failed == 1.0 and good_idle == 1.0 else None
 
             samples = await eventually(statuses, timeout=60, what="auth_failed and idle")
-            assert (value(samples, "mailsync_imap_connections", state="auth_failed") or 0) >= 1
-            assert (value(samples, "mailsync_imap_connections", state="idle") or 0) >= 1
+            assert (value(samples, "mailsync_accounts", state="auth_failed") or 0) >= 1
+            assert (value(samples, "mailsync_accounts", state="idle") or 0) >= 1
+            # The good account's session is logged in (the bad one never got that far).
+            assert (value(samples, "mailsync_imap_connections") or 0) >= 1
             assert any(
-                name == "mailsync_errors_total" and ("service", "fetcher") in labels_
+                name == "mailsync_errors_total" and ("component", "fetcher") in labels_
                 for name, labels_ in samples
             )
+            # Alerts read these from the first scrape on: at 0, not absent.
+            for stage in ("dedup.tag", "activity_writer", "sender"):
+                assert value(samples, "mailsync_dead_letters_total", stage=stage) is not None
+            assert not [name for name, _ in samples if name.endswith("_created")]
+            assert not [n for n, labels_ in samples if any(k == "service" for k, _ in labels_)]
 
             # Every group's lag is reported per topic.
             async def lag() -> Samples | None:

@@ -975,6 +975,16 @@ def test_dashboard_and_alerts_use_only_metrics_that_exist() -> None:
         "MailsyncDeadLetters",
         "MailsyncIngestLatencyHigh",
     } <= alerts
+    # No label of ours clashes with the Operator's target labels (it would rename it).
+    assert not [n for n, labels in known.items() if labels & target_labels]
+    # The dashboard shows one namespace at a time: every query selects it.
+    dashboard = json.loads((DEPLOY / "base/dashboards/mailsync.json").read_text())
+    variables = {v["name"] for v in dashboard["templating"]["list"]}
+    assert {"datasource", "namespace"} <= variables
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            for selector in re.findall(r"\bmailsync_[a-z_]+(\{[^}]*\})?", target["expr"]):
+                assert 'namespace="$namespace"' in selector, target["expr"]
     # The dashboard shows every metric family.
     families = {re.sub(r"_(total|bucket|count|sum)$", "", n) for n in used}
     defined = {obj._name for obj in vars(metrics).values() if isinstance(obj, MetricWrapperBase)}

@@ -103,13 +103,37 @@ def _sample(name: str, **labels: str) -> float | None:
 
 def test_account_status_keeps_one_series_per_account_and_counts_states() -> None:
     acc = "status-test-account"
-    idle_before = _sample("mailsync_imap_connections", state="idle") or 0.0
+    idle_before = _sample("mailsync_accounts", state="idle") or 0.0
     metrics.account_status(acc, "connecting")
     metrics.account_status(acc, "idle")
     metrics.account_status(acc, "idle")
     assert _sample("mailsync_account_status", account=acc, status="idle") == 1.0
     assert _sample("mailsync_account_status", account=acc, status="connecting") is None
-    assert _sample("mailsync_imap_connections", state="idle") == idle_before + 1
+    assert _sample("mailsync_accounts", state="idle") == idle_before + 1
     metrics.forget_account(acc)
     assert _sample("mailsync_account_status", account=acc, status="idle") is None
-    assert _sample("mailsync_imap_connections", state="idle") == idle_before
+    assert _sample("mailsync_accounts", state="idle") == idle_before
+
+
+def test_alerted_counters_exist_at_zero_and_no_created_series() -> None:
+    metrics.initialise(["dedup", "activity-writer", "sender", "fetcher"])
+    for stage in ("dedup.tag", "activity_writer", "sender"):
+        assert _sample("mailsync_dead_letters_total", stage=stage) is not None
+    assert _sample("mailsync_accounts", state="auth_failed") is not None
+    acc = "first-send-account"
+    metrics.sent(acc, "sent", 1.0)
+    assert _sample("mailsync_messages_sent_total", account=acc, outcome="sent") == 1
+    assert _sample("mailsync_messages_sent_total", account=acc, outcome="failed") == 0
+    names = {s.name for family in REGISTRY.collect() for s in family.samples}
+    assert not {n for n in names if n.endswith("_created")}
+    labels = {k for family in REGISTRY.collect() for s in family.samples for k in s.labels}
+    # The Prometheus Operator's target label would rename ours to exported_service.
+    assert "service" not in labels
+
+
+def test_imap_connections_count_open_sessions() -> None:
+    before = _sample("mailsync_imap_connections") or 0.0
+    metrics.imap_connected()
+    assert _sample("mailsync_imap_connections") == before + 1
+    metrics.imap_disconnected()
+    assert _sample("mailsync_imap_connections") == before
