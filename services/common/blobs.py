@@ -23,9 +23,10 @@ no manifest.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +68,14 @@ def _part(doc: Mapping[str, Any]) -> Part:
     return Part(doc["offset"], doc["sha256"], doc["size"], doc["line"], eol)
 
 
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _digest(skeleton: bytes, parts: Sequence[Part], contents: Mapping[str, bytes]) -> str:
+    return _sha256(assemble(skeleton, parts, contents))
+
+
 class BlobStore:
     def __init__(self, db: AsyncDatabase[Document], bucket: str = "blobs"):
         self._bucket = AsyncGridFSBucket(db, bucket_name=bucket)
@@ -99,14 +108,15 @@ class BlobStore:
         """
         digest = sha256 or hashlib.sha256(raw).hexdigest()
         ref = BlobRef(sha256=digest, size=len(raw))
-        layout = split(raw)
+        # Off the event loop: ~0.3 s of base64 for a 30 MB message.
+        layout = await asyncio.to_thread(split, raw)
         if not layout.parts:
             await self.put_many({digest: raw})
             return ref
         if await self._files.find_one({"_id": digest}, {"_id": 1}) is not None:
             return ref
-        rebuilt = assemble(layout.skeleton, layout.parts, layout.contents)
-        if hashlib.sha256(rebuilt).hexdigest() != digest:  # never expected: stored as it is
+        rebuilt = await asyncio.to_thread(_digest, layout.skeleton, layout.parts, layout.contents)
+        if rebuilt != digest:  # never expected (split checks each part): stored as it is
             await self.put_many({digest: raw})
             return ref
         await self.put_many(layout.contents)
@@ -203,7 +213,7 @@ class BlobStore:
             part_doc = await self._files.find_one({"_id": sha}, {"length": 1})
             length = part_doc["length"] if part_doc else 0
             contents[sha] = await self.get(BlobRef(sha256=sha, size=length))
-        raw = assemble(skeleton, parts, contents)
-        if hashlib.sha256(raw).hexdigest() != ref.sha256:
+        raw = await asyncio.to_thread(assemble, skeleton, parts, contents)
+        if await asyncio.to_thread(_sha256, raw) != ref.sha256:
             raise CorruptGridFile(f"message {ref.sha256} does not reassemble to its SHA-256")
         return raw
