@@ -24,6 +24,12 @@ class SightingDoc(Sighting):
         default=None, description="When it left the folder (deleted or moved by the user)."
     )
     duplicate: bool
+    raw_blob: str | None = Field(
+        default=None,
+        pattern="^[0-9a-f]{64}$",
+        description="SHA-256 of the raw message in the blob store (over the inline limit); "
+        "erased with the last sighting that names it.",
+    )
 
 
 class AttachmentMeta(Model):
