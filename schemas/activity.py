@@ -29,6 +29,12 @@ class SightingDoc(Sighting):
         "not name (a move it named updates folder and UID instead).",
     )
     duplicate: bool
+    raw_blob: str | None = Field(
+        default=None,
+        pattern="^[0-9a-f]{64}$",
+        description="SHA-256 of the raw message in the blob store (over the inline limit); "
+        "erased with the last sighting that names it.",
+    )
 
 
 class AttachmentMeta(Model):

@@ -20,6 +20,7 @@ from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
+from gridfs.errors import NoFile
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
@@ -235,7 +236,13 @@ class WriterLoop:
             ) from None
         raw = record.value or b""
         if meta.raw.blob is not None:
-            raw = await self._blobs.get(meta.raw.blob)  # a DB failure here is retried
+            try:
+                raw = await self._blobs.get(meta.raw.blob)  # a DB failure here is retried
+            except NoFile:
+                # Erased (GDPR) after it was published: a replay must not bring it back.
+                raise Unprocessable(
+                    f"raw message {meta.raw.blob.sha256} is no longer stored (erased)"
+                ) from None
         try:
             return to_activity(meta, raw, now)
         except ValidationError as exc:

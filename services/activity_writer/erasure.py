@@ -1,7 +1,8 @@
 """Deleting activities: retention per account, and erasure on request (GDPR art. 17).
 
-Erasing deletes the activities, removes their attachments from the blob store unless
-another activity still uses them, and publishes a ``deleted`` event for each. Retention
+Erasing deletes the activities, removes their attachments and raw messages from the
+blob store unless another activity (or another message's manifest) still uses them, and
+publishes a ``deleted`` event for each. Retention
 works per account: an account's sightings older than its ``retention_days`` are
 removed; an activity with no sighting left is erased; one still held by another
 account only loses that sighting (and an ``updated`` event says so).
@@ -78,7 +79,8 @@ class Eraser:
             await self._tombstones.add([t for d in docs for t in left_by(d, None, tombstone, now)])
         await self._col.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
         shas = {a["sha256"] for d in docs for a in d.get("attachments", [])}
-        removed = await self._collect(shas)
+        shas |= {s["raw_blob"] for d in docs for s in d.get("sightings", []) if s.get("raw_blob")}
+        removed = await self._blobs.collect(shas, self._in_use)
         now = dt.datetime.now(dt.UTC)
         await self._publish(
             ActivityEvent(
@@ -92,7 +94,7 @@ class Eraser:
             )
             for d in docs
         )
-        log.info("erased %d activities (%s); %d attachments removed", len(docs), reason, removed)
+        log.info("erased %d activities (%s); %d blobs removed", len(docs), reason, removed)
         return len(docs)
 
     async def apply_retention(self, account: AccountRecord, now: dt.datetime) -> RetentionResult:
@@ -137,6 +139,14 @@ class Eraser:
                 {"_id": {"$in": [d["_id"] for d in shared]}},
                 {"$set": {"sightings.0.duplicate": False}},
             )
+            # A copy of its own (a list footer, say) goes with the sighting.
+            raw = {
+                s["raw_blob"]
+                for d in shared
+                for s in d.get("sightings", [])
+                if s.get("account_id") == acc and s.get("raw_blob")
+            }
+            await self._blobs.collect(raw, self._in_use)
             await self._publish(
                 ActivityEvent(
                     kind=ActivityEventKind.UPDATED,
@@ -151,13 +161,10 @@ class Eraser:
             )
         return RetentionResult(acc, deleted, len(shared))
 
-    async def _collect(self, shas: Iterable[str]) -> int:
-        """Remove the attachments no remaining activity uses."""
-        removed = 0
-        for sha in shas:
-            if await self._col.find_one({"attachments.sha256": sha}, {"_id": 1}) is None:
-                removed += await self._blobs.delete(sha)
-        return removed
+    async def _in_use(self, sha: str) -> bool:
+        """Whether a remaining activity names the blob, as an attachment or a raw message."""
+        query = {"$or": [{"attachments.sha256": sha}, {"sightings.raw_blob": sha}]}
+        return await self._col.find_one(query, {"_id": 1}) is not None
 
     async def _publish(self, events: Iterable[ActivityEvent]) -> None:
         pending = [

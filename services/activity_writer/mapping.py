@@ -60,7 +60,12 @@ def to_activity(meta: TaggedMessageMeta, raw: bytes, now: dt.datetime) -> Mapped
     sighting = meta.sighting
     # As if it were the first: the repository decides from what MongoDB holds, not
     # from dedup's table (which a lost changelog or a replay can contradict).
-    sighting_doc = SightingDoc(**sighting.model_dump(), flags=meta.raw.flags, duplicate=False)
+    sighting_doc = SightingDoc(
+        **sighting.model_dump(),
+        flags=meta.raw.flags,
+        duplicate=False,
+        raw_blob=meta.raw.blob.sha256 if meta.raw.blob else None,
+    )
     message_id = (
         meta.fingerprint.removeprefix("mid:") if meta.fingerprint.startswith("mid:") else None
     )

@@ -1,7 +1,8 @@
 """Publishing fetched messages: one record per message, all acknowledged (acks=all) or none.
 
-A message larger than the inline limit goes to the blob store first and the record
-carries its reference; the cursor is advanced by the caller only after this returns.
+A message larger than the inline limit goes to the blob store first (its large
+attachments decoded, stored once with the activity's: ``BlobStore.put_message``) and the
+record carries its reference; the cursor is advanced by the caller only after this returns.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class Publisher:
             meta = raw_meta(account_id, folder, role, uidvalidity, msg, sha256)
             value = msg.body
             if len(msg.body) > self._inline_limit:
-                ref = await self._blobs.put(msg.body, sha256)
+                ref = await self._blobs.put_message(msg.body, sha256)
                 meta = meta.model_copy(update={"blob": ref})
                 value = b""
             headers = encode_headers(meta, in_blob=meta.blob is not None)
