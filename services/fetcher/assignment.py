@@ -55,8 +55,12 @@ def assign(partitions: Mapping[str, int], members: Mapping[str, Member]) -> Plan
     """
     claims: dict[Partition, set[str]] = {}
     for member_id, member in members.items():
+        # A member runs accounts of the topics it subscribes to only; a claim elsewhere
+        # (a member of another installation sharing the group, or the "may run anything"
+        # of unreadable user data) would hold that partition back for ever.
         for p in member.owned:
-            claims.setdefault(p, set()).add(member_id)
+            if p[0] in member.topics:
+                claims.setdefault(p, set()).add(member_id)
     target: dict[str, set[Partition]] = {m: set() for m in members}
     held: set[Partition] = set()
     for topic in sorted(partitions):

@@ -79,6 +79,13 @@ async def _count(db: Any, account_id: str, n: int) -> bool:
 async def _erase(env: Env, activity_id: str) -> None:
     """``mailsync erase --activity ID``, as an operator runs it."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services", "erase", "--activity", activity_id, env=env.environ()
+        sys.executable,
+        "-m",
+        "services",
+        "erase",
+        "--yes",
+        "--activity",
+        activity_id,
+        env=env.environ(),
     )
     assert await proc.wait() == 0

@@ -73,7 +73,15 @@ async def _activity(n: int, subject: str, sender: str, account: str) -> dict[str
         "from": {"address": sender},
         "subject": subject,
         "account_ids": [account],
-        "sightings": [{"account_id": account, "folder": "INBOX", "duplicate": False}],
+        "sightings": [
+            {
+                "account_id": account,
+                "folder": "INBOX",
+                "uidvalidity": 1,
+                "uid": n,
+                "duplicate": False,
+            }
+        ],
     }
 
 

@@ -84,10 +84,18 @@ async def test_erased_mail_stays_erased_past_two_reconciles(env: Env, pipeline) 
         since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=3)).date().isoformat()
         until = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).date().isoformat()
         out = await mailsync(
-            env, "erase", "--account", account.account_id, "--since", since, "--until", until
+            env,
+            "erase",
+            "--yes",
+            "--account",
+            account.account_id,
+            "--since",
+            since,
+            "--until",
+            until,
         )
         assert out == "2 activities erased, 0 kept for other accounts"
-        assert await mailsync(env, "erase", "--message-id", "<m1@example.org>") == (
+        assert await mailsync(env, "erase", "--yes", "--message-id", "<m1@example.org>") == (
             "1 activities erased"
         )
         assert await stored() == {"m4@example.org"}

@@ -60,7 +60,7 @@ async def stored_bytes(db: Any) -> int:
 
 def erase(env: Env, mid: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "services", "erase", "--message-id", mid],
+        [sys.executable, "-m", "services", "erase", "--yes", "--message-id", mid],
         env=env.environ(),
         capture_output=True,
         text=True,

@@ -84,7 +84,15 @@ async def test_retention_and_erasure(env: Env, pipeline) -> None:
         # GDPR erasure of one message, from the command line.
         environ = env.environ()
         done = subprocess.run(
-            [sys.executable, "-m", "services", "erase", "--message-id", "<new-a@example.org>"],
+            [
+                sys.executable,
+                "-m",
+                "services",
+                "erase",
+                "--yes",
+                "--message-id",
+                "<new-a@example.org>",
+            ],
             env=environ,
             capture_output=True,
             text=True,

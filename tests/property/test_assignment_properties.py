@@ -134,3 +134,15 @@ def test_user_data_not_understood_means_it_may_run_anything() -> None:
     every = frozenset({(TOPIC, 0), (TOPIC, 1)})
     for data in (b"", b"\x00garbage", b'{"v": 2, "owned": []}', b"[]", b'{"v": 1}'):
         assert decode_owned(data, every) == every
+
+
+def test_a_claim_on_a_topic_the_member_does_not_subscribe_to_holds_nothing_back() -> None:
+    # A member of another installation in the same group (or one whose user data could
+    # not be read) claims partitions of a topic it does not read: they are still given out.
+    members = {
+        "a": Member(frozenset({"t1"}), frozenset()),
+        "b": Member(frozenset({"t2"}), frozenset({("t1", 0), ("t1", 1)})),
+    }
+    plan = assign({"t1": 4, "t2": 4}, members)
+    assert plan.assigned["a"] == frozenset(("t1", p) for p in range(4))
+    assert plan.held_back == frozenset()

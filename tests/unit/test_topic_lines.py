@@ -90,7 +90,9 @@ def test_mailsync_run_prints_how_to_read_a_topic_with_kcat(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings = CommonSettings(kafka_bootstrap="127.0.0.1:39092", topic_prefix="dev.")
-    _print_where(settings, SimpleNamespace(host="127.0.0.1", port=9100), "http://x/status")
+    _print_where(
+        settings, SimpleNamespace(host="127.0.0.1", port=9100), "http://x/status", key_made=False
+    )
     printed = capsys.readouterr().out
     assert "Kafka bootstrap : 127.0.0.1:39092\n" in printed
     assert (
