@@ -316,7 +316,8 @@ class Probe:
 
     async def start(self) -> None:
         bootstrap = self.settings.require_kafka()
-        # read_committed: dead letters from dedup are transactional with exactly_once.
+        # read_committed, as a downstream consumer reads: an open or aborted
+        # transaction's records do not count.
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
         )
@@ -352,8 +353,6 @@ class Probe:
 
         Polled instead of counting activities: SecantusDB counts by scanning the
         collection, and counting every 0.2 s took a sixth of its time in a first run.
-        (With dedup's exactly_once each transaction's commit marker takes an offset too,
-        so this may run ahead by a few: the caller confirms by counting the activities.)
         """
         spec = TAGGED_MESSAGES
         tps = [TopicPartition(self.settings.topic(spec), p) for p in range(spec.partitions)]
