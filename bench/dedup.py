@@ -684,6 +684,23 @@ def render_rounds(rounds: list[Report]) -> list[str]:
             f"Default in `services/dedup/settings.py`: `{default}`.",
             "",
         ]
+    stuck = [
+        (i, r.by_fingerprint)
+        for i, x in enumerate(rounds, 1)
+        if (r := x.run) is not None
+        and r.by_fingerprint is not None
+        and r.by_fingerprint[0] < r.by_fingerprint[1]
+    ]
+    if stuck:
+        lines += [
+            "Where a round stalled, dedup had written its repartition, dedup-by-fingerprint, "
+            "but records stayed in transactions nobody committed: "
+            + "; ".join(
+                f"round {i}: {u - c} of {u} invisible to read_committed" for i, (c, u) in stuck
+            )
+            + " (why: the summary at the top of this file).",
+            "",
+        ]
     lines.append(
         f"Checks (expected {n} each, {n} distinct, 0 dead letters; transaction markers, the "
         "end offsets less the records, only with exactly_once): " + "; ".join(checks) + "."
