@@ -2,7 +2,7 @@
 
 Every message the fetcher imports crosses two legs: IMAP (Dovecot reads it and encrypts
 it, the client decrypts and parses it) and Kafka (the producer builds and sends the
-record, Tansu stores it, acks=all). Both legs run on the same two cores. To see how
+record, the Kafka broker stores it, acks=all). Both legs run on the same two cores. To see how
 fast *any* fetcher could go here, with our producer, the two legs run side by side
 with nothing in common:
 

@@ -18,7 +18,7 @@ the pipeline benchmark's corpus (``bench.pipeline.build_corpus``, seeded with it
   Maildir with fresh state: the first pass also builds Dovecot's caches, the second is
   warm (as the fetcher is, after it).
 - **Fetcher**: ``services.cli.SERVICES["fetcher"]`` as ``mailsync fetcher`` runs it
-  (production settings; Tansu, SecantusDB with ``--sync-on-commit``). The clock starts
+  (production settings; Apache Kafka, SecantusDB with ``--sync-on-commit``). The clock starts
   when its ``start()`` returned and stops when the INBOX cursor reaches the mailbox's
   last UID, i.e. every raw message is acknowledged on raw-messages (``acks=all``) and
   the cursor is saved in MongoDB; included are the account pick-up (reading the accounts

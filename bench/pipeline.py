@@ -4,9 +4,10 @@ What is measured, and why
 -------------------------
 The question is how fast mailsync imports an existing mailbox (the first sync of an
 account, when the whole history comes in), and which stage limits it. On real servers
-on loopback (Tansu, SecantusDB with ``--sync-on-commit`` as in production, Dovecot over
-IMAPS) the three services run in-process on one event loop, as ``mailsync run`` and
-the integration tests run them, with production settings (batch sizes, timeouts).
+on loopback (Apache Kafka, one KRaft node; SecantusDB with ``--sync-on-commit`` as in
+production; Dovecot over IMAPS) the three services run in-process on one event loop,
+as ``mailsync run`` and the integration tests run them, with production settings
+(batch sizes, timeouts).
 
 - **Fetch stage**: from the moment every service has finished ``start()`` until all N
   raw messages are acknowledged in the raw-messages topic (the fetcher's INBOX cursor,
@@ -24,9 +25,10 @@ the integration tests run them, with production settings (batch sizes, timeouts)
   (fetch, dedup's two faust agents, the writer's bulk upserts): polled as the
   writer's committed offsets on tagged-messages (it commits after each bulk write
   returned), then confirmed by counting the activities.
-- **Service start-up** (``start()`` of each service; against Tansu most of it is the
-  broker holding the first JoinGroup of each consumer group for 5 s) is *not* in
-  either figure; it is reported on its own lines.
+- **Service start-up** (``start()`` of each service: topics checked, the account
+  directory read, the consumer group joined; against Tansu most of it was the broker
+  holding each group's first JoinGroup for 5 s) is *not* in either figure; it is
+  reported on its own lines.
 - **imaplib baseline**: the stdlib ``imaplib`` fetching the same mailbox over one IMAPS
   connection, ``UID FETCH <500 UIDs> (BODY.PEEK[])`` per round trip, so the fetcher's
   figure can be read against what the IMAP server and TLS allow at all. It runs twice
@@ -226,7 +228,8 @@ def imaplib_baseline(
 
 
 def server_cpu_seconds() -> dict[str, float]:
-    """CPU seconds used so far by each server we started, by its session leader's name.
+    """CPU seconds used so far by each server we started, by its session leader's name
+    (the Kafka broker's JVM as :data:`KAFKA_CPU_NAME`).
 
     Every launcher starts its server in a new session (``start_new_session``), so a
     server is the set of processes whose session id is the pid of one of our children
@@ -248,12 +251,35 @@ def server_cpu_seconds() -> dict[str, float]:
             f = stat[stat.rfind(")") + 2 :].split()
             ticks = int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
             rows.append((int(entry.name), comm, int(f[1]), int(f[3]), ticks))
-    leaders = {pid: comm for pid, comm, ppid, sid, _ in rows if ppid == me and sid == pid}
+    leaders = {
+        pid: _server_name(pid, comm)
+        for pid, comm, ppid, sid, _ in rows
+        if ppid == me and sid == pid
+    }
     out: dict[str, float] = {}
     for _, _, _, sid, ticks in rows:
         if sid in leaders:
             out[leaders[sid]] = out.get(leaders[sid], 0.0) + ticks / tick
     return out
+
+
+KAFKA_CPU_NAME = "kafka (JVM)"
+
+
+def _server_name(pid: int, comm: str) -> str:
+    """A server's name in the CPU tables: its command, or ``kafka (JVM)`` for the broker.
+
+    The broker is a ``java`` process whose main class is ``kafka.Kafka``
+    (``devservers._kafka``); the name is checked on the command line, as ``java`` alone
+    could be any JVM.
+    """
+    try:
+        argv = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return comm
+    if comm == "java" and b"kafka.Kafka" in argv:
+        return KAFKA_CPU_NAME
+    return comm
 
 
 # -- the pipeline -------------------------------------------------------------------------
@@ -290,7 +316,11 @@ class Probe:
 
     async def start(self) -> None:
         bootstrap = self.settings.require_kafka()
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        # read_committed, as a downstream consumer reads: an open or aborted
+        # transaction's records do not count.
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+        )
         await self._consumer.start()
         self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-probe")
         await self._admin.start()
@@ -312,8 +342,8 @@ class Probe:
     async def fetched_uid(self) -> int:
         """The INBOX cursor's last UID: the fetcher saves it once a batch is acknowledged.
 
-        (The topic's end offsets cannot be used: Tansu answers ListOffsets "latest" with
-        the last record *batch*'s base offset + 1, not the high watermark.)
+        The cursor, not the topic's end offsets (exact on Kafka), marks the stage's end:
+        it is what the fetcher itself has finished, acknowledged and recorded.
         """
         doc = await self._db["folder_cursors"].find_one({"_id": f"{ACCOUNT_ID}/INBOX"})
         return int(doc["last_uid"]) if doc else 0
@@ -693,7 +723,7 @@ def _bound_rows(report: Report) -> list[str]:
     sec, mps, mbs = rate(n, total, bound.kafka_alone_s)
     rows = [
         f"| Kafka leg alone (`Publisher.publish`, the fetcher's batches, no IMAP) | {sec} | "
-        f"{mps} | {mbs} | producer and Tansu only, acks=all; nothing else running |"
+        f"{mps} | {mbs} | producer and Kafka broker only, acks=all; nothing else running |"
     ]
     sec, mps, mbs = rate(n, total, bound.together_s)
     rows.append(

@@ -93,13 +93,23 @@ def machine_facts() -> str:
     )
 
 
+# A subsection a run keeps when it replaces its section: the figures of an earlier setup,
+# kept beside the new ones by hand.
+KEPT = re.compile(r"^### Last Tansu figures.*?(?=^##|\Z)", re.MULTILINE | re.DOTALL)
+
+
 def replace_section(text: str, heading: str, section: str) -> str:
-    """``text`` with the ``heading`` section (up to the next ``## ``) replaced or appended."""
+    """``text`` with the ``heading`` section (up to the next ``## ``) replaced or appended;
+    a ``### Last Tansu figures`` subsection of the old section stays, at the end."""
     if not text.strip():
         text = TITLE
     pattern = re.compile(rf"^{re.escape(heading)}[ \t]*\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
     body = section.rstrip("\n") + "\n\n"
-    if pattern.search(text):
+    old = pattern.search(text)
+    if old:
+        kept = KEPT.search(old.group(0))
+        if kept:
+            body += kept.group(0).rstrip("\n") + "\n\n"
         return pattern.sub(lambda _: body, text, count=1).rstrip("\n") + "\n"
     return text.rstrip("\n") + "\n\n" + body.rstrip("\n") + "\n"
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import os
 import ssl
 import statistics
 import tempfile
@@ -36,6 +37,7 @@ import aiosmtplib
 from aiokafka import AIOKafkaConsumer
 
 from bench.dedup import _overrides
+from bench.pipeline import TimedService
 from devservers import DovecotServer, KafkaBroker, SecantusServer, SmtpServer
 from schemas.account import AccountRecord, EncryptedSecret, Endpoint, Security, SharedOwnership
 from schemas.common import Address
@@ -98,7 +100,12 @@ async def _results(
 
 
 async def _run_sender(
-    overrides: dict[str, Any], account: AccountRecord, to: str, n: int, timeout_s: float
+    overrides: dict[str, Any],
+    account: AccountRecord,
+    to: str,
+    n: int,
+    timeout_s: float,
+    marks: dict[str, tuple[float, float]],
 ) -> tuple[float, list[float], float, int]:
     settings = CommonSettings(**overrides)
     await ensure_topics(settings, TOPICS)
@@ -106,7 +113,8 @@ async def _run_sender(
     await prod.start()
     await publish_account(prod, settings, account)
     stop = asyncio.Event()
-    runner = asyncio.create_task(run_services([SERVICES["sender"](overrides)], stop, 15.0))
+    sender = TimedService(SERVICES["sender"](overrides), marks)  # its start() timed
+    runner = asyncio.create_task(run_services([sender], stop, 15.0))
     try:
         # Two lone requests first: the first warms up (the consumer group join), the
         # second is the latency of one request on an idle sender.
@@ -199,9 +207,12 @@ def main(messages: int, seed: int, timeout_s: float) -> tuple[str, bool]:
             updated_at=dt.datetime.now(dt.UTC),
         )
         tls = ssl.create_default_context(cafile=str(dovecot.cert.cert))
+        marks: dict[str, tuple[float, float]] = {}
+        load_before = os.getloadavg()[0]
         elapsed, latencies, lone_s, failed = asyncio.run(
-            _run_sender(overrides, account, customer.address, n, timeout_s)
+            _run_sender(overrides, account, customer.address, n, timeout_s, marks)
         )
+        load_after = os.getloadavg()[0]
         logins = smtp.logins(info.address)  # before the baseline logs in too
         baseline_s = asyncio.run(_baseline(smtp, account, info.password, customer.address, n, tls))
         sent_count = dovecot.status(info.address, "Sent")["messages"]
@@ -223,5 +234,12 @@ def main(messages: int, seed: int, timeout_s: float) -> tuple[str, bool]:
         f"| a lone request on an idle sender | {lone_s:.3f} |\n"
         f"| p50 in the burst of {n} | {statistics.median(latencies):.3f} |\n"
         f"| p99 in the burst of {n} | {_pct(latencies, 0.99):.3f} |\n"
+    )
+    if "sender" in marks:
+        began, started = marks["sender"]
+        body += f"\nNot in the figures: `start()` of the sender {started - began:.1f}s.\n"
+    body += (
+        f"\n- Load average (1 min) {load_before:.2f} before the sender, {load_after:.2f} after "
+        f"(on {len(os.sched_getaffinity(0))} CPUs; anything else running skews the figures).\n"
     )
     return body, complete

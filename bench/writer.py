@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -99,10 +100,15 @@ async def _prefill(settings: CommonSettings, messages: list[bytes]) -> list[Tagg
     return metas
 
 
-async def _writer(overrides: dict[str, Any], expected: int, timeout_s: float) -> float:
+async def _writer(
+    overrides: dict[str, Any], expected: int, timeout_s: float
+) -> tuple[float, float]:
+    """(seconds to write ``expected`` activities from ``start()`` returned, ``start()``)."""
     service: Any = SERVICES["activity-writer"](overrides)
     stop = asyncio.Event()
+    began = time.perf_counter()
     await service.start()
+    start_s = time.perf_counter() - began
     began = time.perf_counter()
     runner = asyncio.create_task(run_services([_Started(service)], stop, 15.0))
     try:
@@ -112,7 +118,7 @@ async def _writer(overrides: dict[str, Any], expected: int, timeout_s: float) ->
             if time.perf_counter() - began > timeout_s:
                 raise TimeoutError(f"writer wrote {service.loop.written} of {expected}")
             await asyncio.sleep(0.05)
-        return time.perf_counter() - began
+        return time.perf_counter() - began, start_s
     finally:
         stop.set()
         await runner
@@ -159,13 +165,15 @@ def main(messages: int, seed: int, timeout_s: float) -> tuple[str, bool]:
         overrides = _overrides(kafka, mongo, work / "data")
         settings = CommonSettings(**overrides)
 
-        async def both() -> tuple[float, float]:
+        async def both() -> tuple[float, float, float]:
             metas = await _prefill(settings, corpus.messages)
-            writer_s = await _writer(overrides, len(corpus.messages), timeout_s)
+            writer_s, start_s = await _writer(overrides, len(corpus.messages), timeout_s)
             baseline_s = await _baseline(settings, corpus.messages, metas)
-            return writer_s, baseline_s
+            return writer_s, start_s, baseline_s
 
-        writer_s, baseline_s = asyncio.run(both())
+        load_before = os.getloadavg()[0]
+        writer_s, start_s, baseline_s = asyncio.run(both())
+        load_after = os.getloadavg()[0]
     n, size = len(corpus.messages), corpus.total_bytes / MB
     body = (
         f"{n} messages of the pipeline corpus ({size:.1f} MB, {corpus.with_attachment} with a "
@@ -176,6 +184,9 @@ def main(messages: int, seed: int, timeout_s: float) -> tuple[str, bool]:
         f"| `insert_many` of the same documents, batches of {BATCH}, same indexes "
         f"| {baseline_s:.2f} | {n / baseline_s:,.0f} |\n\n"
         f"The writer runs at {baseline_s / writer_s:.0%} of the database's own insert rate "
-        "for these documents.\n"
+        "for these documents.\n\n"
+        f"Not in the figures: `start()` of the activity writer {start_s:.1f}s.\n\n"
+        f"- Load average (1 min) {load_before:.2f} before the writer, {load_after:.2f} after "
+        f"(on {len(os.sched_getaffinity(0))} CPUs; anything else running skews the figures).\n"
     )
     return body, True

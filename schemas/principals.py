@@ -14,7 +14,8 @@ Not granted, on purpose:
   (KIP-679) Write on any topic is enough for an idempotent producer's InitProducerId.
 - ``Create`` on the registry's topics: where ACLs apply (the prod overlay) Strimzi's
   KafkaTopics own them and ``MAILSYNC_KAFKA_CREATE_TOPICS`` is off.
-- ``TransactionalId``: no producer is transactional. Adopting exactly-once later (faust's
+- ``TransactionalId``: no producer is transactional (faust's exactly_once was measured
+  and not adopted: bench/RESULTS.md, Dedup). Adopting it later (faust's
   ``processing_guarantee="exactly_once"``, whose transactional ids are
   ``<app id>-<group>-<partition>``) means setting the principal's
   ``transactional_id_prefix``, which grants Write and Describe on those ids.

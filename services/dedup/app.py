@@ -130,6 +130,10 @@ def build_faust_app(settings: DedupSettings, tagger: Tagger) -> faust.App:
         topic_replication_factor=s.kafka_replication_factor,
         topic_disable_leader=True,
     )
+    # faust uses transactions only in an app its own Worker runs (``App.in_transaction``
+    # is ``in_worker`` and exactly_once); ``mailsync dedup`` starts the app itself, so it
+    # says so here, or exactly_once would silently run at least once.
+    app.in_worker = True
     app.transport = Transport(
         app.conf.broker_consumer, app, fetch_max_wait_ms=s.dedup_fetch_max_wait_ms
     )
