@@ -294,7 +294,10 @@ class KafkaBroker:
 
     def _format(self, properties: Path) -> None:
         """``kafka-storage format``: a new cluster id, and the SCRAM users."""
-        argv = [*self._jvm(), STORAGE_TOOL, "format", "-t", _cluster_id(), "-c", str(properties)]
+        # "--cluster-id=ID" in one word: an id starting with "-" (base64url may) would be
+        # taken for an option.
+        cluster = f"--cluster-id={_cluster_id()}"
+        argv = [*self._jvm(), STORAGE_TOOL, "format", cluster, "-c", str(properties)]
         for user, password in (self.secure.users if self.secure else {}).items():
             for mechanism in SCRAM_MECHANISMS:
                 argv += ["--add-scram", f"{mechanism}=[name={user},password={password}]"]

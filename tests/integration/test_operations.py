@@ -152,7 +152,10 @@ async def test_metrics_health_and_logs_of_a_running_pipeline(env: Env, json_log)
                 samples = await scrape(http, base)
                 topic = env.settings.topic_prefix + "mailsync.tagged-messages"
                 found = value(
-                    samples, "mailsync_consumer_lag", topic=topic, group="mailsync-activity-writer"
+                    samples,
+                    "mailsync_consumer_lag",
+                    topic=topic,
+                    group=env.overrides["writer_group"],
                 )
                 return samples if found is not None else None
 
