@@ -24,16 +24,17 @@ from faust.auth import OAuthCredentials, SASLCredentials
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.auth import CredentialsT
 
-from services.common.kafka import client_options, ssl_context
+from services.common.kafka import client_options
 from services.common.kafka_settings import KafkaSettings
 
 
 def faust_auth(settings: KafkaSettings) -> tuple[CredentialsT | None, ssl.SSLContext | None]:
     """faust's ``broker_credentials`` and ``ssl_context`` for mailsync's Kafka settings."""
-    context = ssl_context(settings)
+    # The same options every aiokafka client gets: one TLS context, one token provider.
+    options = client_options(settings)
+    context: ssl.SSLContext | None = options.get("ssl_context")
     if not settings.kafka_sasl:
         return None, context
-    options = client_options(settings)
     if settings.kafka_sasl_mechanism == "OAUTHBEARER":
         return OAuthCredentials(
             oauth_cb=options["sasl_oauth_token_provider"], ssl_context=context
