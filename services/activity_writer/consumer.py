@@ -37,7 +37,7 @@ from services.activity_writer.direction import (
     changed_addresses,
     synced_addresses,
 )
-from services.activity_writer.errors import Unprocessable
+from services.activity_writer.errors import NotAnActivity
 from services.activity_writer.latency import ingest_latency, pipeline_latency
 from services.activity_writer.mapping import Mapped, to_activity
 from services.activity_writer.repository import ActivityRepository, Written
@@ -169,7 +169,7 @@ class WriterLoop:
         for record in records:
             try:
                 mapped.append(await self._map(record, now))
-            except Unprocessable as exc:
+            except NotAnActivity as exc:
                 dead.append((record, str(exc)))
         return mapped, dead
 
@@ -231,7 +231,7 @@ class WriterLoop:
         try:
             meta = TaggedMessageMeta.model_validate_json(meta_header(record.headers))
         except (KeyError, ValidationError) as exc:
-            raise Unprocessable(
+            raise NotAnActivity(
                 f"tagged record without a valid mailsync-meta header: {exc}"
             ) from None
         raw = record.value or b""
@@ -240,13 +240,13 @@ class WriterLoop:
                 raw = await self._blobs.get(meta.raw.blob)  # a DB failure here is retried
             except NoFile:
                 # Erased (GDPR) after it was published: a replay must not bring it back.
-                raise Unprocessable(
+                raise NotAnActivity(
                     f"raw message {meta.raw.blob.sha256} is no longer stored (erased)"
                 ) from None
         try:
             return to_activity(meta, raw, now)
         except ValidationError as exc:
-            raise Unprocessable(f"message cannot become an activity: {exc}") from None
+            raise NotAnActivity(f"message cannot become an activity: {exc}") from None
 
     async def _write_until_done(
         self, batch: _Fetched, stop: asyncio.Event

@@ -44,7 +44,7 @@ from services.common.blobs import BlobStore
 from services.common.kafka import MAX_REQUEST_BYTES, consumer, ensure_topics
 from services.common.mongo import database, mongo_client
 from services.dedup.acks import ack_when_sent
-from services.dedup.errors import MissingMeta, UnknownAccount, Unprocessable
+from services.dedup.errors import MissingMeta, UnknownAccount, Untaggable
 from services.dedup.fingerprint import identify
 from services.dedup.headers import parse_headers
 from services.dedup.settings import DedupSettings
@@ -192,7 +192,7 @@ def build_faust_app(settings: DedupSettings, tagger: Tagger) -> faust.App:
             value: bytes = event.value or b""
             try:
                 tags = await tagger.tag(headers, value)
-            except Unprocessable as exc:
+            except Untaggable as exc:
                 metrics.error("dedup", exc)
                 sent = await dead_letter("dedup.tag", str(exc), event, headers)
             except Exception as exc:
