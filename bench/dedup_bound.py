@@ -39,7 +39,7 @@ from services.common.kafka import consumer, ensure_topics, producer
 from services.common.mongo import database, mongo_client
 from services.common.settings import CommonSettings
 from services.dedup.app import Tagger
-from services.dedup.sightings import record_sighting, tagged_meta
+from services.dedup.sighting_rules import record_sighting, tagged_meta
 
 HEADING = "## Dedup upper bound"
 Mode = Literal["copy", "work"]

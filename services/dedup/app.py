@@ -48,7 +48,7 @@ from services.dedup.errors import MissingMeta, UnknownAccount, Untaggable
 from services.dedup.fingerprint import identify
 from services.dedup.headers import parse_headers
 from services.dedup.settings import DedupSettings
-from services.dedup.sightings import record_sighting, tagged_meta
+from services.dedup.sighting_rules import record_sighting, tagged_meta
 from services.dedup.tagging import account_tag, base_address, direction, match_alias
 from services.dedup.transport import Transport, faust_auth
 

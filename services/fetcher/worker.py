@@ -46,8 +46,8 @@ from services.fetcher.revalidate import (
 )
 from services.fetcher.session import ImapSession
 from services.fetcher.settings import FetcherSettings
-from services.fetcher.sightings import SightingReader
 from services.fetcher.state import StateStore
+from services.fetcher.stored_sightings import SightingReader
 from services.fetcher.sync import (
     FolderStatus,
     batches,

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from schemas.common import FolderRole
 from schemas.tagged_message import MessageTags, Sighting, TaggedMessageMeta
-from services.dedup.sightings import SightingVerdict, record_sighting, tagged_meta
+from services.dedup.sighting_rules import SightingVerdict, record_sighting, tagged_meta
 from tests.property.strategies import FAST, message_tags
 
 # Few accounts, folders and UIDs, so that sightings collide and renumberings happen.
