@@ -38,8 +38,8 @@ from services.common.blobs import BlobStore
 from services.common.kafka import consumer, ensure_topics, producer
 from services.common.mongo import database, mongo_client
 from services.common.settings import CommonSettings
-from services.dedup.app import Tagger
 from services.dedup.sighting_rules import record_sighting, tagged_meta
+from services.dedup.tagger import Tagger
 
 HEADING = "## Dedup upper bound"
 Mode = Literal["copy", "work"]
