@@ -29,7 +29,7 @@ from typing import Any, Literal
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from bench import dedup
-from bench.pipeline import MB, rate
+from bench._harness import MB, rate
 from schemas.envelope import encode_headers, meta_header
 from schemas.tagged_message import MessageTags, Sighting
 from schemas.topics import ACCOUNTS, BY_FINGERPRINT, RAW_MESSAGES, TAGGED_MESSAGES
