@@ -43,7 +43,7 @@ def account(ownership: PersonalOwnership | SharedOwnership, **kw: object) -> Acc
         ownership=ownership,
         imap=IMAP,
         updated_at=NOW,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
