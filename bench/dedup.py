@@ -309,7 +309,7 @@ async def measure_dedup(
 
 
 @dataclass
-class Report:
+class DedupReport:
     corpus: Corpus
     guarantee: str = ""  # faust's processing_guarantee in the run
     load_before: float | None = None  # 1-minute load average before dedup started
@@ -317,7 +317,7 @@ class Report:
     raw_records: int = 0
     run: DedupRun | None = None
     notes: list[str] = field(default_factory=list)
-    rounds: list[Report] = field(default_factory=list)  # GUARANTEE_ROUNDS, after this run
+    rounds: list[DedupReport] = field(default_factory=list)  # GUARANTEE_ROUNDS, after this run
 
     @property
     def finished(self) -> bool:
@@ -338,7 +338,7 @@ async def _bench(
     overrides: dict[str, Any],
     corpus: Corpus,
     deadline: float,
-    report: Report,
+    report: DedupReport,
     make: MakeService | None,
     uncommitted: bool = False,
 ) -> None:
@@ -373,7 +373,7 @@ def run(
     timeout_s: float,
     make: MakeService | None = None,
     rounds: Sequence[Guarantee] = (),
-) -> Report:
+) -> DedupReport:
     """Prefill, then time ``make`` (default: the dedup service) on fresh servers; then,
     on the same servers, the dedup service once per entry of ``rounds`` with that
     processing guarantee, each on topics of its own."""
@@ -381,7 +381,7 @@ def run(
     deadline = time.monotonic() + timeout_s
     log(f"building {messages} messages (seed {seed})")
     corpus = build_corpus(messages, seed)
-    report = Report(corpus)
+    report = DedupReport(corpus)
     log(
         f"built in {corpus.build_s:.1f}s: {corpus.total_bytes / MB:.1f} MB, "
         f"avg {corpus.total_bytes / messages / 1000:.1f} KB, {corpus.with_attachment} attachments"
@@ -403,7 +403,7 @@ def run(
                 log(f"set-up failed: {type(exc).__name__}: {exc}")
             for i, guarantee in enumerate(rounds, 1):
                 log(f"round {i}: dedup with processing_guarantee={guarantee}")
-                again = Report(corpus, guarantee)
+                again = DedupReport(corpus, guarantee)
                 report.rounds.append(again)
                 own = dict(
                     overrides,
@@ -420,7 +420,7 @@ def run(
     return report
 
 
-def render(report: Report) -> str:
+def render(report: DedupReport) -> str:
     c = report.corpus
     n = len(c.messages)
     total = c.total_bytes
@@ -510,7 +510,7 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def render_rounds(rounds: list[Report]) -> list[str]:
+def render_rounds(rounds: list[DedupReport]) -> list[str]:
     """The subsection comparing processing guarantees, round by round, and the verdict."""
     n = len(rounds[0].corpus.messages)
     lines = [

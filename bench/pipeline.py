@@ -208,7 +208,7 @@ async def measure_pipeline(
 
 
 @dataclass
-class Report:
+class PipelineReport:
     corpus: Corpus
     seed_s: float = 0.0
     baselines: list[Baseline] = field(default_factory=list)
@@ -230,13 +230,13 @@ class Report:
         )
 
 
-def run(messages: int, seed: int, timeout_s: float) -> Report:
+def run(messages: int, seed: int, timeout_s: float) -> PipelineReport:
     """The whole benchmark; stops at ``timeout_s`` and reports what it measured by then."""
     setup_logging("WARNING")
     deadline = time.monotonic() + timeout_s
     log(f"building {messages} messages (seed {seed})")
     corpus = build_corpus(messages, seed)
-    report = Report(corpus)
+    report = PipelineReport(corpus)
     log(
         f"built in {corpus.build_s:.1f}s: {corpus.total_bytes / MB:.1f} MB, "
         f"avg {corpus.total_bytes / messages / 1000:.1f} KB, {corpus.with_attachment} attachments"
@@ -295,7 +295,7 @@ async def _fetch_alone(
     dovecot: DovecotServer,
     last_uid: int,
     deadline: float,
-    report: Report,
+    report: PipelineReport,
 ) -> None:
     log("fetcher alone: starting it")
     before = os.getloadavg()
@@ -315,7 +315,7 @@ async def _pipeline(
     messages: int,
     last_uid: int,
     deadline: float,
-    report: Report,
+    report: PipelineReport,
 ) -> None:
     await publish_account(CommonSettings(**overrides), dovecot.imaps_port)
     log("account published; starting fetcher, dedup, activity-writer")
@@ -331,7 +331,7 @@ async def _pipeline(
 # -- rendering ----------------------------------------------------------------------------
 
 
-def _ratios(report: Report) -> list[str]:
+def _ratios(report: PipelineReport) -> list[str]:
     """The fetch stage's rate over the imaplib baseline's (issue #3: at least 0.5)."""
     fetch_alone = report.fetch_alone.fetch_s if report.fetch_alone is not None else None
     in_pipeline = report.pipeline.fetch_s if report.pipeline is not None else None
@@ -364,7 +364,7 @@ def _ratios(report: Report) -> list[str]:
     ]
 
 
-def _bound_rows(report: Report) -> list[str]:
+def _bound_rows(report: PipelineReport) -> list[str]:
     """The Kafka leg alone, and the best case of both legs at once (bench.fetch_bound)."""
     bound, n, total = report.bound, len(report.corpus.messages), report.corpus.total_bytes
     if bound is None:
@@ -386,7 +386,7 @@ def _bound_rows(report: Report) -> list[str]:
     return rows
 
 
-def render(report: Report) -> str:
+def render(report: PipelineReport) -> str:
     """The markdown body of this benchmark's section (under :data:`HEADING`)."""
     c = report.corpus
     n = len(c.messages)
