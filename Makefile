@@ -64,6 +64,7 @@ run: deps
 
 test: deps
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mailsync schemas export --check
 	$(VENV)/bin/mailsync openapi export --check

@@ -10,7 +10,7 @@ runs alone, on real servers on loopback (Apache Kafka, one KRaft node; SecantusD
 the work:
 
 - **Prefill** (not in the figure, reported on its own): N messages from
-  ``bench.pipeline.build_corpus`` (the pipeline benchmark's corpus, same seed) are
+  ``bench._harness.build_corpus`` (the pipeline benchmark's corpus, same seed) are
   published to raw-messages exactly as the fetcher publishes them:
   ``services.fetcher.publish.Publisher`` with the services' producer
   (``acks=all``) and the GridFS blob store, in batches of the fetcher's batch size,
@@ -44,7 +44,6 @@ the work:
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
 import tempfile
 import time
@@ -54,23 +53,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import SecretStr
 
-from bench.pipeline import (
-    ACCOUNT_ID,
+from bench._harness import (
     KAFKA_CPU_NAME,
     MB,
-    USER,
     Corpus,
+    Prefill,
     TimedService,
     build_corpus,
+    overrides_for,
+    prefill,
+    publish_account,
     rate,
     server_cpu_seconds,
     steady_rate,
 )
 from devservers import KafkaBroker, SecantusServer
-from schemas.account import AccountRecord, EncryptedSecret, Endpoint, PersonalOwnership, Security
-from schemas.common import FolderRole
 from schemas.topics import (
     BY_FINGERPRINT,
     DEAD_LETTERS,
@@ -79,27 +77,18 @@ from schemas.topics import (
     TOPICS,
     TopicSpec,
 )
-from services.accounts import publish_account
 from services.cli import SERVICES
-from services.common.blobs import BlobStore
-from services.common.kafka import ensure_topics, producer
+from services.common.kafka import ensure_topics
 from services.common.lifecycle import Service, run_services
 from services.common.logs import setup_logging
-from services.common.mongo import database, mongo_client
-from services.common.secrets import SecretBox
 from services.common.settings import CommonSettings
 from services.dedup.settings import DedupSettings
-from services.fetcher.fetch_response import FetchedMessage
-from services.fetcher.publish import Publisher
-from services.fetcher.settings import FetcherSettings
 
 # What is timed: a service built from the run's settings (``services.cli.SERVICES``).
 MakeService = Callable[[dict[str, Any]], Service]
 
 HEADING = "## Dedup"
 TARGET_MPS = 2000  # the issue's target for one dedup worker
-FOLDER = "INBOX"
-UIDVALIDITY = 1
 POLL_MS = 100
 PROGRESS_EVERY_S = 5.0
 SHUTDOWN_TIMEOUT_S = 15.0
@@ -122,84 +111,6 @@ ROUND_TIMEOUT_S = 120.0
 
 def log(text: str) -> None:
     print(f"[bench.dedup] {text}", flush=True)
-
-
-# -- set-up: account, topics, prefill -----------------------------------------------------
-
-
-def _overrides(kafka: KafkaBroker, secantus: SecantusServer, data: Path) -> dict[str, Any]:
-    """As the pipeline benchmark's, without the IMAP server: production defaults else."""
-    return {
-        "kafka_bootstrap": kafka.bootstrap,
-        "mongo_uri": SecretStr(secantus.uri),
-        "mongo_database": "bench",
-        "secret_key": SecretStr(SecretBox.new_key()),
-        "topic_prefix": "bench.",
-        "data_dir": data,
-        "log_level": "WARNING",
-    }
-
-
-async def _publish_account(settings: CommonSettings) -> None:
-    """The corpus recipient's account (the IMAP endpoint is never used: no fetcher runs)."""
-    box = SecretBox(settings.secret_key)
-    record = AccountRecord(
-        account_id=ACCOUNT_ID,
-        address=USER.address,
-        display_name="Bench Účet",
-        ownership=PersonalOwnership(owner="owner-bench"),
-        imap=Endpoint(host="127.0.0.1", port=993, security=Security.TLS, username=USER.address),
-        secret=EncryptedSecret(ciphertext=box.encrypt(USER.password)),
-        updated_at=dt.datetime.now(dt.UTC),
-    )
-    prod = producer(settings, client_id="bench")
-    await prod.start()
-    try:
-        await publish_account(prod, settings, record)
-    finally:
-        await prod.stop()
-
-
-@dataclass
-class Prefill:
-    seconds: float = 0.0
-    began_at: float = 0.0  # time.time() when the first batch was published
-    records: int = 0  # counted by reading the topic back
-    blobs: int = 0  # messages above the inline limit (record value empty, body in GridFS)
-
-
-async def prefill(
-    overrides: dict[str, Any], corpus: Corpus, before: Callable[[], None] = lambda: None
-) -> Prefill:
-    """raw-messages with every corpus message, as the fetcher publishes one INBOX.
-
-    ``before`` runs once connected, just before the first batch (bench.fetch_bound)."""
-    s = FetcherSettings(**overrides)
-    out = Prefill(blobs=sum(1 for m in corpus.messages if len(m) > s.inline_limit_bytes))
-    mongo = mongo_client(s, app_name="bench-prefill")
-    prod = producer(s, client_id="bench-prefill")
-    await prod.start()
-    try:
-        publisher = Publisher(
-            prod, s.topic(RAW_MESSAGES), BlobStore(database(mongo, s)), s.inline_limit_bytes
-        )
-        now = dt.datetime.now(dt.UTC)
-        fetched = [
-            FetchedMessage(uid=i, body=body, size=len(body), flags=(), internaldate=now)
-            for i, body in enumerate(corpus.messages, 1)
-        ]
-        before()
-        began, out.began_at = time.perf_counter(), time.time()
-        step = s.fetcher_batch_size
-        for i in range(0, len(fetched), step):
-            await publisher.publish(
-                ACCOUNT_ID, FOLDER, FolderRole.INBOX, UIDVALIDITY, fetched[i : i + step]
-            )
-        out.seconds = time.perf_counter() - began
-    finally:
-        await prod.stop()
-        await mongo.close()
-    return out
 
 
 # -- counting a topic by reading it -------------------------------------------------------
@@ -398,7 +309,7 @@ async def measure_dedup(
 
 
 @dataclass
-class Report:
+class DedupReport:
     corpus: Corpus
     guarantee: str = ""  # faust's processing_guarantee in the run
     load_before: float | None = None  # 1-minute load average before dedup started
@@ -406,7 +317,7 @@ class Report:
     raw_records: int = 0
     run: DedupRun | None = None
     notes: list[str] = field(default_factory=list)
-    rounds: list[Report] = field(default_factory=list)  # GUARANTEE_ROUNDS, after this run
+    rounds: list[DedupReport] = field(default_factory=list)  # GUARANTEE_ROUNDS, after this run
 
     @property
     def finished(self) -> bool:
@@ -427,13 +338,13 @@ async def _bench(
     overrides: dict[str, Any],
     corpus: Corpus,
     deadline: float,
-    report: Report,
+    report: DedupReport,
     make: MakeService | None,
     uncommitted: bool = False,
 ) -> None:
     settings = CommonSettings(**overrides)
     await ensure_topics(settings, TOPICS)
-    await _publish_account(settings)
+    await publish_account(settings)
     report.prefill = await prefill(overrides, corpus)
     report.raw_records, _, _ = await count_topic(overrides, RAW_MESSAGES)
     p = report.prefill
@@ -462,7 +373,7 @@ def run(
     timeout_s: float,
     make: MakeService | None = None,
     rounds: Sequence[Guarantee] = (),
-) -> Report:
+) -> DedupReport:
     """Prefill, then time ``make`` (default: the dedup service) on fresh servers; then,
     on the same servers, the dedup service once per entry of ``rounds`` with that
     processing guarantee, each on topics of its own."""
@@ -470,7 +381,7 @@ def run(
     deadline = time.monotonic() + timeout_s
     log(f"building {messages} messages (seed {seed})")
     corpus = build_corpus(messages, seed)
-    report = Report(corpus)
+    report = DedupReport(corpus)
     log(
         f"built in {corpus.build_s:.1f}s: {corpus.total_bytes / MB:.1f} MB, "
         f"avg {corpus.total_bytes / messages / 1000:.1f} KB, {corpus.with_attachment} attachments"
@@ -483,7 +394,7 @@ def run(
             SecantusServer(work / "secantus" / "data") as secantus,  # durable, as production
         ):
             log(f"servers up in {time.perf_counter() - began:.1f}s")
-            overrides = _overrides(kafka, secantus, work / "data")
+            overrides = overrides_for(kafka, secantus, work / "data")
             report.guarantee = DedupSettings(**overrides).dedup_processing_guarantee
             try:
                 asyncio.run(_bench(overrides, corpus, deadline, report, make))
@@ -492,7 +403,7 @@ def run(
                 log(f"set-up failed: {type(exc).__name__}: {exc}")
             for i, guarantee in enumerate(rounds, 1):
                 log(f"round {i}: dedup with processing_guarantee={guarantee}")
-                again = Report(corpus, guarantee)
+                again = DedupReport(corpus, guarantee)
                 report.rounds.append(again)
                 own = dict(
                     overrides,
@@ -509,7 +420,7 @@ def run(
     return report
 
 
-def render(report: Report) -> str:
+def render(report: DedupReport) -> str:
     c = report.corpus
     n = len(c.messages)
     total = c.total_bytes
@@ -599,7 +510,7 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def render_rounds(rounds: list[Report]) -> list[str]:
+def render_rounds(rounds: list[DedupReport]) -> list[str]:
     """The subsection comparing processing guarantees, round by round, and the verdict."""
     n = len(rounds[0].corpus.messages)
     lines = [

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from bench import dedup
-from bench.pipeline import MB, rate
+from bench._harness import MB, rate
 from schemas.envelope import encode_headers, meta_header
 from schemas.tagged_message import MessageTags, Sighting
 from schemas.topics import ACCOUNTS, BY_FINGERPRINT, RAW_MESSAGES, TAGGED_MESSAGES
@@ -38,8 +38,8 @@ from services.common.blobs import BlobStore
 from services.common.kafka import consumer, ensure_topics, producer
 from services.common.mongo import database, mongo_client
 from services.common.settings import CommonSettings
-from services.dedup.app import Tagger
-from services.dedup.sightings import record_sighting, tagged_meta
+from services.dedup.sighting_rules import record_sighting, tagged_meta
+from services.dedup.tagger import Tagger
 
 HEADING = "## Dedup upper bound"
 Mode = Literal["copy", "work"]

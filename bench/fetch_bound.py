@@ -9,7 +9,7 @@ with nothing in common:
 - the IMAP leg is the stdlib ``imaplib`` baseline itself (``imaplib_baseline``), the
   fastest client we have, doing no Kafka work;
 - the Kafka leg is the fetcher's own ``Publisher.publish`` in the fetcher's batches
-  (``bench.dedup.prefill``), publishing the same messages, doing no IMAP work.
+  (``bench._harness.prefill``), publishing the same messages, doing no IMAP work.
 
 Each runs in its own process, started at the same moment (both log in first, then wait
 on one event), so they overlap perfectly and neither pays for the other's Python. The
@@ -29,8 +29,7 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from typing import Any
 
-from bench.dedup import prefill
-from bench.pipeline import BASELINE_BATCH, Corpus, imaplib_baseline
+from bench._harness import BASELINE_BATCH, Corpus, imaplib_baseline, prefill
 from devservers import DovecotServer, MailUser
 from schemas.topics import RAW_MESSAGES
 from services.common.kafka import ensure_topics

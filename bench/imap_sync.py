@@ -7,7 +7,7 @@ sync of a mailbox in the same league as a mature IMAP client's, and how long doe
 message that arrives in a watched INBOX take to reach Kafka?
 
 ``--only mbsync`` (section "IMAP sync: fetcher vs mbsync"): one INBOX of N messages of
-the pipeline benchmark's corpus (``bench.pipeline.build_corpus``, seeded with its
+the pipeline benchmark's corpus (``bench._harness.build_corpus``, seeded with its
 ``doveadm import``), on Dovecot over IMAPS on loopback.
 
 - **mbsync** (isync, Debian) pulls INBOX into a fresh local Maildir (``Sync Pull``,
@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import cProfile
 import json
 import os
 import socket
@@ -63,20 +62,23 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.pipeline import (
+from bench._harness import (
+    FETCH_POLL_S,
     MB,
+    SHUTDOWN_TIMEOUT_S,
     USER,
     Corpus,
-    Probe,
-    _overrides,
-    _servers,
+    FetchRun,
+    Started,
     build_corpus,
+    fetcher_alone,
+    overrides_for,
     publish_account,
     rate,
     seed_mailbox,
+    servers,
     steady_rate,
 )
-from bench.writer import _Started
 from devservers import DovecotServer, MailUser
 from schemas.envelope import meta_header
 from schemas.topics import RAW_MESSAGES
@@ -91,12 +93,8 @@ MBSYNC_PASSES = 2
 IDLE_MAX = 200
 SPACING_S = 0.2
 CONSUMER_WAIT_MS = 10
-POLL_S = 0.05
 BARE_IDLE = 5  # deliveries, one a second, to a bare IDLE client first
 SETTLE_S = 1.0  # after the warm-up message, so the fetcher is back in IDLE
-SHUTDOWN_TIMEOUT_S = 15.0
-# Set to a file name: the fetch (start() returned to the last cursor) is profiled into it.
-PROFILE_ENV = "MAILSYNC_BENCH_PROFILE"
 SHARED_NOTE = "Anything else running on the machine skews the figures."
 
 
@@ -166,77 +164,7 @@ SyncState *
     return MbsyncPass(seconds, len(files), sum(p.stat().st_size for p in files))
 
 
-# -- the fetcher alone --------------------------------------------------------------------
-
-
-def _profiler() -> cProfile.Profile | None:
-    """A running profiler when ``MAILSYNC_BENCH_PROFILE`` names a file to write it to."""
-    if not os.environ.get(PROFILE_ENV):
-        return None
-    profile = cProfile.Profile()
-    profile.enable()
-    return profile
-
-
-def _dump(profile: cProfile.Profile | None) -> None:
-    if profile is not None:
-        profile.disable()
-        profile.dump_stats(os.environ[PROFILE_ENV])
-        log(f"profile of the fetch written to {os.environ[PROFILE_ENV]}")
-
-
-@dataclass
-class FetchRun:
-    start_s: float = 0.0
-    fetch_s: float | None = None
-    first_s: float | None = None
-    at_first: int = 0
-    records: int = 0
-    error: str | None = None
-
-
-async def fetcher_alone(
-    overrides: dict[str, Any], dovecot: DovecotServer, last_uid: int, timeout_s: float
-) -> FetchRun:
-    """Run the fetcher until the INBOX cursor reaches ``last_uid``."""
-    out = FetchRun()
-    await publish_account(overrides, dovecot)
-    probe = Probe(overrides)
-    await probe.start()
-    service: Any = SERVICES["fetcher"](dict(overrides))
-    began = time.perf_counter()
-    await service.start()
-    started = time.perf_counter()
-    out.start_s = started - began
-    stop = asyncio.Event()
-    profile = _profiler()
-    runner = asyncio.create_task(run_services([_Started(service)], stop, SHUTDOWN_TIMEOUT_S))
-    try:
-        while True:
-            if runner.done():
-                runner.result()
-                raise RuntimeError("the fetcher stopped unexpectedly")
-            uid = await probe.fetched_uid()
-            now = time.perf_counter() - started
-            if uid and out.first_s is None:
-                out.first_s, out.at_first = now, uid
-            if uid >= last_uid:
-                out.fetch_s = now
-                _dump(profile)
-                break
-            if now > timeout_s:
-                raise TimeoutError(f"the fetcher's cursor at UID {uid} of {last_uid}")
-            await asyncio.sleep(POLL_S)
-        out.records = await probe.records(RAW_MESSAGES)
-    except Exception as exc:
-        out.error = f"{type(exc).__name__}: {exc}"
-        log(f"fetcher failed: {out.error}")
-    finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(runner, 60)
-        await probe.stop()
-    return out
+# -- the report ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -266,7 +194,7 @@ def run_sync(messages: int, seed: int, timeout_s: float) -> SyncReport:
     report = SyncReport(build_corpus(messages, seed))
     with tempfile.TemporaryDirectory(prefix="mailsync-bench-imap-") as tmp:
         work = Path(tmp)
-        with _servers(work) as (kafka, secantus, dovecot):
+        with servers(work) as (kafka, secantus, dovecot):
             dovecot.add_user(USER.address, USER.password)
             report.seed_s = seed_mailbox(dovecot, USER, report.corpus.messages)
             last_uid = int(dovecot.status(USER.address, "INBOX")["uidnext"]) - 1
@@ -277,7 +205,7 @@ def run_sync(messages: int, seed: int, timeout_s: float) -> SyncReport:
                     report.mbsync.append(p)
                     log(f"mbsync pass {i}: {p.files} files in {p.seconds:.2f}s")
                 report.load.append(f"{_load()} before the fetcher")
-                overrides = _overrides(kafka, secantus, dovecot, work / "data")
+                overrides = overrides_for(kafka, secantus, work / "data", dovecot)
                 report.fetch = asyncio.run(fetcher_alone(overrides, dovecot, last_uid, timeout_s))
                 report.load.append(f"{_load()} after")
                 log(f"fetcher: {report.fetch}")
@@ -352,7 +280,7 @@ def render_sync(r: SyncReport) -> str:
             "",
             f"Checks: mbsync wrote {', '.join(str(p.files) for p in r.mbsync)} files; "
             f"raw-messages holds {f.records} records (expected {n} each). The fetcher's "
-            f"time is when a probe polling its cursor every {POLL_S:.2f}s saw it.",
+            f"time is when a probe polling its cursor every {FETCH_POLL_S:.2f}s saw it.",
         ]
     lines += [
         "",
@@ -494,7 +422,7 @@ async def measure_idle(
     out.bare_ms = await asyncio.to_thread(bare_idle, dovecot, corpus.messages[1 : 1 + BARE_IDLE])
     log(f"bare IDLE client: EXISTS after {[round(x) for x in out.bare_ms]} ms")
     first_uid = int(dovecot.status(USER.address, "INBOX")["uidnext"])
-    await publish_account(overrides, dovecot)
+    await publish_account(CommonSettings(**overrides), dovecot.imaps_port)
     tail = RawTail(CommonSettings(**overrides))
     service: Any = SERVICES["fetcher"](dict(overrides))
     began = time.perf_counter()
@@ -502,7 +430,7 @@ async def measure_idle(
     out.start_s = time.perf_counter() - began
     await tail.start()
     stop = asyncio.Event()
-    runner = asyncio.create_task(run_services([_Started(service)], stop, SHUTDOWN_TIMEOUT_S))
+    runner = asyncio.create_task(run_services([Started(service)], stop, SHUTDOWN_TIMEOUT_S))
     reader = asyncio.create_task(tail.run(out.seen, out.stamped))
     try:
         out.warmup_s = await _wait_for(
@@ -560,9 +488,9 @@ def run_idle(messages: int, seed: int, timeout_s: float) -> IdleReport:
     corpus = build_corpus(k + 1 + BARE_IDLE, seed)
     with tempfile.TemporaryDirectory(prefix="mailsync-bench-idle-") as tmp:
         work = Path(tmp)
-        with _servers(work) as (kafka, secantus, dovecot):
+        with servers(work) as (kafka, secantus, dovecot):
             dovecot.add_user(USER.address, USER.password)
-            overrides = _overrides(kafka, secantus, dovecot, work / "data")
+            overrides = overrides_for(kafka, secantus, work / "data", dovecot)
             return asyncio.run(measure_idle(overrides, dovecot, corpus, timeout_s))
 
 

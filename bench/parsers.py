@@ -1,7 +1,7 @@
 """Which MIME parser for which stage: speed on realistic mail, robustness on hostile mail.
 
 Measured in one process, on the same messages as the pipeline benchmark
-(``bench.pipeline.build_corpus``) and on ``devservers.hostile``:
+(``bench._harness.build_corpus``) and on ``devservers.hostile``:
 
 - dedup reads headers only: ``services.dedup.headers.parse_headers`` (the header block
   split off, then the stdlib's compat32 header parser) against fast-mail-parser, which
@@ -23,7 +23,7 @@ from email.policy import compat32, default
 
 import fast_mail_parser
 
-from bench.pipeline import build_corpus
+from bench._harness import build_corpus
 from devservers.hostile import hostile_messages
 from services.activity_writer.parse import parse_message
 from services.dedup.headers import parse_headers

@@ -36,8 +36,7 @@ from typing import Any
 import aiosmtplib
 from aiokafka import AIOKafkaConsumer
 
-from bench.dedup import _overrides
-from bench.pipeline import TimedService
+from bench._harness import TimedService, overrides_for
 from devservers import DovecotServer, KafkaBroker, SecantusServer, SmtpServer
 from schemas.account import AccountRecord, EncryptedSecret, Endpoint, Security, SharedOwnership
 from schemas.common import Address
@@ -187,7 +186,7 @@ def main(messages: int, seed: int, timeout_s: float) -> tuple[str, bool]:
         assert dovecot.cert is not None
         info = dovecot.add_user("bench-info@example.com", "bench-info-pw")
         customer = dovecot.add_user("bench-customer@example.com", "bench-customer-pw")
-        overrides = _overrides(kafka, mongo, work / "data")
+        overrides = overrides_for(kafka, mongo, work / "data")
         overrides["sender_ca_file"] = dovecot.cert.cert
         box = SecretBox(overrides["secret_key"])
         account = AccountRecord(

@@ -28,8 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.dedup import _overrides, _publish_account
-from bench.pipeline import ACCOUNT_ID, MB, build_corpus
+from bench._harness import ACCOUNT_ID, MB, Started, build_corpus, overrides_for, publish_account
 from devservers import KafkaBroker, SecantusServer
 from schemas.common import Direction, FolderRole, MessageLocation
 from schemas.envelope import encode_headers
@@ -77,7 +76,7 @@ def tag(raw: bytes, uid: int) -> TaggedMessageMeta:
 
 async def _prefill(settings: CommonSettings, messages: list[bytes]) -> list[TaggedMessageMeta]:
     await ensure_topics(settings, TOPICS)
-    await _publish_account(settings)
+    await publish_account(settings)
     prod = producer(settings, client_id="bench-prefill")
     await prod.start()
     metas = []
@@ -110,7 +109,7 @@ async def _writer(
     await service.start()
     start_s = time.perf_counter() - began
     began = time.perf_counter()
-    runner = asyncio.create_task(run_services([_Started(service)], stop, 15.0))
+    runner = asyncio.create_task(run_services([Started(service)], stop, 15.0))
     try:
         while service.loop.written < expected:
             if runner.done():
@@ -122,22 +121,6 @@ async def _writer(
     finally:
         stop.set()
         await runner
-
-
-class _Started:
-    """A service already started: run_services only runs and cleans it up."""
-
-    def __init__(self, service: Any):
-        self.service, self.name = service, service.name
-
-    async def start(self) -> None:
-        return None
-
-    async def run(self, stop: asyncio.Event) -> None:
-        await self.service.run(stop)
-
-    async def cleanup(self, failed: bool) -> None:
-        await self.service.cleanup(failed)
 
 
 async def _baseline(settings: CommonSettings, messages: list[bytes], metas: list[Any]) -> float:
@@ -162,7 +145,7 @@ def main(messages: int, seed: int, timeout_s: float) -> tuple[str, bool]:
     corpus = build_corpus(messages, seed)
     work = Path(tempfile.mkdtemp(prefix="mailsync-bench-writer-"))
     with KafkaBroker(work) as kafka, SecantusServer(work / "mongo") as mongo:
-        overrides = _overrides(kafka, mongo, work / "data")
+        overrides = overrides_for(kafka, mongo, work / "data")
         settings = CommonSettings(**overrides)
 
         async def both() -> tuple[float, float, float]:

@@ -1,12 +1,13 @@
 """The writer's loop: a batch of tagged messages -> one durable write -> events -> commit.
 
-The write returns once the database acknowledged it (with ``--sync-on-commit``
-SecantusDB, or a majority write concern on MongoDB, that means durable); then the
-batch's activity events and confirmations are published (acks=all); only then are the
-offsets committed. While the database works on a batch's write, the next batch is
-read and parsed (it is written, and committed, only after this one). When the
-database fails, consumption pauses and the same batch is retried with backoff; nothing
-is skipped and the consumer stays in its group.
+Each batch is parsed, prepared (filtered, directed, threaded, its attachments stored),
+written, and announced. The write returns once the database acknowledged it (with
+``--sync-on-commit`` SecantusDB, or a majority write concern on MongoDB, that means
+durable); then the batch's activity events and confirmations are published (acks=all);
+only then are the offsets committed. While the database works on a batch's write, the
+next batch is read and parsed (it is written, and committed, only after this one). When
+the database fails, consumption pauses and the same batch is retried with backoff
+(:mod:`.durably`); nothing is skipped and the consumer stays in its group.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from services.activity_writer.direction import (
     changed_addresses,
     synced_addresses,
 )
-from services.activity_writer.errors import Unprocessable
+from services.activity_writer.durably import Durably, Stopped
+from services.activity_writer.errors import NotAnActivity
 from services.activity_writer.latency import ingest_latency, pipeline_latency
 from services.activity_writer.mapping import Mapped, to_activity
 from services.activity_writer.repository import ActivityRepository, Written
@@ -169,7 +171,7 @@ class WriterLoop:
         for record in records:
             try:
                 mapped.append(await self._map(record, now))
-            except Unprocessable as exc:
+            except NotAnActivity as exc:
                 dead.append((record, str(exc)))
         return mapped, dead
 
@@ -207,6 +209,14 @@ class WriterLoop:
         return [m for i, m in enumerate(mapped) if i not in drop]
 
     async def _prepare(self, mapped: list[Mapped]) -> list[Mapped]:
+        """What of a parsed batch is to be written, as it is to be written: without the
+        sightings of removed accounts and erased mail, each activity in its direction and
+        its thread, its attachments stored. Nothing is written to the activities yet."""
+        live = await self._not_erased(await self._of_live_accounts(mapped))
+        synced = await self._directions_current()
+        return self._directed(await self._threaded(live), synced)
+
+    async def _threaded(self, mapped: list[Mapped]) -> list[Mapped]:
         """Join a parsed batch's threads and store its attachments; no activity is written yet."""
         # One query of each kind for the batch, and the attachments (stored once per
         # SHA-256, in one write: one round trip and fsync each was the batch's longest
@@ -231,7 +241,7 @@ class WriterLoop:
         try:
             meta = TaggedMessageMeta.model_validate_json(meta_header(record.headers))
         except (KeyError, ValidationError) as exc:
-            raise Unprocessable(
+            raise NotAnActivity(
                 f"tagged record without a valid mailsync-meta header: {exc}"
             ) from None
         raw = record.value or b""
@@ -240,82 +250,62 @@ class WriterLoop:
                 raw = await self._blobs.get(meta.raw.blob)  # a DB failure here is retried
             except NoFile:
                 # Erased (GDPR) after it was published: a replay must not bring it back.
-                raise Unprocessable(
+                raise NotAnActivity(
                     f"raw message {meta.raw.blob.sha256} is no longer stored (erased)"
                 ) from None
         try:
             return to_activity(meta, raw, now)
         except ValidationError as exc:
-            raise Unprocessable(f"message cannot become an activity: {exc}") from None
+            raise NotAnActivity(f"message cannot become an activity: {exc}") from None
 
     async def _write_until_done(
         self, batch: _Fetched, stop: asyncio.Event
     ) -> tuple[bool, _Fetched | None]:
-        """Write ``batch`` (retrying through an outage) and read the next one meanwhile:
-        (False, None) when stopped first, else (True, the next batch if it was read)."""
-        attempt = 0
-        paused = False
-        mapped = batch.mapped
+        """Prepare ``batch``, write it, announce it (each step retried through an outage),
+        and read the next one meanwhile: (False, None) when stopped first, else (True, the
+        next batch if it was read)."""
         ahead: _Fetched | None = None
+
+        async def prepare_and_write(mapped: list[Mapped]) -> tuple[list[Mapped], list[Written]]:
+            nonlocal ahead
+            # Prepared again on each attempt: an account removed, or mail erased, while
+            # the database was away is not written back by the retry.
+            items = await self._prepare(mapped)
+            pairs = [(m.activity, m.sighting) for m in items]
+            if ahead is not None:
+                return items, await self._repo.write(pairs)
+            # Parsing (CPU) overlaps the database's work on the write. Both are awaited,
+            # so an outage never finds a read still going on.
+            outcome, read = await asyncio.gather(
+                self._repo.write(pairs), self._read_ahead(), return_exceptions=True
+            )
+            if isinstance(read, BaseException):
+                raise read
+            ahead = read  # kept when the write failed: its records are read already
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return items, outcome
+
         try:
-            while True:
-                try:
-                    if mapped is None:
-                        mapped = await self._map_all(batch.records)
-                    activities, dead = mapped
-                    activities = await self._of_live_accounts(activities)
-                    activities = await self._not_erased(activities)
-                    synced = await self._directions_current()
-                    items = self._directed(await self._prepare(activities), synced)
-                    pairs = [(m.activity, m.sighting) for m in items]
-                    if ahead is None:
-                        # Parsing (CPU) overlaps the database's work on the write. Both
-                        # are awaited, so an outage never finds a read still going on.
-                        outcome, read = await asyncio.gather(
-                            self._repo.write(pairs), self._read_ahead(), return_exceptions=True
-                        )
-                        if isinstance(read, BaseException):
-                            raise read
-                        ahead = read
-                        if isinstance(outcome, BaseException):
-                            raise outcome
-                        written = outcome
-                    else:
-                        written = await self._repo.write(pairs)
-                    _measure(items, written)
-                    # Both idempotent, and independent: linking Message-ID conflicts
-                    # (one indexed query) overlaps the events' round trip to Kafka.
-                    await asyncio.gather(
-                        self._repo.link_conflicts(written), self._announce(written)
-                    )
-                    for record, reason in dead:
-                        await self._dead_letter(record, reason)
-                    self.written += len(activities)
-                    return True, ahead
-                except PyMongoError as exc:
-                    metrics.error("activity-writer", exc)
-                    if not is_transient(exc):
-                        raise  # a query the database refuses will not pass on a retry
-                    attempt += 1
-                    delay = min(self._retry_cap_s, 0.5 * 2 ** min(attempt, 10))
-                    log.warning(
-                        "database write failed (%s); pausing, retry %d in %.1fs",
-                        exc,
-                        attempt,
-                        delay,
-                    )
-                    if not paused:
-                        self._consumer.pause(*self._consumer.assignment())
-                        paused = True
-                    # getmany on paused partitions returns nothing but keeps us in the group.
-                    deadline = asyncio.get_running_loop().time() + delay
-                    while not stop.is_set() and asyncio.get_running_loop().time() < deadline:
-                        await self._consumer.getmany(timeout_ms=200)
-                    if stop.is_set():
-                        return False, None
-        finally:
-            if paused:
-                self._consumer.resume(*self._consumer.assignment())
+            async with Durably(self._consumer, stop, retry_cap_s=self._retry_cap_s) as durably:
+                parsed = batch.mapped
+                if parsed is None:
+                    parsed = await durably(lambda: self._map_all(batch.records))
+                mapped, dead = parsed
+                items, written = await durably(lambda: prepare_and_write(mapped))
+                _measure(items, written)
+                await durably(lambda: self._link_and_announce(written))
+                for record, reason in dead:
+                    await self._dead_letter(record, reason)
+        except Stopped:
+            return False, None
+        self.written += len(items)
+        return True, ahead
+
+    async def _link_and_announce(self, written: list[Written]) -> None:
+        """Both idempotent, and independent: linking Message-ID conflicts (one indexed
+        query) overlaps the events' round trip to Kafka."""
+        await asyncio.gather(self._repo.link_conflicts(written), self._announce(written))
 
     async def _announce(self, written: list[Written]) -> None:
         """Publish the activity events and confirmations of a durable write (acks=all)."""

@@ -13,7 +13,7 @@ from schemas.tagged_message import TaggedMessageMeta
 from services.activity_writer.attachments import safe_filename
 from services.activity_writer.html import html_to_text, sanitize_html
 from services.activity_writer.parse import parse_message
-from services.activity_writer.threads import parent_ids, subject_key, thread_for
+from services.activity_writer.threads import own_thread, parent_ids, subject_key, thread_for
 
 SNIPPET_CHARS = 200
 # Bodies beyond this are cut (and flagged): a document must stay under MongoDB's 16 MB.
@@ -109,7 +109,9 @@ def to_activity(meta: TaggedMessageMeta, raw: bytes, now: dt.datetime) -> Mapped
         remote_images_blocked=blocked,
         body_truncated=text_cut or html_cut,
         attachments=attachments,
-        thread_id=thread_for(message_id, mail.in_reply_to, mail.references, {}, meta.activity_id),
+        # Only named here; the batch decides it (services.activity_writer.batch_threads),
+        # once it knows the stored threads and the batch's own messages.
+        thread_id=own_thread(message_id, mail.in_reply_to, mail.references, meta.activity_id),
         thread_key=subject_key(
             mail.subject or "", [x.address for x in (*mail.from_, *mail.to, *mail.cc)]
         ),

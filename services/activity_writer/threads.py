@@ -26,6 +26,16 @@ def parent_ids(in_reply_to: str | None, references: Sequence[str]) -> list[str]:
     return ids
 
 
+def own_thread(
+    message_id: str | None, in_reply_to: str | None, references: Sequence[str], fallback: str
+) -> str:
+    """The thread a message names by its own headers, knowing nothing stored: its root's
+    (the first of References), else its parent's, else its own; ``fallback`` names a
+    message without any id (its activity id, say)."""
+    root = references[0] if references else in_reply_to or message_id
+    return thread_id_of(root) if root else thread_id_of(fallback)
+
+
 def thread_for(
     message_id: str | None,
     in_reply_to: str | None,
@@ -36,7 +46,7 @@ def thread_for(
 ) -> str:
     """The thread id: a known parent's, else the root's, else (for a message that names
     no parent at all) the thread of the same subject among the same participants, else
-    the message's own.
+    the message's own (:func:`own_thread`).
 
     ``known_threads`` maps message ids of stored activities to their thread ids;
     ``subject_thread`` is the thread found by :func:`subject_key`, if any; ``fallback``
@@ -47,8 +57,7 @@ def thread_for(
             return known_threads[parent]
     if not in_reply_to and not references and subject_thread:
         return subject_thread
-    root = references[0] if references else in_reply_to or message_id
-    return thread_id_of(root) if root else thread_id_of(fallback)
+    return own_thread(message_id, in_reply_to, references, fallback)
 
 
 _PREFIX = re.compile(

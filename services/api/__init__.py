@@ -1,15 +1,18 @@
 """The accounts API (``mailsync api``) and the account operations it shares with the CLI.
 
 - :mod:`.app`         FastAPI factory and the service (common lifecycle)
-- :mod:`.settings`    ``MAILSYNC_API_*``
+- :mod:`.settings`    ``MAILSYNC_API_*`` | :mod:`.errors` each with its HTTP status and code
 - :mod:`.resources`   what handlers may use, opened at start
 - :mod:`.auth`        the caller of a request (bearer token) | :mod:`.callers` tokens (pure)
-- :mod:`.accounts`    verify (step 1), save (step 2), passwords, reads
+- :mod:`.account_management`  verify (step 1), save (step 2), passwords, reads
 - :mod:`.operations`  pause, resume, resync, remove, key rotation
 - :mod:`.sending`     send requests | :mod:`.status` the status page's data
 - :mod:`.store`       account records in MongoDB and on the accounts topic
 - :mod:`.verify`      IMAP/SMTP login and preview (I/O)
-- pure: :mod:`.presets` :mod:`.verify_errors` :mod:`.permissions`
+- OAuth2 sign-in: :mod:`.oauth2_signin` (I/O), :mod:`.oauth2_flow` and
+  :mod:`.oauth2_pages` (pure), :mod:`.oauth2_models`, :mod:`.oauth2_cli`
+- :mod:`.models`      request and response bodies | :mod:`.openapi` the published document
+- pure: :mod:`.presets` :mod:`.verify_errors` :mod:`.permissions` :mod:`.liveness`
 - :mod:`.routers`     one router per resource | :mod:`.cli` ``mailsync accounts ...``
 """
 

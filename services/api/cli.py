@@ -22,7 +22,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from schemas.account import Security
 from services.api import oauth2_cli
-from services.api.accounts import Accounts
+from services.api.account_management import Accounts
 from services.api.callers import Caller, Role, TokenTable
 from services.api.errors import ApiError, VerificationFailed
 from services.api.models import AccountInput, EndpointInput, PasswordInput, VerifyRequest

@@ -23,7 +23,7 @@ from schemas.account import (
     OAuth2Secret,
     PersonalOwnership,
 )
-from services.api.accounts import NOT_VISIBLE, Accounts, missing_folders, new_account_id
+from services.api.account_management import NOT_VISIBLE, Accounts, missing_folders, new_account_id
 from services.api.callers import Caller
 from services.api.errors import (
     AccessDenied,

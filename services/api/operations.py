@@ -17,7 +17,7 @@ from schemas.mailbox_state import AccountStatus
 from schemas.topics import ACTIVITY_EVENTS
 from services.accounts.tombstones import TombstoneStore
 from services.activity_writer.erasure import Eraser
-from services.api.accounts import Accounts
+from services.api.account_management import Accounts
 from services.api.callers import Caller
 from services.api.errors import Forbidden
 from services.api.models import AccountView, RemoveResult, RotateResult

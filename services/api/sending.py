@@ -16,7 +16,7 @@ from pymongo import ReturnDocument
 from schemas.common import Address, BlobRef
 from schemas.send_request import Resolution, SendRecord, SendRequest
 from schemas.topics import SEND_REQUESTS
-from services.api.accounts import Accounts
+from services.api.account_management import Accounts
 from services.api.callers import Caller
 from services.api.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from services.api.models import SendInput, SendStatus

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from schemas._base import Model
 from services.activity_writer.visibility import redact
-from services.api.accounts import Accounts
+from services.api.account_management import Accounts
 from services.api.callers import Caller
 from services.api.models import MailboxView
 from services.api.resources import Resources

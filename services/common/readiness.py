@@ -13,20 +13,20 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Verdict:
+class ReadinessVerdict:
     ready: bool
     body: dict[str, object]
 
 
 def readiness(
     services: Mapping[str, bool], stopping: bool, dependencies: Mapping[str, str | None]
-) -> Verdict:
+) -> ReadinessVerdict:
     """``services``: name -> started; ``dependencies``: name -> None if it answered, else why."""
     problems = [f"{name} not started" for name, started in services.items() if not started]
     if stopping:
         problems.append("shutting down")
     problems += [f"{name}: {why}" for name, why in dependencies.items() if why is not None]
-    return Verdict(
+    return ReadinessVerdict(
         ready=not problems,
         body={
             "status": "ready" if not problems else "not ready",

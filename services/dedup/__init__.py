@@ -1,7 +1,16 @@
 """Dedup: raw messages to tagged messages, with cross-account duplicates linked.
 
-Two faust agents (see :mod:`.app`): ``tag`` reads the raw topic, parses headers once,
-tags account, alias and direction, and repartitions by fingerprint; ``dedup`` keeps the
-fingerprint table (changelog-backed) and publishes the verdict. Decisions are pure:
-:mod:`.headers`, :mod:`.tagging`, :mod:`.fingerprint`, :mod:`.sightings`.
+Two faust agents: ``tag`` reads the raw topic, parses headers once, tags account, alias
+and direction, and repartitions by fingerprint; ``dedup`` keeps the sightings table
+(changelog-backed) and publishes the verdict.
+
+- :mod:`.app`            the service (start -> run -> cleanup), wiring the rest
+- :mod:`.faust_config`   the faust app's configuration, its topics and its table
+- :mod:`.agents`         the ``tag`` and ``dedup`` agents
+- :mod:`.tagger`         what ``tag`` does with one record (account lookup, blob fetch)
+- :mod:`.acks`           acking an event once its output is in the broker
+- :mod:`.transport`      faust's aiokafka transport, configured as every mailsync client
+- :mod:`.settings`       ``MAILSYNC_DEDUP_*`` | :mod:`.errors` records dead-lettered
+- pure decisions: :mod:`.headers`, :mod:`.fingerprint` (a message's identity),
+  :mod:`.tagging` (alias, direction), :mod:`.sighting_rules` (canonical or duplicate)
 """

@@ -1,7 +1,7 @@
 """Dedup errors: each is a verdict on one record, which then goes to the dead-letter topic.
 
 MailsyncError
-└── Unprocessable            the record can never be tagged: dead-lettered with the reason
+└── Untaggable               the record can never be tagged: dead-lettered with the reason
     ├── MissingMeta          no or invalid ``mailsync-meta`` header
     └── UnknownAccount       the account was removed (or never existed)
 """
@@ -11,13 +11,13 @@ from __future__ import annotations
 from services.common.errors import MailsyncError
 
 
-class Unprocessable(MailsyncError):
+class Untaggable(MailsyncError):
     """The record is dead-lettered; look at its reason in ``mailsync.dead-letters``."""
 
 
-class MissingMeta(Unprocessable):
+class MissingMeta(Untaggable):
     pass
 
 
-class UnknownAccount(Unprocessable):
+class UnknownAccount(Untaggable):
     pass

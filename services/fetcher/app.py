@@ -31,7 +31,7 @@ from services.common.lifecycle import first_failure
 from services.common.mongo import database, mongo_client
 from services.common.oauth2 import AccessToken, TokenProvider
 from services.common.secrets import SecretBox
-from services.fetcher.accounts import AccountTable
+from services.fetcher.assigned_accounts import AccountTable
 from services.fetcher.confirmations import ConfirmationLoop
 from services.fetcher.credentials import Credentials
 from services.fetcher.cursor import CursorStore
@@ -40,8 +40,8 @@ from services.fetcher.processed import ProcessedQueue
 from services.fetcher.publish import EventPublisher, Publisher
 from services.fetcher.reconcile_requests import ReconcileRequests
 from services.fetcher.settings import FetcherSettings
-from services.fetcher.sightings import SightingReader
 from services.fetcher.state import StateStore
+from services.fetcher.stored_sightings import SightingReader
 from services.fetcher.supervisor import Supervisor
 from services.fetcher.worker import AccountWorker
 
@@ -130,7 +130,7 @@ class FetcherApp:
             s.topic(ACCOUNTS), self.supervisor, SessionGuard(s.fetcher_session_timeout_s)
         )
         # Our sticky assignor first; roundrobin only while a replica of an older version
-        # is in the group (see accounts.py). The rebalance timeout is the session's: the
+        # is in the group (see assigned_accounts.py). The rebalance timeout is the session's: the
         # guard's deadline covers both ways the broker drops a member.
         self._consumer = consumer(
             s,

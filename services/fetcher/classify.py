@@ -10,7 +10,7 @@ from enum import StrEnum
 from services.common.errors import MailsyncError
 
 
-class Verdict(StrEnum):
+class FailureVerdict(StrEnum):
     AUTH_FAILED = "auth_failed"  # stop until the credentials change
     CONFIG = "config"  # stop until the account record changes
     RETRY = "retry"  # back off and try again
@@ -18,7 +18,7 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True)
 class Classified:
-    verdict: Verdict
+    verdict: FailureVerdict
     reason: str
 
 
@@ -29,18 +29,20 @@ def classify_failure(exc: BaseException) -> Classified:
 
     # A revoked refresh token is a refused credential like a wrong password.
     if isinstance(exc, AuthenticationFailed | OAuth2Revoked):
-        return Classified(Verdict.AUTH_FAILED, str(exc))
+        return Classified(FailureVerdict.AUTH_FAILED, str(exc))
     if isinstance(exc, ssl.SSLCertVerificationError):
         # A certificate that does not verify will not verify on the next try either.
         # ssl.CertificateError raised from Python code has no verify_message.
         why = getattr(exc, "verify_message", None) or str(exc)
-        return Classified(Verdict.CONFIG, f"TLS certificate rejected: {why}")
+        return Classified(FailureVerdict.CONFIG, f"TLS certificate rejected: {why}")
     if isinstance(exc, MailsyncError):
-        return Classified(Verdict.RETRY if exc.retriable else Verdict.CONFIG, str(exc))
+        return Classified(
+            FailureVerdict.RETRY if exc.retriable else FailureVerdict.CONFIG, str(exc)
+        )
     if isinstance(exc, OSError | asyncio.TimeoutError | EOFError):
-        return Classified(Verdict.RETRY, f"{type(exc).__name__}: {exc}".rstrip(": "))
+        return Classified(FailureVerdict.RETRY, f"{type(exc).__name__}: {exc}".rstrip(": "))
     # An unknown failure: retry with backoff rather than give up on the mailbox.
-    return Classified(Verdict.RETRY, f"{type(exc).__name__}: {exc}")
+    return Classified(FailureVerdict.RETRY, f"{type(exc).__name__}: {exc}")
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, jitter: float) -> float:

@@ -23,14 +23,14 @@ from services.dedup.headers import parse_headers
 ID_FIELDS = "MESSAGE-ID X-ORIGINAL-MESSAGE-ID ORIGINAL-MESSAGE-ID"
 
 
-class Verdict(StrEnum):
+class UidValidityVerdict(StrEnum):
     SAME = "same"
     REPLACED = "replaced"
 
 
 @dataclass(frozen=True)
 class Revalidation:
-    verdict: Verdict
+    verdict: UidValidityVerdict
     remap: dict[int, int] = field(default_factory=dict)  # old UID -> new UID
     compared: int = 0  # stored messages we could compare (they had a Message-ID)
 
@@ -54,7 +54,7 @@ def revalidate(stored: Mapping[int, str], listed: Mapping[int, str | None]) -> R
     single). New messages in the folder do not matter: they are fetched as new mail.
     """
     if not stored:
-        return Revalidation(Verdict.REPLACED)
+        return Revalidation(UidValidityVerdict.REPLACED)
     new_by_id: dict[str, list[int]] = defaultdict(list)
     for uid in sorted(listed):
         key = listed[uid]
@@ -67,9 +67,9 @@ def revalidate(stored: Mapping[int, str], listed: Mapping[int, str | None]) -> R
     for key, old_uids in old_by_id.items():
         new_uids = new_by_id.get(key, [])
         if len(new_uids) < len(old_uids):
-            return Revalidation(Verdict.REPLACED, compared=len(stored))
+            return Revalidation(UidValidityVerdict.REPLACED, compared=len(stored))
         remap.update(zip(old_uids, new_uids, strict=False))
-    return Revalidation(Verdict.SAME, remap, compared=len(stored))
+    return Revalidation(UidValidityVerdict.SAME, remap, compared=len(stored))
 
 
 def refetch_after_remap(listed: Mapping[int, str | None], remap: Mapping[int, int]) -> list[int]:

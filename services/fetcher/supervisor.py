@@ -18,7 +18,7 @@ from schemas.mailbox_state import AccountStatus
 from services.common import metrics
 from services.common.logs import account_id_var, register_secret
 from services.common.oauth2 import AccessToken
-from services.fetcher.classify import Verdict, backoff_delay, classify_failure
+from services.fetcher.classify import FailureVerdict, backoff_delay, classify_failure
 from services.fetcher.credentials import Credentials
 from services.fetcher.errors import AuthenticationFailed
 from services.fetcher.settings import FetcherSettings
@@ -125,11 +125,11 @@ class Supervisor:
                     fresh_token_tried = True
                     log.info("%s: access token refused, trying a fresh one", acc_id)
                     continue
-                if verdict.verdict is Verdict.AUTH_FAILED:
+                if verdict.verdict is FailureVerdict.AUTH_FAILED:
                     log.warning("%s: authentication failed, waiting for new credentials", acc_id)
                     await self._states.set(acc_id, AccountStatus.AUTH_FAILED, verdict.reason)
                     return
-                if verdict.verdict is Verdict.CONFIG:
+                if verdict.verdict is FailureVerdict.CONFIG:
                     log.warning(
                         "%s: stopped until its configuration changes: %s", acc_id, verdict.reason
                     )

@@ -39,15 +39,15 @@ from services.fetcher.reconcile import Mark, add_mark, find_gaps, flag_changes, 
 from services.fetcher.reconcile_requests import ReconcileRequests
 from services.fetcher.revalidate import (
     ID_FIELDS,
-    Verdict,
+    UidValidityVerdict,
     message_key,
     refetch_after_remap,
     revalidate,
 )
 from services.fetcher.session import ImapSession
 from services.fetcher.settings import FetcherSettings
-from services.fetcher.sightings import SightingReader
 from services.fetcher.state import StateStore
+from services.fetcher.stored_sightings import SightingReader
 from services.fetcher.sync import (
     FolderStatus,
     batches,
@@ -468,7 +468,7 @@ class AccountWorker:
             remapped=len(result.remap),
             at=now,
         )
-        if result.verdict is Verdict.REPLACED:
+        if result.verdict is UidValidityVerdict.REPLACED:
             # Every stored UID of the old UIDVALIDITY is void (RFC 3501 2.3.1.1): those
             # messages are gone from the old numbering; what is still there is fetched
             # again as new sightings, so no sighting ever stands for another message.

@@ -14,7 +14,7 @@ from devservers.corpus import build
 from schemas.topics import SEND_REQUESTS
 from services.topic_reader import read_topic
 from tests.fixtures.api import Api
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -24,7 +24,7 @@ def imap(env: Env, username: str) -> dict[str, Any]:
 
 
 async def test_owner_completes_account_and_each_caller_sees_only_theirs(
-    env: Env, api: Api, pipeline
+    env: Env, api: Api, pipeline: Pipeline
 ) -> None:
     jana, info = env.mail_user("jana"), env.mail_user("info")
     suffix = env.overrides["mongo_database"]

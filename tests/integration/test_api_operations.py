@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from schemas.topics import ACCOUNTS
 from services.topic_reader import read_topic
 from tests.fixtures.api import Api
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 from tests.integration.test_api_setup import deliver
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 
-async def test_resync_then_remove_with_purge(env: Env, api: Api, pipeline) -> None:
+async def test_resync_then_remove_with_purge(env: Env, api: Api, pipeline: Pipeline) -> None:
     jana = env.mail_user("jana")
     deliver(env, jana.address, 4)
     client, stranger = api.client("u-jana"), api.client("u-karel")
@@ -30,7 +30,7 @@ async def test_resync_then_remove_with_purge(env: Env, api: Api, pipeline) -> No
 
     async def state() -> dict[str, Any] | None:
         view = (await client.get(f"/v1/accounts/{account_id}")).json()
-        return view.get("state")
+        return cast("dict[str, Any] | None", view.get("state"))
 
     async def synced(n: int) -> Any:
         s = await state()

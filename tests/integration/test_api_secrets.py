@@ -19,7 +19,7 @@ from schemas.topics import ACCOUNTS
 from services.common.secrets import SecretBox
 from services.topic_reader import read_topic
 from tests.fixtures.api import Api
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -43,7 +43,7 @@ async def topic_bytes(env: Env) -> bytes:
 
 
 async def test_secrets_never_in_clear_and_key_rotation(
-    env: Env, api: Api, pipeline, caplog: pytest.LogCaptureFixture
+    env: Env, api: Api, pipeline: Pipeline, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     suffix = env.overrides["mongo_database"]

@@ -12,7 +12,7 @@ import pytest
 from devservers._process import free_port
 from devservers.corpus import CUSTOMERS, build
 from tests.fixtures.api import Api, running_api
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -49,7 +49,9 @@ def endpoints(env: Env, username: str) -> dict[str, Any]:
     }
 
 
-async def test_verify_then_save_then_sync_and_change_live(env: Env, api: Api, pipeline) -> None:
+async def test_verify_then_save_then_sync_and_change_live(
+    env: Env, api: Api, pipeline: Pipeline
+) -> None:
     jana = env.mail_user("jana")
     deliver(env, jana.address, 3)
     client = api.client("u-jana")

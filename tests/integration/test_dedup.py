@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from devservers.corpus import build
 from schemas.account import SharedOwnership
 from schemas.topics import TAGGED_MESSAGES
 from services.topic_reader import read_topic
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -19,14 +20,16 @@ CUSTOMER = ("Petr Dvořák", "petr.dvorak@stavby-dvorak.cz")
 WHEN = dt.datetime(2026, 8, 3, 7, 45, tzinfo=dt.UTC)
 
 
-async def tagged(env: Env) -> list[dict]:
+async def tagged(env: Env) -> list[dict[str, Any]]:
     records = await read_topic(
         env.overrides["kafka_bootstrap"], env.settings.topic(TAGGED_MESSAGES)
     )
     return [r.meta for r in records if r.meta]
 
 
-async def test_table_survives_a_dedup_restart_and_forwards_link(env: Env, pipeline) -> None:
+async def test_table_survives_a_dedup_restart_and_forwards_link(
+    env: Env, pipeline: Pipeline
+) -> None:
     jana, info = env.mail_user("jana"), env.mail_user("info")
     suffix = env.overrides["mongo_database"]
     personal = env.account(jana, account_id=f"jana-{suffix}")
@@ -56,7 +59,7 @@ async def test_table_survives_a_dedup_restart_and_forwards_link(env: Env, pipeli
         # A new dedup worker: it recovers the table from its changelog topic.
         async with pipeline("dedup"):
 
-            async def second() -> list[dict] | None:
+            async def second() -> list[dict[str, Any]] | None:
                 running.check()
                 metas = await tagged(env)
                 # Delivery is at least once: the new worker may see the first record
@@ -68,7 +71,7 @@ async def test_table_survives_a_dedup_restart_and_forwards_link(env: Env, pipeli
 
             metas = await eventually(second, timeout=120, what="the forwarded sighting")
 
-            async def merged() -> dict | None:
+            async def merged() -> dict[str, Any] | None:
                 doc = await db.activities.find_one({"message_id": mail.message_id})
                 return doc if doc and len(doc["sightings"]) == 2 else None
 

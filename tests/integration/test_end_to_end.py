@@ -6,11 +6,12 @@ import datetime as dt
 import random
 import smtplib
 import ssl
+from typing import Any, cast
 
 import pytest
 
 from devservers.corpus import build
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -23,7 +24,7 @@ def smtp_send(env: Env, mail_from: str, rcpts: list[str], message: bytes) -> Non
         client.sendmail(mail_from, rcpts, message)
 
 
-async def test_one_email_becomes_exactly_one_activity(env: Env, pipeline) -> None:
+async def test_one_email_becomes_exactly_one_activity(env: Env, pipeline: Pipeline) -> None:
     user = env.mail_user("alice")
     account = env.account(user, account_id=f"alice-{env.overrides['mongo_database']}")
     await env.publish_accounts(account)
@@ -39,9 +40,9 @@ async def test_one_email_becomes_exactly_one_activity(env: Env, pipeline) -> Non
 
     async with env.mongo() as db, pipeline() as running:
 
-        async def activities() -> list[dict]:
+        async def activities() -> list[dict[str, Any]]:
             running.check()
-            return await db.activities.find().to_list(None)
+            return cast("list[dict[str, Any]]", await db.activities.find().to_list(None))
 
         docs = await eventually(activities, timeout=90, what="the activity")
         assert len(docs) == 1
@@ -69,7 +70,7 @@ async def test_one_email_becomes_exactly_one_activity(env: Env, pipeline) -> Non
 
             async def refetched() -> bool:
                 running.check()
-                return await db.folder_cursors.count_documents({"last_uid": {"$gte": 1}}) >= 1
+                return bool(await db.folder_cursors.count_documents({"last_uid": {"$gte": 1}}) >= 1)
 
             await eventually(refetched, timeout=90, what="the refetch")
             writer = running.service("activity-writer")

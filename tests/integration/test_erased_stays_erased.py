@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from schemas.topics import ACTIVITY_EVENTS, MAILBOX_EVENTS, RAW_MESSAGES
+from schemas.topics import ACTIVITY_EVENTS, MAILBOX_EVENTS, RAW_MESSAGES, TopicSpec
 from services.topic_reader import read_topic
-from tests.fixtures.pipeline import Env, Running, eventually
+from tests.fixtures.pipeline import Env, Pipeline, Running, eventually
 from tests.integration.test_retention import mail
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -28,7 +28,7 @@ SHORT = {
 }
 
 
-async def topic(env: Env, name: str) -> list[Any]:
+async def topic(env: Env, name: TopicSpec) -> list[Any]:
     return await read_topic(env.overrides["kafka_bootstrap"], env.settings.topic(name))
 
 
@@ -63,7 +63,7 @@ async def two_reconciles(db: Any, running: Running, account_id: str) -> None:
     await eventually(probe, timeout=90, what=f"two reconciles of {account_id}")
 
 
-async def test_erased_mail_stays_erased_past_two_reconciles(env: Env, pipeline) -> None:
+async def test_erased_mail_stays_erased_past_two_reconciles(env: Env, pipeline: Pipeline) -> None:
     user = env.mail_user("erased")
     account = env.account(user, account_id=f"erased-{env.overrides['mongo_database']}")
     await env.publish_accounts(account)
@@ -131,7 +131,7 @@ async def test_erased_mail_stays_erased_past_two_reconciles(env: Env, pipeline) 
     assert [e for e in expunges if e["kind"] == "expunged"] == []
 
 
-async def test_retention_deletes_old_mail_once_ever(env: Env, pipeline) -> None:
+async def test_retention_deletes_old_mail_once_ever(env: Env, pipeline: Pipeline) -> None:
     suffix = env.overrides["mongo_database"]
     late_user, early_user = env.mail_user("late"), env.mail_user("early")
     # Retention set after the import: the old mail is imported, then deleted once.

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from typing import Any, cast
 
 import pytest
 
 from devservers.corpus import build
 from schemas.account import EncryptedSecret, Endpoint, Security
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 from tests.integration.test_end_to_end import smtp_send
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -19,7 +20,7 @@ CUSTOMER = ("Emily Carter", "emily.carter@northwind.example")
 
 
 async def test_wrong_password_and_pending_credentials_do_not_stop_other_accounts(
-    env: Env, pipeline
+    env: Env, pipeline: Pipeline
 ) -> None:
     good_user, bad_user, pending_user = (env.mail_user(n) for n in ("good", "bad", "pending"))
     suffix = env.overrides["mongo_database"]
@@ -37,7 +38,7 @@ async def test_wrong_password_and_pending_credentials_do_not_stop_other_accounts
 
     async with env.mongo() as db, pipeline() as running:
 
-        async def states() -> dict[str, dict] | None:
+        async def states() -> dict[str, dict[str, Any]] | None:
             running.check()
             docs = {d["_id"]: d for d in await db.account_states.find().to_list(None)}
             wanted = {bad.account_id: "auth_failed", pending.account_id: "pending_credentials"}
@@ -47,9 +48,12 @@ async def test_wrong_password_and_pending_credentials_do_not_stop_other_accounts
         docs = await eventually(states, timeout=60, what="auth_failed and pending states")
         assert "login refused" in docs[bad.account_id]["reason"].lower()
 
-        async def good_activity() -> dict | None:
+        async def good_activity() -> dict[str, Any] | None:
             running.check()
-            return await db.activities.find_one({"message_id": mail.message_id})
+            return cast(
+                "dict[str, Any] | None",
+                await db.activities.find_one({"message_id": mail.message_id}),
+            )
 
         await eventually(good_activity, timeout=90, what="the good account's activity")
 
@@ -68,7 +72,7 @@ async def test_wrong_password_and_pending_credentials_do_not_stop_other_accounts
         await eventually(recovered, timeout=60, what="the fixed account to sync")
 
 
-async def test_starttls_and_plaintext_to_loopback(env: Env, pipeline) -> None:
+async def test_starttls_and_plaintext_to_loopback(env: Env, pipeline: Pipeline) -> None:
     """STARTTLS (RFC 2595) on the plain IMAP port, and plaintext, allowed to loopback only."""
     tls_user, plain_user = env.mail_user("starttls"), env.mail_user("plain")
     suffix = env.overrides["mongo_database"]

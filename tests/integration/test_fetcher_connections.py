@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
+from functools import partial
 
 import pytest
 
 from devservers.corpus import build
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -31,7 +32,9 @@ def deliver(env: Env, address: str, rng: random.Random, day: int, folder: str = 
     return mail.message_id
 
 
-async def test_connections_never_exceed_the_cap_and_idle_keeps_its_own(env: Env, pipeline) -> None:
+async def test_connections_never_exceed_the_cap_and_idle_keeps_its_own(
+    env: Env, pipeline: Pipeline
+) -> None:
     suffix = env.overrides["mongo_database"]
     one, two = env.mail_user("cap1"), env.mail_user("cap2")
     folders = ("INBOX", "Archive")
@@ -53,8 +56,8 @@ async def test_connections_never_exceed_the_cap_and_idle_keeps_its_own(env: Env,
             return bool(state) and state["status"] == "idle" and count == n
 
         for account in (capped, default):
-            await eventually(lambda a=account: idle(a.account_id, 2), timeout=90, what="sync")
-        seen = {one.address: set(), two.address: set()}
+            await eventually(partial(idle, account.account_id, 2), timeout=90, what="sync")
+        seen: dict[str, set[int]] = {one.address: set(), two.address: set()}
         for _ in range(10):  # sampled over a few seconds, while IDLE is renewed
             for address, counts in seen.items():
                 counts.add(connections(env, address))

@@ -13,7 +13,7 @@ import pytest
 from devservers.corpus import build
 from schemas.topics import RAW_MESSAGES
 from services.topic_reader import read_topic
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -31,7 +31,9 @@ def small(n: int, to: str) -> bytes:
     return msg.as_bytes(policy=SMTP)
 
 
-async def test_initial_import_of_3000_messages_publishes_each_once(env: Env, pipeline) -> None:
+async def test_initial_import_of_3000_messages_publishes_each_once(
+    env: Env, pipeline: Pipeline
+) -> None:
     user = env.mail_user("bulk")
     count = 3000
     assert env.dovecot.deliver_many(user.address, (small(n, user.address) for n in range(count)))
@@ -60,7 +62,9 @@ async def test_initial_import_of_3000_messages_publishes_each_once(env: Env, pip
     assert ids == {f"bulk-{n}@example.net".encode() for n in range(count)}
 
 
-async def test_roles_come_from_special_use_flags_and_names_are_decoded(env: Env, pipeline) -> None:
+async def test_roles_come_from_special_use_flags_and_names_are_decoded(
+    env: Env, pipeline: Pipeline
+) -> None:
     user = env.mail_user("roles")
     # Czech names: the role must come from the RFC 6154 attribute the server sends (set
     # in the dev Dovecot's namespace), never from the name. The last has none.
@@ -90,7 +94,7 @@ async def test_roles_come_from_special_use_flags_and_names_are_decoded(env: Env,
 
         async def all_written() -> bool:
             running.check()
-            return await db.activities.count_documents({}) == len(folders)
+            return bool(await db.activities.count_documents({}) == len(folders))
 
         await eventually(all_written, timeout=90, what="one activity per folder")
         for name, role in folders.items():

@@ -15,7 +15,7 @@ from aiokafka.partitioner import murmur2
 
 from devservers.corpus import build
 from schemas.topics import ACCOUNTS
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -33,7 +33,9 @@ def fill(env: Env, address: str, count: int, seed: int) -> list[str]:
     return ids
 
 
-async def test_connection_kicked_mid_fetch_resumes_without_loss(env: Env, pipeline) -> None:
+async def test_connection_kicked_mid_fetch_resumes_without_loss(
+    env: Env, pipeline: Pipeline
+) -> None:
     user = env.mail_user("kick")
     account = env.account(user, account_id=f"kick-{env.overrides['mongo_database']}")
     await env.publish_accounts(account)
@@ -51,7 +53,7 @@ async def test_connection_kicked_mid_fetch_resumes_without_loss(env: Env, pipeli
 
         async def complete() -> bool:
             running.check()
-            return await db.activities.count_documents({}) == 600
+            return bool(await db.activities.count_documents({}) == 600)
 
         await eventually(complete, timeout=180, what="all 600 activities after the kick")
         docs = await db.activities.find({}, {"message_id": 1, "sightings": 1}).to_list(None)
@@ -59,7 +61,9 @@ async def test_connection_kicked_mid_fetch_resumes_without_loss(env: Env, pipeli
     assert all(len(d["sightings"]) == 1 for d in docs)
 
 
-async def test_connection_dropped_during_idle_reconnects_at_once(env: Env, pipeline) -> None:
+async def test_connection_dropped_during_idle_reconnects_at_once(
+    env: Env, pipeline: Pipeline
+) -> None:
     """A server restart or a NAT timeout drops the IDLE connection: new mail must not
     wait for the IDLE period (25 min) or a command timeout to be noticed."""
     user = env.mail_user("idlekick")
@@ -83,7 +87,7 @@ async def test_connection_dropped_during_idle_reconnects_at_once(env: Env, pipel
 
         async def arrived() -> bool:
             running.check()
-            return await db.activities.count_documents({}) == 2
+            return bool(await db.activities.count_documents({}) == 2)
 
         await eventually(arrived, timeout=20, what="the mail delivered after the drop")
 
@@ -113,7 +117,9 @@ def _spread_ids(suffix: str, count: int) -> list[str]:
     raise AssertionError("no spread of account ids found")
 
 
-async def test_a_killed_replica_hands_its_accounts_over(env: Env, pipeline, tmp_path: Path) -> None:
+async def test_a_killed_replica_hands_its_accounts_over(
+    env: Env, pipeline: Pipeline, tmp_path: Path
+) -> None:
     suffix = env.overrides["mongo_database"]
     users = [env.mail_user(f"r{i}") for i in range(6)]
     ids = _spread_ids(suffix, len(users))
@@ -169,7 +175,7 @@ async def test_a_killed_replica_hands_its_accounts_over(env: Env, pipeline, tmp_
 
 
 async def test_a_replica_restarted_under_its_name_moves_no_account(
-    env: Env, pipeline, tmp_path: Path
+    env: Env, pipeline: Pipeline, tmp_path: Path
 ) -> None:
     """Static membership: the other replica is killed and restarted under the same name
     within the session; it gets its own accounts back, and the accounts of this replica
@@ -246,7 +252,7 @@ async def test_a_replica_restarted_under_its_name_moves_no_account(
             async def arrived() -> bool:
                 running.check()
                 found = await db.activities.count_documents({"message_id": {"$in": new_ids}})
-                return found == len(new_ids)
+                return bool(found == len(new_ids))
 
             await eventually(arrived, timeout=60, what="new mail in every account")
             assert all(_sessions(env, address[a]) == sessions for a, sessions in mine.items())
@@ -275,7 +281,7 @@ def _all_sessions(env: Env) -> dict[str, frozenset[str]]:
 
 
 async def test_a_joining_replica_moves_only_the_accounts_it_takes(
-    env: Env, pipeline, tmp_path: Path
+    env: Env, pipeline: Pipeline, tmp_path: Path
 ) -> None:
     """A second replica joins while this one holds 8 accounts (one per partition) in
     IDLE: it takes 4, and the 4 this replica keeps never leave IDLE (Dovecot sees the
@@ -358,7 +364,7 @@ async def test_a_joining_replica_moves_only_the_accounts_it_takes(
             async def arrived() -> bool:
                 running.check()
                 found = await db.activities.count_documents({"message_id": {"$in": new_ids}})
-                return found == len(new_ids)
+                return bool(found == len(new_ids))
 
             await eventually(arrived, timeout=60, what="new mail in every account")
             assert all(_all_sessions(env)[address[a]] == before[a] for a in kept)

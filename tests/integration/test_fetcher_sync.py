@@ -10,7 +10,7 @@ import pytest
 from devservers.corpus import build
 from schemas.topics import RAW_MESSAGES
 from services.topic_reader import read_topic
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually, meta_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -24,7 +24,7 @@ def deliver(env: Env, address: str, rng: random.Random, day: int) -> str:
     return mail.message_id
 
 
-async def test_idle_picks_up_new_mail_without_polling(env: Env, pipeline) -> None:
+async def test_idle_picks_up_new_mail_without_polling(env: Env, pipeline: Pipeline) -> None:
     user = env.mail_user("idle")
     account = env.account(user, account_id=f"idle-{env.overrides['mongo_database']}")
     await env.publish_accounts(account)
@@ -46,7 +46,7 @@ async def test_idle_picks_up_new_mail_without_polling(env: Env, pipeline) -> Non
 
 
 async def test_restart_resumes_from_the_cursor_without_duplicates_or_gaps(
-    env: Env, pipeline
+    env: Env, pipeline: Pipeline
 ) -> None:
     user = env.mail_user("resume")
     account = env.account(user, account_id=f"resume-{env.overrides['mongo_database']}")
@@ -69,7 +69,7 @@ async def test_restart_resumes_from_the_cursor_without_duplicates_or_gaps(
 
             async def all_written() -> bool:
                 running.check()
-                return await db.activities.count_documents({}) == 8
+                return bool(await db.activities.count_documents({}) == 8)
 
             await eventually(all_written, timeout=90, what="all 8 activities")
 
@@ -81,7 +81,7 @@ async def test_restart_resumes_from_the_cursor_without_duplicates_or_gaps(
 
 
 async def test_uidvalidity_change_with_the_same_messages_remaps_and_fetches_nothing(
-    env: Env, pipeline
+    env: Env, pipeline: Pipeline
 ) -> None:
     user = env.mail_user("uidv")
     account = env.account(user, account_id=f"uidv-{env.overrides['mongo_database']}")
@@ -94,7 +94,7 @@ async def test_uidvalidity_change_with_the_same_messages_remaps_and_fetches_noth
 
         async def written(n: int) -> bool:
             running.check()
-            return await db.activities.count_documents({}) == n
+            return bool(await db.activities.count_documents({}) == n)
 
         await eventually(lambda: written(3), timeout=90, what="3 activities")
         old = int(env.dovecot.status(user.address, "INBOX")["uidvalidity"])
@@ -135,12 +135,16 @@ async def test_uidvalidity_change_with_the_same_messages_remaps_and_fetches_noth
         state = await db.account_states.find_one({"_id": account.account_id})
         assert [(p["done"], p["total"]) for p in state["folders"]] == [(4, 4)]
     raw = await read_topic(env.overrides["kafka_bootstrap"], raw_topic)
-    published = [(r.meta["location"]["uidvalidity"], r.meta["location"]["uid"]) for r in raw]
+    published = [
+        (meta_of(r)["location"]["uidvalidity"], meta_of(r)["location"]["uid"]) for r in raw
+    ]
     # Nothing fetched again: three messages before the change, one after.
     assert published == [(old, 1), (old, 2), (old, 3), (777, 4)]
 
 
-async def test_a_replaced_folder_is_resynced_and_the_change_recorded(env: Env, pipeline) -> None:
+async def test_a_replaced_folder_is_resynced_and_the_change_recorded(
+    env: Env, pipeline: Pipeline
+) -> None:
     user = env.mail_user("replaced")
     folder = "Zakázky 2026"  # non-ASCII: modified UTF-7 on the wire (RFC 3501 5.1.3)
     account = env.account(
@@ -162,7 +166,9 @@ async def test_a_replaced_folder_is_resynced_and_the_change_recorded(env: Env, p
 
         async def written(mids: list[str]) -> bool:
             running.check()
-            return await db.activities.count_documents({"message_id": {"$in": mids}}) == len(mids)
+            return bool(
+                await db.activities.count_documents({"message_id": {"$in": mids}}) == len(mids)
+            )
 
         await eventually(lambda: written(first), timeout=90, what="the first folder's mail")
         old = int(env.dovecot.status(user.address, folder)["uidvalidity"])

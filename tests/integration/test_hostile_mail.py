@@ -7,12 +7,12 @@ import pytest
 from devservers.hostile import hostile_messages
 from schemas.topics import DEAD_LETTERS, RAW_MESSAGES
 from services.topic_reader import read_topic
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
-async def test_no_hostile_message_is_lost(env: Env, pipeline) -> None:
+async def test_no_hostile_message_is_lost(env: Env, pipeline: Pipeline) -> None:
     user = env.mail_user("hostile")
     account = env.account(user, account_id=f"hostile-{env.overrides['mongo_database']}")
     await env.publish_accounts(account)
@@ -35,8 +35,8 @@ async def test_no_hostile_message_is_lost(env: Env, pipeline) -> None:
 
     # Every one is an activity: what fast-mail-parser refuses, the stdlib parser reads.
     assert (written, dead) == (len(corpus), 0)
-    raw = await read_topic(bootstrap, env.settings.topic(RAW_MESSAGES))
-    assert len(raw) == len(corpus)
+    records = await read_topic(bootstrap, env.settings.topic(RAW_MESSAGES))
+    assert len(records) == len(corpus)
     # What the parsers made of the legacy charsets, as the CRM will show it.
     subjects = {d["subject"] for d in docs}
     assert {"見積もりのお願い", "Счёт на оплату", "Žluťoučký kůň", "Zażółć gęślą jaźń"} <= subjects

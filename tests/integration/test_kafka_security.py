@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pydantic import SecretStr
@@ -40,7 +40,7 @@ from services.common.oauth2.errors import OAuth2Rejected
 from services.common.settings import CommonSettings
 from services.topic_reader import read_topic
 from tests.fixtures.api import api_settings, running_api
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -136,7 +136,7 @@ async def save_account(env: Env, db: Any, record: AccountRecord) -> None:
 
 @pytest.mark.parametrize("how", MECHANISMS)
 async def test_every_service_works_through_the_secure_listener(
-    how: str, env: Env, secure_kafka: SecureKafka, oauth_client: OAuthServer, pipeline
+    how: str, env: Env, secure_kafka: SecureKafka, oauth_client: OAuthServer, pipeline: Pipeline
 ) -> None:
     assert env.dovecot.cert is not None
     env.overrides.update(
@@ -177,7 +177,10 @@ async def test_every_service_works_through_the_secure_listener(
         # In: Dovecot -> fetcher -> dedup (faust) -> activity writer -> MongoDB.
         async def arrived() -> dict[str, Any] | None:
             running.check()
-            return await db.activities.find_one({"message_id": inbound.message_id})
+            return cast(
+                "dict[str, Any] | None",
+                await db.activities.find_one({"message_id": inbound.message_id}),
+            )
 
         doc = await eventually(arrived, timeout=60, what="the inbound activity")
         assert doc["direction"] == "inbound"
@@ -201,7 +204,9 @@ async def test_every_service_works_through_the_secure_listener(
 
         async def sent() -> dict[str, Any] | None:
             running.check()
-            return await db.activities.find_one({"direction": "outbound"})
+            return cast(
+                "dict[str, Any] | None", await db.activities.find_one({"direction": "outbound"})
+            )
 
         out = await eventually(sent, timeout=60, what="the outbound activity")
         assert out["subject"] == "Re: " + doc["subject"]
@@ -213,7 +218,7 @@ async def test_every_service_works_through_the_secure_listener(
 
 # -- a wrong setting: one clear error at start, and readiness says so --------------------
 
-FAILURES = {
+FAILURES: dict[str, tuple[str, dict[str, Any] | str, list[str]]] = {
     # case: (service, what to change, the settings the message must name)
     "wrong SCRAM password": (
         "fetcher",

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from email.message import EmailMessage
 from email.policy import SMTP
-from typing import Any
+from typing import Any, cast
 
 import bson
 import pytest
@@ -24,7 +24,7 @@ from schemas.common import BlobRef
 from schemas.topics import DEAD_LETTERS
 from services.common.blobs import BlobStore
 from services.topic_reader import read_topic
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -43,7 +43,7 @@ def message(n: int, to: str) -> bytes:
     msg["Message-ID"] = f"<large-{n}@shop.example>"
     msg.set_content(f"Scans {n} attached.")
     msg.add_alternative(f'<p>Scans {n}<img src="cid:logo@shop.example"></p>', subtype="html")
-    html = msg.get_payload()[1]
+    html = cast(list[EmailMessage], msg.get_payload())[1]
     html.add_related(PNG, maintype="image", subtype="png", cid="<logo@shop.example>")
     msg.add_attachment(ATTACHMENT, maintype="application", subtype="pdf", filename="scans.pdf")
     return msg.as_bytes(policy=SMTP)
@@ -72,7 +72,7 @@ def erase(env: Env, mid: str) -> None:
 
 
 async def test_a_30_mb_message_is_stored_once_read_back_exactly_and_erased(
-    env: Env, pipeline
+    env: Env, pipeline: Pipeline
 ) -> None:
     user = env.mail_user("large")
     account = env.account(user, account_id=f"large-{env.overrides['mongo_database']}")

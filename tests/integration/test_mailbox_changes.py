@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from typing import Any
 
 import pytest
 
 from devservers.corpus import build
 from schemas.topics import ACTIVITY_EVENTS, MAILBOX_EVENTS
 from services.topic_reader import read_topic
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually, meta_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 CUSTOMER = ("Zuzana Černá", "zuzana@kvetinarstvi-cerna.cz")
 
 
-async def test_flag_changes_and_expunges_update_the_sightings(env: Env, pipeline) -> None:
+async def test_flag_changes_and_expunges_update_the_sightings(env: Env, pipeline: Pipeline) -> None:
     user = env.mail_user("flags")
     account = env.account(user, account_id=f"flags-{env.overrides['mongo_database']}")
     await env.publish_accounts(account)
@@ -32,13 +33,13 @@ async def test_flag_changes_and_expunges_update_the_sightings(env: Env, pipeline
 
     async with env.mongo() as db, pipeline() as running:
 
-        async def sighting(mid: str) -> dict:
+        async def sighting(mid: str) -> dict[str, Any]:
             doc = await db.activities.find_one({"message_id": mid})
             return doc["sightings"][0] if doc else {}
 
         async def written() -> bool:
             running.check()
-            return await db.activities.count_documents({}) == 3
+            return bool(await db.activities.count_documents({}) == 3)
 
         await eventually(written, timeout=90, what="3 activities")
         assert (await sighting(ids[0]))["flags"] == []  # delivered unread
@@ -62,12 +63,12 @@ async def test_flag_changes_and_expunges_update_the_sightings(env: Env, pipeline
 
     bootstrap = env.overrides["kafka_bootstrap"]
     mailbox = [
-        r.meta["event"] for r in await read_topic(bootstrap, env.settings.topic(MAILBOX_EVENTS))
+        meta_of(r)["event"] for r in await read_topic(bootstrap, env.settings.topic(MAILBOX_EVENTS))
     ]
     assert {(e["kind"], e["location"]["uid"]) for e in mailbox} >= {("flags", 1), ("expunged", 2)}
     updates = [
-        r.meta["reason"]
+        meta_of(r)["reason"]
         for r in await read_topic(bootstrap, env.settings.topic(ACTIVITY_EVENTS))
-        if r.meta["kind"] == "updated"
+        if meta_of(r)["kind"] == "updated"
     ]
     assert "flags" in updates and "expunged" in updates

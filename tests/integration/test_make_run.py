@@ -7,6 +7,7 @@ import json
 import re
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +23,7 @@ async def test_demo_shows_its_activities_and_stops_cleanly_on_ctrl_c(tmp_path: P
     run = MailsyncRun(tmp_path / "data", "--demo")
     await run.start()
     try:
-        client: AsyncMongoClient[dict] = AsyncMongoClient(run.mongo_uri, tz_aware=True)
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(run.mongo_uri, tz_aware=True)
         try:
             activities = client.mailsync.activities
             deadline = asyncio.get_running_loop().time() + 120

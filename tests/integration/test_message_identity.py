@@ -132,7 +132,7 @@ async def test_a_lost_dedup_table_leaves_one_canonical_sighting(env: Env, pipeli
 
             async def first() -> bool:
                 running.check()
-                return await db.activities.count_documents({}) == 4
+                return bool(await db.activities.count_documents({}) == 4)
 
             await eventually(first, timeout=120, what="jana's 4 activities")
         await _delete_changelog(env)

@@ -13,14 +13,16 @@ import pytest
 
 from devservers.corpus import build
 from schemas.account import MoveProcessed
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 CUSTOMER = ("Petr Dvořák", "petr.dvorak@stavby-dvorak.cz")
 
 
-async def test_a_moved_message_is_followed_to_its_new_folder_and_uid(env: Env, pipeline) -> None:
+async def test_a_moved_message_is_followed_to_its_new_folder_and_uid(
+    env: Env, pipeline: Pipeline
+) -> None:
     """UID MOVE (Dovecot sends COPYUID in an untagged OK, RFC 6851 4.3). The UID COPY
     path (COPYUID in the tagged OK) is parsed by the same code; the devserver cannot
     offer a server without MOVE but with UIDPLUS (capabilities cannot hold spaces)."""
@@ -59,7 +61,7 @@ async def test_a_moved_message_is_followed_to_its_new_folder_and_uid(env: Env, p
 
 
 async def test_the_configured_sent_folder_is_sent_without_the_servers_flag(
-    env: Env, pipeline
+    env: Env, pipeline: Pipeline
 ) -> None:
     user = env.mail_user("sentcfg")
     env.dovecot.create_folder(user.address, "Odeslané")  # no \Sent attribute

@@ -9,6 +9,7 @@ import logging
 import random
 import re
 import ssl
+from functools import partial
 from typing import Any
 
 import aiosmtplib
@@ -25,7 +26,7 @@ from services.common.kafka import ensure_topics, producer
 from services.common.oauth2 import OAuth2Revoked, TokenProvider
 from services.common.smtp_auth import smtp_login
 from services.topic_reader import read_topic
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -85,7 +86,7 @@ async def state(db: Any, account: AccountRecord) -> dict[str, Any]:
 
 
 async def test_oauth2_account_syncs_and_refreshes_an_expired_token_without_leaking_it(
-    env: Env, pipeline, oauth: OAuthServer, caplog: pytest.LogCaptureFixture
+    env: Env, pipeline: Pipeline, oauth: OAuthServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     for name in ("mailsync", "aioimaplib", "httpx", "httpcore"):
         caplog.set_level(logging.DEBUG, logger=name)
@@ -135,7 +136,7 @@ async def test_oauth2_account_syncs_and_refreshes_an_expired_token_without_leaki
 
 
 async def test_revoked_refresh_token_is_auth_failed_and_other_accounts_keep_syncing(
-    env: Env, pipeline, oauth: OAuthServer
+    env: Env, pipeline: Pipeline, oauth: OAuthServer
 ) -> None:
     suffix = env.overrides["mongo_database"]
     revoked_user, live_user, password_user = (
@@ -160,7 +161,7 @@ async def test_revoked_refresh_token_is_auth_failed_and_other_accounts_keep_sync
 
         for acc in (live, password):
             await eventually(
-                lambda acc=acc: synced(acc, firsts[acc.account_id]),
+                partial(synced, acc, firsts[acc.account_id]),
                 timeout=60,
                 what=f"{acc.account_id} to sync",
             )
@@ -272,7 +273,7 @@ async def _latest_record(env: Env, account_id: str) -> AccountRecord | None:
 
 
 async def test_a_rotated_refresh_token_is_persisted_so_a_restarted_fetcher_still_logs_in(
-    env: Env, pipeline, oauth: OAuthServer
+    env: Env, pipeline: Pipeline, oauth: OAuthServer
 ) -> None:
     suffix = env.overrides["mongo_database"]
     # One account saved through the API (its MongoDB copy and the topic), one published

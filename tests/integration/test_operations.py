@@ -13,7 +13,8 @@ import io
 import json
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -54,7 +55,7 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 
 
 @pytest.fixture
-def json_log() -> AsyncIterator[io.StringIO]:
+def json_log() -> Iterator[io.StringIO]:
     """The process's log lines, formatted as ``MAILSYNC_LOG_FORMAT=json`` prints them."""
     out = io.StringIO()
     handler = logging.StreamHandler(out)
@@ -64,13 +65,15 @@ def json_log() -> AsyncIterator[io.StringIO]:
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     try:
-        yield out  # type: ignore[misc]
+        yield out
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
 
 
-async def test_metrics_health_and_logs_of_a_running_pipeline(env: Env, json_log) -> None:
+async def test_metrics_health_and_logs_of_a_running_pipeline(
+    env: Env, json_log: io.StringIO
+) -> None:
     good_user, bad_user = env.mail_user("ops"), env.mail_user("opsbad")
     suffix = env.overrides["mongo_database"]
     good = env.account(good_user, account_id=f"ops-{suffix}")
@@ -170,7 +173,7 @@ async def test_metrics_health_and_logs_of_a_running_pipeline(env: Env, json_log)
                 is not None
             )
 
-            async def ready() -> dict | None:
+            async def ready() -> dict[str, Any] | None:
                 async with http.get(f"{base}/readyz") as resp:
                     body = await resp.json()
                     return body if resp.status == 200 else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from typing import Any, cast
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -12,7 +13,7 @@ from devservers.corpus import build
 from schemas.account import SharedOwnership
 from schemas.topics import DEAD_LETTERS, RAW_MESSAGES, TAGGED_MESSAGES
 from services.topic_reader import read_topic
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 from tests.integration.test_end_to_end import smtp_send
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -21,14 +22,14 @@ CUSTOMER = ("Jürgen Weiß", "j.weiss@weiss-maschinenbau.de")
 WHEN = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
 
 
-async def topic_metas(env: Env, topic: str) -> list[dict]:
+async def topic_metas(env: Env, topic: str) -> list[dict[str, Any]]:
     """Every record's metadata header, parsed as plain JSON, as any consumer would."""
     records = await read_topic(env.overrides["kafka_bootstrap"], topic)
     return [r.meta for r in records if r.meta is not None]
 
 
 async def test_same_message_to_personal_and_shared_alias_is_one_activity(
-    env: Env, pipeline
+    env: Env, pipeline: Pipeline
 ) -> None:
     jana = env.mail_user("jana")
     info = env.mail_user("info")
@@ -50,7 +51,7 @@ async def test_same_message_to_personal_and_shared_alias_is_one_activity(
 
     async with env.mongo() as db, pipeline() as running:
 
-        async def both_sightings() -> list[dict]:
+        async def both_sightings() -> dict[str, Any] | None:
             running.check()
             doc = await db.activities.find_one({"message_id": mail.message_id})
             return doc if doc and len(doc["sightings"]) == 2 else None
@@ -73,7 +74,9 @@ async def test_same_message_to_personal_and_shared_alias_is_one_activity(
     assert {m["activity_id"] for m in metas} == {doc["_id"]}
 
 
-async def test_same_message_in_inbox_and_a_label_folder_is_one_activity(env: Env, pipeline) -> None:
+async def test_same_message_in_inbox_and_a_label_folder_is_one_activity(
+    env: Env, pipeline: Pipeline
+) -> None:
     # Gmail shows a labelled message in INBOX and in the label's folder: an account that
     # syncs both sees it twice, and the CRM must show it once.
     jana = env.mail_user("labels")
@@ -88,7 +91,7 @@ async def test_same_message_in_inbox_and_a_label_folder_is_one_activity(env: Env
 
     async with env.mongo() as db, pipeline() as running:
 
-        async def both_sightings() -> dict | None:
+        async def both_sightings() -> dict[str, Any] | None:
             running.check()
             doc = await db.activities.find_one({"message_id": mail.message_id})
             return doc if doc and len(doc["sightings"]) == 2 else None
@@ -101,7 +104,7 @@ async def test_same_message_in_inbox_and_a_label_folder_is_one_activity(env: Env
         assert sorted(by_folder.values()) == [False, True]
 
 
-async def test_large_message_travels_by_blob_reference(env: Env, pipeline) -> None:
+async def test_large_message_travels_by_blob_reference(env: Env, pipeline: Pipeline) -> None:
     user = env.mail_user("big")
     account = env.account(user, account_id=f"big-{env.overrides['mongo_database']}")
     await env.publish_accounts(account)
@@ -112,9 +115,12 @@ async def test_large_message_travels_by_blob_reference(env: Env, pipeline) -> No
 
     async with env.mongo() as db, pipeline(inline_limit_bytes=16 * 1024) as running:
 
-        async def activity() -> dict | None:
+        async def activity() -> dict[str, Any] | None:
             running.check()
-            return await db.activities.find_one({"message_id": mail.message_id})
+            return cast(
+                "dict[str, Any] | None",
+                await db.activities.find_one({"message_id": mail.message_id}),
+            )
 
         doc = await eventually(activity, timeout=90, what="the activity of the large message")
         assert doc["subject"]
@@ -128,7 +134,9 @@ async def test_large_message_travels_by_blob_reference(env: Env, pipeline) -> No
     assert raw[0]["size"] > 16 * 1024
 
 
-async def test_bad_record_is_dead_lettered_and_the_stream_goes_on(env: Env, pipeline) -> None:
+async def test_bad_record_is_dead_lettered_and_the_stream_goes_on(
+    env: Env, pipeline: Pipeline
+) -> None:
     user = env.mail_user("dl")
     account = env.account(user, account_id=f"dl-{env.overrides['mongo_database']}")
     await env.publish_accounts(account)
@@ -148,9 +156,12 @@ async def test_bad_record_is_dead_lettered_and_the_stream_goes_on(env: Env, pipe
 
     async with env.mongo() as db, pipeline() as running:
 
-        async def activity() -> dict | None:
+        async def activity() -> dict[str, Any] | None:
             running.check()
-            return await db.activities.find_one({"message_id": mail.message_id})
+            return cast(
+                "dict[str, Any] | None",
+                await db.activities.find_one({"message_id": mail.message_id}),
+            )
 
         await eventually(activity, timeout=90, what="the good message's activity")
 
@@ -161,7 +172,7 @@ async def test_bad_record_is_dead_lettered_and_the_stream_goes_on(env: Env, pipe
 
 
 async def test_account_added_while_running_is_synced_and_nothing_dead_lettered(
-    env: Env, pipeline
+    env: Env, pipeline: Pipeline
 ) -> None:
     user = env.mail_user("late")
     mail = build(random.Random(4), CUSTOMER, [("Late", user.address)], date=WHEN)
@@ -182,9 +193,12 @@ async def test_account_added_while_running_is_synced_and_nothing_dead_lettered(
         late = env.account(user, account_id=f"late-{env.overrides['mongo_database']}")
         await env.publish_accounts(late)
 
-        async def activity() -> dict | None:
+        async def activity() -> dict[str, Any] | None:
             running.check()
-            return await db.activities.find_one({"message_id": mail.message_id})
+            return cast(
+                "dict[str, Any] | None",
+                await db.activities.find_one({"message_id": mail.message_id}),
+            )
 
         doc = await eventually(activity, timeout=60, what="the new account's activity")
         assert doc["account_ids"] == [late.account_id]

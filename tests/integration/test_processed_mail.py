@@ -12,7 +12,7 @@ import pytest
 
 from devservers.corpus import build
 from schemas.account import KeywordProcessed, MoveProcessed
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -30,7 +30,7 @@ def deliver(env: Env, address: str, count: int, seed: int) -> list[str]:
 
 
 async def test_processed_mail_moves_to_trash_after_its_activity_is_written(
-    env: Env, pipeline
+    env: Env, pipeline: Pipeline
 ) -> None:
     user = env.mail_user("mover")
     account = env.account(
@@ -58,7 +58,7 @@ async def test_processed_mail_moves_to_trash_after_its_activity_is_written(
         assert await db.processed_queue.count_documents({}) == 0
 
 
-async def test_processed_mail_marked_with_a_keyword(env: Env, pipeline) -> None:
+async def test_processed_mail_marked_with_a_keyword(env: Env, pipeline: Pipeline) -> None:
     user = env.mail_user("marker")
     account = env.account(
         user,

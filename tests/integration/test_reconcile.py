@@ -6,13 +6,14 @@ import asyncio
 import datetime as dt
 import random
 import sys
+from typing import Any
 
 import pytest
 
 from devservers.corpus import build
 from schemas.topics import MAILBOX_EVENTS, RAW_MESSAGES
 from services.topic_reader import read_topic
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually, meta_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -29,7 +30,9 @@ def deliver(env: Env, address: str, rng: random.Random, n: int) -> list[str]:
     return mids
 
 
-async def test_reconcile_on_request_restores_activities_the_broker_lost(env: Env, pipeline) -> None:
+async def test_reconcile_on_request_restores_activities_the_broker_lost(
+    env: Env, pipeline: Pipeline
+) -> None:
     user = env.mail_user("recon")
     account = env.account(user, account_id=f"recon-{env.overrides['mongo_database']}")
     await env.publish_accounts(account)
@@ -43,7 +46,7 @@ async def test_reconcile_on_request_restores_activities_the_broker_lost(env: Env
 
         async def written(n: int) -> bool:
             running.check()
-            return await db.activities.count_documents({}) == n
+            return bool(await db.activities.count_documents({}) == n)
 
         await eventually(lambda: written(5), timeout=90, what="5 activities")
         # Two activities vanish downstream, as if the broker had lost their records
@@ -75,7 +78,7 @@ async def test_reconcile_on_request_restores_activities_the_broker_lost(env: Env
 
 
 async def test_flag_changes_without_condstore_are_found_by_the_periodic_reconcile(
-    env: Env, pipeline
+    env: Env, pipeline: Pipeline
 ) -> None:
     suffix = env.overrides["topic_prefix"].strip(".")
     # This user's Dovecot announces bare IMAP4rev1: no CONDSTORE (RFC 7162), no IDLE.
@@ -91,13 +94,13 @@ async def test_flag_changes_without_condstore_are_found_by_the_periodic_reconcil
         pipeline(fetcher_reconcile_interval_s=1.0, fetcher_reconcile_grace_s=0.0) as running,
     ):
 
-        async def sighting(mid: str) -> dict:
+        async def sighting(mid: str) -> dict[str, Any]:
             doc = await db.activities.find_one({"message_id": mid})
             return doc["sightings"][0] if doc else {}
 
         async def written() -> bool:
             running.check()
-            return await db.activities.count_documents({}) == 3
+            return bool(await db.activities.count_documents({}) == 3)
 
         await eventually(written, timeout=90, what="3 activities")
         assert (await sighting(mids[0]))["flags"] == []
@@ -113,5 +116,5 @@ async def test_flag_changes_without_condstore_are_found_by_the_periodic_reconcil
         assert (await sighting(mids[1]))["flags"] == []
 
     events = await read_topic(env.overrides["kafka_bootstrap"], env.settings.topic(MAILBOX_EVENTS))
-    changes = [r.meta["event"] for r in events]
+    changes = [meta_of(r)["event"] for r in events]
     assert {(e["kind"], e["location"]["uid"], e["modseq"]) for e in changes} == {("flags", 1, None)}

@@ -17,7 +17,7 @@ from schemas.topics import ACCOUNTS, ACTIVITY_EVENTS, TAGGED_MESSAGES
 from services.api.store import AccountStore
 from services.common.kafka import ensure_topics, producer
 from services.topic_reader import read_topic
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually, meta_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -36,7 +36,7 @@ def mail(mid: str, to: list[str], days_ago: int, attachment: bytes) -> bytes:
     return msg.as_bytes(policy=SMTP)
 
 
-async def test_retention_and_erasure(env: Env, pipeline) -> None:
+async def test_retention_and_erasure(env: Env, pipeline: Pipeline) -> None:
     a_user, b_user = env.mail_user("keep30"), env.mail_user("keepall")
     suffix = env.overrides["mongo_database"]
     a = env.account(a_user, account_id=f"a-{suffix}", retention_days=30)
@@ -62,7 +62,7 @@ async def test_retention_and_erasure(env: Env, pipeline) -> None:
             await eventually(imported, timeout=120, what="the mail imported")
             await env.publish_accounts(a)
 
-            async def settled() -> dict[str, dict] | None:
+            async def settled() -> dict[str, dict[str, Any]] | None:
                 running.check()
                 docs = {d["message_id"]: d for d in await db.activities.find().to_list(None)}
                 done = set(docs) == {"old-both@example.org", "new-a@example.org"} and docs[
@@ -108,7 +108,9 @@ async def test_retention_and_erasure(env: Env, pipeline) -> None:
 
     events = await read_topic(env.overrides["kafka_bootstrap"], env.settings.topic(ACTIVITY_EVENTS))
     deleted = {
-        r.meta["message_id"]: r.meta["reason"] for r in events if r.meta["kind"] == "deleted"
+        meta_of(r)["message_id"]: meta_of(r)["reason"]
+        for r in events
+        if meta_of(r)["kind"] == "deleted"
     }
     assert deleted == {
         "old-a@example.org": f"retention of {a.account_id}",
@@ -117,7 +119,7 @@ async def test_retention_and_erasure(env: Env, pipeline) -> None:
 
 
 async def test_mail_of_a_removed_account_still_in_flight_is_not_written(
-    env: Env, pipeline, caplog: pytest.LogCaptureFixture
+    env: Env, pipeline: Pipeline, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Removed (and purged) while its mail was already tagged and on its way to the
     writer: that mail never becomes activities; another account's mail still does."""

@@ -14,7 +14,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -32,7 +32,7 @@ from services.sender.compose import build_message, message_id_for
 from services.topic_reader import read_topic
 from tests.fixtures.api import running_api
 from tests.fixtures.mail_client import mbsync_folder
-from tests.fixtures.pipeline import Env, Running, eventually
+from tests.fixtures.pipeline import Env, Pipeline, Running, eventually
 from tests.integration.test_oauth2 import oauth_secret
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -156,7 +156,7 @@ def message_count(env: Env, user: MailUser, folder: str) -> int:
 
 
 async def test_a_request_from_an_alias_arrives_and_is_filed_in_sent(
-    senv: Env, pipeline, tmp_path: Path
+    senv: Env, pipeline: Pipeline, tmp_path: Path
 ) -> None:
     env = senv
     info, alias, account = shared_info(env)
@@ -191,7 +191,8 @@ async def test_a_request_from_an_alias_arrives_and_is_filed_in_sent(
         assert got["To"].addresses[0].display_name == "Zuzana Černá"
         assert got["Message-ID"] == filed.message_id == message_id_for(req.request_id, alias)
         assert "Bcc" not in got and archive.address not in got.as_string()
-        assert "v příloze posíláme nabídku" in got.get_body(("plain",)).get_content()
+        plain = got.get_body(("plain",))
+        assert plain is not None and "v příloze posíláme nabídku" in plain.get_content()
         # The Bcc recipient got it too.
         assert message_count(env, archive, "INBOX") == 1
 
@@ -203,7 +204,9 @@ async def test_a_request_from_an_alias_arrives_and_is_filed_in_sent(
 
         # The CRM shows it at once; the fetcher's copy of Sent joins the same activity.
         async def activity() -> dict[str, Any] | None:
-            return await db.activities.find_one({"_id": filed.activity_id})
+            return cast(
+                "dict[str, Any] | None", await db.activities.find_one({"_id": filed.activity_id})
+            )
 
         doc = await eventually(activity, timeout=90, what="the outbound activity")
         assert doc["direction"] == "outbound"
@@ -224,7 +227,7 @@ async def test_a_request_from_an_alias_arrives_and_is_filed_in_sent(
         assert len(again) == 1 and len(again[0]["sightings"]) == 1
 
 
-async def test_a_reply_threads_with_the_message_it_answers(senv: Env, pipeline) -> None:
+async def test_a_reply_threads_with_the_message_it_answers(senv: Env, pipeline: Pipeline) -> None:
     env = senv
     info, _, account = shared_info(env)
     customer = env.mail_user("customer")
@@ -245,7 +248,9 @@ async def test_a_reply_threads_with_the_message_it_answers(senv: Env, pipeline) 
 
         async def inbound() -> dict[str, Any] | None:
             running.check()
-            return await db.activities.find_one({"subject": "Dotaz na cenu"})
+            return cast(
+                "dict[str, Any] | None", await db.activities.find_one({"subject": "Dotaz na cenu"})
+            )
 
         asked = await eventually(inbound, timeout=90, what="the customer's question")
         reply = request(
@@ -256,7 +261,9 @@ async def test_a_reply_threads_with_the_message_it_answers(senv: Env, pipeline) 
         filed = next(r for r in found if r.state is SendState.FILED)
 
         async def answered() -> dict[str, Any] | None:
-            return await db.activities.find_one({"_id": filed.activity_id})
+            return cast(
+                "dict[str, Any] | None", await db.activities.find_one({"_id": filed.activity_id})
+            )
 
         doc = await eventually(answered, timeout=60, what="the reply's activity")
         assert doc["thread_id"] == asked["thread_id"]
@@ -267,7 +274,9 @@ async def test_a_reply_threads_with_the_message_it_answers(senv: Env, pipeline) 
         )
 
 
-async def test_unauthorised_requests_are_refused_and_nothing_is_sent(senv: Env, pipeline) -> None:
+async def test_unauthorised_requests_are_refused_and_nothing_is_sent(
+    senv: Env, pipeline: Pipeline
+) -> None:
     env = senv
     jana = env.mail_user("jana")
     customer = env.mail_user("customer")
@@ -295,7 +304,7 @@ async def test_unauthorised_requests_are_refused_and_nothing_is_sent(senv: Env, 
     assert message_count(env, jana, "Sent") == 0
 
 
-async def test_a_4xx_is_retried_and_a_5xx_fails(senv: Env, pipeline) -> None:
+async def test_a_4xx_is_retried_and_a_5xx_fails(senv: Env, pipeline: Pipeline) -> None:
     env = senv
     info, _, account = shared_info(env)
     greylisted = env.mail_user("greylisted")
@@ -374,7 +383,7 @@ async def test_killed_between_smtp_and_append_it_sends_once_and_files_once(
     assert message_count(env, info, "Sent") == 1
 
 
-async def test_a_replica_that_died_during_data_is_not_resent(senv: Env, pipeline) -> None:
+async def test_a_replica_that_died_during_data_is_not_resent(senv: Env, pipeline: Pipeline) -> None:
     """A request left in "sending" may have reached the server: it is never sent again,
     and if the copy turns up in Sent it is recognised as sent."""
     env = senv
@@ -415,7 +424,7 @@ async def test_a_replica_that_died_during_data_is_not_resent(senv: Env, pipeline
     assert message_count(env, info, "Sent") == 1
 
 
-async def test_a_reply_lost_after_data_is_not_resent(senv: Env, pipeline) -> None:
+async def test_a_reply_lost_after_data_is_not_resent(senv: Env, pipeline: Pipeline) -> None:
     """The server delivers, then the link dies before its 250 (RFC 1047): the sender
     cannot know, so it says so (``unknown``, with the transcript's last step) and never
     sends again on its own; the next request goes through. The user, who asked the
@@ -465,7 +474,9 @@ async def test_a_reply_lost_after_data_is_not_resent(senv: Env, pipeline) -> Non
     assert message_count(env, info, "Sent") == 2
 
 
-async def test_an_unknown_outcome_resent_at_the_users_request_arrives(senv: Env, pipeline) -> None:
+async def test_an_unknown_outcome_resent_at_the_users_request_arrives(
+    senv: Env, pipeline: Pipeline
+) -> None:
     env = senv
     info, _, account = shared_info(env)
     customer = env.mail_user("customer")
@@ -489,7 +500,9 @@ async def test_an_unknown_outcome_resent_at_the_users_request_arrives(senv: Env,
     assert message_count(env, info, "Sent") == 1
 
 
-async def test_a_result_still_to_announce_does_not_cut_a_backoff_short(senv: Env, pipeline) -> None:
+async def test_a_result_still_to_announce_does_not_cut_a_backoff_short(
+    senv: Env, pipeline: Pipeline
+) -> None:
     """Sent, its filing put off for later, its result not yet announced: the sender
     announces it at once, but files it only when the retry is due."""
     env = senv
@@ -519,7 +532,7 @@ async def test_a_result_still_to_announce_does_not_cut_a_backoff_short(senv: Env
 
 
 async def test_a_burst_of_100_requests_arrives_exactly_once_each(
-    senv: Env, pipeline, tmp_path: Path
+    senv: Env, pipeline: Pipeline, tmp_path: Path
 ) -> None:
     env = senv
     info, _, account = shared_info(env)
@@ -541,7 +554,7 @@ async def test_a_burst_of_100_requests_arrives_exactly_once_each(
 
 
 async def test_an_oauth2_account_sends_and_files_with_access_tokens(
-    senv: Env, pipeline, oauth: OAuthServer
+    senv: Env, pipeline: Pipeline, oauth: OAuthServer
 ) -> None:
     """Microsoft 365 takes nothing but OAuth2: SMTP AUTH XOAUTH2, then IMAP AUTHENTICATE
     for filing, each with an access token from the refresh token; revoked, it fails."""
@@ -568,7 +581,7 @@ async def test_an_oauth2_account_sends_and_files_with_access_tokens(
 
 
 async def test_a_send_longer_than_a_lease_stays_with_its_replica(
-    senv: Env, pipeline, tmp_path: Path
+    senv: Env, pipeline: Pipeline, tmp_path: Path
 ) -> None:
     """Two replicas, leases of 3 s, a server that takes 8 s to answer DATA: the
     heartbeat keeps the lease with the replica sending, so the other never takes the

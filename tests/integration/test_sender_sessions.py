@@ -13,7 +13,7 @@ import pytest
 from devservers import OAuthServer
 from schemas.send_request import SendState
 from tests.fixtures.mail_client import mbsync_folder
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 from tests.integration.test_oauth2 import oauth_secret
 from tests.integration.test_sender import (
     final_states,
@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 async def test_a_burst_logs_in_a_few_times_not_once_per_message(
     senv: Env,  # noqa: F811
-    pipeline,
+    pipeline: Pipeline,
     tmp_path: Path,
 ) -> None:
     env = senv
@@ -53,7 +53,7 @@ async def test_a_burst_logs_in_a_few_times_not_once_per_message(
 
 async def test_sessions_dropped_mid_burst_lose_nothing_and_send_nothing_twice(
     senv: Env,  # noqa: F811
-    pipeline,
+    pipeline: Pipeline,
     tmp_path: Path,
 ) -> None:
     """The SMTP server cuts its idle sessions and Dovecot kicks the IMAP ones while a
@@ -95,7 +95,7 @@ async def test_sessions_dropped_mid_burst_lose_nothing_and_send_nothing_twice(
 
 async def test_an_oauth2_burst_shares_sessions_logged_in_with_tokens(
     senv: Env,  # noqa: F811
-    pipeline,
+    pipeline: Pipeline,
     oauth: OAuthServer,
 ) -> None:
     env = senv
@@ -115,7 +115,7 @@ async def test_an_oauth2_burst_shares_sessions_logged_in_with_tokens(
 
 async def test_a_session_whose_login_expired_gets_a_fresh_login_not_a_failure(
     senv: Env,  # noqa: F811
-    pipeline,
+    pipeline: Pipeline,
 ) -> None:
     """The server answers 535 on a session kept from an earlier message (its token ran
     out): the message goes over a new session with a new login, and nothing fails."""

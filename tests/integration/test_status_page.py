@@ -16,7 +16,7 @@ import pytest
 
 from devservers.corpus import build
 from tests.fixtures.api import TOKEN_OF, Api
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -59,7 +59,7 @@ def png_facts(data: bytes) -> tuple[int, int, int]:
 
 
 async def test_status_page_shows_accounts_states_and_a_duplicate(
-    env: Env, api: Api, pipeline, tmp_path: Path
+    env: Env, api: Api, pipeline: Pipeline, tmp_path: Path
 ) -> None:
     jana, info = env.mail_user("jana"), env.mail_user("info")
     admin = api.client("root")

@@ -18,7 +18,7 @@ import json
 import random
 import subprocess
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from confluent_kafka import Consumer, KafkaError
@@ -31,7 +31,7 @@ from schemas.account import SharedOwnership
 from schemas.export import JSON_DIR
 from schemas.topics import ACTIVITY_EVENTS, SEND_RESULTS, TAGGED_MESSAGES
 from services.topic_reader import read_topic
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 from tests.integration.test_end_to_end import smtp_send
 from tests.integration.test_sender import FAST, publish, request, smtp_of
 
@@ -127,9 +127,10 @@ def confluent(bootstrap: str, topics: list[str]) -> list[Record]:
             error = msg.error()
             if error is not None:
                 assert error.code() == KafkaError._PARTITION_EOF, error
-                at_end.add((msg.topic(), msg.partition()))
+                # An end-of-partition event names its partition, as a record does.
+                at_end.add((cast(str, msg.topic()), cast(int, msg.partition())))
                 continue
-            out.append(Record(msg.topic(), msg.key(), msg.value(), msg.headers()))
+            out.append(Record(cast(str, msg.topic()), msg.key(), msg.value(), msg.headers()))
         assert {t for t, _ in assigned} == set(topics)
     finally:
         consumer.close()
@@ -141,7 +142,7 @@ def _names(partitions: Any) -> set[tuple[str, int]]:
 
 
 async def test_kcat_and_confluent_kafka_read_our_topics_and_every_record_fits_its_schema(
-    env: Env, pipeline
+    env: Env, pipeline: Pipeline
 ) -> None:
     assert env.dovecot.cert is not None
     env.overrides.update(sender_ca_file=env.dovecot.cert.cert, **FAST)

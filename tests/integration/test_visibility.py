@@ -11,12 +11,12 @@ from devservers.corpus import build
 from schemas.account import PersonalOwnership, SharedOwnership
 from services.activity_writer.queries import ActivityQueries
 from services.activity_writer.visibility import Viewer, visible_accounts
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
-async def test_each_viewer_sees_only_their_own_sightings(env: Env, pipeline) -> None:
+async def test_each_viewer_sees_only_their_own_sightings(env: Env, pipeline: Pipeline) -> None:
     jana, info = env.mail_user("jana"), env.mail_user("info")
     suffix = env.overrides["mongo_database"]
     personal = env.account(

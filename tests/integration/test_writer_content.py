@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from email.message import EmailMessage
 from email.policy import SMTP
+from typing import Any, cast
 
 import pytest
 
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -37,7 +38,7 @@ def message(n: int, sender: str, to: str, **headers: str) -> bytes:
 
 
 async def test_shared_attachment_stored_once_html_sanitised_and_reply_threaded(
-    env: Env, pipeline
+    env: Env, pipeline: Pipeline
 ) -> None:
     user = env.mail_user("content")
     account = env.account(
@@ -73,7 +74,7 @@ async def test_shared_attachment_stored_once_html_sanitised_and_reply_threaded(
 
         async def all_written() -> bool:
             running.check()
-            return await db.activities.count_documents({}) == 203
+            return bool(await db.activities.count_documents({}) == 203)
 
         await eventually(all_written, timeout=120, what="203 activities")
         blobs = await db["blobs.files"].find().to_list(None)
@@ -104,7 +105,7 @@ async def test_shared_attachment_stored_once_html_sanitised_and_reply_threaded(
     assert one["thread_id"] != sent["thread_id"]
 
 
-async def test_a_20_mb_attachment(env: Env, pipeline) -> None:
+async def test_a_20_mb_attachment(env: Env, pipeline: Pipeline) -> None:
     user = env.mail_user("huge")
     account = env.account(user, account_id=f"huge-{env.overrides['mongo_database']}")
     await env.publish_accounts(account)
@@ -120,9 +121,12 @@ async def test_a_20_mb_attachment(env: Env, pipeline) -> None:
 
     async with env.mongo() as db, pipeline() as running:
 
-        async def written() -> dict | None:
+        async def written() -> dict[str, Any] | None:
             running.check()
-            return await db.activities.find_one({"message_id": "huge-1@shop.example"})
+            return cast(
+                "dict[str, Any] | None",
+                await db.activities.find_one({"message_id": "huge-1@shop.example"}),
+            )
 
         doc = await eventually(written, timeout=180, what="the 20 MB message's activity")
         files = {f["_id"]: f["length"] for f in await db["blobs.files"].find().to_list(None)}

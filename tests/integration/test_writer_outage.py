@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from devservers import SecantusServer
 from devservers.corpus import build
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -19,7 +20,7 @@ CUSTOMER = ("Łucja Wójcik", "lucja.wojcik@drukarnia.pl")
 
 
 async def test_database_outage_pauses_the_writer_and_loses_nothing(
-    env: Env, pipeline, tmp_path
+    env: Env, pipeline: Pipeline, tmp_path: Path
 ) -> None:
     # A database of this test's own, on a fixed port, so it can be stopped and restarted.
     mongo = SecantusServer(tmp_path / "mongo").start()
@@ -40,7 +41,7 @@ async def test_database_outage_pauses_the_writer_and_loses_nothing(
 
             async def count(n: int) -> bool:
                 running.check()
-                return await db.activities.count_documents({}) >= n
+                return bool(await db.activities.count_documents({}) >= n)
 
             await eventually(lambda: count(10), timeout=90, what="the first 10 activities")
             mongo.stop()  # the database is down...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from devservers.corpus import build
 from schemas.topics import ACTIVITY_CONFIRMATIONS, ACTIVITY_EVENTS
 from services.activity_writer.consumer import WriterLoop
 from services.topic_reader import read_topic
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -23,12 +24,14 @@ async def _die(*args: object) -> None:
     raise RuntimeError("killed before commit")
 
 
-def _stable(docs: list[dict]) -> list[dict]:
+def _stable(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Documents without the write time, for comparing two states."""
     return sorted(({k: v for k, v in d.items() if k != "updated_at"} for d in docs), key=str)
 
 
-async def test_replaying_everything_and_a_killed_writer_change_nothing(env: Env, pipeline) -> None:
+async def test_replaying_everything_and_a_killed_writer_change_nothing(
+    env: Env, pipeline: Pipeline
+) -> None:
     user = env.mail_user("replay")
     account = env.account(user, account_id=f"replay-{env.overrides['mongo_database']}")
     await env.publish_accounts(account)
@@ -44,7 +47,7 @@ async def test_replaying_everything_and_a_killed_writer_change_nothing(env: Env,
 
             async def written(n: int) -> bool:
                 running.check()
-                return await db.activities.count_documents({}) == n
+                return bool(await db.activities.count_documents({}) == n)
 
             await eventually(lambda: written(20), timeout=90, what="20 activities")
         before = _stable(await db.activities.find().to_list(None))

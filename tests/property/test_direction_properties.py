@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -25,11 +27,15 @@ events = st.lists(
 )
 
 
-def replay(seq: list[tuple[str, object]]) -> list[tuple[object, Direction]]:
+# A message as drawn: (sender, recipients, filed in Sent).
+Message = tuple[str, list[str], bool]
+
+
+def replay(seq: list[tuple[str, Any]]) -> list[tuple[Message, Direction]]:
     """The writer's rules: a message is written with the accounts known then; an
     account added recomputes the stored activities it involves."""
     synced: frozenset[str] = frozenset()
-    stored: list[tuple[object, Direction]] = []
+    stored: list[tuple[Message, Direction]] = []
     for kind, item in seq:
         if kind == "account":
             before, synced = synced, synced | {item}

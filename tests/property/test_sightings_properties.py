@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from schemas.common import FolderRole
 from schemas.tagged_message import MessageTags, Sighting, TaggedMessageMeta
-from services.dedup.sightings import Verdict, record_sighting, tagged_meta
+from services.dedup.sighting_rules import SightingVerdict, record_sighting, tagged_meta
 from tests.property.strategies import FAST, message_tags
 
 # Few accounts, folders and UIDs, so that sightings collide and renumberings happen.
@@ -25,7 +25,7 @@ sightings = st.builds(
 arrivals = st.lists(sightings, min_size=1, max_size=10)
 
 
-def fold(seq: Sequence[Sighting]) -> tuple[tuple[Sighting, ...], list[Verdict]]:
+def fold(seq: Sequence[Sighting]) -> tuple[tuple[Sighting, ...], list[SightingVerdict]]:
     known: tuple[Sighting, ...] = ()
     verdicts = []
     for s in seq:

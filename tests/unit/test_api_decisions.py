@@ -19,7 +19,7 @@ from schemas.account import (
     SharedOwnership,
 )
 from schemas.common import FolderRole
-from services.api.accounts import missing_folders, record_from_input
+from services.api.account_management import missing_folders, record_from_input
 from services.api.callers import Caller, Role, TokenTable
 from services.api.models import AccountInput, FolderPreview, ImapPreview
 from services.api.permissions import may_manage, may_own, may_see, may_send_as
@@ -43,7 +43,7 @@ def account(ownership: PersonalOwnership | SharedOwnership, **kw: object) -> Acc
         ownership=ownership,
         imap=IMAP,
         updated_at=NOW,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 

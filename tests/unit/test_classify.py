@@ -7,7 +7,7 @@ import ssl
 import pytest
 
 from services.common.errors import ConfigurationError, TransientError
-from services.fetcher.classify import Verdict, backoff_delay, classify_failure
+from services.fetcher.classify import FailureVerdict, backoff_delay, classify_failure
 from services.fetcher.errors import (
     AuthenticationFailed,
     FolderError,
@@ -27,21 +27,21 @@ def cert_error(message: str = "certificate has expired") -> ssl.SSLCertVerificat
 @pytest.mark.parametrize(
     ("exc", "verdict"),
     [
-        (AuthenticationFailed("LOGIN failed"), Verdict.AUTH_FAILED),
-        (ImapUnavailable("server said BYE"), Verdict.RETRY),
-        (TransientError("broker away"), Verdict.RETRY),
-        (ConnectionRefusedError(111, "Connection refused"), Verdict.RETRY),
-        (ConnectionResetError(104, "Connection reset by peer"), Verdict.RETRY),
-        (TimeoutError(), Verdict.RETRY),
-        (EOFError(), Verdict.RETRY),
-        (InsecureConnection("plaintext IMAP to imap.example.com"), Verdict.CONFIG),
-        (ConfigurationError("MAILSYNC_X is not set"), Verdict.CONFIG),
-        (FolderError("Sent", "gone"), Verdict.CONFIG),
-        (cert_error(), Verdict.CONFIG),
-        (RuntimeError("who knows"), Verdict.RETRY),
+        (AuthenticationFailed("LOGIN failed"), FailureVerdict.AUTH_FAILED),
+        (ImapUnavailable("server said BYE"), FailureVerdict.RETRY),
+        (TransientError("broker away"), FailureVerdict.RETRY),
+        (ConnectionRefusedError(111, "Connection refused"), FailureVerdict.RETRY),
+        (ConnectionResetError(104, "Connection reset by peer"), FailureVerdict.RETRY),
+        (TimeoutError(), FailureVerdict.RETRY),
+        (EOFError(), FailureVerdict.RETRY),
+        (InsecureConnection("plaintext IMAP to imap.example.com"), FailureVerdict.CONFIG),
+        (ConfigurationError("MAILSYNC_X is not set"), FailureVerdict.CONFIG),
+        (FolderError("Sent", "gone"), FailureVerdict.CONFIG),
+        (cert_error(), FailureVerdict.CONFIG),
+        (RuntimeError("who knows"), FailureVerdict.RETRY),
     ],
 )
-def test_classify_failure(exc: BaseException, verdict: Verdict) -> None:
+def test_classify_failure(exc: BaseException, verdict: FailureVerdict) -> None:
     assert classify_failure(exc).verdict is verdict
 
 
@@ -65,12 +65,12 @@ def test_empty_timeout_reason_has_no_dangling_colon() -> None:
 
 
 def test_other_ssl_errors_are_retried() -> None:
-    assert classify_failure(ssl.SSLError(1, "record layer failure")).verdict is Verdict.RETRY
+    assert classify_failure(ssl.SSLError(1, "record layer failure")).verdict is FailureVerdict.RETRY
 
 
 def test_certificate_error_raised_from_python_code() -> None:
     exc = ssl.CertificateError("hostname 'imap.example.com' doesn't match 'mail.example.org'")
-    assert classify_failure(exc).verdict is Verdict.CONFIG
+    assert classify_failure(exc).verdict is FailureVerdict.CONFIG
 
 
 def test_backoff_grows_exponentially() -> None:

@@ -7,8 +7,9 @@ from typing import Any, cast
 
 import pytest
 
-from services.dedup.app import Tagger, build_faust_app
+from services.dedup.app import build_faust_app
 from services.dedup.settings import DedupSettings
+from services.dedup.tagger import Tagger
 
 
 @pytest.mark.parametrize(

@@ -253,7 +253,7 @@ def test_the_failure_message_says_what_to_do() -> None:
 
 
 def test_aiokafka_group_internals_the_fetchers_membership_relies_on() -> None:
-    """services/fetcher/membership.py and accounts.py: the sticky assignor and the guard."""
+    """services/fetcher/membership.py and assigned_accounts.py: the sticky assignor, the guard."""
     from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance, GroupCoordinator
 
     ours = "services/fetcher/membership.py"
@@ -290,7 +290,9 @@ def test_aiokafka_group_internals_the_fetchers_membership_relies_on() -> None:
     complete = _source(coordinator._on_join_complete)
     assert complete.index("assignor.on_assignment(assignment)") < complete.index(
         "listener.on_partitions_assigned"
-    ), _changed("aiokafka", "GroupCoordinator._on_join_complete", "services/fetcher/accounts.py")
+    ), _changed(
+        "aiokafka", "GroupCoordinator._on_join_complete", "services/fetcher/assigned_accounts.py"
+    )
     # on_partitions_revoked runs before every JoinGroup, the first one included (where the
     # guard starts watching the coordinator, created by AIOKafkaConsumer.start).
     active = _source(coordinator.ensure_active_group)

@@ -929,7 +929,7 @@ def _metric_labels() -> dict[str, set[str]]:
         name, labels = obj._name, set(obj._labelnames)
         kind = obj._type
         suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}.get(
-            kind, [""]
+            kind or "", [""]
         )
         for suffix in suffixes:
             out[name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())

@@ -49,7 +49,7 @@ def test_meta_is_json_that_validates_back() -> None:
 
 
 def test_meta_uses_field_aliases() -> None:
-    cursor = FolderCursor(
+    cursor = FolderCursor(  # type: ignore[call-arg]  # by its alias, _id, as stored
         _id="jan/INBOX",
         account_id="jan",
         folder="INBOX",

@@ -8,6 +8,7 @@ import os
 import quopri
 from email.message import EmailMessage
 from email.policy import SMTP
+from typing import cast
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -43,7 +44,7 @@ def client_message() -> bytes:
     msg["Message-ID"] = "<layout-1@shop.example>"
     msg.set_content("Price list attached.")
     msg.add_alternative('<p>Price list<img src="cid:logo@shop.example"></p>', subtype="html")
-    msg.get_payload()[1].add_related(
+    cast(list[EmailMessage], msg.get_payload())[1].add_related(
         PNG, maintype="image", subtype="png", cid="<logo@shop.example>"
     )
     msg.add_attachment(PDF, maintype="application", subtype="pdf", filename="cenik.pdf")

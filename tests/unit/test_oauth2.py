@@ -19,7 +19,7 @@ from services.common.oauth2 import (
     xoauth2_response,
 )
 from services.common.oauth2.refresh import check_token_url, parse_token_response, refresh_form
-from services.fetcher.classify import Verdict, classify_failure
+from services.fetcher.classify import FailureVerdict, classify_failure
 
 NOW = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
 MARGIN = dt.timedelta(seconds=60)
@@ -100,7 +100,11 @@ def test_token_response_errors_and_what_the_fetcher_does(
 ) -> None:
     with pytest.raises(error) as caught:
         parse_token_response(status, body, NOW)
-    expected = {"auth": Verdict.AUTH_FAILED, "config": Verdict.CONFIG, "retry": Verdict.RETRY}
+    expected = {
+        "auth": FailureVerdict.AUTH_FAILED,
+        "config": FailureVerdict.CONFIG,
+        "retry": FailureVerdict.RETRY,
+    }
     assert classify_failure(caught.value).verdict is expected[verdict]
 
 

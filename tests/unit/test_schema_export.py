@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from schemas.export import JSON_DIR, drift, rendered
 from schemas.topics import TOPICS
@@ -22,7 +23,7 @@ def test_every_topic_is_described_with_its_schema_and_config() -> None:
         assert entry["config"]["cleanup.policy"] in ("compact", "delete")
 
 
-def test_drift_is_detected(tmp_path) -> None:
+def test_drift_is_detected(tmp_path: Path) -> None:
     files = rendered()
     for name, text in files.items():
         (tmp_path / name).write_text(text)

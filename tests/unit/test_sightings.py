@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.common import FolderRole
 from schemas.tagged_message import Sighting
-from services.dedup.sightings import record_sighting
+from services.dedup.sighting_rules import record_sighting
 
 
 def sighting(

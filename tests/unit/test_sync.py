@@ -26,7 +26,7 @@ NOW = dt.datetime(2026, 11, 23, 16, 0, tzinfo=dt.UTC)
 def cursor(
     uidvalidity: int = 100, last_uid: int = 10, missing: tuple[int, ...] = ()
 ) -> FolderCursor:
-    return FolderCursor(
+    return FolderCursor(  # type: ignore[call-arg]  # by its alias, _id, as stored
         _id="acc/INBOX",
         account_id="acc",
         folder="INBOX",

@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
 from schemas.envelope import encode_headers
 from schemas.send_request import SendResult, SendState
 from services.cli import _print_where
+from services.common.health import HealthServer
 from services.common.settings import CommonSettings
 from services.topic_lines import as_json
 from services.topic_reader import Start, TopicRecord, start_offset
@@ -91,7 +93,10 @@ def test_mailsync_run_prints_how_to_read_a_topic_with_kcat(
 ) -> None:
     settings = CommonSettings(kafka_bootstrap="127.0.0.1:39092", topic_prefix="dev.")
     _print_where(
-        settings, SimpleNamespace(host="127.0.0.1", port=9100), "http://x/status", key_made=False
+        settings,
+        cast(HealthServer, SimpleNamespace(host="127.0.0.1", port=9100)),
+        "http://x/status",
+        key_made=False,
     )
     printed = capsys.readouterr().out
     assert "Kafka bootstrap : 127.0.0.1:39092\n" in printed

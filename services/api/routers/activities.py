@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from schemas.activity import ActivityDocument
-from services.api.accounts import Accounts
+from services.api.account_management import Accounts
 from services.api.auth import CallerDep, ResourcesDep
 from services.api.errors import NotFound
 

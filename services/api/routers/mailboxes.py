@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.api.accounts import Accounts
+from services.api.account_management import Accounts
 from services.api.auth import CallerDep, ResourcesDep
 from services.api.models import MailboxView
 

@@ -18,7 +18,7 @@ from schemas.tagged_message import MessageTags, Sighting, TaggedMessageMeta
 
 
 @dataclass(frozen=True)
-class Verdict:
+class SightingVerdict:
     sightings: tuple[Sighting, ...]
     canonical: bool
     duplicate_of: Sighting | None
@@ -29,7 +29,7 @@ def place(s: Sighting) -> tuple[str, str, int, int]:
     return (s.account_id, s.folder, s.uidvalidity, s.uid)
 
 
-def record_sighting(known: Sequence[Sighting], new: Sighting) -> Verdict:
+def record_sighting(known: Sequence[Sighting], new: Sighting) -> SightingVerdict:
     """Add ``new`` to the sightings of its activity and say whether it is canonical."""
     where = place(new)
     merged = tuple(known)
@@ -37,10 +37,10 @@ def record_sighting(known: Sequence[Sighting], new: Sighting) -> Verdict:
         merged = (*merged, new)
     first = merged[0]
     canonical = place(first) == where
-    return Verdict(merged, canonical, None if canonical else first)
+    return SightingVerdict(merged, canonical, None if canonical else first)
 
 
-def tagged_meta(tags: MessageTags, verdict: Verdict) -> TaggedMessageMeta:
+def tagged_meta(tags: MessageTags, verdict: SightingVerdict) -> TaggedMessageMeta:
     """The public header of a tagged message: ``tags`` plus ``verdict``.
 
     Built without validating again: every part is a validated model already, and a
