@@ -10,7 +10,7 @@ import pytest
 
 from devservers.corpus import build
 from schemas.account import SharedOwnership
-from schemas.topics import TAGGED_MESSAGES
+from schemas.topics import BY_FINGERPRINT, RAW_MESSAGES, TAGGED_MESSAGES
 from services.topic_reader import read_topic
 from tests.fixtures.pipeline import Env, Pipeline, eventually
 
@@ -25,6 +25,20 @@ async def tagged(env: Env) -> list[dict[str, Any]]:
         env.overrides["kafka_bootstrap"], env.settings.topic(TAGGED_MESSAGES)
     )
     return [r.meta for r in records if r.meta]
+
+
+async def stages(env: Env, account_id: str) -> str:
+    """How far an account's messages got: raw (fetcher) and by-fingerprint (dedup's repartition)."""
+    bootstrap = env.overrides["kafka_bootstrap"]
+    counts: dict[str, int] = {}
+    for spec in (RAW_MESSAGES, BY_FINGERPRINT, TAGGED_MESSAGES):
+        records = await read_topic(bootstrap, env.settings.topic(spec))
+        counts[spec.name] = sum(
+            1
+            for r in records
+            if account_id.encode() in b"".join([r.key or b"", r.value or b"", *r.headers.values()])
+        )
+    return f"records of {account_id} per topic: {counts}"
 
 
 async def test_table_survives_a_dedup_restart_and_forwards_link(
@@ -69,7 +83,11 @@ async def test_table_survives_a_dedup_restart_and_forwards_link(
                 ]
                 return [metas[0], forwarded[0]] if forwarded else None
 
-            metas = await eventually(second, timeout=120, what="the forwarded sighting")
+            try:
+                metas = await eventually(second, timeout=120, what="the forwarded sighting")
+            except AssertionError as failed:
+                # Say which stage held the forwarded copy back.
+                raise AssertionError(f"{failed}; {await stages(env, shared.account_id)}") from None
 
             async def merged() -> dict[str, Any] | None:
                 doc = await db.activities.find_one({"message_id": mail.message_id})
