@@ -63,7 +63,10 @@ def faust_app(settings: DedupSettings) -> faust.App:
     # says so here, or exactly_once would silently run at least once.
     app.in_worker = True
     app.transport = Transport(
-        app.conf.broker_consumer, app, fetch_max_wait_ms=s.dedup_fetch_max_wait_ms
+        app.conf.broker_consumer,
+        app,
+        fetch_max_wait_ms=s.dedup_fetch_max_wait_ms,
+        wait_empty_timeout_s=s.dedup_wait_empty_timeout_s,
     )
     return app
 

@@ -24,6 +24,14 @@ class DedupSettings(CommonSettings):
         description="How long the broker may hold a Fetch that finds no data (faust's "
         "own default is 1500 ms; see services/dedup/transport.py).",
     )
+    dedup_wait_empty_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a stopping worker, or one whose partitions are revoked, waits "
+        "for the events its agents hold to be acked; those still unacked are read again by "
+        "the partition's next owner (services/dedup/transport.py). Keep it below the "
+        "shutdown timeout.",
+    )
     dedup_processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         default="at_least_once",
         description="faust's processing guarantee: exactly_once wraps each partition's "

@@ -11,13 +11,25 @@ has returned. faust reads both of dedup's topics through one consumer, so when a
 Fetch happened to ask only for by-fingerprint partitions that the ``tag`` agent had
 not yet written to, raw-messages waited too: stalls of 1.4 s, several per 2,000
 messages (bench/dedup.py). A short wait costs an empty Fetch per wait when idle.
+
+faust's ``Consumer.wait_empty`` (run when the worker stops and when its partitions are
+revoked) waits for every event handed to an agent to be acked, with no limit, and
+swallows the cancellation of its wait, so no timeout around ``App.stop`` ends it. One
+event that is never acked (an agent stopped mid-event, a send that never completes)
+then holds a stopping worker forever, and holds a rebalance until the broker expels the
+member: the other workers get no partitions meanwhile. mailsync's wait ends after
+``dedup_wait_empty_timeout_s``: an event still unacked is not committed, so the next
+owner of its partition reads it again (at least once; the verdicts do not depend on
+arrival order, and the writer's documents are idempotent).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import aiokafka
 from faust.auth import OAuthCredentials, SASLCredentials
@@ -26,6 +38,8 @@ from faust.types.auth import CredentialsT
 
 from services.common.kafka import client_options
 from services.common.kafka_settings import KafkaSettings
+
+log = logging.getLogger("mailsync.dedup")
 
 
 def faust_auth(settings: KafkaSettings) -> tuple[CredentialsT | None, ssl.SSLContext | None]:
@@ -60,6 +74,29 @@ class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def wait_empty(self) -> None:
+        """faust's ``wait_empty`` with a deadline (see the module docstring)."""
+        timeout = cast("Transport", self.transport).wait_empty_timeout_s
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self.should_stop and self._unacked_messages:
+            if asyncio.get_running_loop().time() >= deadline:
+                left = sorted((m.topic, m.partition, m.offset) for m in self._unacked_messages)
+                log.warning(
+                    "%d event(s) still unacked after %.0fs, left for the partition's next "
+                    "owner to read again: %s; agents:\n%s",
+                    len(left),
+                    timeout,
+                    ", ".join(f"{t}[{p}]@{o}" for t, p, o in left),
+                    self.app.agents.human_tracebacks(),
+                )
+                break
+            await self.commit()
+            if not self._unacked_messages:
+                break
+            await self._wait_for_ack(timeout=1)
+            self._clean_unacked_messages()
+        await self.commit_and_end_transactions()
+
 
 class _Producer(faust_aiokafka.Producer):
     def _settings_extra(self) -> Mapping[str, Any]:
@@ -67,11 +104,15 @@ class _Producer(faust_aiokafka.Producer):
 
 
 class Transport(faust_aiokafka.Transport):
-    """``app.transport = Transport(app.conf.broker_consumer, app, fetch_max_wait_ms=...)``."""
+    """faust's transport, given to ``app.transport``; ``fetch_max_wait_ms`` and
+    ``wait_empty_timeout_s`` as the module docstring says."""
 
     Consumer = _Consumer
     Producer = _Producer
 
-    def __init__(self, *args: Any, fetch_max_wait_ms: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, fetch_max_wait_ms: int, wait_empty_timeout_s: float, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.wait_empty_timeout_s = wait_empty_timeout_s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import random
 from typing import Any
@@ -10,7 +11,9 @@ import pytest
 
 from devservers.corpus import build
 from schemas.account import SharedOwnership
+from schemas.tagged_message import MessageTags
 from schemas.topics import BY_FINGERPRINT, RAW_MESSAGES, TAGGED_MESSAGES
+from services.dedup.tagger import Tagger
 from services.topic_reader import read_topic
 from tests.fixtures.pipeline import Env, Pipeline, eventually
 
@@ -104,3 +107,40 @@ async def test_table_survives_a_dedup_restart_and_forwards_link(
         shared.account_id,
     ]
     assert first_meta["activity_id"] == second_meta["activity_id"] == doc["_id"]
+
+
+async def test_a_worker_stuck_on_an_event_stops_and_the_event_is_read_again(
+    env: Env, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent that never finishes an event (a blob read that hangs, say) does not hold
+    the worker's stop, or the group, forever: the event is left for the next worker."""
+    jana = env.mail_user("jana")
+    personal = env.account(jana, account_id=f"jana-{env.overrides['mongo_database']}")
+    await env.publish_accounts(personal)
+    mail = build(random.Random(32), CUSTOMER, [("Jana", jana.address)], date=WHEN)
+    env.dovecot.deliver(jana.address, mail.message)
+
+    stuck = asyncio.Event()
+    tag = Tagger.tag
+
+    async def hang(self: Tagger, headers: list[tuple[str, bytes]], value: bytes) -> MessageTags:
+        stuck.set()
+        await asyncio.Event().wait()  # never set: the agent holds its event unacked
+        return await tag(self, headers, value)
+
+    async with pipeline("fetcher", "activity-writer") as running:
+        monkeypatch.setattr(Tagger, "tag", hang)
+        # Before, this stop never ended: faust's wait_empty waited for the event forever.
+        async with pipeline("dedup", dedup_wait_empty_timeout_s=2.0):
+            await asyncio.wait_for(stuck.wait(), 90)
+        assert await tagged(env) == []
+        monkeypatch.setattr(Tagger, "tag", tag)
+
+        async with pipeline("dedup"):
+
+            async def once() -> list[dict[str, Any]]:
+                running.check()
+                return await tagged(env)
+
+            metas = await eventually(once, timeout=90, what="the event read again")
+    assert [m["raw"]["location"]["account_id"] for m in metas] == [personal.account_id]

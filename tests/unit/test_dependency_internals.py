@@ -11,7 +11,9 @@ what changed, then update the check (for the copied functions, the digest below)
   ``_reset_timer``, ``_timeout_callback``) and ``IMAP4.create_client``.
 - services/dedup/transport.py overrides faust's aiokafka driver: the consumer thread's
   ``_create_worker_consumer``, the consumer's ``_new_consumer_thread``, the producer's
-  ``_settings_extra``; and sets aiokafka's ``AIOKafkaConsumer._fetch_max_wait_ms``.
+  ``_settings_extra``, the consumer's ``wait_empty`` (bounded; it calls
+  ``_unacked_messages``, ``_wait_for_ack``, ``_clean_unacked_messages``); and sets
+  aiokafka's ``AIOKafkaConsumer._fetch_max_wait_ms``.
 - services/common/kafka.py::partitions_of calls ``AIOKafkaConsumer._client.add_topic``.
 """
 
@@ -195,6 +197,8 @@ FAUST_COPIED = {
     "Consumer._new_consumer_thread": "8fd0d41b15145615",
     # _Producer._settings_extra returns what faust returns inside a transaction.
     "Producer._settings_extra": "2b12df47f0a51029",
+    # _Consumer.wait_empty is faust's loop with a deadline.
+    "Consumer.wait_empty": "53195dca246c0a86",
 }
 
 
@@ -224,6 +228,15 @@ def test_faust_calls_the_factories_we_override() -> None:
         "faust-streaming", "Transport.create_consumer/create_producer", DEDUP_OURS
     )
     assert Transport.Consumer.__mro__[1] is faust_aiokafka.Consumer
+    waiting = _source(faust.transport.consumer.Consumer)
+    for used in ("self._unacked_messages", "async def _wait_for_ack(self, timeout: float)"):
+        assert used in waiting, _changed("faust-streaming", used, DEDUP_OURS)
+    assert "def _clean_unacked_messages(self)" in waiting, _changed(
+        "faust-streaming", "Consumer._clean_unacked_messages", DEDUP_OURS
+    )
+    assert "await consumer.wait_empty()" in _source(faust.App), _changed(
+        "faust-streaming", "App._consumer_wait_empty", DEDUP_OURS
+    )
     assert Transport.Producer.__mro__[1] is faust_aiokafka.Producer
 
 
