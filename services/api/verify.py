@@ -20,9 +20,9 @@ from services.api.presets import Preset
 from services.api.verify_errors import classify
 from services.common.oauth2 import AccessToken
 from services.common.smtp_auth import smtp_token_login
-from services.fetcher.errors import InsecureConnection
-from services.fetcher.folders import Folder, quote
-from services.fetcher.session import ImapSession, is_loopback
+from services.imap.errors import InsecureConnection
+from services.imap.folders import Folder, quote
+from services.imap.session import ImapSession, is_loopback
 
 _STATUS_ITEM = re.compile(rb"(MESSAGES|SIZE) (\d+)")
 

@@ -29,10 +29,7 @@ from services.accounts.tombstone_rules import stale
 from services.accounts.tombstones import TombstoneStore
 from services.common.lifecycle import first_failure
 from services.common.oauth2 import AccessToken
-from services.fetcher.copyuid import CopyUid
 from services.fetcher.cursor import CursorStore
-from services.fetcher.errors import FolderError
-from services.fetcher.folders import Folder, with_sent_folder
 from services.fetcher.processed import ProcessedQueue
 from services.fetcher.publish import EventPublisher, Publisher
 from services.fetcher.reconcile import Mark, add_mark, find_gaps, flag_changes, settled_uid
@@ -44,7 +41,6 @@ from services.fetcher.revalidate import (
     refetch_after_remap,
     revalidate,
 )
-from services.fetcher.session import ImapSession
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.sightings import SightingReader
 from services.fetcher.state import StateStore
@@ -61,6 +57,10 @@ from services.fetcher.sync import (
     uid_set,
     uidvalidity_changed,
 )
+from services.imap.copyuid import CopyUid
+from services.imap.errors import FolderError
+from services.imap.folders import Folder, with_sent_folder
+from services.imap.session import ImapSession
 
 log = logging.getLogger("mailsync.fetcher.worker")
 

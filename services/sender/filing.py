@@ -25,10 +25,10 @@ from typing import TypeVar
 import aioimaplib
 
 from schemas.account import AccountRecord
-from services.fetcher.credentials import Credentials
-from services.fetcher.errors import AuthenticationFailed, FolderError, ImapUnavailable
-from services.fetcher.folders import Folder, quote
-from services.fetcher.session import ImapSession
+from services.imap.credentials import Credentials
+from services.imap.errors import AuthenticationFailed, FolderError, ImapUnavailable
+from services.imap.folders import Folder, quote
+from services.imap.session import ImapSession
 from services.sender.errors import FilingFailed
 from services.sender.pool import Pool
 from services.sender.sent_folder import sent_folder

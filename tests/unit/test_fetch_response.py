@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from services.fetcher.fetch_response import parse_fetch, parse_internaldate, parse_search
+from services.imap.fetch_response import parse_fetch, parse_internaldate, parse_search
 
 MESSAGE = (
     b"From: anna@example.cz\r\n"

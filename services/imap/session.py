@@ -22,23 +22,23 @@ import aioimaplib
 from schemas.account import Endpoint, Security
 from services.common import metrics
 from services.common.oauth2 import AccessToken, error_ack, initial_response
-from services.fetcher.copyuid import CopyUid, parse_copyuid
-from services.fetcher.errors import (
+from services.fetcher.sync import FolderStatus, uid_set
+from services.imap.copyuid import CopyUid, parse_copyuid
+from services.imap.errors import (
     AuthenticationFailed,
     FolderError,
     ImapUnavailable,
     InsecureConnection,
 )
-from services.fetcher.fetch_response import (
+from services.imap.fetch_response import (
     FetchedMessage,
     FlagUpdate,
     parse_fetch,
     parse_flag_updates,
     parse_search,
 )
-from services.fetcher.folders import Folder, parse_list, quote
-from services.fetcher.imap_protocol import FastIMAP4
-from services.fetcher.sync import FolderStatus, uid_set
+from services.imap.folders import Folder, parse_list, quote
+from services.imap.protocol import FastIMAP4
 
 log = logging.getLogger("mailsync.fetcher.imap")
 

@@ -1,0 +1,1 @@
+"""IMAP: the client session, its protocol reader, response parsers and errors."""
