@@ -87,7 +87,8 @@ from services.common.lifecycle import Service, run_services
 from services.common.logs import setup_logging
 from services.common.secrets import SecretBox
 from services.common.settings import CommonSettings
-from services.fetcher.sync import batches, uid_set
+from services.fetcher.sync import batches
+from services.imap.sequence_set import uid_set
 
 if TYPE_CHECKING:  # bench.imap_sync and bench.fetch_bound import this module
     from bench.fetch_bound import Bound

@@ -45,21 +45,20 @@ from services.fetcher.settings import FetcherSettings
 from services.fetcher.sightings import SightingReader
 from services.fetcher.state import StateStore
 from services.fetcher.sync import (
-    FolderStatus,
     batches,
-    expand_uid_set,
     flags_changed,
     has_changes,
     may_have_expunged,
     retention_floor,
     search_criteria,
     select_uids,
-    uid_set,
     uidvalidity_changed,
 )
 from services.imap.copyuid import CopyUid
 from services.imap.errors import FolderError
+from services.imap.folder_status import FolderStatus
 from services.imap.folders import Folder, with_sent_folder
+from services.imap.sequence_set import expand_uid_set, uid_set
 from services.imap.session import ImapSession
 
 log = logging.getLogger("mailsync.fetcher.worker")

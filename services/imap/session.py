@@ -22,7 +22,6 @@ import aioimaplib
 from schemas.account import Endpoint, Security
 from services.common import metrics
 from services.common.oauth2 import AccessToken, error_ack, initial_response
-from services.fetcher.sync import FolderStatus, uid_set
 from services.imap.copyuid import CopyUid, parse_copyuid
 from services.imap.errors import (
     AuthenticationFailed,
@@ -37,8 +36,10 @@ from services.imap.fetch_response import (
     parse_flag_updates,
     parse_search,
 )
+from services.imap.folder_status import FolderStatus
 from services.imap.folders import Folder, parse_list, quote
 from services.imap.protocol import FastIMAP4
+from services.imap.sequence_set import uid_set
 
 log = logging.getLogger("mailsync.fetcher.imap")
 
