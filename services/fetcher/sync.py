@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from schemas.account import ImportAll, ImportLastN, ImportSince
 from schemas.mailbox_state import FolderCursor
+from services.imap.dates import search_date
 from services.imap.folder_status import FolderStatus
 
 
@@ -47,11 +48,6 @@ def may_have_expunged(cursor: FolderCursor | None, status: FolderStatus, fetched
     )
 
 
-def _imap_date(day: dt.date) -> str:
-    """RFC 3501 SEARCH takes a date as 1-Feb-2026."""
-    return day.strftime("%d-%b-%Y").lstrip("0")
-
-
 def retention_floor(retention_days: int | None, now: dt.datetime) -> dt.date | None:
     """The first day whose mail retention keeps: retention deletes what is dated before
     ``now - retention_days``; mail from that day itself expires within the day, so the
@@ -75,9 +71,9 @@ def search_criteria(
     """
     criteria = f"UID {last_uid + 1}:*"
     if last_uid == 0 and isinstance(window, ImportSince):
-        criteria += " SINCE " + _imap_date(window.since)
+        criteria += " SINCE " + search_date(window.since)
     if last_uid == 0 and sent_since is not None:
-        criteria += " SENTSINCE " + _imap_date(sent_since)
+        criteria += " SENTSINCE " + search_date(sent_since)
     return criteria
 
 
