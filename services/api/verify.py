@@ -18,11 +18,12 @@ from services.api.errors import VerificationFailed
 from services.api.models import FolderPreview, ImapPreview, SmtpPreview
 from services.api.presets import Preset
 from services.api.verify_errors import classify
+from services.common.loopback import is_loopback
 from services.common.oauth2 import AccessToken
 from services.common.smtp_auth import smtp_token_login
 from services.imap.errors import InsecureConnection
 from services.imap.folders import Folder, quote
-from services.imap.session import ImapSession, is_loopback
+from services.imap.session import ImapSession
 
 _STATUS_ITEM = re.compile(rb"(MESSAGES|SIZE) (\d+)")
 

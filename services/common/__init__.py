@@ -9,6 +9,7 @@
 - :mod:`.oauth2`    OAuth2 access tokens (refresh-token grant) and SASL XOAUTH2/OAUTHBEARER
 - :mod:`.smtp_auth` SMTP AUTH with an account's password or OAuth2 token
 - :mod:`.errors`    the root of every mailsync exception
+- :mod:`.loopback`  is a host this machine (where plaintext is allowed)
 """
 
 from services.common.errors import MailsyncError

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import ipaddress
 import logging
 import re
 import ssl
@@ -21,6 +20,7 @@ import aioimaplib
 
 from schemas.account import Endpoint, Security
 from services.common import metrics
+from services.common.loopback import is_loopback
 from services.common.oauth2 import AccessToken, error_ack, initial_response
 from services.imap.copyuid import CopyUid, parse_copyuid
 from services.imap.errors import (
@@ -52,15 +52,6 @@ _EXISTS = re.compile(rb"^(\d+) EXISTS")
 _IDLE_NEWS = re.compile(rb"^\d+ (?:EXISTS|EXPUNGE|FETCH)\b")
 _STATUS_ITEM = re.compile(rb"(MESSAGES|UIDNEXT|UIDVALIDITY|HIGHESTMODSEQ) (\d+)")
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _status_from_select(lines: list[bytes | bytearray]) -> FolderStatus:
