@@ -91,7 +91,7 @@ from services.common.settings import CommonSettings
 from services.dedup.settings import DedupSettings
 from services.fetcher.publish import Publisher
 from services.fetcher.settings import FetcherSettings
-from services.imap.fetch_response import FetchedMessage
+from services.imap import FetchedMessage
 
 # What is timed: a service built from the run's settings (``services.cli.SERVICES``).
 MakeService = Callable[[dict[str, Any]], Service]

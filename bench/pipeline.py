@@ -88,7 +88,7 @@ from services.common.logs import setup_logging
 from services.common.secrets import SecretBox
 from services.common.settings import CommonSettings
 from services.fetcher.sync import batches
-from services.imap.sequence_set import uid_set
+from services.imap import uid_set
 
 if TYPE_CHECKING:  # bench.imap_sync and bench.fetch_bound import this module
     from bench.fetch_bound import Bound

@@ -21,9 +21,7 @@ from services.api.verify_errors import classify
 from services.common.loopback import is_loopback
 from services.common.oauth2 import AccessToken
 from services.common.smtp_auth import smtp_token_login
-from services.imap.errors import InsecureConnection
-from services.imap.folders import Folder
-from services.imap.session import ImapSession
+from services.imap import Folder, ImapSession, InsecureConnection
 
 
 async def verify_imap(

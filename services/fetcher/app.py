@@ -43,7 +43,7 @@ from services.fetcher.sightings import SightingReader
 from services.fetcher.state import StateStore
 from services.fetcher.supervisor import Supervisor
 from services.fetcher.worker import AccountWorker
-from services.imap.credentials import Credentials
+from services.imap import Credentials
 
 log = logging.getLogger("mailsync.fetcher")
 

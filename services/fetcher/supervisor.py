@@ -22,8 +22,7 @@ from services.fetcher.classify import Verdict, backoff_delay, classify_failure
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.state import StateStore
 from services.fetcher.worker import AccountWorker
-from services.imap.credentials import Credentials
-from services.imap.errors import AuthenticationFailed
+from services.imap import AuthenticationFailed, Credentials
 
 log = logging.getLogger("mailsync.fetcher.supervisor")
 

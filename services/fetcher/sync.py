@@ -7,8 +7,7 @@ from collections.abc import Sequence
 
 from schemas.account import ImportAll, ImportLastN, ImportSince
 from schemas.mailbox_state import FolderCursor
-from services.imap.dates import search_date
-from services.imap.folder_status import FolderStatus
+from services.imap import FolderStatus, search_date
 
 
 def uidvalidity_changed(cursor: FolderCursor | None, status: FolderStatus) -> bool:

@@ -54,12 +54,16 @@ from services.fetcher.sync import (
     select_uids,
     uidvalidity_changed,
 )
-from services.imap.copyuid import CopyUid
-from services.imap.errors import FolderError
-from services.imap.folder_status import FolderStatus
-from services.imap.folders import Folder, with_sent_folder
-from services.imap.sequence_set import expand_uid_set, uid_set
-from services.imap.session import ImapSession
+from services.imap import (
+    CopyUid,
+    Folder,
+    FolderError,
+    FolderStatus,
+    ImapSession,
+    expand_uid_set,
+    uid_set,
+    with_sent_folder,
+)
 
 log = logging.getLogger("mailsync.fetcher.worker")
 

@@ -44,7 +44,7 @@ from services.dedup.fingerprint import identify
 from services.dedup.headers import parse_headers
 from services.fetcher.classify import backoff_delay
 from services.fetcher.publish import Publisher
-from services.imap.fetch_response import FetchedMessage
+from services.imap import FetchedMessage
 from services.sender.authorize import refusal
 from services.sender.compose import (
     Attachment,

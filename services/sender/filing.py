@@ -25,11 +25,16 @@ from typing import TypeVar
 import aioimaplib
 
 from schemas.account import AccountRecord
-from services.imap.credentials import Credentials
-from services.imap.dates import search_date
-from services.imap.errors import AuthenticationFailed, FolderError, ImapUnavailable
-from services.imap.folders import Folder, quote
-from services.imap.session import ImapSession
+from services.imap import (
+    AuthenticationFailed,
+    Credentials,
+    Folder,
+    FolderError,
+    ImapSession,
+    ImapUnavailable,
+    quote,
+    search_date,
+)
 from services.sender.errors import FilingFailed
 from services.sender.pool import Pool
 from services.sender.sent_folder import sent_folder
