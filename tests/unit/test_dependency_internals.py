@@ -60,7 +60,7 @@ def _changed(distribution: str, what: str, ours: str) -> str:
 
 # -- aioimaplib ------------------------------------------------------------------------
 
-# Functions imap_protocol.py copies step for step or replaces: the first 16 hex digits
+# Functions services/imap/protocol.py copies step for step or replaces: the first 16 hex digits
 # of the SHA-256 of their source (dedented) in aioimaplib 2.0.3.
 AIOIMAPLIB_COPIED = {
     "IMAP4ClientProtocol._handle_responses": "20353e50c5e287a1",
