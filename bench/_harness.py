@@ -51,10 +51,10 @@ from services.common.lifecycle import Service, run_services
 from services.common.mongo import database, mongo_client
 from services.common.secrets import SecretBox
 from services.common.settings import CommonSettings
-from services.fetcher.fetch_response import FetchedMessage
 from services.fetcher.publish import Publisher
 from services.fetcher.settings import FetcherSettings
-from services.fetcher.sync import batches, uid_set
+from services.fetcher.sync import batches
+from services.imap import FetchedMessage, uid_set
 
 ACCOUNT_ID = "bench"
 USER = MailUser("bench@example.com", "bench-password")

@@ -24,7 +24,7 @@ from services.api.oauth2_models import OAuth2AccountInput, OAuth2Connected, OAut
 from services.api.oauth2_pages import connected_page, failed_page
 from services.api.oauth2_signin import OAuth2SignIn
 from services.api.resources import Resources
-from services.fetcher.session import is_loopback
+from services.common.loopback import is_loopback
 
 DEFAULT_REDIRECT = "http://127.0.0.1:8765/v1/accounts/oauth2/callback"
 

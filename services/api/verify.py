@@ -1,13 +1,13 @@
 """Step 1 of adding an account: log in to IMAP (and SMTP) and preview it, saving nothing.
 
-IMAP goes through the fetcher's own :class:`ImapSession`, so what verifies here is what
-syncs later (same TLS rules, same STARTTLS, same login). Every failure is classified by
-:mod:`.verify_errors` into one code the user can act on.
+IMAP goes through the fetcher's :class:`~services.imap.ImapSession`, so what verifies
+here is what syncs later (same TLS rules, same STARTTLS, same login, the same STATUS
+parser). Every failure is classified by :mod:`.verify_errors` into one code the user
+can act on.
 """
 
 from __future__ import annotations
 
-import re
 import ssl
 
 import aiosmtplib
@@ -18,13 +18,10 @@ from services.api.errors import VerificationFailed
 from services.api.models import FolderPreview, ImapPreview, SmtpPreview
 from services.api.presets import Preset
 from services.api.verify_errors import classify
+from services.common.loopback import is_loopback
 from services.common.oauth2 import AccessToken
 from services.common.smtp_auth import smtp_token_login
-from services.fetcher.errors import InsecureConnection
-from services.fetcher.folders import Folder, quote
-from services.fetcher.session import ImapSession, is_loopback
-
-_STATUS_ITEM = re.compile(rb"(MESSAGES|SIZE) (\d+)")
+from services.imap import Folder, ImapSession, InsecureConnection
 
 
 async def verify_imap(
@@ -61,14 +58,7 @@ async def verify_imap(
 async def _preview(imap: ImapSession, folder: Folder, with_size: bool) -> FolderPreview:
     if not folder.selectable:
         return FolderPreview(name=folder.name, role=folder.role, selectable=False)
-    items = "(MESSAGES SIZE)" if with_size else "(MESSAGES)"
-    response = await imap.client.status(quote(folder.wire_name), items)
-    values = {
-        k.decode(): int(v)
-        for line in response.lines
-        for k, v in _STATUS_ITEM.findall(bytes(line))
-        if response.result == "OK"
-    }
+    values = await imap.status_items(folder, "(MESSAGES SIZE)" if with_size else "(MESSAGES)")
     return FolderPreview(
         name=folder.name,
         role=folder.role,

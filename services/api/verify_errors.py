@@ -20,7 +20,7 @@ import aiosmtplib
 
 from schemas._base import Model
 from services.api.presets import AuthKind, Preset
-from services.fetcher.errors import AuthenticationFailed, ImapUnavailable, InsecureConnection
+from services.imap import AuthenticationFailed, ImapUnavailable, InsecureConnection
 
 Stage = Literal["imap", "smtp"]
 

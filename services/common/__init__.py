@@ -14,6 +14,7 @@
 - operations: :mod:`.logs`, :mod:`.metrics`, :mod:`.labels`, :mod:`.health`,
   :mod:`.readiness`, :mod:`.dependencies`, :mod:`.lag`, :mod:`.lag_monitor`
 - :mod:`.errors`         the root of every mailsync exception
+- :mod:`.loopback`       is a host this machine (where plaintext is allowed)
 """
 
 from services.common.errors import MailsyncError

@@ -33,7 +33,6 @@ from services.common.oauth2 import AccessToken, TokenProvider
 from services.common.secrets import SecretBox
 from services.fetcher.assigned_accounts import AccountTable
 from services.fetcher.confirmations import ConfirmationLoop
-from services.fetcher.credentials import Credentials
 from services.fetcher.cursor import CursorStore
 from services.fetcher.membership import SessionGuard
 from services.fetcher.processed import ProcessedQueue
@@ -44,6 +43,7 @@ from services.fetcher.state import StateStore
 from services.fetcher.stored_sightings import SightingReader
 from services.fetcher.supervisor import Supervisor
 from services.fetcher.worker import AccountWorker
+from services.imap import Credentials
 
 log = logging.getLogger("mailsync.fetcher")
 

@@ -25,7 +25,7 @@ class Classified:
 def classify_failure(exc: BaseException) -> Classified:
     """Map an exception from an account's sync to what the supervisor should do."""
     from services.common.oauth2.errors import OAuth2Revoked
-    from services.fetcher.errors import AuthenticationFailed
+    from services.imap import AuthenticationFailed
 
     # A revoked refresh token is a refused credential like a wrong password.
     if isinstance(exc, AuthenticationFailed | OAuth2Revoked):

@@ -19,7 +19,7 @@ from schemas.mailbox_event import MailboxChange, MailboxEvent
 from schemas.raw_message import RawMessageMeta
 from services.common import metrics
 from services.common.blobs import BlobStore
-from services.fetcher.fetch_response import FetchedMessage
+from services.imap import FetchedMessage
 
 
 def raw_meta(

@@ -19,11 +19,10 @@ from services.common import metrics
 from services.common.logs import account_id_var, register_secret
 from services.common.oauth2 import AccessToken
 from services.fetcher.classify import FailureVerdict, backoff_delay, classify_failure
-from services.fetcher.credentials import Credentials
-from services.fetcher.errors import AuthenticationFailed
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.state import StateStore
 from services.fetcher.worker import AccountWorker
+from services.imap import AuthenticationFailed, Credentials
 
 log = logging.getLogger("mailsync.fetcher.supervisor")
 

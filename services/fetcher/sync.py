@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from schemas.account import ImportAll, ImportLastN, ImportSince
 from schemas.mailbox_state import FolderCursor
-
-
-@dataclass(frozen=True)
-class FolderStatus:
-    """What SELECT (or STATUS) says of a folder."""
-
-    uidvalidity: int
-    uidnext: int
-    exists: int
-    highestmodseq: int | None = None
+from services.imap import FolderStatus, search_date
 
 
 def uidvalidity_changed(cursor: FolderCursor | None, status: FolderStatus) -> bool:
@@ -57,11 +47,6 @@ def may_have_expunged(cursor: FolderCursor | None, status: FolderStatus, fetched
     )
 
 
-def _imap_date(day: dt.date) -> str:
-    """RFC 3501 SEARCH takes a date as 1-Feb-2026."""
-    return day.strftime("%d-%b-%Y").lstrip("0")
-
-
 def retention_floor(retention_days: int | None, now: dt.datetime) -> dt.date | None:
     """The first day whose mail retention keeps: retention deletes what is dated before
     ``now - retention_days``; mail from that day itself expires within the day, so the
@@ -85,9 +70,9 @@ def search_criteria(
     """
     criteria = f"UID {last_uid + 1}:*"
     if last_uid == 0 and isinstance(window, ImportSince):
-        criteria += " SINCE " + _imap_date(window.since)
+        criteria += " SINCE " + search_date(window.since)
     if last_uid == 0 and sent_since is not None:
-        criteria += " SENTSINCE " + _imap_date(sent_since)
+        criteria += " SENTSINCE " + search_date(sent_since)
     return criteria
 
 
@@ -99,32 +84,6 @@ def select_uids(
     if last_uid == 0 and isinstance(window, ImportLastN):
         uids = uids[-window.count :] if window.count else []
     return uids
-
-
-def uid_set(uids: Sequence[int]) -> str:
-    """``[1,2,3,7,9,10]`` -> ``1:3,7,9:10`` (RFC 3501 sequence-set, ascending input)."""
-    parts: list[str] = []
-    start = prev = None
-    for uid in uids:
-        if start is None:
-            start = prev = uid
-        elif uid == prev + 1:  # type: ignore[operator]
-            prev = uid
-        else:
-            parts.append(f"{start}:{prev}" if start != prev else str(start))
-            start = prev = uid
-    if start is not None:
-        parts.append(f"{start}:{prev}" if start != prev else str(start))
-    return ",".join(parts)
-
-
-def expand_uid_set(text: str) -> set[int]:
-    """``1:3,7`` -> ``{1, 2, 3, 7}`` (the inverse of :func:`uid_set`)."""
-    out: set[int] = set()
-    for part in filter(None, text.split(",")):
-        first, _, last = part.partition(":")
-        out.update(range(int(first), int(last or first) + 1))
-    return out
 
 
 def batches(uids: Sequence[int], size: int) -> list[list[int]]:

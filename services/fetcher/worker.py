@@ -29,10 +29,7 @@ from services.accounts.tombstone_rules import stale
 from services.accounts.tombstones import TombstoneStore
 from services.common.lifecycle import first_failure
 from services.common.oauth2 import AccessToken
-from services.fetcher.copyuid import CopyUid
 from services.fetcher.cursor import CursorStore
-from services.fetcher.errors import FolderError
-from services.fetcher.folders import Folder, with_sent_folder
 from services.fetcher.processed import ProcessedQueue
 from services.fetcher.publish import EventPublisher, Publisher
 from services.fetcher.reconcile import Mark, add_mark, find_gaps, flag_changes, settled_uid
@@ -44,22 +41,28 @@ from services.fetcher.revalidate import (
     refetch_after_remap,
     revalidate,
 )
-from services.fetcher.session import ImapSession
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.state import StateStore
 from services.fetcher.stored_sightings import SightingReader
 from services.fetcher.sync import (
-    FolderStatus,
     batches,
-    expand_uid_set,
     flags_changed,
     has_changes,
     may_have_expunged,
     retention_floor,
     search_criteria,
     select_uids,
-    uid_set,
     uidvalidity_changed,
+)
+from services.imap import (
+    CopyUid,
+    Folder,
+    FolderError,
+    FolderStatus,
+    ImapSession,
+    expand_uid_set,
+    uid_set,
+    with_sent_folder,
 )
 
 log = logging.getLogger("mailsync.fetcher.worker")

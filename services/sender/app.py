@@ -35,8 +35,8 @@ from services.common.lifecycle import first_failure
 from services.common.mongo import database, mongo_client
 from services.common.oauth2 import TokenProvider
 from services.common.secrets import SecretBox
-from services.fetcher.credentials import Credentials
 from services.fetcher.publish import Publisher
+from services.imap import Credentials
 from services.sender.dispatcher import Dispatcher
 from services.sender.filing import SentFiler, close_link
 from services.sender.intake import Intake

@@ -43,8 +43,8 @@ from services.common.smtp_auth import smtp_login
 from services.dedup.fingerprint import identify
 from services.dedup.headers import parse_headers
 from services.fetcher.classify import backoff_delay
-from services.fetcher.fetch_response import FetchedMessage
 from services.fetcher.publish import Publisher
+from services.imap import FetchedMessage
 from services.sender.authorize import refusal
 from services.sender.compose import (
     Attachment,

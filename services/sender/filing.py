@@ -25,15 +25,20 @@ from typing import TypeVar
 import aioimaplib
 
 from schemas.account import AccountRecord
-from services.fetcher.credentials import Credentials
-from services.fetcher.errors import AuthenticationFailed, FolderError, ImapUnavailable
-from services.fetcher.folders import Folder, quote
-from services.fetcher.session import ImapSession
+from services.imap import (
+    AuthenticationFailed,
+    Credentials,
+    Folder,
+    FolderError,
+    ImapSession,
+    ImapUnavailable,
+    quote,
+    search_date,
+)
 from services.sender.errors import FilingFailed
 from services.sender.pool import Pool
 from services.sender.sent_folder import sent_folder
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # The session's failures, not the request's: a connection lost mid-command ends it with
 # aioimaplib's Abort, one lost unnoticed with its CommandTimeout.
 _LINK_FAILURES = (ImapUnavailable, OSError, TimeoutError, aioimaplib.AioImapException)
@@ -156,6 +161,6 @@ class SentFiler:
         # (by INTERNALDATE, which the server's index holds) keeps a Sent folder of years
         # from being read header by header on every send; a day's margin covers time zones.
         day = sent_at - dt.timedelta(days=1)
-        since = f"{day.day}-{_MONTHS[day.month - 1]}-{day.year}"  # not strftime: locale
+        since = search_date(day)
         uids = await imap.uid_search(f"SINCE {since} HEADER Message-ID {quote(message_id)}")
         return (status.uidvalidity, min(uids)) if uids else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from schemas.common import FolderRole
-from services.fetcher.folders import Folder
+from services.imap import Folder
 
 
 def sent_folder(folders: Sequence[Folder], configured: str | None) -> Folder | None:

@@ -21,7 +21,7 @@ from contextlib import AbstractAsyncContextManager
 import aiosmtplib
 
 from schemas.account import Endpoint, Security
-from services.fetcher.session import is_loopback
+from services.common.loopback import is_loopback
 from services.sender.errors import SendRefused, SmtpFailure
 from services.sender.pool import Pool
 from services.sender.smtp_failure import (

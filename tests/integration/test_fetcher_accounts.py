@@ -107,8 +107,8 @@ async def test_starttls_and_plaintext_to_loopback(env: Env, pipeline: Pipeline) 
 
 
 def test_plaintext_to_a_remote_host_is_refused() -> None:
-    from services.fetcher.errors import InsecureConnection
-    from services.fetcher.session import ImapSession
+    from services.imap.errors import InsecureConnection
+    from services.imap.session import ImapSession
 
     endpoint = Endpoint(host="imap.example.com", port=143, security=Security.PLAIN, username="u")
     with pytest.raises(InsecureConnection):

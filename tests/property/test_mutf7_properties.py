@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from services.fetcher import mutf7
-from services.fetcher.folders import parse_list_line, quote
+from services.imap import mutf7
+from services.imap.folders import parse_list_line, quote
 from tests.property.strategies import FAST
 
 # st.text() never draws lone surrogates, which no folder name can hold.

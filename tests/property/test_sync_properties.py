@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from schemas.account import ImportAll, ImportLastN
 from services.fetcher.classify import backoff_delay
-from services.fetcher.sync import batches, select_uids, uid_set
+from services.fetcher.sync import batches, select_uids
+from services.imap.sequence_set import uid_set
 from tests.property.strategies import FAST
 
 uid_lists = st.lists(st.integers(min_value=1, max_value=2**32 - 1), max_size=60)

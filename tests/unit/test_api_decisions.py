@@ -26,7 +26,7 @@ from services.api.permissions import may_manage, may_own, may_see, may_send_as
 from services.api.presets import PRESETS, get_preset, preset_for_address, resolve_endpoint
 from services.api.verify_errors import FailureCode, classify
 from services.common.errors import ConfigurationError
-from services.fetcher.errors import AuthenticationFailed, ImapUnavailable, InsecureConnection
+from services.imap.errors import AuthenticationFailed, ImapUnavailable, InsecureConnection
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 IMAP = Endpoint(host="imap.example.com", port=993, username="jana@example.com")

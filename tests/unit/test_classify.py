@@ -8,7 +8,7 @@ import pytest
 
 from services.common.errors import ConfigurationError, TransientError
 from services.fetcher.classify import FailureVerdict, backoff_delay, classify_failure
-from services.fetcher.errors import (
+from services.imap.errors import (
     AuthenticationFailed,
     FolderError,
     ImapUnavailable,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.fetcher.copyuid import parse_copyuid
+from services.imap.copyuid import parse_copyuid
 
 
 def test_move_sends_copyuid_untagged_before_the_expunges() -> None:

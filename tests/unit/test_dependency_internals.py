@@ -5,7 +5,7 @@ may still move what we lean on. Each check names the mailsync code that depends 
 When one fails after a version bump: read the library's new code against ours, port
 what changed, then update the check (for the copied functions, the digest below).
 
-- services/fetcher/imap_protocol.py subclasses aioimaplib's ``IMAP4ClientProtocol``
+- services/imap/protocol.py subclasses aioimaplib's ``IMAP4ClientProtocol``
   (``_handle_responses`` and ``data_received`` rewritten as a loop, ``_continuation``,
   ``connection_lost``), its ``FetchCommand`` (``wait_data``, ``append_to_resp``,
   ``_reset_timer``, ``_timeout_callback``) and ``IMAP4.create_client``.
@@ -34,9 +34,9 @@ import pytest
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from services.dedup.transport import Transport
-from services.fetcher.imap_protocol import FastIMAP4, _FetchCommand, _Protocol
+from services.imap.protocol import FastIMAP4, _FetchCommand, _Protocol
 
-IMAP_OURS = "services/fetcher/imap_protocol.py"
+IMAP_OURS = "services/imap/protocol.py"
 DEDUP_OURS = "services/dedup/transport.py"
 
 
@@ -62,7 +62,7 @@ def _changed(distribution: str, what: str, ours: str) -> str:
 
 # -- aioimaplib ------------------------------------------------------------------------
 
-# Functions imap_protocol.py copies step for step or replaces: the first 16 hex digits
+# Functions services/imap/protocol.py copies step for step or replaces: the first 16 hex digits
 # of the SHA-256 of their source (dedented) in aioimaplib 2.0.3.
 AIOIMAPLIB_COPIED = {
     "IMAP4ClientProtocol._handle_responses": "20353e50c5e287a1",

@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from services.fetcher.fetch_response import parse_fetch, parse_internaldate, parse_search
+from services.imap.dates import parse_internaldate
+from services.imap.fetch_response import parse_fetch, parse_search
 
 MESSAGE = (
     b"From: anna@example.cz\r\n"

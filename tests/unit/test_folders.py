@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from schemas.common import FolderRole
-from services.fetcher.folders import parse_list, parse_list_line, quote, with_sent_folder
+from services.imap.folders import parse_list, parse_list_line, quote, with_sent_folder
 
 
 def test_sent_folder_by_special_use_flag() -> None:

@@ -1,4 +1,4 @@
-"""The FETCH reader of services.fetcher.imap_protocol, fed a server's bytes in chunks.
+"""The FETCH reader of services.imap.protocol, fed a server's bytes in chunks.
 
 TLS and TCP cut a response anywhere: inside a line, inside the CRLF, inside a literal
 (RFC 3501 4.3), just before or after one. Whatever the cut, the messages must come out
@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import aioimaplib
 import pytest
 
-from services.fetcher.fetch_response import FetchedMessage, parse_fetch
-from services.fetcher.imap_protocol import _FetchCommand, _Protocol
+from services.imap.fetch_response import FetchedMessage, parse_fetch
+from services.imap.protocol import _FetchCommand, _Protocol
 
 BODIES = [
     b"From: anna@example.cz\r\nSubject: Hello\r\n\r\nHi Bob, (a paren) {5}\r\n* 9 FETCH (\r\n",

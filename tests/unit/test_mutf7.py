@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.fetcher import mutf7
+from services.imap import mutf7
 
 VECTORS = [
     ("INBOX", "INBOX"),

@@ -17,7 +17,7 @@ from schemas.common import Address, FolderRole
 from schemas.send_request import Resolution, SendRequest
 from services.api.callers import Caller, Role
 from services.api.permissions import may_resolve
-from services.fetcher.folders import Folder
+from services.imap.folders import Folder
 from services.sender.authorize import refusal
 from services.sender.resolve import resolution_update, still_unknown
 from services.sender.reuse import Limits, Used, keep_open

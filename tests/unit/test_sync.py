@@ -10,15 +10,15 @@ from schemas.account import ImportAll, ImportLastN, ImportSince
 from schemas.common import FolderRole
 from schemas.mailbox_state import FolderCursor
 from services.fetcher.sync import (
-    FolderStatus,
     batches,
     has_changes,
     retention_floor,
     search_criteria,
     select_uids,
-    uid_set,
     uidvalidity_changed,
 )
+from services.imap.folder_status import FolderStatus
+from services.imap.sequence_set import uid_set
 
 NOW = dt.datetime(2026, 11, 23, 16, 0, tzinfo=dt.UTC)
 

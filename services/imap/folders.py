@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, replace
 
 from schemas.common import FolderRole
-from services.fetcher import mutf7
+from services.imap import mutf7
 
 # (flags) "delimiter" name   -- RFC 3501 section 7.2.2; name may be quoted or an atom.
 _LIST_LINE = re.compile(rb'^\((?P<flags>[^)]*)\) (?P<delim>"(?:[^"\\]|\\.)*"|NIL) (?P<name>.+)$')

@@ -1,0 +1,182 @@
+"""One IMAP connection for one account: open (TLS or STARTTLS, login, CAPABILITY, ENABLE),
+the commands (each in :mod:`services.imap.commands`), close. A thin layer over aioimaplib;
+every decision lives elsewhere.
+
+Logs in with LOGIN and a password, or with ``AUTHENTICATE XOAUTH2``/``OAUTHBEARER``
+(RFC 7628) and an OAuth2 access token the caller got from the token provider.
+
+Folders are opened with EXAMINE (read-only, RFC 3501 6.3.2) and bodies fetched with
+``BODY.PEEK[]`` (6.4.5), so syncing never changes \\Seen or \\Recent in the mailbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import ssl
+from types import TracebackType
+
+import aioimaplib
+
+from schemas.account import Endpoint, Security
+from services.common import metrics
+from services.common.loopback import is_loopback
+from services.common.oauth2 import AccessToken
+from services.imap.commands.append import append
+from services.imap.commands.enable import enable_condstore
+from services.imap.commands.fetch import all_flags, flag_changes, headers, uid_fetch
+from services.imap.commands.idle import idle
+from services.imap.commands.list import list_folders
+from services.imap.commands.login import login
+from services.imap.commands.move import move
+from services.imap.commands.search import uid_search
+from services.imap.commands.select import examine, select
+from services.imap.commands.starttls import starttls
+from services.imap.commands.status import status, status_items
+from services.imap.commands.store import add_flags
+from services.imap.copyuid import CopyUid
+from services.imap.errors import ImapUnavailable, InsecureConnection
+from services.imap.fetch_response import FetchedMessage, FlagUpdate
+from services.imap.folder_status import FolderStatus
+from services.imap.folders import Folder
+from services.imap.protocol import FastIMAP4
+
+log = logging.getLogger("mailsync.fetcher.imap")
+
+
+class ImapSession:
+    """One authenticated IMAP connection. Use as ``async with ImapSession(...) as imap``."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        credential: str | AccessToken,
+        *,
+        timeout: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ):
+        if endpoint.security is Security.PLAIN and not is_loopback(endpoint.host):
+            raise InsecureConnection(
+                f"plaintext IMAP to {endpoint.host} refused: use TLS or STARTTLS"
+            )
+        self.endpoint = endpoint
+        self._credential = credential  # a password, or an OAuth2 access token
+        self._timeout = timeout
+        self._ssl = ssl_context or ssl.create_default_context()
+        self._client: aioimaplib.IMAP4 | None = None
+        self._counted = False  # in mailsync_imap_connections
+        self.selected: str | None = None
+
+    @property
+    def client(self) -> aioimaplib.IMAP4:
+        if self._client is None:
+            raise ImapUnavailable("IMAP session is not open")
+        return self._client
+
+    @property
+    def connected(self) -> bool:
+        """False once the connection is gone (a kick, the server's idle timeout)."""
+        transport = self._client.protocol.transport if self._client is not None else None
+        return transport is not None and not transport.is_closing()
+
+    @property
+    def timeout(self) -> float:
+        """Seconds a command may take (aioimaplib's own, AUTHENTICATE's, IDLE's DONE)."""
+        return self._timeout
+
+    def has(self, capability: str) -> bool:
+        return bool(self.client.has_capability(capability))
+
+    async def __aenter__(self) -> ImapSession:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        ep = self.endpoint
+        client = FastIMAP4(
+            ep.host,
+            ep.port,
+            timeout=self._timeout,
+            ssl_context=self._ssl if ep.security is Security.TLS else None,
+        )
+        self._client = client
+        await client.wait_hello_from_server()
+        if ep.security is Security.STARTTLS:
+            await starttls(self, self._ssl)
+        await login(self, self._credential)
+        metrics.imap_connected()
+        self._counted = True
+        # Capabilities change after login (RFC 3501 6.2.3: CONDSTORE, MOVE... appear now).
+        await client.protocol.capability()
+        await enable_condstore(self)
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        if self._counted:
+            self._counted = False
+            metrics.imap_disconnected()
+        try:
+            if client.get_state() in ("AUTH", "SELECTED"):
+                await asyncio.wait_for(client.logout(), 5)
+        except Exception as exc:  # the connection may already be gone; nothing to save
+            log.debug("logout failed: %r", exc)
+        finally:
+            transport = client.protocol.transport
+            if transport is not None:
+                transport.close()
+
+    # The commands: each method calls the function of its name in its family's module
+    # of services.imap.commands.
+
+    async def list_folders(self) -> list[Folder]:
+        return await list_folders(self)
+
+    async def examine(self, folder: Folder) -> FolderStatus:
+        return await examine(self, folder)
+
+    async def select(self, folder: Folder) -> FolderStatus:
+        """SELECT read-write: only to act on processed mail, never to sync."""
+        return await select(self, folder)
+
+    async def status(self, folder: Folder) -> FolderStatus:
+        return await status(self, folder)
+
+    async def status_items(self, folder: Folder, items: str) -> dict[str, int]:
+        return await status_items(self, folder, items)
+
+    async def uid_search(self, criteria: str) -> list[int]:
+        return await uid_search(self, criteria)
+
+    async def uid_fetch(self, uids: list[int]) -> list[FetchedMessage]:
+        return await uid_fetch(self, uids)
+
+    async def headers(self, fields: str) -> list[FetchedMessage]:
+        return await headers(self, fields)
+
+    async def all_flags(self) -> list[FlagUpdate]:
+        return await all_flags(self)
+
+    async def flag_changes(self, last_uid: int, since_modseq: int) -> list[FlagUpdate]:
+        return await flag_changes(self, last_uid, since_modseq)
+
+    async def add_flags(self, uids: list[int], flags: str) -> None:
+        await add_flags(self, uids, flags)
+
+    async def move(self, uids: list[int], target: Folder) -> CopyUid | None:
+        return await move(self, uids, target)
+
+    async def idle(self, seconds: float) -> bool:
+        return await idle(self, seconds)
+
+    async def append(
+        self, folder: Folder, message: bytes, flags: str, when: dt.datetime
+    ) -> tuple[int, int] | None:
+        return await append(self, folder, message, flags, when)
