@@ -1,11 +1,12 @@
 """Accounts API errors: each carries its HTTP status and a stable code.
 
 MailsyncError
-└── ApiError                 answered as {"error": {"code", "message", "retriable", ...}}
+└── ApiError                 answered as an RFC 9457 problem (:mod:`.problems`)
     ├── NotAuthenticated     401: no token, or an unknown one
     ├── Forbidden            403: not yours, or no such account (a non-admin cannot tell)
     ├── NotFound             404: no such activity, or (to an admin) no such account
     ├── Conflict             409: the account is not in a state that allows this
+    ├── SecretUndecryptable  409: a saved secret does not decrypt with the configured keys
     ├── InvalidRequest       422: the request cannot be carried out as given
     ├── VerificationFailed   422: the mail server refused (with the classified reason)
     ├── Unavailable          503, retriable: the broker or the database is away
@@ -20,7 +21,7 @@ MailsyncError
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from services.api.verify_errors import VerifyFailure
 from services.common.errors import MailsyncError
@@ -29,9 +30,6 @@ from services.common.errors import MailsyncError
 class ApiError(MailsyncError):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
-
-    def body(self) -> dict[str, Any]:
-        return {"code": self.code, "message": str(self), "retriable": self.retriable}
 
 
 class NotAuthenticated(ApiError):
@@ -58,6 +56,13 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class SecretUndecryptable(ApiError):
+    """Set the password again: no configured key decrypts the saved one."""
+
+    status = 409
+    code = "secret_undecryptable"
+
+
 class InvalidRequest(ApiError):
     status = 422
     code = "invalid_request"
@@ -76,9 +81,6 @@ class VerificationFailed(ApiError):
     @property
     def retriable(self) -> bool:  # type: ignore[override]
         return self.failure.retriable
-
-    def body(self) -> dict[str, Any]:
-        return {**super().body(), "failure": self.failure.model_dump(mode="json")}
 
 
 class Unavailable(ApiError):

@@ -9,7 +9,6 @@ from services.api.auth import CallerDep, ResourcesDep
 from services.api.models import (
     AccountInput,
     AccountView,
-    ErrorBody,
     PasswordInput,
     RemoveResult,
     RotateResult,
@@ -17,11 +16,9 @@ from services.api.models import (
     VerifyResult,
 )
 from services.api.operations import Operations
+from services.api.problem_docs import problem_responses
 
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)
-}
-router = APIRouter(tags=["accounts"], responses=_ERRORS)
+router = APIRouter(tags=["accounts"], responses=problem_responses(403, 404, 409, 422, 503))
 
 
 @router.post("/v1/accounts/verify")

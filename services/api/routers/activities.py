@@ -11,8 +11,9 @@ from schemas.activity import ActivityDocument
 from services.api.accounts import Accounts
 from services.api.auth import CallerDep, ResourcesDep
 from services.api.errors import NotFound
+from services.api.problem_docs import problem_responses
 
-router = APIRouter(tags=["activities"])
+router = APIRouter(tags=["activities"], responses=problem_responses(503))
 
 
 @router.get("/v1/activities")
@@ -40,7 +41,7 @@ async def list_activities(
     return [ActivityDocument.model_validate(d) for d in docs]
 
 
-@router.get("/v1/activities/{activity_id}")
+@router.get("/v1/activities/{activity_id}", responses=problem_responses(404))
 async def get_activity(activity_id: str, caller: CallerDep, res: ResourcesDep) -> ActivityDocument:
     visible = frozenset(a.account_id for a in await Accounts(res).visible(caller))
     doc = await res.activities.get(visible, activity_id)

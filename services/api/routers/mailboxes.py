@@ -7,8 +7,9 @@ from fastapi import APIRouter
 from services.api.accounts import Accounts
 from services.api.auth import CallerDep, ResourcesDep
 from services.api.models import MailboxView
+from services.api.problem_docs import problem_responses
 
-router = APIRouter(tags=["mailboxes"])
+router = APIRouter(tags=["mailboxes"], responses=problem_responses(503))
 
 
 @router.get("/v1/mailboxes")
