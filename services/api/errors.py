@@ -2,6 +2,7 @@
 
 MailsyncError
 └── ApiError                 answered as an RFC 9457 problem (:mod:`.problems`)
+    ├── InvalidCursor        400: a ``cursor`` no list of this API handed out
     ├── NotAuthenticated     401: no token, or an unknown one
     ├── Forbidden            403: not yours, or no such account (a non-admin cannot tell)
     ├── NotFound             404: no such activity, or (to an admin) no such account
@@ -30,6 +31,13 @@ from services.common.errors import MailsyncError
 class ApiError(MailsyncError):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
+
+
+class InvalidCursor(ApiError):
+    """The ``cursor`` is not one a list answered: start again from the first page."""
+
+    status = 400
+    code = "invalid_cursor"
 
 
 class NotAuthenticated(ApiError):
