@@ -23,7 +23,7 @@ from schemas.topics import ACCOUNTS
 from services.api import handlers
 from services.api.problem_docs import documented
 from services.api.resources import Resources, open_resources
-from services.api.routers import ROUTERS
+from services.api.routers import ROUTERS, docs
 from services.api.settings import DEFAULT_PORT, ApiSettings
 from services.common.accounts_table import AccountDirectory
 from services.common.kafka import consumer
@@ -47,10 +47,18 @@ class MailsyncApi(FastAPI):
 
 def create_app(resources: Resources | None = None) -> FastAPI:
     """The application; ``resources`` may be None only to render the OpenAPI document."""
-    app = MailsyncApi(title="mailsync accounts API", version="1", description=DESCRIPTION)
+    app = MailsyncApi(
+        title="mailsync accounts API",
+        version="1",
+        description=DESCRIPTION,
+        # Replaced by pages loading the packaged Swagger UI and Redoc (routers.docs).
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.resources = resources
     for router in ROUTERS:
         app.include_router(router)
+    app.mount(docs.ASSETS_PATH, docs.assets(), name="docs-assets")
     handlers.install(app)
     return app
 
