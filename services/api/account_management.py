@@ -34,6 +34,7 @@ from services.api.models import (
     VerifyRequest,
     VerifyResult,
 )
+from services.api.pagination import page_after
 from services.api.permissions import may_manage, may_own, may_see
 from services.api.presets import Preset, UnknownPreset, get_preset, resolve_endpoint
 from services.api.resources import Resources
@@ -83,6 +84,27 @@ def missing_folders(record: AccountRecord, preview: ImapPreview) -> list[str]:
     if record.processed.kind == "move":
         wanted.append(record.processed.folder)
     return [f for f in dict.fromkeys(wanted) if f not in have]
+
+
+def mailbox_view(r: AccountRecord, state: AccountState | None) -> MailboxView:
+    """One row of the CRM's "Email mailboxes" list (pure)."""
+    own = r.ownership
+    return MailboxView(
+        account_id=r.account_id,
+        address=r.address,
+        aliases=r.aliases,
+        display_name=r.display_name,
+        kind=own.kind,
+        group=own.group if own.kind == "shared" else None,
+        credentials=r.secret.kind if r.secret else None,
+        can_send=r.smtp is not None and not r.pending_credentials,
+        paused=r.paused,
+        state=StateView.of(state) if state else None,
+    )
+
+
+def _account_id(record: AccountRecord) -> str:
+    return record.account_id
 
 
 class Accounts:
@@ -149,28 +171,32 @@ class Accounts:
         states = await self.states([r.account_id for r in records])
         return [AccountView.of(r, states.get(r.account_id)) for r in records]
 
+    async def _page(
+        self, caller: Caller, after: str | None, limit: int
+    ) -> tuple[list[AccountRecord], dict[str, AccountState], str | None]:
+        """A page of the visible accounts by id, their states, and the id the next page
+        starts after. Visibility is decided here, not by MongoDB, so the page is cut
+        from the visible ones (a few thousand records at most); only its states are read."""
+        records, last = page_after(await self.visible(caller), _account_id, after, limit)
+        states = await self.states([r.account_id for r in records])
+        return records, states, (last.account_id if last else None)
+
+    async def view_page(
+        self, caller: Caller, after: str | None, limit: int
+    ) -> tuple[list[AccountView], str | None]:
+        records, states, last = await self._page(caller, after, limit)
+        return [AccountView.of(r, states.get(r.account_id)) for r in records], last
+
     async def mailboxes(self, caller: Caller) -> list[MailboxView]:
         records = await self.visible(caller)
         states = await self.states([r.account_id for r in records])
-        out = []
-        for r in records:
-            state = states.get(r.account_id)
-            own = r.ownership
-            out.append(
-                MailboxView(
-                    account_id=r.account_id,
-                    address=r.address,
-                    aliases=r.aliases,
-                    display_name=r.display_name,
-                    kind=own.kind,
-                    group=own.group if own.kind == "shared" else None,
-                    credentials=r.secret.kind if r.secret else None,
-                    can_send=r.smtp is not None and not r.pending_credentials,
-                    paused=r.paused,
-                    state=StateView.of(state) if state else None,
-                )
-            )
-        return out
+        return [mailbox_view(r, states.get(r.account_id)) for r in records]
+
+    async def mailbox_page(
+        self, caller: Caller, after: str | None, limit: int
+    ) -> tuple[list[MailboxView], str | None]:
+        records, states, last = await self._page(caller, after, limit)
+        return [mailbox_view(r, states.get(r.account_id)) for r in records], last
 
     # -- step 2 --------------------------------------------------------------------------
     async def create(self, caller: Caller, data: AccountInput) -> AccountView:

@@ -17,20 +17,16 @@ import socket
 from typing import Any
 
 import uvicorn
-from aiokafka.errors import KafkaError
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pymongo.errors import PyMongoError
+from fastapi import FastAPI
 
 from schemas.topics import ACCOUNTS
-from services.api.errors import ApiError, Unavailable
+from services.api import handlers
+from services.api.problem_docs import documented
 from services.api.resources import Resources, open_resources
-from services.api.routers import ROUTERS
+from services.api.routers import ROUTERS, docs
 from services.api.settings import DEFAULT_PORT, ApiSettings
 from services.common.accounts_table import AccountDirectory
 from services.common.kafka import consumer
-from services.common.secrets import SecretDecryptError
 
 log = logging.getLogger("mailsync.api")
 
@@ -41,51 +37,29 @@ Every call needs `Authorization: Bearer TOKEN` (MAILSYNC_API_TOKENS). Secrets go
 gets 403 whether it exists or not."""
 
 
-def _error(exc: ApiError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return JSONResponse({"error": exc.body()}, status_code=exc.status, headers=headers)
-
-
-async def _api_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
-    return _error(exc)
-
-
-async def _invalid(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422 echoes the offending input, which may hold a password: never here."""
-    assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-        for e in exc.errors()
-    ]
-    body = {"code": "invalid_request", "message": "the request is not valid", "retriable": False}
-    return JSONResponse({"error": body, "detail": errors}, status_code=422)
-
-
-async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("%s %s: %s unavailable: %r", request.method, request.url.path, type(exc), exc)
-    return _error(Unavailable("the broker or the database did not answer; try again"))
-
-
-async def _undecryptable(request: Request, exc: Exception) -> JSONResponse:
-    log.error("%s: %s", request.url.path, exc)
-    error = ApiError(
-        "a saved secret cannot be decrypted with the configured keys: set the password again"
-    )
-    return JSONResponse({"error": {**error.body(), "code": "secret_undecryptable"}}, 409)
+class MailsyncApi(FastAPI):
+    def openapi(self) -> dict[str, Any]:
+        """The generated document with every error as an RFC 9457 problem."""
+        if self.openapi_schema is None:
+            self.openapi_schema = documented(super().openapi())
+        return self.openapi_schema
 
 
 def create_app(resources: Resources | None = None) -> FastAPI:
     """The application; ``resources`` may be None only to render the OpenAPI document."""
-    app = FastAPI(title="mailsync accounts API", version="1", description=DESCRIPTION)
+    app = MailsyncApi(
+        title="mailsync accounts API",
+        version="1",
+        description=DESCRIPTION,
+        # Replaced by pages loading the packaged Swagger UI and Redoc (routers.docs).
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.resources = resources
     for router in ROUTERS:
         app.include_router(router)
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(RequestValidationError, _invalid)
-    app.add_exception_handler(PyMongoError, _unavailable)
-    app.add_exception_handler(KafkaError, _unavailable)
-    app.add_exception_handler(SecretDecryptError, _undecryptable)
+    app.mount(docs.ASSETS_PATH, docs.assets(), name="docs-assets")
+    handlers.install(app)
     return app
 
 

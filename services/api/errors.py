@@ -1,11 +1,13 @@
 """Accounts API errors: each carries its HTTP status and a stable code.
 
 MailsyncError
-└── ApiError                 answered as {"error": {"code", "message", "retriable", ...}}
+└── ApiError                 answered as an RFC 9457 problem (:mod:`.problems`)
+    ├── InvalidCursor        400: a ``cursor`` no list of this API handed out
     ├── NotAuthenticated     401: no token, or an unknown one
     ├── Forbidden            403: not yours, or no such account (a non-admin cannot tell)
     ├── NotFound             404: no such activity, or (to an admin) no such account
     ├── Conflict             409: the account is not in a state that allows this
+    ├── SecretUndecryptable  409: a saved secret does not decrypt with the configured keys
     ├── InvalidRequest       422: the request cannot be carried out as given
     ├── VerificationFailed   422: the mail server refused (with the classified reason)
     ├── Unavailable          503, retriable: the broker or the database is away
@@ -20,7 +22,7 @@ MailsyncError
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from services.api.verify_errors import VerifyFailure
 from services.common.errors import MailsyncError
@@ -30,8 +32,12 @@ class ApiError(MailsyncError):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
 
-    def body(self) -> dict[str, Any]:
-        return {"code": self.code, "message": str(self), "retriable": self.retriable}
+
+class InvalidCursor(ApiError):
+    """The ``cursor`` is not one a list answered: start again from the first page."""
+
+    status = 400
+    code = "invalid_cursor"
 
 
 class NotAuthenticated(ApiError):
@@ -58,6 +64,13 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class SecretUndecryptable(ApiError):
+    """Set the password again: no configured key decrypts the saved one."""
+
+    status = 409
+    code = "secret_undecryptable"
+
+
 class InvalidRequest(ApiError):
     status = 422
     code = "invalid_request"
@@ -76,9 +89,6 @@ class VerificationFailed(ApiError):
     @property
     def retriable(self) -> bool:  # type: ignore[override]
         return self.failure.retriable
-
-    def body(self) -> dict[str, Any]:
-        return {**super().body(), "failure": self.failure.model_dump(mode="json")}
 
 
 class Unavailable(ApiError):

@@ -26,7 +26,6 @@ from schemas.common import Address, FolderRole
 from schemas.mailbox_state import AccountState, AccountStatus, FolderProgress
 from schemas.send_request import OutboundAttachment, Resolution, SendState
 from services.api.liveness import live_status
-from services.api.verify_errors import VerifyFailure
 
 ACCOUNT_ID = r"^[A-Za-z0-9_.@-]{1,128}$"
 
@@ -254,15 +253,3 @@ class SendResolutionInput(Model):
         description="resend: it did not arrive, send it again (same Message-ID); "
         "mark_sent: it arrived, record it as sent and file it in Sent."
     )
-
-
-# -- errors --------------------------------------------------------------------------------
-class ErrorDetail(Model):
-    code: str
-    message: str
-    retriable: bool
-    failure: VerifyFailure | None = None
-
-
-class ErrorBody(Model):
-    error: ErrorDetail

@@ -1,5 +1,6 @@
 """What the OAuth2 callback answers a browser or a program (pure): a page saying what
-was connected or why not, an RFC 9457 problem, or the CRM's page to return to."""
+was connected or why not, an RFC 9457 problem (:mod:`.problems`), or the CRM's page to
+return to."""
 
 from __future__ import annotations
 
@@ -7,23 +8,9 @@ import html
 from typing import Any
 from urllib.parse import urlencode
 
-from pydantic import Field
-
-from schemas._base import Model
-from services.api.errors import ApiError, VerificationFailed
+from services.api.errors import ApiError, SignInFailed, VerificationFailed
 from services.api.oauth2_models import OAuth2Connected
-
-PROBLEM_TYPE = "https://mailsync.invalid/problems/"
-
-_TITLES = {
-    "access_denied": "Access was refused",
-    "invalid_state": "This sign-in is no longer valid",
-    "provider_error": "The provider refused the sign-in",
-    "token_exchange_failed": "The sign-in could not be completed",
-    "address_unknown": "Which mailbox is it?",
-    "verification_failed": "The mail server refused the login",
-    "provider_not_configured": "This provider is not set up",
-}
+from services.api.problems import Problem, from_error
 
 _STYLE = (
     "body{font:15px/1.5 system-ui,sans-serif;max-width:34em;margin:3em auto;color:#1d2330}"
@@ -31,34 +18,14 @@ _STYLE = (
 )
 
 
-class Problem(Model):
-    """An error as RFC 9457 ``application/problem+json``, with mailsync's code."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
-    retriable: bool
-    hint: str | None = Field(default=None, description="What the user can do about it.")
-
-
 def wants_json(accept: str) -> bool:
     """A program asked (Accept names JSON); a browser gets the page."""
     return "json" in accept.lower() and "text/html" not in accept.lower()
 
 
-def problem(error: ApiError) -> Problem:
-    hint = error.failure.hint if isinstance(error, VerificationFailed) else None
-    return Problem(
-        type=PROBLEM_TYPE + error.code,
-        title=_TITLES.get(error.code, "The account was not connected"),
-        status=error.status,
-        detail=str(error),
-        code=error.code,
-        retriable=error.retriable,
-        hint=hint,
-    )
+def problem(error: ApiError, instance: str | None = None) -> Problem:
+    """The RFC 9457 problem a program gets (the same as any other route's)."""
+    return from_error(error, instance)
 
 
 def _page(title: str, cls: str, body: str) -> str:
@@ -86,6 +53,9 @@ def connected_page(done: OAuth2Connected) -> str:
 
 def failed_page(error: ApiError) -> str:
     shown = problem(error)
+    # A sign-in's own failures have their titles; any other is, to the user, this.
+    signed_in = isinstance(error, SignInFailed | VerificationFailed)
+    title = shown.title if signed_in else "The account was not connected"
     rows = [f"<p id='detail'>{html.escape(shown.detail)}</p>"]
     if shown.hint:
         rows.append(f"<p id='hint'>{html.escape(shown.hint)}</p>")
@@ -93,7 +63,7 @@ def failed_page(error: ApiError) -> str:
         f"<p>Nothing was saved (<code id='code'>{html.escape(shown.code)}</code>). "
         "Start the sign-in again from the CRM.</p>"
     )
-    return _page(shown.title, "failed", "".join(rows))
+    return _page(title, "failed", "".join(rows))
 
 
 def return_location(return_url: str, params: dict[str, Any]) -> str:

@@ -1,5 +1,9 @@
 """Step 1 of adding an account: log in to IMAP (and SMTP) and preview it, saving nothing.
 
+A STARTTLS endpoint is first asked whether its port speaks TLS from the first byte
+(:mod:`.tls_probe`): the usual mix-up (993 or 465 with STARTTLS) then fails at once with
+the setting to change, instead of after the timeout.
+
 IMAP goes through the fetcher's :class:`~services.imap.ImapSession`, so what verifies
 here is what syncs later (same TLS rules, same STARTTLS, same login, the same STATUS
 parser). Every failure is classified by :mod:`.verify_errors` into one code the user
@@ -17,6 +21,7 @@ from schemas.common import FolderRole
 from services.api.errors import VerificationFailed
 from services.api.models import FolderPreview, ImapPreview, SmtpPreview
 from services.api.presets import Preset
+from services.api.tls_probe import refuse_implicit_tls
 from services.api.verify_errors import classify
 from services.common.loopback import is_loopback
 from services.common.oauth2 import AccessToken
@@ -35,6 +40,7 @@ async def verify_imap(
     """Log in (a password, or an OAuth2 access token), list the folders with their roles,
     counts and sizes; raise VerificationFailed."""
     try:
+        await _not_implicit_tls(endpoint, timeout)
         async with ImapSession(endpoint, password, timeout=timeout, ssl_context=tls) as imap:
             capabilities = tuple(sorted(imap.client.protocol.capabilities))
             # RFC 8438: STATUS can report a folder's size in octets.
@@ -53,6 +59,15 @@ async def verify_imap(
         total_messages=sum(p.messages or 0 for p in previews),
         total_size=None if any(s is None for s in sizes) else sum(s or 0 for s in sizes),
     )
+
+
+async def _not_implicit_tls(endpoint: Endpoint, timeout: float) -> None:
+    """A STARTTLS (or plaintext, to this machine) endpoint on a port that speaks TLS from
+    the first byte fails at once with a hint (:mod:`.tls_probe`), not after ``timeout``
+    waiting for a greeting. A plaintext one elsewhere is refused without connecting."""
+    plain_here = endpoint.security is Security.PLAIN and is_loopback(endpoint.host)
+    if endpoint.security is Security.STARTTLS or plain_here:
+        await refuse_implicit_tls(endpoint.host, endpoint.port, timeout=timeout)
 
 
 async def _preview(imap: ImapSession, folder: Folder, with_size: bool) -> FolderPreview:
@@ -82,6 +97,7 @@ async def verify_smtp(
             raise InsecureConnection(
                 f"plaintext SMTP to {endpoint.host} refused: use TLS or STARTTLS"
             )
+        await _not_implicit_tls(endpoint, timeout)
         client = aiosmtplib.SMTP(
             hostname=endpoint.host,
             port=endpoint.port,

@@ -30,6 +30,7 @@ class FailureCode(StrEnum):
     REFUSED = "connection_refused"
     UNREACHABLE = "unreachable"
     TLS = "tls_failed"
+    IMPLICIT_TLS = "implicit_tls_port"
     TIMEOUT = "timeout"
     AUTH = "auth_failed"
     APP_PASSWORD = "app_password_required"
@@ -61,6 +62,9 @@ _HINTS = {
     "port and any firewall.",
     FailureCode.TLS: "The TLS handshake failed: the security setting may not match the port, "
     "or the server's certificate is not trusted (a private server needs its CA configured).",
+    FailureCode.IMPLICIT_TLS: "This port expects TLS from the first byte (implicit TLS, "
+    "RFC 8314), not STARTTLS: set security to tls, or use the STARTTLS port (IMAP 143, "
+    "SMTP 587).",
     FailureCode.TIMEOUT: "The server did not answer in time: check the host and port, or "
     "try again later.",
     FailureCode.AUTH: "The server refused the user name or password.",
@@ -71,6 +75,17 @@ _HINTS = {
     "TLS or STARTTLS.",
     FailureCode.SERVER: "The server answered with an error.",
 }
+
+
+class ImplicitTlsPort(Exception):
+    """The port answered a TLS ClientHello instead of greeting (:mod:`.tls_probe`)."""
+
+    def __init__(self, port: int):
+        super().__init__(
+            f"port {port} speaks TLS from the first byte: set security to tls "
+            "(implicit TLS, RFC 8314)"
+        )
+        self.port = port
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -95,6 +110,8 @@ def _auth_code(text: str, preset: Preset | None) -> FailureCode:
 
 
 def _code(exc: BaseException, preset: Preset | None) -> FailureCode | None:
+    if isinstance(exc, ImplicitTlsPort):
+        return FailureCode.IMPLICIT_TLS
     if isinstance(exc, AuthenticationFailed | aiosmtplib.SMTPAuthenticationError):
         return _auth_code(str(exc), preset)
     if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code in (530, 534, 535):

@@ -32,3 +32,22 @@ def test_every_endpoint_needs_a_token_and_secrets_only_go_in() -> None:
     assert "secret" not in schemas["AccountView"]["properties"]
     assert schemas["VerifyRequest"]["properties"]["password"]["format"] == "password"
     assert DOCUMENT.name == "openapi.json"
+
+
+def test_every_error_is_a_problem_and_every_route_with_a_token_lists_401() -> None:
+    doc = json.loads(rendered())
+    problem = {"$ref": "#/components/schemas/Problem"}
+    for path, methods in doc["paths"].items():
+        for method, op in methods.items():
+            errors = {s: r for s, r in op["responses"].items() if s[0] in "45"}
+            for status, response in errors.items():
+                assert response["content"] == {"application/problem+json": {"schema": problem}}, (
+                    f"{method} {path} {status}"
+                )
+            if op.get("security"):
+                assert "401" in errors, f"{method} {path}"
+    schemas = doc["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas and "ErrorBody" not in schemas
+    members = set(schemas["Problem"]["properties"])
+    assert {"type", "title", "status", "detail", "instance", "errors"} <= members
+    assert set(schemas["Problem"]["required"]) >= {"type", "title", "status", "detail"}

@@ -1,6 +1,15 @@
 """One router per resource; each is a thin layer over the operations it calls."""
 
-from services.api.routers import accounts, activities, mailboxes, oauth2, presets, send, status
+from services.api.routers import (
+    accounts,
+    activities,
+    docs,
+    mailboxes,
+    oauth2,
+    presets,
+    send,
+    status,
+)
 
 ROUTERS = (
     presets.router,
@@ -10,6 +19,7 @@ ROUTERS = (
     activities.router,
     send.router,
     status.router,
+    docs.router,
 )
 
 __all__ = ["ROUTERS"]

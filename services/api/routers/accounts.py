@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, Response, status
 
 from services.api.account_management import Accounts
 from services.api.auth import CallerDep, ResourcesDep
+from services.api.cursors import account_cursor, after_account
 from services.api.models import (
     AccountInput,
     AccountView,
-    ErrorBody,
     PasswordInput,
     RemoveResult,
     RotateResult,
@@ -17,11 +17,10 @@ from services.api.models import (
     VerifyResult,
 )
 from services.api.operations import Operations
+from services.api.pagination import DEFAULT_LIMIT, PAGE_HEADERS, Cursor, Limit, announce
+from services.api.problem_docs import problem_responses
 
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)
-}
-router = APIRouter(tags=["accounts"], responses=_ERRORS)
+router = APIRouter(tags=["accounts"], responses=problem_responses(403, 404, 409, 422, 503))
 
 
 @router.post("/v1/accounts/verify")
@@ -30,9 +29,20 @@ async def verify(body: VerifyRequest, caller: CallerDep, res: ResourcesDep) -> V
     return await Accounts(res).verify(body)
 
 
-@router.get("/v1/accounts")
-async def list_accounts(caller: CallerDep, res: ResourcesDep) -> list[AccountView]:
-    return await Accounts(res).views(caller)
+@router.get("/v1/accounts", responses={**PAGE_HEADERS, **problem_responses(400)})
+async def list_accounts(
+    caller: CallerDep,
+    res: ResourcesDep,
+    request: Request,
+    response: Response,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> list[AccountView]:
+    """The accounts the caller may see, by id, a page at a time (Link / Next-Cursor)."""
+    after = after_account(cursor) if cursor else None
+    views, last = await Accounts(res).view_page(caller, after, limit)
+    announce(request, response, account_cursor(last) if last else None)
+    return views
 
 
 @router.post("/v1/accounts", status_code=status.HTTP_201_CREATED)

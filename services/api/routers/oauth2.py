@@ -7,17 +7,13 @@ account and answers a page, a JSON result or problem, or a redirect to the CRM.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from services.api.auth import CallerDep, ResourcesDep
 from services.api.errors import ApiError
-from services.api.models import ErrorBody
 from services.api.oauth2_models import OAuth2Connected, OAuth2Started, OAuth2StartInput
 from services.api.oauth2_pages import (
-    Problem,
     connected_page,
     connected_params,
     failed_page,
@@ -27,19 +23,19 @@ from services.api.oauth2_pages import (
     wants_json,
 )
 from services.api.oauth2_signin import OAuth2SignIn
+from services.api.problem_docs import problem_response, problem_responses
+from services.api.problems import MEDIA_TYPE
 
 router = APIRouter(tags=["oauth2"])
 
-_PROBLEM: dict[str, Any] = {
-    "content": {"application/problem+json": {"schema": Problem.model_json_schema()}},
-    "description": "Not connected (nothing saved): an RFC 9457 problem, or an HTML page "
-    "for a browser.",
-}
+_PROBLEM = problem_response(
+    "Not connected (nothing saved): an RFC 9457 problem, or an HTML page for a browser."
+)
 
 
 @router.post(
     "/v1/accounts/oauth2/start",
-    responses={c: {"model": ErrorBody} for c in (401, 403, 404, 409, 422, 503)},
+    responses=problem_responses(403, 404, 409, 422, 503),
 )
 async def start(
     body: OAuth2StartInput, caller: CallerDep, res: ResourcesDep, request: Request
@@ -96,10 +92,8 @@ async def callback(
         done = await OAuth2SignIn(res).complete(params)
     except ApiError as exc:
         if as_json:
-            body = problem(exc).model_dump(mode="json")
-            return JSONResponse(
-                body, exc.status, headers=headers, media_type="application/problem+json"
-            )
+            body = problem(exc, request.url.path).body()
+            return JSONResponse(body, exc.status, headers=headers, media_type=MEDIA_TYPE)
         if return_url:
             return RedirectResponse(return_location(return_url, failed_params(exc)), 303)
         return HTMLResponse(failed_page(exc), exc.status, headers=headers)

@@ -8,9 +8,10 @@ from schemas.common import BlobRef
 from services.api.auth import CallerDep, ResourcesDep
 from services.api.errors import InvalidRequest
 from services.api.models import SendAccepted, SendInput, SendResolutionInput, SendStatus
+from services.api.problem_docs import problem_responses
 from services.api.sending import accept_send, resolve_unknown, send_status
 
-router = APIRouter(tags=["send"])
+router = APIRouter(tags=["send"], responses=problem_responses(403, 404, 409, 422, 503))
 
 
 @router.post("/v1/blobs", status_code=status.HTTP_201_CREATED)

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from services.api.auth import CallerDep, ResourcesDep
+from services.api.problem_docs import problem_responses
 from services.api.status import StatusView, snapshot
 
 router = APIRouter(tags=["status"])
@@ -20,7 +21,7 @@ async def status_page() -> HTMLResponse:
     return HTMLResponse(PAGE.read_text(), headers={"Cache-Control": "no-store"})
 
 
-@router.get("/v1/status")
+@router.get("/v1/status", responses=problem_responses(503))
 async def status(caller: CallerDep, res: ResourcesDep) -> StatusView:
     return await snapshot(res, caller)
 
