@@ -43,7 +43,7 @@ from services.common.lifecycle import run_services
 from services.common.mongo import mongo_client
 from services.common.settings import CommonSettings
 from services.dedup.fingerprint import identify
-from services.dedup.headers import parse_headers
+from services.mail.headers import parse_headers
 
 HEADING = "## Activity writer"
 BATCH = 500

@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass
 
 from services.activity_writer.threads import normalise_subject
-from services.dedup.headers import Headers, split
+from services.mail.headers import Headers, split
 
 # Ids that are not identifiers: empty local part, placeholders, or no domain at all.
 _NOT_UNIQUE = re.compile(r"^(?:|<>|null|none|unknown|localhost|[^@]*)$", re.IGNORECASE)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from services.dedup.fingerprint import normalise_message_id
-from services.dedup.headers import parse_headers
+from services.mail import parse_headers
 
 # What to fetch to compare: the ids dedup builds its fingerprint from (a forward that
 # rewrote Message-ID keeps the original, and the activity is stored under that one).

@@ -41,10 +41,10 @@ from services.common.oauth2 import TokenProvider
 from services.common.secrets import SecretBox
 from services.common.smtp_auth import smtp_login
 from services.dedup.fingerprint import identify
-from services.dedup.headers import parse_headers
 from services.fetcher.classify import backoff_delay
 from services.fetcher.publish import Publisher
 from services.imap import FetchedMessage
+from services.mail import parse_headers
 from services.sender.authorize import refusal
 from services.sender.compose import (
     Attachment,

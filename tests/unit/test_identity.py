@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.dedup.fingerprint import identify
-from services.dedup.headers import parse_headers
+from services.mail.headers import parse_headers
 
 
 def raw(
