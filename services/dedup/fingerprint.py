@@ -34,8 +34,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from services.activity_writer.threads import normalise_subject
 from services.mail.headers import Headers, split
+from services.mail.subject import normalise_subject
 
 # Ids that are not identifiers: empty local part, placeholders, or no domain at all.
 _NOT_UNIQUE = re.compile(r"^(?:|<>|null|none|unknown|localhost|[^@]*)$", re.IGNORECASE)
