@@ -1,10 +1,21 @@
-"""One message as every service reads it (pure): its header block and its subject.
+"""One message as every service reads it (pure): its header block and its identity.
 
-- :mod:`.headers` the header block, parsed once and tolerantly (RFC 5322)
-- :mod:`.subject` a subject without reply and forward prefixes
+- :mod:`.headers`  the header block, parsed once and tolerantly (RFC 5322)
+- :mod:`.identity` the normalised Message-ID, the fingerprint and the activity id
+- :mod:`.subject`  a subject without reply and forward prefixes
 """
 
 from services.mail.headers import Headers, msg_ids, parse_headers
+from services.mail.identity import Identity, identify, message_id_of, normalise_message_id
 from services.mail.subject import normalise_subject
 
-__all__ = ["Headers", "msg_ids", "normalise_subject", "parse_headers"]
+__all__ = [
+    "Headers",
+    "Identity",
+    "identify",
+    "message_id_of",
+    "msg_ids",
+    "normalise_message_id",
+    "normalise_subject",
+    "parse_headers",
+]

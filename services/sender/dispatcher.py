@@ -40,11 +40,10 @@ from services.common.mongo import Document
 from services.common.oauth2 import TokenProvider
 from services.common.secrets import SecretBox
 from services.common.smtp_auth import smtp_login
-from services.dedup.fingerprint import identify
 from services.fetcher.classify import backoff_delay
 from services.fetcher.publish import Publisher
 from services.imap import FetchedMessage
-from services.mail import parse_headers
+from services.mail import identify, parse_headers
 from services.sender.authorize import refusal
 from services.sender.compose import (
     Attachment,

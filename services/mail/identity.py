@@ -24,7 +24,7 @@ revalidation), in one place:
    message and a message of random bytes, say) never share one.
 
 Every (account, folder, UIDVALIDITY, UID) is one sighting of exactly one activity:
-the sightings of an activity are never merged by place (:mod:`.sightings`).
+the sightings of an activity are never merged by place (:mod:`services.dedup.sightings`).
 """
 
 from __future__ import annotations
