@@ -3,7 +3,7 @@
 Measured in one process, on the same messages as the pipeline benchmark
 (``bench._harness.build_corpus``) and on ``devservers.hostile``:
 
-- dedup reads headers only: ``services.dedup.headers.parse_headers`` (the header block
+- dedup reads headers only: ``services.mail.headers.parse_headers`` (the header block
   split off, then the stdlib's compat32 header parser) against fast-mail-parser, which
   parses the whole message even when only headers are needed;
 - the activity writer reads whole messages: fast-mail-parser against the stdlib with
@@ -26,7 +26,7 @@ import fast_mail_parser
 from bench._harness import build_corpus
 from devservers.hostile import hostile_messages
 from services.activity_writer.parse import parse_message
-from services.dedup.headers import parse_headers
+from services.mail.headers import parse_headers
 
 HEADING = "## Parsers"
 

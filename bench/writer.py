@@ -4,7 +4,7 @@ against a plain ``insert_many`` of the same documents into the same database.
 What is measured, and why
 -------------------------
 - **Prefill** (not in the figure): N messages of the pipeline benchmark's corpus are
-  tagged as dedup would tag them (``services.dedup`` headers, fingerprint and activity
+  tagged as dedup would tag them (``services.mail`` headers, fingerprint and activity
   id; one sighting each, canonical) and published to tagged-messages.
 - **Writer**: ``services.cli.SERVICES["activity-writer"]`` alone, as ``mailsync
   activity-writer`` runs it, with production settings against SecantusDB with
@@ -42,8 +42,8 @@ from services.common.kafka import ensure_topics, producer
 from services.common.lifecycle import run_services
 from services.common.mongo import mongo_client
 from services.common.settings import CommonSettings
-from services.dedup.fingerprint import identify
-from services.dedup.headers import parse_headers
+from services.mail.headers import parse_headers
+from services.mail.identity import identify
 
 HEADING = "## Activity writer"
 BATCH = 500

@@ -14,6 +14,7 @@ from services.activity_writer.attachments import safe_filename
 from services.activity_writer.html import html_to_text, sanitize_html
 from services.activity_writer.parse import parse_message
 from services.activity_writer.threads import own_thread, parent_ids, subject_key, thread_for
+from services.mail import Fingerprint
 
 SNIPPET_CHARS = 200
 # Bodies beyond this are cut (and flagged): a document must stay under MongoDB's 16 MB.
@@ -66,9 +67,7 @@ def to_activity(meta: TaggedMessageMeta, raw: bytes, now: dt.datetime) -> Mapped
         duplicate=False,
         raw_blob=meta.raw.blob.sha256 if meta.raw.blob else None,
     )
-    message_id = (
-        meta.fingerprint.removeprefix("mid:") if meta.fingerprint.startswith("mid:") else None
-    )
+    message_id = Fingerprint(meta.fingerprint).message_id
     html_body: str | None = None
     blocked = 0
     if mail.text_html:

@@ -19,7 +19,7 @@ from typing import Any
 import fast_mail_parser
 
 from schemas.common import Address
-from services.dedup.headers import msg_ids
+from services.mail import msg_ids
 from services.rfc2047 import decode_words
 
 _STDLIB = BytesParser(policy=compat32)

@@ -10,8 +10,9 @@ sent mail's thread, and replies that arrive before their parent still agree.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Mapping, Sequence
+
+from services.mail import normalise_subject
 
 
 def thread_id_of(root_message_id: str) -> str:
@@ -58,17 +59,6 @@ def thread_for(
     if not in_reply_to and not references and subject_thread:
         return subject_thread
     return own_thread(message_id, in_reply_to, references, fallback)
-
-
-_PREFIX = re.compile(
-    r"^\s*(?:(?:re|fw|fwd|aw|wg|odp|sv|vs|tr|rif|antw|ynt)(?:\[\d+\])?\s*:\s*)+", re.IGNORECASE
-)
-
-
-def normalise_subject(subject: str) -> str:
-    """``Re: AW: Fwd:  Objednávka`` -> ``objednávka`` (reply and forward prefixes in the
-    languages our users write in, any number of them, case and spacing ignored)."""
-    return " ".join(_PREFIX.sub("", subject).split()).casefold()
 
 
 def subject_key(subject: str, participants: Iterable[str]) -> str | None:

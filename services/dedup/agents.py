@@ -113,7 +113,7 @@ def define_agents(app: faust.App, streams: Streams, tagger: Tagger) -> None:
             headers = _headers(event)
             tags = MessageTags.model_validate_json(meta_header(headers))
             # Keyed by activity: the copies of one Message-ID that are different messages
-            # (services.dedup.fingerprint) share the partition but not the sightings.
+            # (services.mail.identity) share the partition but not the sightings.
             # The changelog record goes to this event's partition, as the key's would.
             key = tags.activity_id.encode()
             known = [Sighting.model_validate(d) for d in table[key]]

@@ -11,9 +11,8 @@ from schemas.tagged_message import MessageTags
 from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
 from services.dedup.errors import MissingMeta, UnknownAccount
-from services.dedup.fingerprint import identify
-from services.dedup.headers import parse_headers
 from services.dedup.tagging import account_tag, base_address, direction, match_alias
+from services.mail import identify, parse_headers
 
 
 class Tagger:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from schemas.account import AccountRecord
 from schemas.common import Direction, FolderRole
 from schemas.tagged_message import AccountTag
-from services.dedup.headers import Headers
+from services.mail import Headers
 
 
 def base_address(address: str) -> str:

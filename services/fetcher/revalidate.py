@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from services.dedup.fingerprint import normalise_message_id
-from services.dedup.headers import parse_headers
+from services.mail import message_id_of, parse_headers
 
 # What to fetch to compare: the ids dedup builds its fingerprint from (a forward that
 # rewrote Message-ID keeps the original, and the activity is stored under that one).
@@ -36,12 +35,9 @@ class Revalidation:
 
 
 def message_key(header_block: bytes) -> str | None:
-    """The normalised id an activity is stored under, from a message's header block, as
-    dedup computes it (:func:`services.dedup.fingerprint.fingerprint`); None without one."""
-    headers = parse_headers(header_block)
-    return normalise_message_id(headers.original_message_id) or normalise_message_id(
-        headers.message_id
-    )
+    """The normalised id an activity is stored under, from a message's header block: the
+    one its fingerprint names (:func:`services.mail.message_id_of`); None without one."""
+    return message_id_of(parse_headers(header_block))
 
 
 def revalidate(stored: Mapping[int, str], listed: Mapping[int, str | None]) -> Revalidation:

@@ -23,6 +23,7 @@ import nh3
 from schemas.common import Address
 from schemas.send_request import SendRequest
 from services.activity_writer.attachments import safe_filename
+from services.mail import bracketed
 from services.sender.errors import SendRefused
 
 # CRLF line ends (RFC 5321 2.3.8) and only 7-bit content: non-ASCII headers become
@@ -53,7 +54,7 @@ def message_id_for(request_id: str, sender_address: str) -> str:
     """``<hash@sender-domain>``: the same for every retry of one request (RFC 5322 3.6.4)."""
     digest = hashlib.sha256(f"mailsync-send:{request_id}".encode()).hexdigest()[:32]
     domain = sender_address.rpartition("@")[2].lower() or "mailsync.invalid"
-    return f"<{digest}@{domain}>"
+    return bracketed(f"{digest}@{domain}")
 
 
 def references_for(parent: ReplyParent) -> tuple[str, ...]:

@@ -40,11 +40,10 @@ from services.common.mongo import Document
 from services.common.oauth2 import TokenProvider
 from services.common.secrets import SecretBox
 from services.common.smtp_auth import smtp_login
-from services.dedup.fingerprint import identify
-from services.dedup.headers import parse_headers
 from services.fetcher.classify import backoff_delay
 from services.fetcher.publish import Publisher
 from services.imap import FetchedMessage
+from services.mail import bracketed, identify, parse_headers
 from services.sender.authorize import refusal
 from services.sender.compose import (
     Attachment,
@@ -400,7 +399,7 @@ class Dispatcher:
         if not doc.get("message_id"):
             raise SendRefused(f"activity {req.in_reply_to_activity!r} has no Message-ID")
         return ReplyParent(
-            f"<{doc['message_id']}>", tuple(f"<{r}>" for r in doc.get("references", ()))
+            bracketed(doc["message_id"]), tuple(bracketed(r) for r in doc.get("references", ()))
         )
 
     # -- results ----------------------------------------------------------------------

@@ -19,8 +19,8 @@ from schemas.raw_message import RawMessageMeta
 from schemas.tagged_message import AccountTag, TaggedMessageMeta
 from services.activity_writer.mapping import to_activity
 from services.activity_writer.repository import ActivityRepository
-from services.dedup.fingerprint import identify
-from services.dedup.headers import parse_headers
+from services.mail.headers import parse_headers
+from services.mail.identity import identify
 from tests.fixtures.pipeline import Env, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

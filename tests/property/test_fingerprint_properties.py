@@ -8,8 +8,8 @@ import re
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from services.dedup.fingerprint import activity_id, fingerprint, normalise_message_id
-from services.dedup.headers import Headers, parse_headers
+from services.mail.headers import Headers, parse_headers
+from services.mail.identity import activity_id, fingerprint, normalise_message_id
 from tests.property.strategies import FAST
 
 # Words hold any byte but ASCII whitespace, which is what the body normalisation folds.

@@ -9,7 +9,7 @@ from email.policy import compat32
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from services.dedup.headers import getaddresses, header_fields
+from services.mail.headers import getaddresses, header_fields
 from tests.property.strategies import FAST
 
 # Pieces of real and hostile address lists: atoms, dots, specials, folding, non-ASCII.

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from schemas.activity import SightingDoc
 from schemas.common import FolderRole
 from services.activity_writer.merge import Place, conflict_links, fold
-from services.dedup.fingerprint import identify
-from services.dedup.headers import parse_headers
+from services.mail.headers import parse_headers
+from services.mail.identity import identify
 from tests.property.strategies import FAST
 
 

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from services.dedup.fingerprint import activity_id, fingerprint, normalise_message_id
-from services.dedup.headers import Headers, parse_headers
+from services.mail.headers import Headers, parse_headers
+from services.mail.identity import activity_id, fingerprint, normalise_message_id
 
 
 @pytest.mark.parametrize(

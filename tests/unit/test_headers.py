@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.dedup.headers import parse_headers, split
+from services.mail.headers import parse_headers, split
 from services.rfc2047 import decode_words
 
 CZECH = "Příliš žluťoučký kůň"

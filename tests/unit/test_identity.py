@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.dedup.fingerprint import identify
-from services.dedup.headers import parse_headers
+from services.mail.headers import parse_headers
+from services.mail.identity import identify
 
 
 def raw(

@@ -8,8 +8,8 @@ import pytest
 
 from schemas.account import AccountRecord, Endpoint, PersonalOwnership, SharedOwnership
 from schemas.common import Direction, FolderRole
-from services.dedup.headers import Headers, parse_headers
 from services.dedup.tagging import account_tag, base_address, direction, match_alias
+from services.mail.headers import Headers, parse_headers
 
 NOW = dt.datetime(2026, 11, 23, 16, 0, tzinfo=dt.UTC)
 

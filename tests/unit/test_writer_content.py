@@ -14,12 +14,8 @@ from schemas.tagged_message import AccountTag, TaggedMessageMeta
 from services.activity_writer.attachments import safe_filename
 from services.activity_writer.html import html_to_text, sanitize_html
 from services.activity_writer.mapping import to_activity
-from services.activity_writer.threads import (
-    normalise_subject,
-    subject_key,
-    thread_for,
-    thread_id_of,
-)
+from services.activity_writer.threads import subject_key, thread_for, thread_id_of
+from services.mail.subject import normalise_subject
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 

@@ -1,6 +1,7 @@
 """The header block of a message, parsed once and tolerantly (pure).
 
-Only the headers are read: tagging and fingerprinting need nothing else, and
+Only the headers are read: dedup's tagging and a message's identity (and the
+fetcher's UIDVALIDITY check, which fetches nothing else) need nothing more, and
 splitting at the first blank line is much cheaper than parsing MIME bodies.
 """
 

@@ -24,7 +24,12 @@ revalidation), in one place:
    message and a message of random bytes, say) never share one.
 
 Every (account, folder, UIDVALIDITY, UID) is one sighting of exactly one activity:
-the sightings of an activity are never merged by place (:mod:`.sightings`).
+the sightings of an activity are never merged by place (:mod:`services.dedup.sightings`).
+
+The fingerprint travels as text (the key of dedup-by-fingerprint, ``fingerprint`` in
+MessageTags and in the activity document), so :class:`Fingerprint` is a ``str``: it is
+made here, and read back here (:attr:`Fingerprint.message_id`), by no one else. A
+stored Message-ID goes back into a header as :func:`bracketed` gives it.
 """
 
 from __future__ import annotations
@@ -34,8 +39,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from services.activity_writer.threads import normalise_subject
-from services.dedup.headers import Headers, split
+from services.mail.headers import Headers, split
+from services.mail.subject import normalise_subject
 
 # Ids that are not identifiers: empty local part, placeholders, or no domain at all.
 _NOT_UNIQUE = re.compile(r"^(?:|<>|null|none|unknown|localhost|[^@]*)$", re.IGNORECASE)
@@ -73,9 +78,45 @@ _TRANSIT_PREFIXES = (b"x-spam-", b"x-virus-")
 _FIELD_START = re.compile(rb"(?m)^(?=[^ \t\r\n])")
 
 
+_MID = "mid:"
+_HASH = "hash:"
+
+
+class Fingerprint(str):
+    """``mid:<id>`` (the normalised Message-ID) or ``hash:<sha256>`` (the content hash):
+    what dedup partitions by, and what an activity records; the text it travels as."""
+
+    __slots__ = ()
+
+    @classmethod
+    def from_message_id(cls, message_id: str) -> Fingerprint:
+        """The fingerprint of a message known by ``message_id``, already normalised
+        (:func:`normalise_message_id`, :func:`message_id_of`)."""
+        return cls(_MID + message_id)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Fingerprint:
+        """The fingerprint of a message without a Message-ID: its :func:`content_hash`."""
+        return cls(_HASH + content_hash(raw))
+
+    @property
+    def message_id(self) -> str | None:
+        """The normalised Message-ID it was made from; None for a content hash (and for
+        any text that is no Message-ID fingerprint)."""
+        return self[len(_MID) :] if self.startswith(_MID) else None
+
+    def activity_id(self, variant: str) -> str:
+        """The activity id: of the fingerprint and the :func:`variant` for a Message-ID
+        (copies that disagree are distinct activities), of the fingerprint alone for a
+        content hash (its bytes are the message; its variant is "")."""
+        if self.startswith(_HASH):
+            return activity_id(self)
+        return activity_id(f"{self}\x00{variant}")
+
+
 @dataclass(frozen=True)
 class Identity:
-    fingerprint: str  # "mid:<id>" or "hash:<sha256>": what dedup partitions by
+    fingerprint: Fingerprint  # what dedup partitions by
     variant: str  # what copies of one Message-ID must share to be one message; "" for hash
     activity_id: str
 
@@ -137,23 +178,28 @@ def content_hash(raw: bytes) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(headers: Headers, raw: bytes) -> str:
+def fingerprint(headers: Headers, raw: bytes) -> Fingerprint:
     """``mid:<id>`` or ``hash:<sha256>`` of the whole message ``raw`` (``headers`` parsed
     from it); a forwarded copy that carries the id of the message it forwards
     (``X-Original-Message-ID``) gets that message's fingerprint."""
     mid = message_id_of(headers)
-    return f"mid:{mid}" if mid is not None else f"hash:{content_hash(raw)}"
+    return Fingerprint.from_message_id(mid) if mid is not None else Fingerprint.from_bytes(raw)
 
 
 def identify(headers: Headers, raw: bytes) -> Identity:
     """The fingerprint, variant and activity id of the message ``raw``."""
     fp = fingerprint(headers, raw)
-    if fp.startswith("hash:"):
-        return Identity(fp, "", activity_id(fp))
-    v = variant(headers)
-    return Identity(fp, v, activity_id(f"{fp}\x00{v}"))
+    v = "" if fp.message_id is None else variant(headers)
+    return Identity(fp, v, fp.activity_id(v))
 
 
 def activity_id(key: str) -> str:
     """A stable, URL-safe id from an identity key (a fingerprint, with its variant)."""
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def bracketed(message_id: str) -> str:
+    """``a@b`` -> ``<a@b>``: a Message-ID as a header carries it (RFC 5322 3.6.4: a
+    msg-id is ``"<" id-left "@" id-right ">"``, and In-Reply-To and References list
+    msg-ids); activities store it without the brackets (:func:`normalise_message_id`)."""
+    return f"<{message_id}>"
