@@ -52,7 +52,9 @@ async def test_resync_then_remove_with_purge(env: Env, api: Api, pipeline: Pipel
         assert again["since"] > first["since"]
         cursors = await db.folder_cursors.find({"account_id": account_id}).to_list(None)
         assert [c["last_uid"] for c in cursors] == [4]
-        # Re-imported messages land on the same activities and sightings.
+        # Re-imported messages land on the same activities and sightings (the cursor
+        # moves when the fetcher has published; the writer follows).
+        await eventually(lambda: _count(db, account_id, 4), timeout=60, what="the erased one back")
         docs = await db.activities.find({"account_ids": account_id}).to_list(None)
         assert len(docs) == 4 and all(len(d["sightings"]) == 1 for d in docs)
         assert await db.tombstones.count_documents({"account_id": account_id}) == 0

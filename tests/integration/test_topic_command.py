@@ -68,7 +68,9 @@ async def start(env: Env, *args: str) -> asyncio.subprocess.Process:
 async def run(env: Env, *args: str) -> tuple[int, list[dict[str, Any]], str]:
     """Exit status, the JSON lines printed, and stderr of ``mailsync topic ARGS``."""
     proc = await start(env, *args)
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    # A bound against hanging, not a speed check: six of these start side by side below,
+    # and a loaded 2-core machine takes seconds to start each Python process.
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode is not None
     return proc.returncode, [json.loads(line) for line in out.splitlines()], err.decode()
 
