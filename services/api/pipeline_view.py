@@ -37,6 +37,9 @@ class GroupView(Model):
         "null when it did not answer."
     )
     members: int | None = Field(description="Consumers in the group; null: unknown.")
+    error: str | None = Field(
+        default=None, description="Why Kafka did not describe the group (state unknown)."
+    )
     commits: bool = Field(
         description="false: the group commits no offsets (the fetcher reads its partitions "
         "of the compacted accounts topic whole on every assignment), so it has no lag."
@@ -94,7 +97,8 @@ def service_state(groups: Sequence[GroupView]) -> tuple[ServiceState, str]:
     states = {g.state for g in groups}
     named = ", ".join(g.group for g in groups)
     if not groups or "unknown" in states:
-        return "unknown", f"Kafka did not describe its consumer groups ({named})"
+        why = "; ".join(f"{g.group}: {g.error}" for g in groups if g.error)
+        return "unknown", f"Kafka did not describe its consumer groups ({why or named})"
     if states == {"consuming"}:
         members = ", ".join(f"{g.members} in {g.group}" for g in groups)
         return "consuming", f"consumers: {members}"
@@ -108,9 +112,15 @@ def service_state(groups: Sequence[GroupView]) -> tuple[ServiceState, str]:
     return "no consumer", f"no consumer in {named}: it is not running"
 
 
-def unknown_group(group: str, commits: bool) -> GroupView:
+def unknown_group(group: str, commits: bool, error: str | None = None) -> GroupView:
     return GroupView(
-        group=group, state="unknown", kafka_state=None, members=None, commits=commits, lag=()
+        group=group,
+        state="unknown",
+        kafka_state=None,
+        members=None,
+        error=error,
+        commits=commits,
+        lag=(),
     )
 
 

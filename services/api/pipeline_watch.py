@@ -15,6 +15,7 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import UnknownTopicOrPartitionError, for_code
 
 from schemas.topics import DAY_MS, DEAD_LETTERS
 from services.api.pipeline_view import (
@@ -109,8 +110,9 @@ class PipelineWatch:
         group: WatchedGroup,
         described: GroupMembers | None,
     ) -> GroupView:
-        if described is None:
-            return unknown_group(group.group, group.commits)
+        if described is None or described.error is not None:
+            why = described.error if described else "not described"
+            return unknown_group(group.group, group.commits, why)
         lag = await group_lag(adm, offsets, group.group, group.topics) if group.commits else {}
         return GroupView(
             group=group.group,
@@ -125,18 +127,17 @@ class PipelineWatch:
         self, adm: AIOKafkaAdminClient, offsets: AIOKafkaConsumer
     ) -> DeadLetterView:
         topic = self._settings.topic(DEAD_LETTERS)
-        described = await adm.describe_topics([topic])
-        tps = [
-            TopicPartition(t["topic"], p["partition"])
-            for t in described
-            if t.get("error_code", 0) == 0
-            for p in t["partitions"]
-        ]
-        if not tps:
+        (described,) = await adm.describe_topics([topic])
+        error_code = described.get("error_code", 0)
+        if error_code == UnknownTopicOrPartitionError.errno:
             # Created by the first service that dead-letters: none has run yet.
             return self._dead_letter_view(
                 0, f"{topic} does not exist yet: nothing was dead-lettered"
             )
+        if error_code:  # e.g. not authorized to describe it: no count, not zero
+            why = for_code(error_code).__name__
+            return self._dead_letter_view(None, f"Kafka did not describe {topic}: {why}")
+        tps = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
         start = await offsets.beginning_offsets(tps)
         end = await offsets.end_offsets(tps)
         count = records_on(

@@ -8,13 +8,12 @@ response), so on every broker that speaks v3 (Kafka 2.3 on) decoding fails with
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, for_code
 from aiokafka.protocol.admin import (
     DescribeGroupsRequest_v0,
     DescribeGroupsRequest_v1,
@@ -23,8 +22,6 @@ from aiokafka.protocol.admin import (
     DescribeGroupsResponse_v3,
 )
 from aiokafka.protocol.api import Request, RequestStruct
-
-log = logging.getLogger("mailsync.kafka")
 
 
 class _DescribeGroupsRequestV3(RequestStruct):  # type: ignore[misc]  # aiokafka is untyped
@@ -57,24 +54,25 @@ class _DescribeGroups(
 class GroupMembers:
     state: str  # Kafka's: Stable, Empty, Dead (a group it does not know), PreparingRebalance...
     members: int
+    error: str | None = None  # why Kafka did not describe it; then state and members say nothing
 
 
 async def describe_groups(
     admin: AIOKafkaAdminClient, groups: Sequence[str]
 ) -> dict[str, GroupMembers]:
-    """The groups Kafka described; one it answered with an error (not authorized, its
-    coordinator not available yet on a new cluster) is left out."""
+    """Each group as Kafka described it, or the error it answered (not authorized, its
+    coordinator not available yet on a new cluster)."""
     out: dict[str, GroupMembers] = {}
     for group in groups:
         try:
             coordinator = await admin.find_coordinator(group)
         except KafkaError as exc:
-            log.info("no coordinator for group %s: %r", group, exc)
+            out[group] = GroupMembers("", 0, error=type(exc).__name__)
             continue
         # aiokafka 0.14 has no public call to send a request of our own.
         response = await admin._client.send(coordinator, _DescribeGroups([group]))
         for described in response.groups:
             error_code, name, state, _protocol_type, _protocol, members = described[:6]
-            if error_code == 0:
-                out[name] = GroupMembers(state, len(members))
+            error = for_code(error_code).__name__ if error_code else None
+            out[name] = GroupMembers(state, len(members), error)
     return out

@@ -62,6 +62,13 @@ def test_service_state_is_consuming_only_when_every_group_has_consumers() -> Non
     # Anything Kafka did not say makes the whole service unknown, not a guess.
     unsure = [group("f", "consuming"), group("f-confirmations", "unknown", None)]
     assert service_state(unsure)[0] == "unknown"
+    refused = group("f", "unknown", None).model_copy(
+        update={"error": "GroupAuthorizationFailedError"}
+    )
+    assert service_state([refused]) == (
+        "unknown",
+        "Kafka did not describe its consumer groups (f: GroupAuthorizationFailedError)",
+    )
 
 
 def test_dead_letters_are_end_minus_start_offsets_of_every_partition() -> None:
