@@ -57,6 +57,11 @@ class FolderProgress(Model):
     done: int = Field(ge=0)
     total: int = Field(ge=0)
     error: str | None = None
+    error_since: dt.datetime | None = Field(
+        default=None,
+        description="When the folder's error was first seen; kept while the same error "
+        "repeats pass after pass.",
+    )
 
 
 class UidValidityChange(Model):

@@ -77,6 +77,11 @@ class ActivityRepository:
         await self.collection.create_indexes(
             [
                 IndexModel([("account_ids", ASCENDING), ("date", DESCENDING)], name="account_date"),
+                # The status page's activities written per minute.
+                IndexModel(
+                    [("account_ids", ASCENDING), ("created_at", DESCENDING)],
+                    name="account_created",
+                ),
                 IndexModel([("message_id", ASCENDING)], name="message_id"),
                 IndexModel([("thread_id", ASCENDING), ("date", ASCENDING)], name="thread"),
                 IndexModel([("thread_key", ASCENDING)], name="thread_key"),

@@ -1,8 +1,9 @@
 """What the API's request handlers may use, opened once when the service starts.
 
 Handlers get a :class:`Resources` and nothing else: the MongoDB database, the Kafka
-producer (accounts and send-requests topics), the secret box, the token table and the
-TLS context verification trusts. The CLI opens the same resources without tokens.
+producer (accounts and send-requests topics), the secret box, the token table, the
+TLS context verification trusts, and the status page's view of Kafka (which connects
+only when a page asks). The CLI opens the same resources without tokens.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from schemas.topics import topics_of
 from services.activity_writer.queries import ActivityQueries
 from services.activity_writer.repository import COLLECTION
 from services.api.callers import TokenTable
+from services.api.pipeline_watch import PipelineWatch
 from services.api.settings import ApiSettings
 from services.api.store import AccountStore
 from services.common.blobs import BlobStore
@@ -39,6 +41,7 @@ class Resources:
     store: AccountStore
     blobs: BlobStore
     activities: ActivityQueries
+    pipeline: PipelineWatch
 
     @property
     def activities_collection(self) -> AsyncCollection[Document]:
@@ -61,6 +64,7 @@ async def open_resources(
     await ensure_topics(settings, topics_of("api"))
     mongo = mongo_client(settings, app_name=client_id)
     prod = producer(settings, client_id=client_id)
+    pipeline = PipelineWatch(settings)
     try:
         await prod.start()
         db = database(mongo, settings)
@@ -76,7 +80,9 @@ async def open_resources(
             store=AccountStore(db, prod, settings),
             blobs=blobs,
             activities=ActivityQueries(db),
+            pipeline=pipeline,
         )
     finally:
+        await pipeline.close()
         await prod.stop()
         await mongo.close()

@@ -51,6 +51,21 @@ class ApiSettings(CommonSettings):
         default=None, description="Extra CA certificate to trust (a private mail server)."
     )
 
+    # Shared with each service (same variables, same defaults; a test checks): the
+    # status page reads the members and lag of the services' consumer groups.
+    fetcher_group: str = Field(
+        default="mailsync-fetcher", description="Consumer group of fetcher replicas."
+    )
+    dedup_app_id: str = Field(
+        default="mailsync-dedup", description="faust application id: dedup's consumer group."
+    )
+    writer_group: str = Field(
+        default="mailsync-activity-writer", description="The activity writer's consumer group."
+    )
+    sender_group: str = Field(
+        default="mailsync-sender", description="Consumer group of sender replicas."
+    )
+
     # -- OAuth2 sign-in (``/v1/accounts/oauth2/*``): one registered client per provider --
     oauth2_redirect_uri: str | None = Field(
         default=None,

@@ -59,21 +59,7 @@ class LagMonitor:
         """Read the offsets once and set the gauge for every (topic, group)."""
         assert self._admin is not None and self._offsets is not None
         for group, topics in self._groups:
-            described = await self._admin.describe_topics(list(topics))
-            tps = [
-                TopicPartition(t["topic"], p["partition"])
-                for t in described
-                if t.get("error_code", 0) == 0
-                for p in t["partitions"]
-            ]
-            if not tps:
-                continue
-            end = await self._offsets.end_offsets(tps)
-            committed = await self._admin.list_consumer_group_offsets(group, partitions=tps)
-            lag = lag_by_topic(
-                {(tp.topic, tp.partition): om.offset for tp, om in committed.items()},
-                {(tp.topic, tp.partition): offset for tp, offset in end.items()},
-            )
+            lag = await group_lag(self._admin, self._offsets, group, topics)
             for topic, behind in lag.items():
                 metrics.CONSUMER_LAG.labels(topic, group).set(behind)
 
@@ -82,3 +68,25 @@ class LagMonitor:
             await self._offsets.stop()
         if self._admin is not None:
             await self._admin.close()
+
+
+async def group_lag(
+    admin: AIOKafkaAdminClient, offsets: AIOKafkaConsumer, group: str, topics: Sequence[str]
+) -> dict[str, int]:
+    """Records behind, per topic of ``topics`` that exists, of ``group`` (OffsetFetch and
+    ListOffsets); also what the API's status page shows."""
+    described = await admin.describe_topics(list(topics))
+    tps = [
+        TopicPartition(t["topic"], p["partition"])
+        for t in described
+        if t.get("error_code", 0) == 0
+        for p in t["partitions"]
+    ]
+    if not tps:
+        return {}
+    end = await offsets.end_offsets(tps)
+    committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+    return lag_by_topic(
+        {(tp.topic, tp.partition): om.offset for tp, om in committed.items()},
+        {(tp.topic, tp.partition): offset for tp, offset in end.items()},
+    )

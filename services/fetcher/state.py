@@ -84,8 +84,20 @@ class StateStore:
 
     async def progress(self, account_id: str, progress: FolderProgress) -> None:
         """Record one folder's progress (n/total, or its error) on the account's state."""
-        doc = progress.model_dump()
         col = self._col
+        if progress.error is not None:
+            # The state's one writer is this replica: reading before writing is safe.
+            stored = await col.find_one({"_id": account_id}, {"folders": 1})
+            previous = next(
+                (
+                    FolderProgress.model_validate(f)
+                    for f in (stored or {}).get("folders", [])
+                    if f["folder"] == progress.folder
+                ),
+                None,
+            )
+            progress = with_error_since(previous, progress, dt.datetime.now(dt.UTC))
+        doc = progress.model_dump()
         result = await col.update_one(
             {"_id": account_id, "folders.folder": progress.folder}, {"$set": {"folders.$": doc}}
         )
@@ -104,3 +116,15 @@ class StateStore:
         await self._col.update_one(
             {"_id": account_id}, {"$set": {"last_reconcile": report.model_dump()}}
         )
+
+
+def with_error_since(
+    previous: FolderProgress | None, progress: FolderProgress, now: dt.datetime
+) -> FolderProgress:
+    """``progress`` stamped with when its error began: the stored time while the same
+    error repeats (a folder is retried every pass), ``now`` for a new or other error."""
+    if progress.error is None:
+        return progress.model_copy(update={"error_since": None})
+    if previous is not None and previous.error == progress.error and previous.error_since:
+        return progress.model_copy(update={"error_since": previous.error_since})
+    return progress.model_copy(update={"error_since": now})
