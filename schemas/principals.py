@@ -3,7 +3,10 @@
 A service's ACLs are derived from the topic registry (:data:`schemas.topics.TOPICS`):
 it may Write and Describe the topics it produces, Read and Describe those it consumes,
 and Read the consumer groups it commits offsets in (join, commit, and the lag
-monitor's OffsetFetch). dedup is a faust app: faust creates and owns the topics named
+monitor's OffsetFetch). The API's status page watches the pipeline (``watches``): it may
+Describe every registry topic (ListOffsets: dead letters, lag) and every service's
+group (DescribeGroups, OffsetFetch: members, state, lag), and read or join none of them.
+dedup is a faust app: faust creates and owns the topics named
 after its app id (the table's ``<app id>-sightings-changelog``, and any other internal
 topic faust may add), so dedup may Create, Read, Write and Describe topics by that
 prefix, and Read the group of the same name. Nothing else: no ``All``, no ``*``.
@@ -63,6 +66,7 @@ class Principal:
     groups: tuple[str, ...] = ()
     faust_app_id: str | None = None
     transactional_id_prefix: str | None = None  # exactly-once: not adopted (see above)
+    watches: bool = False  # the status page: Describe on every topic and service group
 
     @property
     def user(self) -> str:
@@ -85,6 +89,8 @@ class Principal:
             if self.service in spec.consumers:
                 ops |= {"Read", "Describe"}
                 roles.append("consumes")
+            if not ops and self.watches:
+                ops, roles = {"Describe"}, ["watches (status page: offsets, dead letters)"]
             if ops:
                 name = topic_prefix + spec.name
                 out.append(Acl("topic", name, "literal", _ordered(ops), " and ".join(roles)))
@@ -101,6 +107,11 @@ class Principal:
             )
         for group in self.consumer_groups(topic_prefix):
             out.append(Acl("group", group, "literal", ("Read",), "its consumer group"))
+        if self.watches:
+            for other in PRINCIPALS.values():
+                for group in other.consumer_groups(topic_prefix):
+                    why = f"watches {other.service}'s group (status page: members, lag)"
+                    out.append(Acl("group", group, "literal", ("Describe",), why))
         if self.transactional_id_prefix is not None:
             out.append(
                 Acl(
@@ -134,8 +145,8 @@ PRINCIPALS: dict[str, Principal] = {
         # MAILSYNC_SENDER_GROUP (send-requests).
         Principal("sender", groups=("mailsync-sender",)),
         # Produces only; also what `mailsync accounts` and `mailsync erase` need, run in
-        # an API pod.
-        Principal("api"),
+        # an API pod; and watches the pipeline for the status page.
+        Principal("api", watches=True),
     )
 }
 

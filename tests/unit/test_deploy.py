@@ -466,12 +466,15 @@ def test_each_user_may_do_exactly_what_the_registry_says_its_service_does(servic
         produces, consumes = service in spec.producers, service in spec.consumers
         assert permits(acls, "topic", topic, "Write") == produces, topic
         assert permits(acls, "topic", topic, "Read") == consumes, topic
-        assert permits(acls, "topic", topic, "Describe") == (produces or consumes), topic
+        watches = PRINCIPALS[service].watches  # the API's status page
+        assert permits(acls, "topic", topic, "Describe") == (produces or consumes or watches)
         # Strimzi's KafkaTopics create them; no service may.
         assert not permits(acls, "topic", topic, "Create"), topic
     for group in {g for p in PRINCIPALS.values() for g in p.consumer_groups(prefix)}:
         mine = group in PRINCIPALS[service].consumer_groups(prefix)
         assert permits(acls, "group", group, "Read") == mine, group
+        assert permits(acls, "group", group, "Describe") == (mine or watches), group
+    assert [p.service for p in PRINCIPALS.values() if p.watches] == ["api"]
 
 
 def test_users_by_example() -> None:
@@ -494,6 +497,10 @@ def test_users_by_example() -> None:
     assert permits(api, "topic", SEND_REQUESTS.name, "Write")
     assert not permits(api, "topic", SEND_REQUESTS.name, "Read")
     assert not permits(api, "group", "mailsync-sender", "Read")
+    # The status page: lag and members of every group, offsets of every topic; no reads.
+    assert permits(api, "group", "mailsync-sender", "Describe")
+    assert permits(api, "topic", "mailsync.dead-letters", "Describe")
+    assert not permits(api, "topic", "mailsync.dead-letters", "Read")
     # The admin commands (`mailsync accounts`, `mailsync erase`), run in an API pod, write
     # only what the API may.
     for spec in TOPICS:
