@@ -418,6 +418,12 @@ def test_a_wrong_manifest_is_caught() -> None:
     user["spec"]["authorization"]["acls"][0]["operations"] = ["Wirte"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(user, CRD_SCHEMAS["KafkaUser"])
+    auth = json.loads(
+        json.dumps(next(iter(kinds(build("prod-keda"), "TriggerAuthentication").values())))
+    )
+    auth["spec"]["secretTargetRefs"] = auth["spec"].pop("secretTargetRef")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(auth, CRD_SCHEMAS["TriggerAuthentication"])
 
 
 def test_topic_resources_are_generated_from_the_registry() -> None:
