@@ -44,6 +44,12 @@ class Overlay:
     def dir(self) -> Path:
         return DEPLOY / "overlays" / self.name
 
+    @property
+    def keda_dir(self) -> Path:
+        """The overlay's variant with dedup and the writer scaled on consumer lag by KEDA
+        (``deploy/components/keda``): ``<overlay>-keda``. It adds no topics or users."""
+        return DEPLOY / "overlays" / f"{self.name}-keda"
+
 
 OVERLAYS: dict[str, Overlay] = {
     # A one-broker cluster without authentication; the services create missing topics.

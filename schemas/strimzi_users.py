@@ -12,6 +12,18 @@ whose cluster authenticates (prod).
   in the pod's environment), and the cluster CA from Strimzi's
   ``<cluster>-cluster-ca-cert`` Secret (``MAILSYNC_KAFKA_CA_FILE``).
 
+and into the overlay's KEDA variant ``deploy/overlays/<overlay>-keda/`` (the overlay plus
+``deploy/components/keda``, whose ScaledObjects scale :data:`KEDA_SCALED` on their lag):
+
+- ``keda-auth.yaml``: per scaled service, KEDA's login to Kafka as the service's own
+  KafkaUser (Read on its group and topic implies the Describe KEDA's OffsetFetch and
+  ListOffsets need): a Secret ``mailsync-<service>-keda`` with what is not secret
+  (username, ``sasl``, ``tls``: KEDA reads a TriggerAuthentication's parameters only
+  from Secrets), and a TriggerAuthentication ``mailsync-<service>-kafka`` taking those,
+  the password from the user's Secret and the CA from the cluster CA's. The overlay's
+  kustomization points each ScaledObject's trigger at it (``authenticationRef``) and at
+  the TLS listener.
+
 ``--check`` exits 1 when a file no longer matches the registry (a test runs the check).
 The overlay's ConfigMap sets the rest: the TLS listener's bootstrap (:data:`BOOTSTRAP`),
 ``SASL_SSL`` and ``SCRAM-SHA-512``.
@@ -36,6 +48,14 @@ USER_DIR = "/etc/mailsync/kafka-user"
 CA_DIR = "/etc/mailsync/kafka-ca"
 # Owner and group (fsGroup 10001) may read; the pods run as 10001.
 FILE_MODE = 0o440
+
+# The services deploy/components/keda scales on consumer lag (its ScaledObjects, named
+# like the Deployments; a test checks).
+KEDA_SCALED = ("dedup", "activity-writer")
+KEDA_API_VERSION = "keda.sh/v1alpha1"
+# KEDA's Kafka scaler's names (TriggerAuthentication parameters) for SCRAM-SHA-512 and TLS.
+KEDA_SASL = "scram_sha512"
+KEDA_TLS = "enable"
 
 USERS_HEADER = """\
 # Generated from schemas/principals.py and schemas/topics.py by `mailsync deploy users`:
@@ -124,6 +144,68 @@ def credentials(principal: Principal) -> str:
     )
 
 
+KEDA_AUTH_HEADER = """\
+# Generated from schemas/principals.py by `mailsync deploy users`: do not edit by hand.
+# KEDA's Kafka scaler logs in as the KafkaUser of the service it scales (kafka-users.yaml
+# of the overlay this one builds on): SCRAM-SHA-512 over TLS, the password from the Secret
+# Strimzi's user operator keeps it in, the cluster CA from Strimzi's Secret. KEDA reads
+# a parameter only from a Secret, hence one per service for its username, sasl and tls.
+"""
+
+
+def keda_secret(principal: Principal) -> str:
+    """The Secret with the non-secret parameters of KEDA's login as ``principal``."""
+    return f"{principal.user}-keda"
+
+
+def keda_auth(principal: Principal) -> str:
+    """The TriggerAuthentication of the ScaledObject scaling ``principal``'s service."""
+    return f"{principal.user}-kafka"
+
+
+def _target(parameter: str, secret: str, key: str) -> str:
+    return f"    - parameter: {parameter}\n      name: {secret}\n      key: {q(key)}\n"
+
+
+def keda_login(principal: Principal) -> str:
+    labels = (
+        "  labels:\n"
+        "    app.kubernetes.io/part-of: mailsync\n"
+        f"    app.kubernetes.io/component: {principal.service}\n"
+    )
+    return (
+        "apiVersion: v1\n"
+        "kind: Secret\n"
+        "metadata:\n"
+        f"  name: {keda_secret(principal)}\n"
+        f"{labels}"
+        "type: Opaque\n"
+        "stringData:\n"
+        f"  username: {principal.user}\n"
+        f"  sasl: {KEDA_SASL}\n"
+        f"  tls: {KEDA_TLS}\n"
+        "---\n"
+        f"apiVersion: {KEDA_API_VERSION}\n"
+        "kind: TriggerAuthentication\n"
+        "metadata:\n"
+        f"  name: {keda_auth(principal)}\n"
+        f"{labels}"
+        "spec:\n"
+        "  secretTargetRef:\n"
+        + _target("sasl", keda_secret(principal), "sasl")
+        + _target("username", keda_secret(principal), "username")
+        + "    # made by Strimzi's user operator for the KafkaUser\n"
+        + _target("password", principal.user, PASSWORD_KEY)
+        + _target("tls", keda_secret(principal), "tls")
+        + "    # made by Strimzi's cluster operator\n"
+        + _target("ca", CA_SECRET, CA_KEY)
+    )
+
+
+def render_keda_auth() -> str:
+    return KEDA_AUTH_HEADER + "".join(f"---\n{keda_login(PRINCIPALS[s])}" for s in KEDA_SCALED)
+
+
 def render_users(overlay: Overlay) -> str:
     return USERS_HEADER + "".join(f"---\n{user(p, overlay)}" for p in PRINCIPALS.values())
 
@@ -139,6 +221,7 @@ def rendered() -> dict[Path, str]:
         if overlay.authenticated:
             out[overlay.dir / "kafka-users.yaml"] = render_users(overlay)
             out[overlay.dir / "kafka-credentials.yaml"] = render_credentials()
+            out[overlay.keda_dir / "keda-auth.yaml"] = render_keda_auth()
     return out
 
 

@@ -18,7 +18,8 @@ mailsync reconcile ACCOUNT                   compare the account's folders with 
 mailsync schemas export [--check]            JSON Schemas of every topic and document
 mailsync deploy topics [--check]             Strimzi KafkaTopics per overlay, from the registry
 mailsync deploy users [--check]              Strimzi KafkaUsers (ACLs from the registry) and
-                                             each Deployment's Kafka login, for prod
+                                             each Deployment's Kafka login, for prod; KEDA's
+                                             login (TriggerAuthentications) for prod-keda
 mailsync secret-key                          a new MAILSYNC_SECRET_KEY
 """
 
@@ -460,7 +461,8 @@ def cmd_schemas(check: bool) -> int:
 
 def cmd_deploy(what: str, check: bool) -> int:
     """Strimzi resources of the overlays: ``topics`` (KafkaTopics), ``users`` (a
-    KafkaUser per service, with ACLs, and each Deployment's login)."""
+    KafkaUser per service, with ACLs, each Deployment's login, and KEDA's login as the
+    services it scales in the ``<overlay>-keda`` variant)."""
     from schemas import strimzi, strimzi_users
 
     module = strimzi if what == "topics" else strimzi_users

@@ -66,8 +66,11 @@ DEPLOY = ROOT / "deploy"
 KUBECTL = Path(sys.executable).parent / "kubectl"
 OVERLAYS = ["dev", "prod"]
 assert set(OVERLAYS) == set(OVERLAY_SPECS)
-# An overlay plus an optional component: dev with dedup and the writer scaled by KEDA.
-KEDA_OVERLAY = "dev-keda"
+# An overlay plus an optional component: dedup and the writer scaled by KEDA; each
+# KEDA variant -> the overlay it builds on (its cluster, durability and users).
+KEDA_OVERLAYS = {"dev-keda": "dev", "prod-keda": "prod"}
+assert {o.keda_dir.name for o in OVERLAY_SPECS.values()} == set(KEDA_OVERLAYS)
+ALL_OVERLAYS = [*OVERLAYS, *KEDA_OVERLAYS]
 K8S_VERSION = "1.37.0"
 
 Doc = dict[str, Any]
@@ -80,6 +83,11 @@ def build(target: str) -> tuple[Doc, ...]:
         [str(KUBECTL), "kustomize", str(path)], capture_output=True, text=True, check=True
     ).stdout
     return tuple(d for d in yaml.safe_load_all(out) if d)
+
+
+def cluster(target: str) -> str:
+    """The overlay whose Kafka cluster ``target`` deploys to."""
+    return KEDA_OVERLAYS.get(target, target)
 
 
 def kinds(docs: tuple[Doc, ...], kind: str) -> dict[str, Doc]:
@@ -285,9 +293,40 @@ CRD_SCHEMAS: dict[str, Doc] = {
                             "authenticationRef": {
                                 "type": "object",
                                 "required": ["name"],
-                                "properties": {"name": _NAME, "kind": _NAME},
+                                "additionalProperties": False,
+                                "properties": {
+                                    "name": _NAME,
+                                    "kind": {
+                                        "enum": [
+                                            "TriggerAuthentication",
+                                            "ClusterTriggerAuthentication",
+                                        ]
+                                    },
+                                },
                             },
                         },
+                    },
+                },
+            },
+        },
+    ),
+    # KEDA 2.x: parameters read from Secrets of the TriggerAuthentication's namespace.
+    "TriggerAuthentication": _crd(
+        "keda.sh/v1alpha1",
+        "TriggerAuthentication",
+        {
+            "type": "object",
+            "required": ["secretTargetRef"],
+            "additionalProperties": False,
+            "properties": {
+                "secretTargetRef": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["parameter", "name", "key"],
+                        "additionalProperties": False,
+                        "properties": {"parameter": _NAME, "name": _NAME, "key": _NAME},
                     },
                 },
             },
@@ -336,7 +375,7 @@ CRD_SCHEMAS: dict[str, Doc] = {
 }
 
 
-@pytest.mark.parametrize("target", ["base", *OVERLAYS, KEDA_OVERLAY])
+@pytest.mark.parametrize("target", ["base", *ALL_OVERLAYS])
 def test_every_manifest_is_valid(target: str) -> None:
     docs = build(target)
     seen = set()
@@ -356,12 +395,13 @@ def test_every_manifest_is_valid(target: str) -> None:
         "NetworkPolicy",
     } <= seen
     # Scaled by CPU (our HPAs) or by consumer lag (KEDA's ScaledObjects), never both.
-    assert ("HorizontalPodAutoscaler" in seen) == (target != KEDA_OVERLAY)
-    assert ("ScaledObject" in seen) == (target == KEDA_OVERLAY)
+    assert ("HorizontalPodAutoscaler" in seen) == (target not in KEDA_OVERLAYS)
+    assert ("ScaledObject" in seen) == (target in KEDA_OVERLAYS)
     # Topics are generated per overlay, for its cluster's durability; users only where
-    # the cluster authenticates.
+    # the cluster authenticates, and KEDA logs in there only.
     assert ("KafkaTopic" in seen) == (target != "base")
-    assert ("KafkaUser" in seen) == (target == "prod")
+    assert ("KafkaUser" in seen) == (cluster(target) == "prod")
+    assert ("TriggerAuthentication" in seen) == (target == "prod-keda")
 
 
 def test_a_wrong_manifest_is_caught() -> None:
@@ -378,6 +418,12 @@ def test_a_wrong_manifest_is_caught() -> None:
     user["spec"]["authorization"]["acls"][0]["operations"] = ["Wirte"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(user, CRD_SCHEMAS["KafkaUser"])
+    auth = json.loads(
+        json.dumps(next(iter(kinds(build("prod-keda"), "TriggerAuthentication").values())))
+    )
+    auth["spec"]["secretTargetRefs"] = auth["spec"].pop("secretTargetRef")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(auth, CRD_SCHEMAS["TriggerAuthentication"])
 
 
 def test_topic_resources_are_generated_from_the_registry() -> None:
@@ -626,7 +672,7 @@ def _constructed_at_start(settings: CommonSettings) -> None:
         assert len(settings.token_table()) >= 1
 
 
-@pytest.mark.parametrize("target", OVERLAYS)
+@pytest.mark.parametrize("target", ALL_OVERLAYS)
 def test_every_deployment_loads_its_service_settings(
     target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -638,18 +684,19 @@ def test_every_deployment_loads_its_service_settings(
     Services create topics where no operator owns them (dev, and `mailsync run`); in
     prod Strimzi's KafkaTopics do, and what mailsync still creates itself (faust's
     changelog) gets the registry's durability."""
-    durability = DURABILITY[target]
+    env = cluster(target)
+    durability = DURABILITY[env]
     for name, deployment in kinds(build(target), "Deployment").items():
         service = deployment["spec"]["template"]["spec"]["containers"][0]["args"][0]
         _environ(monkeypatch, _materialized(target, name, tmp_path))
         settings = SETTINGS[service]()
         assert settings.require_kafka() and settings.require_mongo()
         _constructed_at_start(settings)
-        assert settings.kafka_create_topics == (target == "dev")
+        assert settings.kafka_create_topics == (env == "dev")
         assert settings.kafka_replication_factor == durability.replicas
         assert settings.kafka_min_insync_replicas == durability.min_insync_replicas
-        assert settings.topic_prefix == OVERLAY_SPECS[target].topic_prefix
-        assert settings.kafka_sasl == (target == "prod")
+        assert settings.topic_prefix == OVERLAY_SPECS[env].topic_prefix
+        assert settings.kafka_sasl == (env == "prod")
         if settings.kafka_sasl:
             assert settings.kafka_sasl_username == name
             assert settings.kafka_sasl_password is not None
@@ -768,7 +815,7 @@ def test_fetchers_and_senders_are_static_members_named_after_their_pod() -> None
         assert source == "metadata.name"
 
 
-@pytest.mark.parametrize("target", [*OVERLAYS, KEDA_OVERLAY])
+@pytest.mark.parametrize("target", ALL_OVERLAYS)
 def test_no_replica_count_where_an_autoscaler_owns_it(target: str) -> None:
     """A Deployment's replicas, applied again, would undo what its HPA decided."""
     docs = build(target)
@@ -784,13 +831,14 @@ def test_no_replica_count_where_an_autoscaler_owns_it(target: str) -> None:
         assert deployments[name]["spec"].get("replicas", 1) >= 1
 
 
+@pytest.mark.parametrize("target", KEDA_OVERLAYS)
 def test_keda_scales_dedup_and_the_writer_on_the_lag_of_the_group_they_consume_in(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    docs = build(KEDA_OVERLAY)
+    docs = build(target)
     partitions = {spec.name: spec.partitions for spec in TOPICS}
     objects = kinds(docs, "ScaledObject")
-    assert set(objects) == {"mailsync-dedup", "mailsync-activity-writer"}
+    assert set(objects) == {PRINCIPALS[s].user for s in strimzi_users.KEDA_SCALED}
     for name, scaled in objects.items():
         spec = scaled["spec"]
         assert spec["scaleTargetRef"] == {"name": name}
@@ -801,9 +849,11 @@ def test_keda_scales_dedup_and_the_writer_on_the_lag_of_the_group_they_consume_i
         # What the pod itself is configured with, and the groups its code joins.
         deployment = kinds(docs, "Deployment")[name]
         service = deployment["spec"]["template"]["spec"]["containers"][0]["args"][0]
-        _environ(monkeypatch, _materialized("dev", name, tmp_path))
+        _environ(monkeypatch, _materialized(target, name, tmp_path))
         settings = SETTINGS[service]()
         assert meta["bootstrapServers"] == settings.kafka_bootstrap
+        # KEDA resolves the target and the TriggerAuthentication in its own namespace.
+        assert scaled["metadata"].get("namespace") == deployment["metadata"]["namespace"]
         groups = dict(APPS[service](settings).consumer_groups())
         assert meta["consumerGroup"] in groups, meta
         assert meta["topic"] in groups[meta["consumerGroup"]], meta
@@ -817,6 +867,110 @@ def test_keda_scales_dedup_and_the_writer_on_the_lag_of_the_group_they_consume_i
     assert (
         objects["mailsync-dedup"]["spec"]["triggers"][0]["metadata"]["topic"] == RAW_MESSAGES.name
     )
+
+
+def _secret_data(secret: Doc) -> dict[str, str]:
+    """A rendered Secret's keys and values, ``data`` decoded."""
+    data = {k: base64.b64decode(v).decode() for k, v in secret.get("data", {}).items()}
+    plain: dict[str, str] = secret.get("stringData", {})
+    return data | plain
+
+
+def test_prod_keda_logs_in_as_the_kafka_user_of_the_service_it_scales() -> None:
+    """What KEDA's operator needs to read the lag from prod's cluster: each trigger on the
+    TLS listener with an authenticationRef to a TriggerAuthentication of this rendering,
+    whose Secrets are rendered here or made by Strimzi (the KafkaUser's, the cluster CA's,
+    the very ones the pod mounts), logging in as the service's own user, who may Describe
+    the group and topic (OffsetFetch, ListOffsets)."""
+    docs = build("prod-keda")
+    auths = kinds(docs, "TriggerAuthentication")
+    secrets = kinds(docs, "Secret")
+    users = kinds(docs, "KafkaUser")
+    config = kinds(docs, "ConfigMap")["mailsync-config"]["data"]
+    deployments = kinds(docs, "Deployment")
+    made_by_strimzi = set(users) | {f"{CLUSTER}-cluster-ca-cert"}
+    referenced = set()
+    for name, scaled in kinds(docs, "ScaledObject").items():
+        namespace = deployments[name]["metadata"]["namespace"]
+        (trigger,) = scaled["spec"]["triggers"]
+        meta = trigger["metadata"]
+        assert meta["bootstrapServers"] == config["MAILSYNC_KAFKA_BOOTSTRAP"]
+        assert meta["bootstrapServers"] == f"{CLUSTER}-kafka-bootstrap:9093"
+        # Credentials and TLS settings come from the TriggerAuthentication only.
+        assert not {"sasl", "tls", "username", "password", "ca"} & meta.keys()
+        ref = trigger["authenticationRef"]
+        assert ref.get("kind", "TriggerAuthentication") == "TriggerAuthentication"
+        assert ref["name"] in auths, f"{name}: no TriggerAuthentication {ref['name']}"
+        referenced.add(ref["name"])
+        auth = auths[ref["name"]]
+        assert auth["metadata"]["namespace"] == namespace
+        targets = auth["spec"]["secretTargetRef"]
+        refs = {t["parameter"]: (t["name"], t["key"]) for t in targets}
+        assert len(refs) == len(targets), "a parameter given twice"
+        assert set(refs) == {"sasl", "username", "password", "tls", "ca"}
+        for secret, _ in refs.values():
+            assert secret in secrets or secret in made_by_strimzi, secret
+            if secret in secrets:
+                assert secrets[secret]["metadata"]["namespace"] == namespace
+
+        def value(parameter: str, refs: dict[str, tuple[str, str]] = refs) -> str:
+            secret, key = refs[parameter]
+            return _secret_data(secrets[secret])[key]
+
+        env = _pod_env("prod-keda", name)
+        assert value("username") == env["MAILSYNC_KAFKA_SASL_USERNAME"] == name
+        assert users[name]["spec"]["authentication"] == {"type": "scram-sha-512"}
+        assert env["MAILSYNC_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+        assert value("sasl") == "scram_sha512"  # KEDA's name of SCRAM-SHA-512
+        assert value("tls") == "enable"
+        # The user's password and the cluster CA: Strimzi's Secrets, which the pod mounts.
+        password = _mounted("prod-keda", name, env["MAILSYNC_KAFKA_SASL_PASSWORD_FILE"])
+        assert refs["password"] == password == (name, "password")
+        ca = _mounted("prod-keda", name, env["MAILSYNC_KAFKA_CA_FILE"])
+        assert refs["ca"] == ca == (f"{CLUSTER}-cluster-ca-cert", "ca.crt")
+        assert refs["password"][0] not in secrets and refs["ca"][0] not in secrets
+        acls = _built_acls(users[name])
+        assert permits(acls, "group", meta["consumerGroup"], "Describe")
+        assert permits(acls, "topic", meta["topic"], "Describe")
+    assert referenced == set(auths), "a TriggerAuthentication no trigger uses"
+
+
+@pytest.mark.parametrize("target", KEDA_OVERLAYS)
+def test_a_keda_variant_is_its_overlay_scaled_on_lag_instead_of_cpu(target: str) -> None:
+    """Everything else is the overlay's as is; our HPAs of dedup and the writer are gone
+    (KEDA makes its own); dev's cluster has no authentication, so dev-keda logs in to
+    nothing."""
+
+    def by_id(docs: tuple[Doc, ...]) -> dict[tuple[str, str, str], Doc]:
+        return {
+            (d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]): d for d in docs
+        }
+
+    mine, theirs = by_id(build(target)), by_id(build(cluster(target)))
+    removed = theirs.keys() - mine.keys()
+    added = {kind for kind, _, _ in mine.keys() - theirs.keys()}
+    assert {(kind, name) for kind, _, name in removed} == {
+        ("HorizontalPodAutoscaler", "mailsync-dedup"),
+        ("HorizontalPodAutoscaler", "mailsync-activity-writer"),
+    }
+    assert not kinds(build(target), "HorizontalPodAutoscaler")
+    for key in mine.keys() & theirs.keys():
+        assert mine[key] == theirs[key], key
+    if target == "prod-keda":
+        assert added == {"ScaledObject", "TriggerAuthentication", "Secret"}
+        return
+    assert added == {"ScaledObject"}
+    for scaled in kinds(build(target), "ScaledObject").values():
+        (trigger,) = scaled["spec"]["triggers"]
+        assert "authenticationRef" not in trigger
+        assert set(trigger["metadata"]) == {
+            "bootstrapServers",
+            "consumerGroup",
+            "topic",
+            "lagThreshold",
+            "offsetResetPolicy",
+        }
+        assert trigger["metadata"]["bootstrapServers"] == f"{CLUSTER}-kafka-bootstrap:9092"
 
 
 # -- NetworkPolicies -------------------------------------------------------------------
