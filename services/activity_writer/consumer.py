@@ -284,7 +284,8 @@ class WriterLoop:
                         written = await self._repo.write(pairs)
                     _measure(items, written)
                     # Both idempotent, and independent: linking Message-ID conflicts
-                    # (one indexed query) overlaps the events' round trip to Kafka.
+                    # (mostly one insert into message_ids) overlaps the events' round
+                    # trip to Kafka.
                     await asyncio.gather(
                         self._repo.link_conflicts(written), self._announce(written)
                     )
