@@ -101,13 +101,18 @@ class ActivityRepository:
         if await self._db[STATE].find_one({"_id": INDEXED_ID}) is not None:
             return
         pairs: list[tuple[str, str]] = []
+        recorded = 0
         async for doc in self.collection.find({}, {"message_id": 1}):
             if doc.get("message_id"):
                 pairs.append((doc["message_id"], doc["_id"]))
-        for i in range(0, len(pairs), FILL_BATCH):
-            await self._message_ids.add(pairs[i : i + FILL_BATCH])
+            if len(pairs) == FILL_BATCH:
+                await self._message_ids.add(pairs)
+                recorded, pairs = recorded + len(pairs), []
+        await self._message_ids.add(pairs)
         await self._db[STATE].replace_one(
-            {"_id": INDEXED_ID}, {"_id": INDEXED_ID, "activities": len(pairs)}, upsert=True
+            {"_id": INDEXED_ID},
+            {"_id": INDEXED_ID, "activities": recorded + len(pairs)},
+            upsert=True,
         )
 
     async def threads_of(self, message_ids: Collection[str]) -> dict[str, str]:
