@@ -303,8 +303,8 @@ class WriterLoop:
         return True, ahead
 
     async def _link_and_announce(self, written: list[Written]) -> None:
-        """Both idempotent, and independent: linking Message-ID conflicts (one indexed
-        query) overlaps the events' round trip to Kafka."""
+        """Both idempotent, and independent: linking Message-ID conflicts (mostly one
+        insert into message_ids) overlaps the events' round trip to Kafka."""
         await asyncio.gather(self._repo.link_conflicts(written), self._announce(written))
 
     async def _announce(self, written: list[Written]) -> None:

@@ -1,6 +1,7 @@
 """Deleting activities: retention per account, and erasure on request (GDPR art. 17).
 
-Erasing deletes the activities, removes their attachments and raw messages from the
+Erasing deletes the activities, removes them from ``message_ids`` (with the Message-IDs
+no activity carries any more), removes their attachments and raw messages from the
 blob store unless another activity (or another message's manifest) still uses them, and
 publishes a ``deleted`` event for each. Retention
 works per account: an account's sightings older than its ``retention_days`` are
@@ -30,6 +31,7 @@ from schemas.activity_event import ActivityEvent, ActivityEventKind
 from schemas.tombstone import TombstoneReason
 from services.accounts.tombstone_rules import left_by
 from services.accounts.tombstones import TombstoneStore
+from services.activity_writer.message_ids import MessageIdIndex
 from services.activity_writer.repository import COLLECTION
 from services.common.blobs import BlobStore
 from services.common.mongo import Document
@@ -65,6 +67,7 @@ class Eraser:
         self._producer = producer
         self._events_topic = events_topic
         self._tombstones = TombstoneStore(db)
+        self._message_ids = MessageIdIndex(db)
 
     async def erase(
         self, query: dict[str, Any], reason: str, tombstone: TombstoneReason | None = "erased"
@@ -78,6 +81,11 @@ class Eraser:
             now = dt.datetime.now(dt.UTC)
             await self._tombstones.add([t for d in docs for t in left_by(d, None, tombstone, now)])
         await self._col.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+        # After the delete: stopped in between, an id is left naming no activity, which
+        # the writer never links (before it, a live activity would miss its entry).
+        await self._message_ids.forget(
+            (d["message_id"], d["_id"]) for d in docs if d.get("message_id")
+        )
         shas = {a["sha256"] for d in docs for a in d.get("attachments", [])}
         shas |= {s["raw_blob"] for d in docs for s in d.get("sightings", []) if s.get("raw_blob")}
         removed = await self._blobs.collect(shas, self._in_use)

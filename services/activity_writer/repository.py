@@ -8,7 +8,8 @@ replay, another writer first) becomes a conditional ``$push`` of a duplicate sig
 (:mod:`.merge`: once per IMAP message, never replacing one). Both are atomic on the
 document, so the canonical sighting is decided by MongoDB, whatever dedup's table said.
 Then activities that share a Message-ID but are different messages are flagged and
-linked to each other (``message_id_conflict``, ``conflicts_with``).
+linked to each other (``message_id_conflict``, ``conflicts_with``), found through the
+``message_ids`` collection (:mod:`.message_ids`).
 
 Replaying any batch, any number of times, leaves the same documents.
 """
@@ -27,12 +28,17 @@ from services.accounts.removed import removed_among
 from services.activity_writer.batch_threads import latest_threads
 from services.activity_writer.direction import activity_direction
 from services.activity_writer.merge import Place, conflict_links, fold, place, push_filter
-from services.common.mongo import Document, insert_new
+from services.activity_writer.message_ids import MessageIdIndex
+from services.common.mongo import Document, find_in, insert_new
 
 COLLECTION = "activities"
 # The synced addresses the stored directions were computed with (for the next start).
 STATE = "writer_state"
 SYNCED_ID = "synced_addresses"
+# Set once ``message_ids`` holds every activity stored before it existed.
+INDEXED_ID = "message_ids_filled"
+# Activities recorded in ``message_ids`` per write when filling it.
+FILL_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class ActivityRepository:
     def __init__(self, db: AsyncDatabase[Document]):
         self.collection = db[COLLECTION]
         self._db = db
+        self._message_ids = MessageIdIndex(db)
 
     async def removed_accounts(self, account_ids: Collection[str]) -> set[str]:
         """Which of ``account_ids`` were removed (``services.accounts.removed``)."""
@@ -89,6 +96,28 @@ class ActivityRepository:
                 IndexModel([("to.address", ASCENDING)], name="to_address"),
                 IndexModel([("cc.address", ASCENDING)], name="cc_address"),
             ]
+        )
+        await self._fill_message_ids()
+
+    async def _fill_message_ids(self) -> None:
+        """Record the activities stored before ``message_ids`` existed, once: a conflict
+        with one of them would go unseen otherwise. Writers doing it at once add the
+        same ids; one stopped half-way leaves no mark and the next start does it again."""
+        if await self._db[STATE].find_one({"_id": INDEXED_ID}) is not None:
+            return
+        pairs: list[tuple[str, str]] = []
+        recorded = 0
+        async for doc in self.collection.find({}, {"message_id": 1}):
+            if doc.get("message_id"):
+                pairs.append((doc["message_id"], doc["_id"]))
+            if len(pairs) == FILL_BATCH:
+                await self._message_ids.add(pairs)
+                recorded, pairs = recorded + len(pairs), []
+        await self._message_ids.add(pairs)
+        await self._db[STATE].replace_one(
+            {"_id": INDEXED_ID},
+            {"_id": INDEXED_ID, "activities": recorded + len(pairs)},
+            upsert=True,
         )
 
     async def threads_of(self, message_ids: Collection[str]) -> dict[str, str]:
@@ -158,17 +187,24 @@ class ActivityRepository:
         return out
 
     async def link_conflicts(self, written: Sequence[Written]) -> int:
-        """Flag and link the activities that share a Message-ID with one just created
-        (:func:`.merge.conflict_links`); idempotent. Return how many were linked."""
-        mids = sorted(
-            {w.activity.message_id for w in written if w.inserted and w.activity.message_id}
+        """Flag and link the activities that share a Message-ID with one just written
+        (:func:`.merge.conflict_links`); idempotent. Return how many were linked.
+
+        Every written activity counts, not only those this write created, so a replay
+        completes a write that stopped before linking.
+        """
+        shared = await self._message_ids.add(
+            (w.activity.message_id, w.activity.id) for w in written if w.activity.message_id
         )
-        if not mids:
+        if not shared:
             return 0
+        # The activities as stored, read back: an id left in ``message_ids`` by an
+        # erasure racing this write names no activity and is not linked.
         groups: dict[str, list[str]] = {}
-        cursor = self.collection.find({"message_id": {"$in": mids}}, {"message_id": 1})
-        async for doc in cursor:
-            groups.setdefault(doc["message_id"], []).append(doc["_id"])
+        ids = {i for group in shared.values() for i in group}
+        async for doc in find_in(self.collection, "_id", ids, {"message_id": 1}):
+            if doc.get("message_id") in shared:
+                groups.setdefault(doc["message_id"], []).append(doc["_id"])
         links = conflict_links(groups)
         if links:
             await self.collection.bulk_write(

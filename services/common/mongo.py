@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -16,6 +17,10 @@ from services.common.settings import CommonSettings
 Document = dict[str, Any]
 # The server's error code for an insert whose _id (or unique key) exists already.
 DUPLICATE_KEY = 11000
+# SecantusDB's cost of an ``$in`` grows faster than its length (measured on 2,000
+# documents: 100 values 0.03 s, 200 0.10-0.26 s, 500 0.53-0.67 s), so long lists go in
+# slices.
+IN_SLICE = 100
 
 
 async def insert_new(collection: AsyncCollection[Document], documents: list[Document]) -> list[int]:
@@ -31,6 +36,20 @@ async def insert_new(collection: AsyncCollection[Document], documents: list[Docu
             raise
         return sorted(e["index"] for e in errors)
     return []
+
+
+async def find_in(
+    collection: AsyncCollection[Document],
+    field: str,
+    values: Iterable[Any],
+    projection: Mapping[str, Any] | None = None,
+) -> AsyncIterator[Document]:
+    """The documents whose ``field`` is among ``values``, one ``$in`` per slice."""
+    ordered = sorted(set(values))
+    for i in range(0, len(ordered), IN_SLICE):
+        query = {field: {"$in": ordered[i : i + IN_SLICE]}}
+        async for doc in collection.find(query, projection):
+            yield doc
 
 
 # Defaults for what the URI does not say: a keyword argument would override the URI's

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
+import sys
 from typing import Any
 
 import pytest
@@ -17,8 +18,8 @@ from schemas.account import SharedOwnership
 from schemas.common import Direction, FolderRole
 from schemas.raw_message import RawMessageMeta
 from schemas.tagged_message import AccountTag, TaggedMessageMeta
-from services.activity_writer.mapping import to_activity
-from services.activity_writer.repository import ActivityRepository
+from services.activity_writer.mapping import Mapped, to_activity
+from services.activity_writer.repository import ActivityRepository, Written
 from services.mail.headers import parse_headers
 from services.mail.identity import identify
 from tests.fixtures.pipeline import Env, eventually
@@ -202,6 +203,130 @@ async def test_two_writers_racing_and_replays_store_one_canonical_sighting(env: 
             assert len(doc["sightings"]) == 3, attempt
             assert [s["duplicate"] for s in doc["sightings"]] == [False, True, True]
             assert sorted(doc["account_ids"]) == ["a", "b", "c"]
+
+
+def _same_id(subjects: list[str]) -> list[Mapped]:
+    """One message per subject, all stamped with one Message-ID (a broken client)."""
+    raw = build(random.Random(5), CUSTOMER, [("J", "j@x.cz")], date=WHEN, subject="S0").message
+    now = dt.datetime.now(dt.UTC)
+    return [
+        to_activity(_tagged("a", uid, m, True), m, now)
+        for uid, m in enumerate(
+            (raw.replace(b"Subject: S0", f"Subject: {s}".encode()) for s in subjects), 1
+        )
+    ]
+
+
+async def _write(repo: ActivityRepository, batch: list[Mapped], link: bool = True) -> list[Written]:
+    """As the writer does: the batch, then its Message-ID conflicts (unless it crashed)."""
+    written = await repo.write([(m.activity, m.sighting) for m in batch])
+    if link:
+        await repo.link_conflicts(written)
+    return written
+
+
+def _links(docs: list[dict[str, Any]]) -> dict[str, tuple[bool, list[str]]]:
+    return {
+        d["_id"]: (d.get("message_id_conflict", False), sorted(d.get("conflicts_with", [])))
+        for d in docs
+    }
+
+
+async def test_two_writers_racing_and_replays_link_every_conflict_the_same(env: Env) -> None:
+    """Three messages with one Message-ID written at once by two writers, each alone in
+    its batch, then everything again: each is linked to the other two, the same way."""
+    items = _same_id(["Offer", "Invoice", "Reminder"])
+    ids = sorted(m.activity.id for m in items)
+    async with env.mongo() as db, env.mongo() as db2:
+        one, two = ActivityRepository(db), ActivityRepository(db2)
+        await asyncio.gather(one.ensure_indexes(), two.ensure_indexes())
+        rounds = []
+        for _ in range(2):  # the second time: a replay of every write
+            await asyncio.gather(
+                *(_write(repo, [m]) for repo, m in zip([one, two, one], items, strict=True))
+            )
+            rounds.append(await db.activities.find().sort("_id").to_list(None))
+            assert _links(rounds[-1]) == {i: (True, [x for x in ids if x != i]) for i in ids}
+        assert rounds[0] == rounds[1]
+        (entry,) = await db.message_ids.find().to_list(None)
+        assert (entry["_id"], sorted(entry["ids"])) == (items[0].activity.message_id, ids)
+
+
+async def test_a_replay_links_what_a_crash_left_unlinked(env: Env) -> None:
+    offer, invoice = _same_id(["Offer", "Invoice"])
+    raw = build(random.Random(6), CUSTOMER, [("J", "j@x.cz")], date=WHEN).message
+    other = to_activity(_tagged("a", 9, raw, True), raw, dt.datetime.now(dt.UTC))
+    async with env.mongo() as db:
+        repo = ActivityRepository(db)
+        await repo.ensure_indexes()
+        await _write(repo, [offer, other])
+        # Stopped after the insert, before the link: the offset was not committed.
+        await _write(repo, [invoice], link=False)
+        assert not any(
+            d.get("message_id_conflict") for d in await db.activities.find().to_list(None)
+        )
+        written = await _write(repo, [invoice])  # the replay
+        assert not written[0].inserted
+        docs = await db.activities.find().to_list(None)
+    assert _links(docs) == {
+        offer.activity.id: (True, [invoice.activity.id]),
+        invoice.activity.id: (True, [offer.activity.id]),
+        other.activity.id: (False, []),
+    }
+
+
+async def test_activities_stored_before_the_message_id_index_are_linked(env: Env) -> None:
+    """An activity written by a writer that kept no ``message_ids`` (an older version):
+    the next writer's start records it, and a later conflict with it is linked."""
+    offer, invoice = _same_id(["Offer", "Invoice"])
+    async with env.mongo() as db:
+        await db.activities.insert_one(offer.activity.model_dump(by_alias=True))
+        repo = ActivityRepository(db)
+        await repo.ensure_indexes()
+        await _write(repo, [invoice])
+        docs = await db.activities.find().to_list(None)
+    assert _links(docs) == {
+        offer.activity.id: (True, [invoice.activity.id]),
+        invoice.activity.id: (True, [offer.activity.id]),
+    }
+
+
+async def _erase(env: Env, activity_id: str) -> None:
+    """``mailsync erase --activity ID``, as an operator runs it."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services",
+        "erase",
+        "--yes",
+        "--activity",
+        activity_id,
+        env=env.environ(),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    assert (proc.returncode, out.decode().strip()) == (0, "1 activities erased")
+
+
+async def test_erasure_leaves_no_message_id_of_erased_mail(env: Env) -> None:
+    """Of two messages sharing a Message-ID, the erased one's id leaves ``message_ids``;
+    once both are erased the Message-ID is stored nowhere."""
+    offer, invoice = _same_id(["Offer", "Invoice"])
+    mid = offer.activity.message_id
+    async with env.mongo() as db:
+        repo = ActivityRepository(db)
+        await repo.ensure_indexes()
+        await _write(repo, [offer, invoice])
+        assert sorted((await db.message_ids.find_one({"_id": mid}))["ids"]) == sorted(
+            [offer.activity.id, invoice.activity.id]
+        )
+        await _erase(env, invoice.activity.id)
+        assert await db.message_ids.find().to_list(None) == [
+            {"_id": mid, "ids": [offer.activity.id]}
+        ]
+        await _erase(env, offer.activity.id)
+        assert await db.message_ids.count_documents({}) == 0
+        assert await db.activities.count_documents({"message_id": mid}) == 0
 
 
 async def test_direction_does_not_depend_on_the_order_accounts_were_added(

@@ -80,6 +80,11 @@ async def test_retention_and_erasure(env: Env, pipeline: Pipeline) -> None:
         shared_sha = docs["new-a@example.org"]["attachments"][0]["sha256"]
         assert shared_sha in blobs  # still used
         assert len(blobs) == 1  # the attachment only the deleted message had is gone
+        # The expired message's Message-ID is not kept in the writer's index either.
+        assert await _message_ids(db) == {
+            "old-both@example.org": [docs["old-both@example.org"]["_id"]],
+            "new-a@example.org": [docs["new-a@example.org"]["_id"]],
+        }
 
         # GDPR erasure of one message, from the command line.
         environ = env.environ()
@@ -105,6 +110,9 @@ async def test_retention_and_erasure(env: Env, pipeline: Pipeline) -> None:
         assert left == ["old-both@example.org"]
         # The shared attachment is still used by old-both; nothing else remains.
         assert {f["_id"] for f in await db["blobs.files"].find().to_list(None)} == {shared_sha}
+        assert await _message_ids(db) == {
+            "old-both@example.org": [docs["old-both@example.org"]["_id"]]
+        }
 
     events = await read_topic(env.overrides["kafka_bootstrap"], env.settings.topic(ACTIVITY_EVENTS))
     deleted = {
@@ -169,3 +177,8 @@ async def test_mail_of_a_removed_account_still_in_flight_is_not_written(
             assert await db.removed_accounts.count_documents({"_id": gone.account_id}) == 0
     finally:
         await prod.stop()
+
+
+async def _message_ids(db: Any) -> dict[str, list[str]]:
+    """The writer's Message-ID index, entry by entry."""
+    return {d["_id"]: d["ids"] for d in await db.message_ids.find().to_list(None)}
