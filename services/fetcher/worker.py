@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import math
 import ssl
-from collections import defaultdict
 from dataclasses import replace
 
 from schemas.account import AccountRecord
@@ -29,10 +27,12 @@ from services.accounts.tombstone_rules import stale
 from services.accounts.tombstones import TombstoneStore
 from services.common.lifecycle import first_failure
 from services.common.oauth2 import AccessToken
+from services.fetcher.account_cursors import AccountCursors
 from services.fetcher.cursor import CursorStore
+from services.fetcher.cursor_rules import MovedAway, PassDone, Published, Renumbered
 from services.fetcher.processed import ProcessedQueue
 from services.fetcher.publish import EventPublisher, Publisher
-from services.fetcher.reconcile import Mark, add_mark, find_gaps, flag_changes, settled_uid
+from services.fetcher.reconcile import find_gaps, flag_changes
 from services.fetcher.reconcile_requests import ReconcileRequests
 from services.fetcher.revalidate import (
     ID_FIELDS,
@@ -61,7 +61,6 @@ from services.imap import (
     FolderStatus,
     ImapSession,
     expand_uid_set,
-    uid_set,
     with_sent_folder,
 )
 
@@ -88,7 +87,9 @@ class AccountWorker:
         self.account = account
         self._password = password
         self._settings = settings
-        self._cursors = cursors
+        self._cursors = AccountCursors(
+            cursors, account.account_id, grace_s=settings.fetcher_reconcile_grace_s
+        )
         self._states = states
         self._publisher = publisher
         self._events = events
@@ -96,10 +97,6 @@ class AccountWorker:
         self._sightings = sightings
         self._tombstones = tombstones
         self._requests = requests
-        # Per folder: when which last UID was published, to tell a gap from writer lag.
-        self._marks: dict[str, list[Mark]] = {}
-        # Per folder: one read-modify-write of its cursor at a time (two connections).
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._ssl = ssl_context
 
     def _session(self) -> ImapSession:
@@ -235,7 +232,7 @@ class AccountWorker:
                 continue
             # Held from the move until the cursor forgot them: a sync of this folder on
             # the other connection must not see them gone and report them expunged.
-            async with self._locks[folder.name]:
+            async with self._cursors.lock(folder.name):
                 status = await imap.select(folder)
                 current = [c for c in items if c.uidvalidity == status.uidvalidity]
                 uids = sorted({c.uid for c in current})
@@ -245,7 +242,11 @@ class AccountWorker:
                         self.account.account_id,
                         self._moved(folder, status, uids, target, copied),
                     )
-                    await self._forget(folder, status, set(uids))
+                    # We moved these ourselves: the cursor forgets them, so that no
+                    # pass reports them as expunged by the user.
+                    cursor = await self._cursors.get(folder.name)
+                    moved = MovedAway(frozenset(uids))
+                    await self._cursors.advance(folder, cursor, status, moved)
                 elif uids and action.kind == "keyword":
                     await imap.add_flags(uids, action.keyword)
             await self._processed.done(items)
@@ -280,41 +281,20 @@ class AccountWorker:
             )
         return out
 
-    async def _forget(self, folder: Folder, status: FolderStatus, moved: set[int]) -> None:
-        """We moved these ourselves: drop them from the cursor, so that no pass reports
-        them as expunged by the user. The caller holds the folder's lock."""
-        cursor = await self._cursors.get(self.account.account_id, folder.name)
-        if cursor is None or cursor.uidvalidity != status.uidvalidity:
-            return
-        known = expand_uid_set(cursor.uids) - moved
-        await self._cursors.save(
-            self.account.account_id,
-            folder.name,
-            folder.role,
-            uidvalidity=cursor.uidvalidity,
-            last_uid=cursor.last_uid,
-            highestmodseq=cursor.highestmodseq,
-            exists=max(0, cursor.exists - len(moved)),
-            uids=uid_set(sorted(known)),
-            missing_uids=cursor.missing_uids,
-        )
-
     async def _reconcile(self, imap: ImapSession, folders: list[Folder]) -> None:
         """Compare each folder's UIDs with the sightings in MongoDB and publish again every
         gap, so that mail is never lost, not even with the broker's data; on servers
         without CONDSTORE, also compare flags and publish the changes."""
         acc_id = self.account.account_id
         now = asyncio.get_running_loop().time()
-        grace = self._settings.fetcher_reconcile_grace_s
         compare_flags = not imap.has("CONDSTORE")
         refetched = flag_count = 0
         for folder in folders:
             try:
                 status = await imap.examine(folder)
-                cursor = await self._cursors.get(acc_id, folder.name)
+                cursor = await self._cursors.get(folder.name)
                 if cursor is None or cursor.uidvalidity != status.uidvalidity:
                     continue  # not synced yet, or renumbered: the next sync pass comes first
-                marks = self._marks.setdefault(folder.name, [(-math.inf, cursor.last_uid)])
                 stored = await self._sightings.in_folder(acc_id, folder.name, status.uidvalidity)
                 # Read after the sightings: an erasure in between left its tombstones first.
                 erased = await self._tombstones.uids(acc_id, folder.name, status.uidvalidity)
@@ -323,7 +303,7 @@ class AccountWorker:
                     on_server,
                     expand_uid_set(cursor.uids) - erased,
                     stored,
-                    settled_uid(marks, now, grace),
+                    self._cursors.settled_uid(folder.name, now),
                 )
                 await self._tombstones.forget(acc_id, folder.name, stale(erased, on_server))
                 for batch in batches(gaps, self._settings.fetcher_batch_size):
@@ -380,7 +360,7 @@ class AccountWorker:
     async def _sync_all(self, imap: ImapSession, folders: list[Folder]) -> None:
         for folder in folders:
             try:
-                cursor = await self._cursors.get(self.account.account_id, folder.name)
+                cursor = await self._cursors.get(folder.name)
                 if cursor is not None and not has_changes(cursor, await imap.status(folder)):
                     continue
                 await self._sync_folder(imap, folder)
@@ -393,36 +373,35 @@ class AccountWorker:
 
     async def _sync_folder(self, imap: ImapSession, folder: Folder) -> None:
         """One pass over a folder: new mail first, then flag changes and expunges."""
-        async with self._locks[folder.name]:
+        async with self._cursors.lock(folder.name):
             await self._sync_folder_locked(imap, folder)
 
     async def _sync_folder_locked(self, imap: ImapSession, folder: Folder) -> None:
         acc_id = self.account.account_id
         status = await imap.examine(folder)
-        prev = await self._cursors.get(acc_id, folder.name)
-        # What an earlier run published is settled (see .reconcile.settled_uid).
-        self._marks.setdefault(folder.name, [(-math.inf, prev.last_uid if prev else 0)])
+        prev = await self._cursors.get(folder.name)
         if prev is not None and uidvalidity_changed(prev, status):
             prev = await self._revalidate(imap, folder, status, prev)
         known = expand_uid_set(prev.uids) if prev else set()
         fetched, missing = await self._fetch_new(imap, folder, status, prev, known)
         events: list[MailboxChange] = []
+        gone: list[int] = []
         condstore = imap.has("CONDSTORE")
         if prev is not None and prev.last_uid and condstore and flags_changed(prev, status):
             events += await self._flag_events(imap, folder, status, prev)
         if prev is not None and may_have_expunged(prev, status, len(fetched)) and prev.last_uid:
             present = set(await imap.uid_search(f"UID 1:{prev.last_uid}"))
             gone = sorted(u for u in known if u <= prev.last_uid and u not in present)
-            known -= set(gone)
-            gone = await self._not_erased(folder, status, gone)
+            reported = await self._not_erased(folder, status, gone)
             now = dt.datetime.now(dt.UTC)
-            events += [Expunged(location=self._location(folder, status, u), at=now) for u in gone]
+            events += [
+                Expunged(location=self._location(folder, status, u), at=now) for u in reported
+            ]
         if events:
             await self._events.publish(acc_id, events)
         # Only now, with every event acknowledged, may the cursor say "seen up to here".
-        await self._save(
-            folder, status, known | fetched, missing, status.highestmodseq, status.exists
-        )
+        done = PassDone(frozenset(fetched), frozenset(gone), missing)
+        await self._cursors.advance(folder, prev, status, done)
         if missing:
             log.warning("%s/%s: server did not return UIDs %s", acc_id, folder.name, missing)
 
@@ -494,15 +473,8 @@ class AccountWorker:
             ],
         )
         retry = refetch_after_remap(listed, result.remap)
-        cursor = await self._save(
-            folder,
-            status,
-            set(result.remap.values()),
-            tuple(retry),
-            # Flags are compared afresh: the old MODSEQs belong to the old numbering.
-            None,
-            len(result.remap),
-        )
+        renumbered = Renumbered(frozenset(result.remap.values()), tuple(retry))
+        cursor = await self._cursors.advance(folder, prev, status, renumbered)
         await self._states.uidvalidity_changed(acc_id, change)
         # The folder's messages are synced under their new numbers: its progress says so
         # (a refetch, if any, counts on from here).
@@ -566,9 +538,8 @@ class AccountWorker:
         await self._states.progress(
             acc_id, FolderProgress(folder=folder.name, done=already, total=total)
         )
-        # The cursor's flag state stays where it was until the pass ends (see _sync_folder).
-        modseq = prev.highestmodseq if prev else status.highestmodseq
-        exists = prev.exists if prev else 0
+        # The cursor's flag state stays where it was until the pass ends (see
+        # .cursor_rules.Published).
         published: set[int] = set()
         missing: list[int] = []
         done = already
@@ -596,9 +567,8 @@ class AccountWorker:
                 in_flight_uids = got
                 if previous is not None:
                     published |= acked
-                    await self._save(
-                        folder, status, known | published, tuple(missing), modseq, exists
-                    )
+                    change = Published(frozenset(published), tuple(missing))
+                    await self._cursors.advance(folder, prev, status, change)
                     progress = FolderProgress(folder=folder.name, done=done, total=total)
                     await self._states.progress(acc_id, progress)
                 done += len(batch)
@@ -613,31 +583,3 @@ class AccountWorker:
             if in_flight is not None and not in_flight.done():
                 in_flight.cancel()  # its batch is fetched again next time: the cursor did not move
         return published, tuple(missing)
-
-    async def _save(
-        self,
-        folder: Folder,
-        status: FolderStatus,
-        uids: set[int],
-        missing: tuple[int, ...],
-        modseq: int | None,
-        exists: int,
-    ) -> FolderCursor:
-        ordered = sorted(uids)
-        self._marks[folder.name] = add_mark(
-            self._marks.get(folder.name, ()),
-            asyncio.get_running_loop().time(),
-            ordered[-1] if ordered else 0,
-            self._settings.fetcher_reconcile_grace_s,
-        )
-        return await self._cursors.save(
-            self.account.account_id,
-            folder.name,
-            folder.role,
-            uidvalidity=status.uidvalidity,
-            last_uid=ordered[-1] if ordered else 0,
-            highestmodseq=modseq,
-            exists=exists,
-            uids=uid_set(ordered),
-            missing_uids=missing,
-        )
