@@ -46,7 +46,7 @@ from services.activity_writer.repository import ActivityRepository, Written
 from services.common import metrics
 from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
-from services.common.mongo import is_transient
+from services.common.retry import is_retriable
 
 log = logging.getLogger("mailsync.activity_writer")
 
@@ -143,7 +143,7 @@ class WriterLoop:
                 try:
                     await self._directions_current()
                 except PyMongoError as exc:
-                    if not is_transient(exc):
+                    if not is_retriable(exc):
                         raise
                     log.warning("directions not recomputed yet: %s", exc)
                 continue

@@ -1,7 +1,8 @@
 """Running a batch's database steps until the database takes them (backpressure).
 
-A step whose database is away (:func:`services.common.mongo.is_transient`) is retried
-with a growing pause; a query the database refuses is not, as it would be refused again.
+A step whose database is away (:func:`services.common.retry.is_retriable`) is retried
+with a growing pause (:func:`services.common.retry.backoff`, from 1 s); a query the
+database refuses is not, as it would be refused again.
 On the first failure the consumer's partitions are paused, so nothing more is fetched
 while the database is away, and resumed when the batch is done. ``getmany`` is still
 called while paused: it returns nothing, but keeps the consumer in its group, so an
@@ -20,7 +21,7 @@ from aiokafka import AIOKafkaConsumer
 from pymongo.errors import PyMongoError
 
 from services.common import metrics
-from services.common.mongo import is_transient
+from services.common.retry import backoff, is_retriable
 
 log = logging.getLogger("mailsync.activity_writer")
 
@@ -30,11 +31,6 @@ T = TypeVar("T")
 class Stopped(Exception):
     """The service was asked to stop while a step still failed: the batch is not
     committed, and comes again to whoever reads the partition next."""
-
-
-def retry_delay(attempt: int, cap_s: float) -> float:
-    """Seconds to pause before retry ``attempt`` (1, 2, ...): doubling from 1 s, capped."""
-    return min(cap_s, 0.5 * 2.0 ** min(attempt, 10))
 
 
 class Durably:
@@ -71,10 +67,10 @@ class Durably:
                 return await step()
             except PyMongoError as exc:
                 metrics.error("activity-writer", exc)
-                if not is_transient(exc):
+                if not is_retriable(exc):
                     raise  # a query the database refuses will not pass on a retry
                 self._attempt += 1
-                delay = retry_delay(self._attempt, self._retry_cap_s)
+                delay = backoff(self._attempt, base=1.0, cap=self._retry_cap_s)
                 log.warning(
                     "database write failed (%s); pausing, retry %d in %.1fs",
                     exc,

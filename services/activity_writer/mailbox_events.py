@@ -20,7 +20,8 @@ from pymongo.errors import PyMongoError
 from schemas.activity_event import ActivityEvent, ActivityEventKind
 from schemas.mailbox_event import FlagsChanged, MailboxChange, MailboxEvent, Moved, Remapped
 from services.activity_writer.repository import COLLECTION
-from services.common.mongo import Document, is_transient
+from services.common.mongo import Document
+from services.common.retry import is_retriable
 
 log = logging.getLogger("mailsync.activity_writer.mailbox_events")
 
@@ -103,7 +104,7 @@ class MailboxEventLoop:
             try:
                 pending = [e for e in pending if not await self._apply(e)]
             except PyMongoError as exc:
-                if not is_transient(exc):
+                if not is_retriable(exc):
                     raise
                 log.warning("database unavailable for mailbox events (%s); retrying", exc)
             if not pending:

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from services.common.errors import ConfigurationError
 from services.common.settings import CommonSettings
@@ -92,14 +92,3 @@ def database(
     client: AsyncMongoClient[Document], settings: CommonSettings
 ) -> AsyncDatabase[Document]:
     return client[settings.mongo_database]
-
-
-def is_transient(exc: PyMongoError) -> bool:
-    """A database that is away (retry with backoff), not a query it refuses (a bug).
-
-    ``ConnectionFailure`` covers network errors, timeouts, server selection and a
-    primary stepping down; servers label the rest that may succeed on retry.
-    """
-    return isinstance(exc, ConnectionFailure) or any(
-        exc.has_error_label(label) for label in ("RetryableWriteError", "TransientTransactionError")
-    )

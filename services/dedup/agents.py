@@ -20,6 +20,7 @@ from schemas.dead_letter import DeadLetterMeta
 from schemas.envelope import encode_headers, meta_header
 from schemas.tagged_message import MessageTags, Sighting
 from services.common import metrics
+from services.common.retry import is_retriable
 from services.dedup.acks import ack_when_sent
 from services.dedup.errors import Untaggable
 from services.dedup.faust_config import Streams
@@ -91,9 +92,10 @@ def define_agents(app: faust.App, streams: Streams, tagger: Tagger) -> None:
                 sent = await dead_letter("dedup.tag", str(exc), event, headers)
             except Exception as exc:
                 metrics.error("dedup", exc)
-                if isinstance(exc, OSError | asyncio.TimeoutError):
-                    # Infrastructure: the event stays unacked, so the committed offset
-                    # stops before it; the worker restarts and reads it again.
+                if is_retriable(exc):
+                    # Infrastructure away (the blob store, say): the event stays unacked,
+                    # so the committed offset stops before it; the worker restarts and
+                    # reads it again.
                     crash(exc)
                     raise
                 sent = await dead_letter(

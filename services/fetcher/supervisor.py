@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -18,7 +17,8 @@ from schemas.mailbox_state import AccountStatus
 from services.common import metrics
 from services.common.logs import account_id_var, register_secret
 from services.common.oauth2 import AccessToken
-from services.fetcher.classify import FailureVerdict, backoff_delay, classify_failure
+from services.common.retry import backoff
+from services.fetcher.classify import FailureVerdict, classify_failure
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.state import StateStore
 from services.fetcher.worker import AccountWorker
@@ -134,11 +134,10 @@ class Supervisor:
                     )
                     await self._states.set(acc_id, AccountStatus.ERROR, verdict.reason)
                     return
-                delay = backoff_delay(
+                delay = backoff(
                     attempt,
                     base=self._settings.fetcher_backoff_base_s,
                     cap=self._settings.fetcher_backoff_cap_s,
-                    jitter=random.random(),
                 )
                 log.warning("%s: %s; retry %d in %.1fs", acc_id, verdict.reason, attempt, delay)
                 with contextlib.suppress(Exception):  # a database blip must not kill the task

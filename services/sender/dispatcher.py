@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import random
 
 import aiosmtplib
 from pymongo.asynchronous.collection import AsyncCollection
@@ -38,9 +37,9 @@ from services.common.errors import MailsyncError
 from services.common.logs import log_context, register_secret
 from services.common.mongo import Document
 from services.common.oauth2 import TokenProvider
+from services.common.retry import backoff
 from services.common.secrets import SecretBox
 from services.common.smtp_auth import smtp_login
-from services.fetcher.classify import backoff_delay
 from services.fetcher.publish import Publisher
 from services.imap import FetchedMessage
 from services.mail import bracketed, identify, parse_headers
@@ -218,11 +217,8 @@ class Dispatcher:
             return await self._ledger.advance(
                 record, SendState.FAILED, reason=why, smtp_reply=exc.reply, attempts=attempts
             )
-        delay = backoff_delay(
-            attempts,
-            base=self._s.sender_backoff_base_s,
-            cap=self._s.sender_backoff_cap_s,
-            jitter=random.random(),
+        delay = backoff(
+            attempts, base=self._s.sender_backoff_base_s, cap=self._s.sender_backoff_cap_s
         )
         metrics.sent(record.request.account_id, "deferred")
         log.info(
@@ -283,11 +279,10 @@ class Dispatcher:
             return record
         filed = self._copies.pop(record.id, None) or await self._file_copy(record, account)
         if isinstance(filed, MailsyncError):
-            delay = backoff_delay(
+            delay = backoff(
                 record.attempts + 1,
                 base=self._s.sender_backoff_base_s,
                 cap=self._s.sender_backoff_cap_s,
-                jitter=random.random(),
             )
             log.warning(
                 "request %s sent but not filed yet (again in %.0fs): %s", record.id, delay, filed

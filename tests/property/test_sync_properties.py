@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.account import ImportAll, ImportLastN
-from services.fetcher.classify import backoff_delay
+from services.common.retry import backoff_delay
 from services.fetcher.sync import batches, select_uids
 from services.imap.sequence_set import uid_set
 from tests.property.strategies import FAST

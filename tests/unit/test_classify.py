@@ -7,7 +7,8 @@ import ssl
 import pytest
 
 from services.common.errors import ConfigurationError, TransientError
-from services.fetcher.classify import FailureVerdict, backoff_delay, classify_failure
+from services.common.retry import backoff_delay
+from services.fetcher.classify import FailureVerdict, classify_failure
 from services.imap.errors import (
     AuthenticationFailed,
     FolderError,

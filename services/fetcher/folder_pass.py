@@ -1,0 +1,138 @@
+"""One folder's pass: select it, revalidate on a UIDVALIDITY change, publish new mail,
+then flag changes and expunges, and only then save the cursor.
+
+A folder that fails (:class:`~services.imap.FolderError`) is recorded on that folder and
+skipped until the next pass; it never stops the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from schemas.account import AccountRecord
+from schemas.common import MessageLocation
+from schemas.mailbox_event import Expunged, FlagsChanged, MailboxChange
+from schemas.mailbox_state import FolderCursor, FolderProgress
+from services.accounts.tombstones import TombstoneStore
+from services.fetcher.account_cursors import AccountCursors
+from services.fetcher.cursor_rules import PassDone
+from services.fetcher.new_mail import NewMail
+from services.fetcher.publish import EventPublisher
+from services.fetcher.revalidate_pass import Revalidation
+from services.fetcher.state import StateStore
+from services.fetcher.sync import flags_changed, has_changes, may_have_expunged, uidvalidity_changed
+from services.imap import Folder, FolderError, FolderStatus, ImapSession, expand_uid_set
+
+log = logging.getLogger("mailsync.fetcher.worker")
+
+
+class FolderPass:
+    def __init__(
+        self,
+        account: AccountRecord,
+        *,
+        cursors: AccountCursors,
+        states: StateStore,
+        events: EventPublisher,
+        tombstones: TombstoneStore,
+        new_mail: NewMail,
+        revalidation: Revalidation,
+    ):
+        self._account_id = account.account_id
+        self._cursors = cursors
+        self._states = states
+        self._events = events
+        self._tombstones = tombstones
+        self._new_mail = new_mail
+        self._revalidate = revalidation
+
+    async def sync_all(self, imap: ImapSession, folders: list[Folder]) -> None:
+        """A pass over each folder that STATUS says changed."""
+        for folder in folders:
+            try:
+                cursor = await self._cursors.get(folder.name)
+                if cursor is not None and not has_changes(cursor, await imap.status(folder)):
+                    continue
+                await self.sync(imap, folder)
+            except FolderError as exc:
+                log.warning("%s: %s", self._account_id, exc)
+                await self._states.progress(
+                    self._account_id,
+                    FolderProgress(folder=folder.name, done=0, total=0, error=exc.reason),
+                )
+
+    async def sync(self, imap: ImapSession, folder: Folder) -> None:
+        """One pass over a folder: new mail first, then flag changes and expunges."""
+        async with self._cursors.lock(folder.name):
+            await self._sync_locked(imap, folder)
+
+    async def _sync_locked(self, imap: ImapSession, folder: Folder) -> None:
+        acc_id = self._account_id
+        status = await imap.examine(folder)
+        prev = await self._cursors.get(folder.name)
+        if prev is not None and uidvalidity_changed(prev, status):
+            prev = await self._revalidate(imap, folder, status, prev)
+        fetched, missing = await self._new_mail.fetch(imap, folder, status, prev)
+        events: list[MailboxChange] = []
+        gone: set[int] = set()
+        if prev is not None and prev.last_uid:
+            if imap.has("CONDSTORE") and flags_changed(prev, status):
+                events += await self._flag_events(imap, folder, status, prev)
+            if may_have_expunged(prev, status, len(fetched)):
+                gone = await self._gone(imap, prev)
+                events += await self._expunged(folder, status, sorted(gone))
+        if events:
+            await self._events.publish(acc_id, events)
+        # Only now, with every event acknowledged, may the cursor say "seen up to here".
+        done = PassDone(frozenset(fetched), frozenset(gone), missing)
+        await self._cursors.advance(folder, prev, status, done)
+        if missing:
+            log.warning("%s/%s: server did not return UIDs %s", acc_id, folder.name, missing)
+
+    async def _gone(self, imap: ImapSession, prev: FolderCursor) -> set[int]:
+        """The published UIDs up to the cursor that are no longer in the folder."""
+        present = set(await imap.uid_search(f"UID 1:{prev.last_uid}"))
+        return {u for u in expand_uid_set(prev.uids) if u <= prev.last_uid and u not in present}
+
+    async def _expunged(
+        self, folder: Folder, status: FolderStatus, gone: list[int]
+    ) -> list[MailboxChange]:
+        """Expunged events for the UIDs that left the folder, but the erased ones: no
+        sighting to mark expunged, and their tombstones have nothing left to keep out."""
+        if not gone:
+            return []
+        acc_id = self._account_id
+        erased = await self._tombstones.uids(acc_id, folder.name, status.uidvalidity) & set(gone)
+        await self._tombstones.forget(acc_id, folder.name, erased)
+        now = dt.datetime.now(dt.UTC)
+        return [
+            Expunged(location=self._location(folder, status, u), at=now)
+            for u in gone
+            if u not in erased
+        ]
+
+    async def _flag_events(
+        self, imap: ImapSession, folder: Folder, status: FolderStatus, prev: FolderCursor
+    ) -> list[MailboxChange]:
+        """The flags changed since the cursor's HIGHESTMODSEQ (RFC 7162 3.1.4, CHANGEDSINCE)."""
+        assert prev.highestmodseq is not None
+        now = dt.datetime.now(dt.UTC)
+        updates = await imap.flag_changes(prev.last_uid, prev.highestmodseq)
+        return [
+            FlagsChanged(
+                location=self._location(folder, status, u.uid),
+                flags=u.flags,
+                modseq=u.modseq,
+                at=now,
+            )
+            for u in updates
+        ]
+
+    def _location(self, folder: Folder, status: FolderStatus, uid: int) -> MessageLocation:
+        return MessageLocation(
+            account_id=self._account_id,
+            folder=folder.name,
+            uidvalidity=status.uidvalidity,
+            uid=uid,
+        )

@@ -1,0 +1,160 @@
+"""When an account's work happens, on which connection: passes, IDLE, polls, housekeeping.
+
+IDLE (RFC 2177) holds its connection: with two connections allowed, INBOX gets one of
+its own and the other folders share the second, so IDLE is never interrupted; with one,
+INBOX is watched with IDLE between polls of the others. Housekeeping (processed mail,
+then a reconcile when due or asked for) runs where the other folders are polled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from schemas.account import AccountRecord
+from schemas.common import FolderRole
+from schemas.mailbox_state import AccountStatus
+from services.common.lifecycle import first_failure
+from services.fetcher.folder_pass import FolderPass
+from services.fetcher.processed_actions import ProcessedActions
+from services.fetcher.reconcile_pass import ReconcilePass
+from services.fetcher.reconcile_requests import ReconcileRequests
+from services.fetcher.settings import FetcherSettings
+from services.fetcher.state import StateStore
+from services.imap import Folder, ImapSession, with_sent_folder
+
+log = logging.getLogger("mailsync.fetcher.worker")
+
+
+class Schedule:
+    def __init__(
+        self,
+        account: AccountRecord,
+        *,
+        settings: FetcherSettings,
+        states: StateStore,
+        requests: ReconcileRequests,
+        connect: Callable[[], ImapSession],
+        folder_pass: FolderPass,
+        processed: ProcessedActions,
+        reconcile: ReconcilePass,
+    ):
+        self._account = account
+        self._settings = settings
+        self._states = states
+        self._requests = requests
+        self._connect = connect
+        self._pass = folder_pass
+        self._processed = processed
+        self._reconcile = reconcile
+
+    async def run(self) -> None:
+        """Sync until cancelled; raises on connection-level failures."""
+        acc = self._account
+        await self._states.set(acc.account_id, AccountStatus.CONNECTING)
+        cap = acc.max_connections or self._settings.fetcher_max_connections
+        async with self._connect() as imap:
+            folders = self._synced_folders(await imap.list_folders())
+            await self._states.set(acc.account_id, AccountStatus.SYNCING)
+            inbox = next((f for f in folders if f.role is FolderRole.INBOX), None)
+            others = [f for f in folders if f is not inbox]
+            if cap < 2 or inbox is None or not others:
+                await self._one_connection(imap, folders, inbox)
+                return
+            # IDLE holds its connection: INBOX gets one of its own, the other folders
+            # share a second, and both import at once. Never more than the cap.
+            async with self._connect() as second:
+                inbox_synced = asyncio.Event()
+                await first_failure(
+                    self._watch_inbox(imap, inbox, inbox_synced),
+                    self._poll(second, folders, others, inbox_synced),
+                )
+
+    async def _one_connection(
+        self, imap: ImapSession, folders: list[Folder], inbox: Folder | None
+    ) -> None:
+        """Everything on one connection: IDLE on INBOX between polls of the others."""
+        acc = self._account
+        await self._pass.sync_all(imap, folders)
+        await self._processed.act(imap, folders)
+        loop = asyncio.get_running_loop()
+        next_poll = loop.time() + self._settings.fetcher_poll_interval_s
+        next_reconcile = loop.time() + self._settings.fetcher_reconcile_interval_s
+        while True:
+            await self._states.set(acc.account_id, AccountStatus.IDLE, synced=True)
+            wait = max(0.0, next_poll - loop.time())
+            if inbox is not None and wait > 0:
+                await imap.examine(inbox)
+                if await imap.idle(min(wait, self._settings.fetcher_idle_renew_s)):
+                    await self._pass.sync(imap, inbox)
+                    continue
+            elif wait > 0:
+                await asyncio.sleep(wait)
+            await self._pass.sync_all(imap, folders)
+            next_reconcile = await self._housekeeping(imap, folders, next_reconcile)
+            next_poll = loop.time() + self._settings.fetcher_poll_interval_s
+
+    async def _watch_inbox(self, imap: ImapSession, inbox: Folder, synced: asyncio.Event) -> None:
+        """INBOX on its own connection: sync, then IDLE; sync again whenever it changes."""
+        await self._pass.sync_all(imap, [inbox])
+        synced.set()
+        s = self._settings
+        # Without IDLE, idle() only waits: then wait one poll interval, not 25 minutes.
+        wait = s.fetcher_idle_renew_s if imap.has("IDLE") else s.fetcher_poll_interval_s
+        while True:
+            await imap.examine(inbox)
+            await imap.idle(wait)
+            # Also when IDLE just ran out: a cheap STATUS-like check of what may have
+            # been missed while it was being renewed.
+            await self._pass.sync_all(imap, [inbox])
+
+    async def _poll(
+        self,
+        imap: ImapSession,
+        folders: list[Folder],
+        others: list[Folder],
+        inbox_synced: asyncio.Event,
+    ) -> None:
+        """The other folders, polled on the second connection; processed mail and the
+        reconcile of every folder happen here too, so IDLE is never interrupted."""
+        acc = self._account
+        loop = asyncio.get_running_loop()
+        next_reconcile = loop.time() + self._settings.fetcher_reconcile_interval_s
+        await self._pass.sync_all(imap, others)
+        await inbox_synced.wait()
+        while True:
+            next_reconcile = await self._housekeeping(imap, folders, next_reconcile)
+            await self._states.set(acc.account_id, AccountStatus.IDLE, synced=True)
+            await asyncio.sleep(self._settings.fetcher_poll_interval_s)
+            await self._pass.sync_all(imap, others)
+
+    async def _housekeeping(
+        self, imap: ImapSession, folders: list[Folder], next_reconcile: float
+    ) -> float:
+        """Processed mail, then a reconcile when due or asked for; returns when the next
+        periodic reconcile is due."""
+        acc_id = self._account.account_id
+        await self._processed.act(imap, folders)
+        loop = asyncio.get_running_loop()
+        requested = await self._requests.pending(acc_id)
+        if requested is None and loop.time() < next_reconcile:
+            return next_reconcile
+        await self._reconcile.run(imap, folders)
+        if requested is not None:
+            await self._requests.done(acc_id, requested)
+        return loop.time() + self._settings.fetcher_reconcile_interval_s
+
+    def _synced_folders(self, listed: list[Folder]) -> list[Folder]:
+        """Only the folders the account chose: a CRM must never read the others."""
+        by_name = {f.name: f for f in with_sent_folder(listed, self._account.sent_folder)}
+        chosen = []
+        for name in self._account.folders:
+            folder = by_name.get("INBOX" if name.upper() == "INBOX" else name)
+            if folder is None:
+                log.warning(
+                    "%s: folder %r does not exist on the server", self._account.account_id, name
+                )
+                continue
+            chosen.append(folder)
+        return chosen
