@@ -76,27 +76,36 @@ def advance(prev: FolderCursor | None, status: FolderStatus, change: Change) -> 
     """The cursor after ``change``, from ``prev`` (the folder's cursor when the pass, or
     the move, began) and the folder's ``status``; None when there is nothing to write.
 
-    ``last_uid`` is the highest UID held, except after a move of ours, which leaves it
-    where it was: UIDs only grow (RFC 3501 2.3.1.1), so nothing new can lie below it.
+    ``last_uid`` never goes down within one UIDVALIDITY: UIDs only grow and are never
+    reused (RFC 3501 2.3.1.1), so nothing new can lie below the highest UID ever held,
+    whether that message is still there or not. (It used to be the highest UID still
+    held: once the newest message left, by an expunge or the processed-mail move,
+    ``UIDNEXT - 1 > last_uid`` held at every poll, and each poll ran a full pass; an
+    emptied folder went back to 0, where the first-import window applies again.)
     """
     # A cursor of another UIDVALIDITY holds nothing of this numbering (RFC 3501 2.3.1.1).
     held = prev if prev is not None and prev.uidvalidity == status.uidvalidity else None
     known = expand_uid_set(held.uids) if held is not None else set()
+    floor = held.last_uid if held is not None else 0
     match change:
         case Published(uids, missing):
             # The flag state stays where the last completed pass left it: only the end
             # of this pass may say its flag changes and expunges were published.
             if held is None:
-                return _position(status.uidvalidity, known | uids, missing, status.highestmodseq, 0)
+                return _position(
+                    status.uidvalidity, known | uids, missing, status.highestmodseq, 0, floor
+                )
             return _position(
-                status.uidvalidity, known | uids, missing, held.highestmodseq, held.exists
+                status.uidvalidity, known | uids, missing, held.highestmodseq, held.exists, floor
             )
         case PassDone(fetched, gone, missing):
             kept = (known - gone) | fetched
-            return _position(status.uidvalidity, kept, missing, status.highestmodseq, status.exists)
+            return _position(
+                status.uidvalidity, kept, missing, status.highestmodseq, status.exists, floor
+            )
         case Renumbered(uids, refetch):
             # Flags are compared afresh: the old MODSEQs belong to the old numbering.
-            return _position(status.uidvalidity, uids, refetch, None, len(uids))
+            return _position(status.uidvalidity, uids, refetch, None, len(uids), 0)
         case MovedAway(moved):
             if held is None:
                 return None  # not synced, or renumbered since: the next pass resyncs it
@@ -116,10 +125,11 @@ def _position(
     missing: tuple[int, ...],
     highestmodseq: int | None,
     exists: int,
+    floor: int,
 ) -> Position:
     return Position(
         uidvalidity=uidvalidity,
-        last_uid=max(uids, default=0),
+        last_uid=max(floor, max(uids, default=0)),
         uids=frozenset(uids),
         missing=missing,
         highestmodseq=highestmodseq,

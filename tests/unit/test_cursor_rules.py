@@ -14,6 +14,7 @@ from services.fetcher.cursor_rules import (
     Renumbered,
     advance,
 )
+from services.fetcher.sync import has_changes
 from services.imap.folder_status import FolderStatus
 from services.imap.sequence_set import uid_set
 
@@ -84,10 +85,22 @@ def test_a_pass_drops_what_left_adds_what_it_fetched_and_takes_the_flag_state() 
     )
 
 
-def test_a_pass_over_an_emptied_folder_holds_nothing() -> None:
+def test_a_pass_over_an_emptied_folder_holds_nothing_and_keeps_its_place() -> None:
     after = advance(cursor([1, 2]), status(exists=0), PassDone(frozenset(), frozenset({1, 2}), ()))
     assert after is not None
-    assert (after.uids, after.last_uid, after.exists) == (frozenset(), 0, 0)
+    # UIDs are never reused (RFC 3501 2.3.1.1): new mail comes after 2, not after 0.
+    assert (after.uids, after.last_uid, after.exists) == (frozenset(), 2, 0)
+
+
+def test_once_the_newest_message_left_the_next_poll_finds_nothing_to_do() -> None:
+    # The newest message (3) was moved to Trash as processed mail, then a pass ran.
+    now = FolderStatus(uidvalidity=100, uidnext=4, exists=2, highestmodseq=60)
+    after = advance(cursor([1, 2, 3]), now, PassDone(frozenset(), frozenset({3}), ()))
+    assert after is not None and after.last_uid == 3
+    stored = cursor(sorted(after.uids), last_uid=after.last_uid, exists=2, highestmodseq=60)
+    assert not has_changes(stored, now)
+    # New mail is still seen.
+    assert has_changes(stored, FolderStatus(uidvalidity=100, uidnext=5, exists=3, highestmodseq=61))
 
 
 def test_a_cursor_of_another_uidvalidity_holds_nothing_of_this_numbering() -> None:
