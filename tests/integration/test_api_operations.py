@@ -3,8 +3,6 @@ purge deletes the account's activities and stops it."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from typing import Any, cast
 
 import pytest
@@ -12,7 +10,7 @@ import pytest
 from schemas.topics import ACCOUNTS
 from services.topic_reader import read_topic
 from tests.fixtures.api import Api
-from tests.fixtures.pipeline import Env, Pipeline, eventually
+from tests.fixtures.pipeline import Env, Pipeline, erase_activity, eventually
 from tests.integration.test_api_setup import deliver
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -42,7 +40,7 @@ async def test_resync_then_remove_with_purge(env: Env, api: Api, pipeline: Pipel
         assert (await stranger.post(f"/v1/accounts/{account_id}/resync")).status_code == 403
         # Erased on request: it stays erased until the resync below asks for it again.
         erased = await db.activities.find_one({"account_ids": account_id})
-        await _erase(env, erased["_id"])
+        await erase_activity(env, erased["_id"])
         assert await db.activities.count_documents({"account_ids": account_id}) == 3
         assert await db.tombstones.count_documents({"account_id": account_id}) == 1
 
@@ -76,18 +74,3 @@ async def test_resync_then_remove_with_purge(env: Env, api: Api, pipeline: Pipel
 
 async def _count(db: Any, account_id: str, n: int) -> bool:
     return bool(await db.activities.count_documents({"account_ids": account_id}) == n)
-
-
-async def _erase(env: Env, activity_id: str) -> None:
-    """``mailsync erase --activity ID``, as an operator runs it."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services",
-        "erase",
-        "--yes",
-        "--activity",
-        activity_id,
-        env=env.environ(),
-    )
-    assert await proc.wait() == 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
-import sys
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from services.activity_writer.mapping import Mapped, to_activity
 from services.activity_writer.repository import ActivityRepository, Written
 from services.mail.headers import parse_headers
 from services.mail.identity import identify
-from tests.fixtures.pipeline import Env, eventually
+from tests.fixtures.pipeline import Env, erase_activity, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -291,23 +290,6 @@ async def test_activities_stored_before_the_message_id_index_are_linked(env: Env
     }
 
 
-async def _erase(env: Env, activity_id: str) -> None:
-    """``mailsync erase --activity ID``, as an operator runs it."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services",
-        "erase",
-        "--yes",
-        "--activity",
-        activity_id,
-        env=env.environ(),
-        stdout=asyncio.subprocess.PIPE,
-    )
-    out, _ = await proc.communicate()
-    assert (proc.returncode, out.decode().strip()) == (0, "1 activities erased")
-
-
 async def test_erasure_leaves_no_message_id_of_erased_mail(env: Env) -> None:
     """Of two messages sharing a Message-ID, the erased one's id leaves ``message_ids``;
     once both are erased the Message-ID is stored nowhere."""
@@ -320,11 +302,11 @@ async def test_erasure_leaves_no_message_id_of_erased_mail(env: Env) -> None:
         assert sorted((await db.message_ids.find_one({"_id": mid}))["ids"]) == sorted(
             [offer.activity.id, invoice.activity.id]
         )
-        await _erase(env, invoice.activity.id)
+        await erase_activity(env, invoice.activity.id)
         assert await db.message_ids.find().to_list(None) == [
             {"_id": mid, "ids": [offer.activity.id]}
         ]
-        await _erase(env, offer.activity.id)
+        await erase_activity(env, offer.activity.id)
         assert await db.message_ids.count_documents({}) == 0
         assert await db.activities.count_documents({"message_id": mid}) == 0
 

@@ -15,14 +15,7 @@ from services.imap.errors import (
     ImapUnavailable,
     InsecureConnection,
 )
-
-
-def cert_error(message: str = "certificate has expired") -> ssl.SSLCertVerificationError:
-    """As raised by the ssl module, which sets verify_code and verify_message."""
-    exc = ssl.SSLCertVerificationError(1, f"[SSL: CERTIFICATE_VERIFY_FAILED] {message}")
-    exc.verify_code = 10
-    exc.verify_message = message
-    return exc
+from tests.fixtures.tls_errors import cert_error
 
 
 @pytest.mark.parametrize(

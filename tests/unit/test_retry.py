@@ -33,13 +33,7 @@ from services.common.oauth2.errors import OAuth2Revoked, OAuth2Unavailable
 from services.common.retry import backoff, backoff_delay, is_retriable, mailsync_error
 from services.imap.errors import AuthenticationFailed, FolderError, ImapUnavailable
 from services.sender.errors import SmtpFailure
-
-
-def cert_error(message: str = "certificate has expired") -> ssl.SSLCertVerificationError:
-    exc = ssl.SSLCertVerificationError(1, f"[SSL: CERTIFICATE_VERIFY_FAILED] {message}")
-    exc.verify_code = 10
-    exc.verify_message = message
-    return exc
+from tests.fixtures.tls_errors import cert_error
 
 
 @pytest.mark.parametrize(
