@@ -164,19 +164,22 @@ class SendLedger:
         async for doc in cursor.limit(limit):
             found.setdefault(doc["_id"], (lease, doc["request"]["account_id"]))
 
-    async def advance(self, record: SendRecord, state: SendState, **fields: Any) -> SendRecord:
-        """Move ``record`` to ``state`` (durably, still under our lease)."""
+    async def advance(
+        self, record: SendRecord, state: SendState, *, via: SendState | None = None, **fields: Any
+    ) -> SendRecord:
+        """Move ``record`` to ``state`` (durably, still under our lease); ``via``: a
+        state passed on the way, announced before ``state`` but written with it."""
         # Attempts count tries of the current step: sending, then filing.
         update = {"attempts": 0, **fields, "state": state.value}
-        announce = state in ANNOUNCED
+        reached = tuple(s for s in (via, state) if s is not None and s in ANNOUNCED)
         # The server stamps the time, so the same step of many requests is the same
         # update, and the group commit writes them as one.
         ops: Document = {"$set": update, "$currentDate": {"updated_at": True}}
-        if announce:
-            ops["$addToSet"] = {"unpublished": state.value}
+        if reached:
+            ops["$addToSet"] = {"unpublished": {"$each": [s.value for s in reached]}}
         if not await self._writes.update(record.id, ops):
             raise LeaseLost(record.id)
-        unpublished = record.unpublished + ((state,) if announce else ())
+        unpublished = record.unpublished + reached
         return record.model_copy(
             update={"attempts": 0, **fields, "state": state, "unpublished": unpublished}
         )
