@@ -3,8 +3,9 @@
 What is measured, and why
 -------------------------
 - **Sender**: ``services.cli.SERVICES["sender"]`` as ``mailsync sender`` runs it, with
-  production settings (8 requests in flight), against the dev SMTP server (aiosmtpd with
-  STARTTLS and AUTH, delivering to Dovecot over LMTP) and Dovecot (IMAPS) for filing.
+  production settings (``MAILSYNC_SENDER_*`` in the environment honoured), against
+  the dev SMTP server (aiosmtpd with STARTTLS and AUTH, delivering to Dovecot over
+  LMTP) and Dovecot (IMAPS) for filing.
   N requests are published at once on send-requests; each is authorised, recorded in
   the ledger (SecantusDB with ``--sync-on-commit``), built, sent (RSET, MAIL, RCPT,
   DATA) over one of the account's SMTP sessions (STARTTLS and AUTH once per session),
@@ -15,8 +16,12 @@ What is measured, and why
   its ``filed`` result. With all N published at once this includes queueing behind the
   others, so the p99 is dominated by the burst; the p50 of a lone request is reported
   separately.
-- **Baseline**: the same N messages through one aiosmtplib connection (STARTTLS, AUTH
-  once), no ledger and no filing: what the SMTP server itself takes.
+- **Bound** (send + APPEND): the same N messages sent through one aiosmtplib
+  connection (STARTTLS, AUTH once) while one aioimaplib connection (IMAPS, LOGIN once)
+  APPENDs them to Sent, the two overlapping: what the SMTP server and Dovecot take for
+  the work the sender does, with no ledger, no Kafka, no search before filing.
+- **Baseline** (send only, the earlier bound): the same N messages through one
+  aiosmtplib connection, no ledger and no filing: what the SMTP server itself takes.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import aioimaplib
 import aiosmtplib
 from aiokafka import AIOKafkaConsumer
 
@@ -49,6 +55,7 @@ from services.common.lifecycle import run_services
 from services.common.secrets import SecretBox
 from services.common.settings import CommonSettings
 from services.sender.compose import build_message, message_id_for
+from services.sender.settings import SenderSettings
 
 HEADING = "## Sender"
 MAX_REQUESTS = 300
@@ -169,6 +176,52 @@ async def _baseline(
     return time.perf_counter() - began
 
 
+async def _append_all(
+    dovecot: DovecotServer, user: str, password: str, messages: list[bytes], tls: ssl.SSLContext
+) -> None:
+    imap = aioimaplib.IMAP4_SSL(host="127.0.0.1", port=dovecot.imaps_port, ssl_context=tls)
+    await imap.wait_hello_from_server()
+    await imap.login(user, password)
+    when = dt.datetime.now(dt.UTC)
+    for raw in messages:
+        response = await imap.append(raw, mailbox="Sent", flags="\\Seen", date=when)
+        if response.result != "OK":
+            raise RuntimeError(f"APPEND refused: {response}")
+    await imap.logout()
+
+
+async def _bound(
+    smtp: SmtpServer,
+    dovecot: DovecotServer,
+    account: AccountRecord,
+    password: str,
+    to: str,
+    n: int,
+    tls: ssl.SSLContext,
+) -> float:
+    """Send the N messages over one SMTP connection while one IMAP connection APPENDs
+    them to Sent: both servers' share of the sender's work, nothing of ours."""
+    messages = []
+    for i in range(n):
+        req = _request(account, to, i)
+        messages.append(build_message(req, message_id_for(req.request_id, account.address)))
+
+    async def send_all() -> None:
+        client = aiosmtplib.SMTP(
+            hostname="127.0.0.1", port=smtp.port, start_tls=True, tls_context=tls
+        )
+        await client.connect()
+        await client.login(account.address, password)
+        for raw in messages:
+            await client.sendmail(account.address, [to], raw)
+        with contextlib.suppress(aiosmtplib.SMTPException):
+            await client.quit()
+
+    began = time.perf_counter()
+    await asyncio.gather(send_all(), _append_all(dovecot, account.address, password, messages, tls))
+    return time.perf_counter() - began
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -212,23 +265,33 @@ def main(messages: int, seed: int, timeout_s: float) -> tuple[str, bool]:
             _run_sender(overrides, account, customer.address, n, timeout_s, marks)
         )
         load_after = os.getloadavg()[0]
-        logins = smtp.logins(info.address)  # before the baseline logs in too
+        logins = smtp.logins(info.address)  # before the bounds log in too
+        sent_count = dovecot.status(info.address, "Sent")["messages"]  # before the bound's
+        bound_s = asyncio.run(
+            _bound(smtp, dovecot, account, info.password, customer.address, n, tls)
+        )
         baseline_s = asyncio.run(_baseline(smtp, account, info.password, customer.address, n, tls))
-        sent_count = dovecot.status(info.address, "Sent")["messages"]
+    sender = SenderSettings(**overrides)  # as the service read them (env included)
     done = len(latencies)
     complete = done == n and failed == 0
     size = len(build_message(_request(account, customer.address, 1), "<x@example.com>"))
     body = (
         f"{n} send requests published at once (text + HTML, {size / 1024:.0f} KB each), one "
         f"shared account, STARTTLS + AUTH to the dev SMTP server, filing over IMAPS in Dovecot; "
-        f"SecantusDB with `--sync-on-commit`; `MAILSYNC_SENDER_CONCURRENCY=8`. {done} filed, "
+        "SecantusDB with `--sync-on-commit`; "
+        f"`MAILSYNC_SENDER_CONCURRENCY={sender.sender_concurrency}`, "
+        f"{sender.sender_connections_per_account} connections per account. {done} filed, "
         f"{failed} failed, {sent_count} in Sent (with the two lone ones); {logins} SMTP logins "
         f"for the {n + 2} requests.\n\n"
         "| | Seconds | Requests/s |\n|---|---:|---:|\n"
         f"| **Sender** (ledger → SMTP → APPEND to Sent → raw message → result) | {elapsed:.2f} "
         f"| **{done / elapsed:,.1f}** |\n"
+        f"| bound: one aiosmtplib connection sending them while one aioimaplib connection "
+        f"APPENDs them to Sent, no ledger or Kafka | {bound_s:.2f} | {n / bound_s:,.1f} |\n"
         f"| one aiosmtplib connection, `sendmail` of the same messages, no ledger or filing "
         f"| {baseline_s:.2f} | {n / baseline_s:,.1f} |\n\n"
+        f"Sender against the send + APPEND bound: **{done / elapsed / (n / bound_s):.2f}**; "
+        f"against sending alone: {done / elapsed / (n / baseline_s):.2f}.\n\n"
         "| Request → filed latency | Seconds |\n|---|---:|\n"
         f"| a lone request on an idle sender | {lone_s:.3f} |\n"
         f"| p50 in the burst of {n} | {statistics.median(latencies):.3f} |\n"

@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import socket
 import ssl
+from collections import Counter
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -65,6 +66,7 @@ class SenderApp:
         self._intake: Intake | None = None
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        self._account_of: dict[asyncio.Task[None], str] = {}  # the in-flight ones' accounts
         self._tokens: TokenProvider | None = None
         self._pools: list[Pool[Any]] = []
         self._beat: asyncio.Task[None] | None = None
@@ -181,9 +183,11 @@ class SenderApp:
             room = limit - len(self._inflight)
             if room > 0:
                 busy = {task.get_name() for task in self._inflight}  # named by record id
-                for record in await self._ledger.claim_due(room, busy):
+                per_account = Counter(self._account_of.values())
+                for record in await self._ledger.claim_due(room, busy, per_account):
                     task = asyncio.create_task(self._dispatcher.handle(record), name=record.id)
                     self._inflight.add(task)
+                    self._account_of[task] = record.request.account_id
                     task.add_done_callback(self._done)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -191,6 +195,7 @@ class SenderApp:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
+        self._account_of.pop(task, None)
         if not task.cancelled() and (exc := task.exception()) is not None:
             # The record keeps its state and lease; another pass takes it up again.
             log.error("request %s: unexpected failure: %r", task.get_name(), exc, exc_info=exc)

@@ -13,9 +13,10 @@ from the last durable state: a sent message is never sent again and never forgot
 unfiled. ``sending`` is written just before DATA; finding a request there after a
 crash means the server may have the message without us knowing, so it is not sent
 again: it ends ``unknown`` (with the transcript's last step) unless it turns up in the
-Sent folder, and the user decides (the API's resolve call). That is also why
-filing may begin while ``sent`` is still being written: a crash before the write
-lands leaves ``sending``, and the copy in Sent is what recovery finds.
+Sent folder, and the user decides (the API's resolve call). That is also why a
+message is filed before ``sent`` is written, and ``sent`` and ``filed`` then go in one
+write: a crash before it lands leaves ``sending``, and the copy in Sent is what
+recovery finds.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import aiosmtplib
 from pymongo.asynchronous.collection import AsyncCollection
@@ -186,22 +189,22 @@ class Dispatcher:
         metrics.sent(
             req.account_id, "sent", (dt.datetime.now(dt.UTC) - req.requested_at).total_seconds()
         )
-        # Filing starts while "sent" is written: a crash before that write leaves
-        # "sending", whose recovery finds this copy in Sent (and filing searches first,
-        # so a later try never files it twice).
-        filing = asyncio.ensure_future(self._file_copy(record, account))
-        try:
-            sent = await self._ledger.advance(
-                current,
-                SendState.SENT,
-                smtp_reply=reply,
-                reason=None,
-                activity_id=activity_of(message),
-            )
-        except BaseException:
-            filing.cancel()
-            raise
-        self._copies[record.id] = await filing
+        # Filed first, then "sent" and "filed" written as one update: the ledger's
+        # commits are what a burst waits on (one per distinct update), and a crash
+        # before that write leaves "sending", whose recovery finds this copy in Sent
+        # (filing searches first, so a later try never files it twice). Only a copy
+        # that could not be filed has "sent" written alone, to be filed later.
+        filed = await self._file_copy(record, account)
+        if isinstance(filed, Filed):
+            return await self._filed(current, filed, account, via_sent={"smtp_reply": reply})
+        sent = await self._ledger.advance(
+            current,
+            SendState.SENT,
+            smtp_reply=reply,
+            reason=None,
+            activity_id=activity_of(message),
+        )
+        self._copies[record.id] = filed
         return sent
 
     async def _smtp_failed(self, record: SendRecord, exc: SmtpFailure) -> SendRecord:
@@ -315,7 +318,10 @@ class Dispatcher:
         record: SendRecord,
         filed: Filed,
         account: AccountRecord,
+        via_sent: Mapping[str, Any] | None = None,
     ) -> SendRecord:
+        """Record ``filed`` (and announce it); ``via_sent``: the fields of "sent", a
+        state reached on the way and written (and announced) in the same update."""
         message = await self._build(record, account)
         # The copy in Sent is the activity's sighting: publishing it now shows the sent
         # mail in the CRM at once; when the fetcher fetches the same (folder, UIDVALIDITY,
@@ -339,6 +345,8 @@ class Dispatcher:
         writing = self._ledger.advance(
             record,
             SendState.FILED,
+            via=SendState.SENT if via_sent is not None else None,
+            **(via_sent or {}),
             sent_folder=filed.folder.name,
             sent_uid=filed.uid,
             # A request marked sent by its user has none yet (see resolve.py).

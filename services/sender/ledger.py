@@ -14,7 +14,7 @@ written here before it is announced; states not yet announced are kept in
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from pymongo import ASCENDING
@@ -22,8 +22,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas.send_request import SendRecord, SendRequest, SendState
 from services.common.mongo import Document, insert_new
+from services.sender.fairness import fair_pick
 from services.sender.group_commit import GroupCommit
 
+# Due records read per claim, per record there is room for: the accounts the fair pick
+# chooses among (a few round trips' worth of ids, not the whole backlog).
+_WINDOW = 4
 ACTIVE = (SendState.ACCEPTED, SendState.SENDING, SendState.SENT)
 # Results a request's record is announced with, in the order they can be reached.
 ANNOUNCED = (SendState.SENT, SendState.FILED, SendState.FAILED, SendState.UNKNOWN)
@@ -95,9 +99,13 @@ class SendLedger:
         doc = await self._col.find_one({"_id": request_id})
         return SendRecord.model_validate(doc) if doc is not None else None
 
-    async def claim_due(self, limit: int, busy: Collection[str] = ()) -> list[SendRecord]:
+    async def claim_due(
+        self, limit: int, busy: Collection[str] = (), in_flight: Mapping[str, int] | None = None
+    ) -> list[SendRecord]:
         """Take the lease of up to ``limit`` records that have work to do now, other
-        than the ``busy`` ones (this process's tasks still work on them).
+        than the ``busy`` ones (this process's tasks still work on them), round-robin
+        across accounts (:func:`~services.sender.fairness.fair_pick`; ``in_flight``:
+        this process's requests in hand per account).
 
         Due: active and its retry time reached (or none set: never forgotten), or a
         result still to announce. Free: no lease, or one that expired (a dead replica).
@@ -111,18 +119,27 @@ class SendLedger:
         # Four narrow queries, not one with $or: each is answered from an index (state,
         # unpublished), where an $or makes the database read every record the ledger
         # ever held, on every claim (measured: 60-90 ms at 600 records on SecantusDB).
+        # A window of several times ``limit`` gives the fair pick accounts to choose
+        # from; past a full window, one more query looks for accounts not in it (a
+        # quiet account's request behind a busy one's backlog).
         expired = {"$lt": now}
-        found: dict[str, Any] = {}  # id -> the lease it was free under (None or expired)
+        window = limit * _WINDOW
+        found: dict[str, tuple[Any, str]] = {}  # id -> (the lease it was free under, account)
         for due in (active, unannounced):
             for lease in (None, expired):
-                if len(found) < limit:
+                if len(found) < window:
                     query = {**due, "lease_until": lease}
                     if busy:
                         query["_id"] = {"$nin": list(busy)}
-                    cursor = self._col.find(query, {"_id": 1})
-                    async for doc in cursor.limit(limit):
-                        found.setdefault(doc["_id"], lease)
-        picked = list(found.items())[:limit]
+                    await self._candidates(query, window, lease, found)
+        if len(found) >= window:
+            query = {**active, "lease_until": None}
+            query["request.account_id"] = {"$nin": sorted({a for _, a in found.values()})}
+            if busy:
+                query["_id"] = {"$nin": list(busy)}
+            await self._candidates(query, limit, None, found)
+        chosen = fair_pick([(i, a) for i, (_, a) in found.items()], limit, in_flight)
+        picked = [(i, found[i][0]) for i in chosen]
         if not picked:
             return []
         # One conditional update per kind of lease (one commit, not one per record):
@@ -140,19 +157,29 @@ class SendLedger:
         )
         return [SendRecord.model_validate(doc) async for doc in mine]
 
-    async def advance(self, record: SendRecord, state: SendState, **fields: Any) -> SendRecord:
-        """Move ``record`` to ``state`` (durably, still under our lease)."""
+    async def _candidates(
+        self, query: Document, limit: int, lease: Any, found: dict[str, tuple[Any, str]]
+    ) -> None:
+        cursor = self._col.find(query, {"_id": 1, "request.account_id": 1})
+        async for doc in cursor.limit(limit):
+            found.setdefault(doc["_id"], (lease, doc["request"]["account_id"]))
+
+    async def advance(
+        self, record: SendRecord, state: SendState, *, via: SendState | None = None, **fields: Any
+    ) -> SendRecord:
+        """Move ``record`` to ``state`` (durably, still under our lease); ``via``: a
+        state passed on the way, announced before ``state`` but written with it."""
         # Attempts count tries of the current step: sending, then filing.
         update = {"attempts": 0, **fields, "state": state.value}
-        announce = state in ANNOUNCED
+        reached = tuple(s for s in (via, state) if s is not None and s in ANNOUNCED)
         # The server stamps the time, so the same step of many requests is the same
         # update, and the group commit writes them as one.
         ops: Document = {"$set": update, "$currentDate": {"updated_at": True}}
-        if announce:
-            ops["$addToSet"] = {"unpublished": state.value}
+        if reached:
+            ops["$addToSet"] = {"unpublished": {"$each": [s.value for s in reached]}}
         if not await self._writes.update(record.id, ops):
             raise LeaseLost(record.id)
-        unpublished = record.unpublished + ((state,) if announce else ())
+        unpublished = record.unpublished + reached
         return record.model_copy(
             update={"attempts": 0, **fields, "state": state, "unpublished": unpublished}
         )
