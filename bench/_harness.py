@@ -7,7 +7,8 @@ No benchmark imports another's module: what two of them use lives here.
 - the corpus: :func:`build_corpus` (realistic mail, deterministic for a seed),
   :func:`seed_mailbox` (into Dovecot), :func:`prefill` (onto raw-messages, as the
   fetcher publishes it);
-- what is compared with: :func:`imaplib_baseline`;
+- what is compared with: :func:`imaplib_baseline`, :func:`bare_idle` (Dovecot's own
+  IDLE delay);
 - timing services: :class:`TimedService`, :class:`Started`, :class:`Probe`,
   :func:`fetcher_alone`, :func:`server_cpu_seconds`;
 - rendering: :func:`rate`, :func:`steady_rate`.
@@ -23,6 +24,7 @@ import imaplib
 import os
 import random
 import shutil
+import socket
 import ssl
 import tempfile
 import time
@@ -470,6 +472,41 @@ async def fetcher_alone(
         with contextlib.suppress(Exception):
             await asyncio.wait_for(runner, 60)
         await probe.stop()
+    return out
+
+
+# -- Dovecot's own IDLE delay ---------------------------------------------------------
+
+
+def bare_idle(dovecot: DovecotServer, user: MailUser, messages: Sequence[bytes]) -> list[float]:
+    """Dovecot's own IDLE delay: milliseconds from ``deliver()`` returning to ``EXISTS``,
+    seen by a bare client (one IMAPS connection, EXAMINE INBOX, IDLE), one message a
+    second so that no delivery falls in the previous one's notification delay."""
+    assert dovecot.cert is not None
+    tls = ssl.create_default_context(cafile=str(dovecot.cert.cert))
+    raw = socket.create_connection(("127.0.0.1", dovecot.imaps_port), timeout=10)
+    with tls.wrap_socket(raw, server_hostname="127.0.0.1") as conn, conn.makefile("rb") as f:
+
+        def command(tag: str, text: str) -> None:
+            conn.sendall(f"{tag} {text}\r\n".encode())
+            while not (line := f.readline()).startswith((tag.encode(), b"+")):
+                if not line:
+                    raise ConnectionError("IMAP server closed the connection")
+
+        f.readline()  # greeting
+        command("a", f"LOGIN {user.address} {user.password}")
+        command("b", "EXAMINE INBOX")
+        command("c", "IDLE")
+        time.sleep(1.0)
+        out = []
+        for message in messages:
+            dovecot.deliver(user.address, message)
+            returned = time.perf_counter()
+            while b"EXISTS" not in f.readline():
+                pass
+            out.append((time.perf_counter() - returned) * 1000)
+            time.sleep(1.0)
+        conn.sendall(b"DONE\r\nd LOGOUT\r\n")
     return out
 
 
