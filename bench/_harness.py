@@ -538,9 +538,7 @@ def server_cpu_seconds() -> dict[str, float]:
             ticks = int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
             rows.append((int(entry.name), comm, int(f[1]), int(f[3]), ticks))
     leaders = {
-        pid: _server_name(pid, comm)
-        for pid, comm, ppid, sid, _ in rows
-        if ppid == me and sid == pid
+        pid: server_name(pid, comm) for pid, comm, ppid, sid, _ in rows if ppid == me and sid == pid
     }
     out: dict[str, float] = {}
     for _, _, _, sid, ticks in rows:
@@ -552,7 +550,7 @@ def server_cpu_seconds() -> dict[str, float]:
 KAFKA_CPU_NAME = "kafka (JVM)"
 
 
-def _server_name(pid: int, comm: str) -> str:
+def server_name(pid: int, comm: str) -> str:
     """A server's name in the CPU tables: its command, or ``kafka (JVM)`` for the broker.
 
     The broker is a ``java`` process whose main class is ``kafka.Kafka``

@@ -84,7 +84,10 @@ def _many_connections(max_connections: int) -> tuple[str, str]:
   process_limit = {login_processes}
   vsz_limit = 1G
 """
+    # service_count 0: an imap process serves clients until it is stopped (Dovecot's
+    # default of 1 ends it after its first client, whatever client_limit says).
     imap = f"""service imap {{
+  service_count = 0
   client_limit = {CLIENTS_PER_IMAP_PROCESS}
   process_limit = {imap_processes(max_connections)}
   vsz_limit = 1G
