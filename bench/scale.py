@@ -268,6 +268,32 @@ class ServiceProcess:
         raise TimeoutError(f"{self.name} not ready after {READY_TIMEOUT_S:.0f}s ({self.log})")
 
 
+def cpu_between(
+    first: dict[str, Usage], last: dict[str, Usage], seconds: float
+) -> dict[str, float]:
+    """Each process's CPU between two :func:`sessions` readings, in % of one core."""
+    return {
+        name: (last[name].cpu_s - first[name].cpu_s) / seconds * 100
+        for name in last
+        if name in first and seconds > 0
+    }
+
+
+RETRY = re.compile(r"mailsync\.fetcher\.supervisor: \S+: (.*?); retry \d+ in")
+
+
+def retries(path: Path, start: int) -> tuple[Counter[str], int]:
+    """The fetcher's account retries logged from byte ``start`` on, by reason (numbers
+    blanked, so that one reason is one line); and where the log ends now."""
+    with path.open("rb") as f:
+        f.seek(start)
+        text = f.read()
+    out: Counter[str] = Counter()
+    for m in RETRY.finditer(text.decode(errors="replace")):
+        out[re.sub(r"\d+(\.\d+)?", "N", m.group(1))] += 1
+    return out, start + len(text)
+
+
 def account_states(samples: Samples) -> dict[str, float]:
     return {lab["state"]: v for n, lab, v in samples if n == "mailsync_accounts" and v}
 
@@ -326,6 +352,9 @@ class IdleUp:
     reached: dict[int, float] = field(default_factory=dict)  # percent -> seconds
     states: dict[str, float] = field(default_factory=dict)  # at the end
     connections: float | None = None
+    max_lag_s: float = 0.0  # the fetcher's event loop lag gauge, the highest seen
+    cpu_pct: dict[str, float] = field(default_factory=dict)  # from the first save to idle
+    retries: Counter[str] = field(default_factory=Counter)  # the fetcher's, by reason
 
 
 async def wait_idle(
@@ -341,6 +370,7 @@ async def wait_idle(
         samples = await fetcher.samples(http)
         out.states = account_states(samples)
         out.connections = gauge(samples, "mailsync_imap_connections")
+        out.max_lag_s = max(out.max_lag_s, gauge(samples, "mailsync_event_loop_lag_seconds") or 0)
         idle = out.states.get("idle", 0)
         now = time.monotonic() - began
         for pct in (50, 90, 100):
@@ -502,6 +532,9 @@ class Storm:
     lowest_idle: float | None = None
     most_errors: float = 0.0
     states: dict[str, float] = field(default_factory=dict)
+    max_lag_s: float = 0.0
+    cpu_pct: dict[str, float] = field(default_factory=dict)  # from the restart to back
+    retries: Counter[str] = field(default_factory=Counter)
 
     @property
     def peak(self) -> int:
@@ -514,12 +547,15 @@ async def storm(
     dovecot: DovecotServer,
     n: int,
     timeout_s: float,
+    names: dict[int, str],
 ) -> Storm:
     out = Storm()
     path = dovecot.root / "dovecot.log"
     logins: list[tuple[str, str]] = []
+    _, fetcher_log = retries(fetcher.log, 0)
     with path.open("rb") as f:
         f.seek(0, os.SEEK_END)
+        first = sessions(names)
         began = time.monotonic()
         await asyncio.to_thread(dovecot.restart)
         out.restart_s = time.monotonic() - began
@@ -534,6 +570,9 @@ async def storm(
                     logins.append((m.group(1), m.group(2)))
             samples = await fetcher.samples(http)
             out.states = account_states(samples)
+            out.max_lag_s = max(
+                out.max_lag_s, gauge(samples, "mailsync_event_loop_lag_seconds") or 0
+            )
             idle = out.states.get("idle", 0)
             out.lowest_idle = idle if out.lowest_idle is None else min(out.lowest_idle, idle)
             out.most_errors = max(out.most_errors, out.states.get("error", 0))
@@ -545,6 +584,10 @@ async def storm(
                 log(f"not back after {now:.0f}s: {out.states}")
                 break
             await asyncio.sleep(STORM_POLL_S)
+        out.cpu_pct = cpu_between(first, sessions(names), time.monotonic() - began)
+        # Not Dovecot: the restart replaced its processes, their CPU is not comparable.
+        out.cpu_pct.pop("dovecot", None)
+    out.retries, _ = retries(fetcher.log, fetcher_log)
     out.logins, out.users = len(logins), len({u for _, u in logins})
     by_second = Counter(stamp for stamp, _ in logins)
     out.per_second = [by_second[s] for s in sorted(by_second, key=_stamp_order)]
@@ -554,6 +597,47 @@ async def storm(
 def _stamp_order(stamp: str) -> dt.datetime:
     # Dovecot's default log_timestamp has no year; within one run the order is right.
     return dt.datetime.strptime(f"2000 {stamp}", "%Y %b %d %H:%M:%S")
+
+
+# -- the database at idle -------------------------------------------------------------------
+
+
+@dataclass
+class DbAtIdle:
+    ops_per_s: dict[str, float] = field(default_factory=dict)  # serverStatus opcounters
+    connections: int = 0
+    read_ms: list[float] = field(default_factory=list)  # the bench's own find_one
+    write_ms: list[float] = field(default_factory=list)  # the bench's own update_one
+
+
+async def db_at_idle(settings: CommonSettings, seconds: float) -> DbAtIdle:
+    """What the database serves while every account is idle, over ``seconds``: its
+    operations per second (``serverStatus``), and how long one read and one write of
+    ours take meanwhile (every ``seconds / 20``)."""
+    out = DbAtIdle()
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.require_mongo())
+    try:
+        db = mongo[settings.mongo_database]
+        first = await mongo.admin.command("serverStatus")
+        began = time.monotonic()
+        for i in range(20):
+            await asyncio.sleep(max(0.0, began + i * seconds / 20 - time.monotonic()))
+            t = time.perf_counter()
+            await db["account_states"].find_one({"_id": "scale-user00000"})
+            out.read_ms.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            await db["bench_probe"].update_one({"_id": 1}, {"$inc": {"n": 1}}, upsert=True)
+            out.write_ms.append((time.perf_counter() - t) * 1000)
+        await asyncio.sleep(max(0.0, began + seconds - time.monotonic()))
+        last = await mongo.admin.command("serverStatus")
+        took = time.monotonic() - began
+        out.ops_per_s = {
+            k: (last["opcounters"][k] - first["opcounters"][k]) / took for k in last["opcounters"]
+        }
+        out.connections = int(last["connections"]["current"])
+    finally:
+        await mongo.close()
+    return out
 
 
 # -- Dovecot's side ------------------------------------------------------------------------
@@ -629,6 +713,7 @@ class ScaleRun:
     dovecot_procs: dict[str, int] = field(default_factory=dict)
     cpu_pct: dict[str, float] = field(default_factory=dict)
     window_s: float = 0.0
+    db: DbAtIdle | None = None
     latency: Latency | None = None
     storm: Storm | None = None
     trace: dict[str, Any] | None = None
@@ -701,6 +786,8 @@ async def measure(
             run.load.append(f"{_load()} before the saves")
             log(f"fetcher ready at {run.rss_before_kib / 1024:.0f} MiB RSS; saving {n} accounts")
 
+            names = {p.pid: p.name for p in ours}
+            first = sessions(names)
             began = time.monotonic()
             idle = asyncio.create_task(wait_idle(http, fetcher, n, began, timeout_s, run.up))
             try:
@@ -710,6 +797,8 @@ async def measure(
                 if not idle.done() and run.up.saved_s == 0.0:
                     idle.cancel()
             await idle
+            run.up.cpu_pct = cpu_between(first, sessions(names), time.monotonic() - began)
+            run.up.retries, _ = retries(fetcher.log, 0)
             log(f"all {n} idle {run.up.idle_s:.1f}s after the first save: {run.up.reached}")
             run.load.append(f"{_load()} when all were idle")
             await asyncio.sleep(SETTLE_S)
@@ -718,15 +807,10 @@ async def measure(
             run.dovecot_procs = dovecot_processes()
             log(f"RSS {run.rss_after_kib / 1024:.0f} MiB: {run.kib_per_account:.1f} KiB/account")
 
-            names = {p.pid: p.name for p in ours}
             first, t0 = sessions(names), time.monotonic()
-            await asyncio.sleep(IDLE_WINDOW_S)
-            last, run.window_s = sessions(names), time.monotonic() - t0
-            run.cpu_pct = {
-                name: (last[name].cpu_s - first[name].cpu_s) / run.window_s * 100
-                for name in last
-                if name in first
-            }
+            run.db = await db_at_idle(CommonSettings(**overrides), IDLE_WINDOW_S)
+            run.window_s = time.monotonic() - t0
+            run.cpu_pct = cpu_between(first, sessions(names), run.window_s)
             run.load.append(f"{_load()} after the idle window")
             log(f"CPU at idle, % of a core: { {k: round(v, 1) for k, v in run.cpu_pct.items()} }")
 
@@ -737,7 +821,7 @@ async def measure(
             log(f"{len(lat)} of {DELIVERIES} activities; p50 {_pct(lat, 50):.0f} ms")
 
             run.load.append(f"{_load()} before the restart")
-            run.storm = await storm(http, fetcher, dovecot, n, timeout_s)
+            run.storm = await storm(http, fetcher, dovecot, n, timeout_s, names)
             log(f"back idle after {run.storm.back_s}s; peak {run.storm.peak} logins/s")
             run.load.append(f"{_load()} after the storm")
         except Exception as exc:
@@ -836,8 +920,8 @@ def _pct(values: Sequence[float], q: float) -> float:
     return ordered[int(rank) - 1]
 
 
-def _s(value: float | None, digits: int = 0) -> str:
-    return "—" if value is None else f"{value:,.{digits}f}"
+def _s(value: float | None, digits: int = 0, unit: str = "") -> str:
+    return "—" if value is None else f"{value:,.{digits}f}{unit}"
 
 
 CPU_COLUMNS = ("fetcher", "dedup", "activity-writer", "secantusd-py", KAFKA_CPU_NAME, "dovecot")
@@ -889,10 +973,12 @@ def render(runs: Sequence[ScaleRun]) -> str:
         st = r.storm
         lines.append(
             f"| {r.n:,} | {_s(r.up.saved_s, 1)} | **{_s(r.up.idle_s, 1)}** | "
-            f"**{_s(r.kib_per_account, 1)} KiB** | **{_s(_cpu(r, 'fetcher'), 1)}%** | "
-            f"**{_s(_cpu(r, 'secantusd-py'), 1)}%** | {_s(_cpu(r, KAFKA_CPU_NAME), 1)}% | "
-            f"**{_s(_pct(lat, 50) if lat else None)} / {_s(_pct(lat, 99) if lat else None)} "
-            f"ms** | **{_s(st.back_s if st else None, 1)} s** | {st.peak if st else '—'} |"
+            f"**{_s(r.kib_per_account, 1, ' KiB')}** | **{_s(_cpu(r, 'fetcher'), 1, '%')}** | "
+            f"**{_s(_cpu(r, 'secantusd-py'), 1, '%')}** | "
+            f"{_s(_cpu(r, KAFKA_CPU_NAME), 1, '%')} | "
+            f"**{_s(_pct(lat, 50) if lat else None)} / "
+            f"{_s(_pct(lat, 99) if lat else None, 0, ' ms')}** | "
+            f"**{_s(st.back_s if st else None, 1, ' s')}** | {st.peak if st else '—'} |"
         )
     lines += [
         "",
@@ -953,36 +1039,36 @@ def _goal(runs: Sequence[ScaleRun]) -> list[str]:
         (
             "Fetcher CPU at idle",
             f"< {GOAL_CPU_PCT:.0f}%",
-            f"{_s(_cpu(top, 'fetcher'), 1)}%",
-            f"{_s(f_cpu, 0)}%",
+            _s(_cpu(top, "fetcher"), 1, "%"),
+            _s(f_cpu, 0, "%"),
             verdict(f_cpu, GOAL_CPU_PCT),
         ),
         (
             "Database CPU at idle",
             f"< {GOAL_CPU_PCT:.0f}%",
-            f"{_s(_cpu(top, 'secantusd-py'), 1)}%",
-            f"{_s(db_cpu, 0)}%",
+            _s(_cpu(top, "secantusd-py"), 1, "%"),
+            _s(db_cpu, 0, "%"),
             verdict(db_cpu, GOAL_CPU_PCT),
         ),
         (
             "Delivery → activity p99",
             f"≤ {GOAL_P99_MS:.0f} ms",
-            f"{_s(p99)} ms",
+            _s(p99, 0, " ms"),
             "not extrapolated",
             verdict(p99, GOAL_P99_MS),
         ),
         (
             "Back idle after an IMAP restart",
             f"< {GOAL_BACK_S:.0f} s",
-            f"{_s(backs[-1][1] if backs else None, 1)} s",
-            f"{_s(back, 0)} s",
+            _s(backs[-1][1] if backs else None, 1, " s"),
+            _s(back, 0, " s"),
             verdict(back, GOAL_BACK_S),
         ),
         (
             "All idle after the saves",
             "(no goal)",
-            f"{_s(idles[-1][1] if idles else None, 1)} s",
-            f"{_s(_fit(idles, GOAL_ACCOUNTS), 0)} s",
+            _s(idles[-1][1] if idles else None, 1, " s"),
+            _s(_fit(idles, GOAL_ACCOUNTS), 0, " s"),
             "—",
         ),
     ]
@@ -1009,6 +1095,11 @@ def _details(r: ScaleRun) -> list[str]:
         f"{_s(up.connections)} IMAP sessions open (the fetcher's gauge)."
     )
     out.append(
+        f"- From the first save until all were idle: {_busy(up.cpu_pct)}; the fetcher's "
+        f"event loop up to {up.max_lag_s:.1f} s late (its lag gauge); "
+        f"{_retried(up.retries)}."
+    )
+    out.append(
         f"- Fetcher RSS {r.rss_before_kib / 1024:,.0f} MiB with no account, "
         f"{r.rss_after_kib / 1024:,.0f} MiB with {r.n:,} idle ({SETTLE_S:.0f} s after the "
         f"last became idle). Dovecot's own memory (RSS − shared, all its processes) "
@@ -1017,6 +1108,15 @@ def _details(r: ScaleRun) -> list[str]:
         f"imap-login, holding {r.dovecot_procs.get('inotify', 0)} inotify instances "
         f"({r.inotify})."
     )
+    if r.db is not None:
+        ops = ", ".join(f"{k} {v:.1f}" for k, v in r.db.ops_per_s.items() if v >= 0.05)
+        out.append(
+            f"- The database during the idle window: {ops or 'nothing'} operations/s "
+            f"(`serverStatus`), {r.db.connections} connections; meanwhile a read of ours "
+            f"took p50 {_pct(r.db.read_ms, 50):.0f} / max {max(r.db.read_ms, default=0):.0f} "
+            f"ms, a write p50 {_pct(r.db.write_ms, 50):.0f} / max "
+            f"{max(r.db.write_ms, default=0):.0f} ms (SecantusDB syncs every commit)."
+        )
     lat = r.latency
     if lat is not None:
         act, raw = lat.ms(lat.activity), lat.ms(lat.raw)
@@ -1050,7 +1150,9 @@ def _details(r: ScaleRun) -> list[str]:
             f"- Reconnect storm: Dovecot down and up again in {st.restart_s:.1f} s; "
             f"{st.logins:,} logins by {st.users:,} users until all were back idle "
             f"({_s(st.back_s, 1)} s after the restart began); at most {st.most_errors:.0f} "
-            f"accounts in `error` at once; logins per second: {curve}{more}."
+            f"accounts in `error` at once; logins per second: {curve}{more}. Meanwhile: "
+            f"{_busy(st.cpu_pct)}; the fetcher's loop up to {st.max_lag_s:.1f} s late; "
+            f"{_retried(st.retries)}."
         )
     if r.trace_idle_s is not None:
         out.append(
@@ -1063,6 +1165,20 @@ def _details(r: ScaleRun) -> list[str]:
     if r.error:
         out.append(f"- Error: `{r.error}`")
     return [*out, ""]
+
+
+def _busy(cpu: dict[str, float]) -> str:
+    """CPU of the processes that matter, in % of one core."""
+    named = zip(CPU_COLUMNS, CPU_TITLES, strict=True)
+    shown = [f"{title} {cpu[col]:.0f}%" for col, title in named if col in cpu]
+    return "CPU (% of one core) " + (", ".join(shown) or "—")
+
+
+def _retried(counts: Counter[str]) -> str:
+    if not counts:
+        return "no account retried (the fetcher's log)"
+    top = ", ".join(f"{v} × {k}" for k, v in counts.most_common(3))
+    return f"{sum(counts.values())} account retries in the fetcher's log ({top})"
 
 
 def _memory(r: ScaleRun) -> list[str]:

@@ -205,6 +205,21 @@ protocol lmtp {{
 """
 
 
+def _alive_in_group(group: int) -> bool:
+    """Whether a process of that process group still runs (zombies do not count)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if int(fields[2]) == group and fields[0] != "Z":
+            return True
+    return False
+
+
 class DovecotServer:
     """A Dovecot instance under ``root`` (a directory the mail uid can traverse)."""
 
@@ -276,7 +291,17 @@ class DovecotServer:
     def restart(self, timeout: float = 30) -> None:
         """Stop the server and start it again on the same ports, certificate and mail, as
         an operator restarts it: every session is dropped and every client logs in again."""
+        group = self._proc.pid  # the master leads its own process group
         self._proc.stop()
+        if group is not None:
+            # The master exits before its children: a new one that finds their sockets
+            # still answering refuses to start ("Dovecot is already running?").
+            wait_until(
+                lambda: not _alive_in_group(group),
+                timeout=timeout,
+                what="Dovecot's old processes to exit",
+                log=self.root / "dovecot.log",
+            )
         self._proc.start()
         self._wait_answering(timeout)
 
