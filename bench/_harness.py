@@ -7,7 +7,8 @@ No benchmark imports another's module: what two of them use lives here.
 - the corpus: :func:`build_corpus` (realistic mail, deterministic for a seed),
   :func:`seed_mailbox` (into Dovecot), :func:`prefill` (onto raw-messages, as the
   fetcher publishes it);
-- what is compared with: :func:`imaplib_baseline`;
+- what is compared with: :func:`imaplib_baseline`, :func:`bare_idle` (Dovecot's own
+  IDLE delay);
 - timing services: :class:`TimedService`, :class:`Started`, :class:`Probe`,
   :func:`fetcher_alone`, :func:`server_cpu_seconds`;
 - rendering: :func:`rate`, :func:`steady_rate`.
@@ -23,6 +24,7 @@ import imaplib
 import os
 import random
 import shutil
+import socket
 import ssl
 import tempfile
 import time
@@ -473,6 +475,41 @@ async def fetcher_alone(
     return out
 
 
+# -- Dovecot's own IDLE delay ---------------------------------------------------------
+
+
+def bare_idle(dovecot: DovecotServer, user: MailUser, messages: Sequence[bytes]) -> list[float]:
+    """Dovecot's own IDLE delay: milliseconds from ``deliver()`` returning to ``EXISTS``,
+    seen by a bare client (one IMAPS connection, EXAMINE INBOX, IDLE), one message a
+    second so that no delivery falls in the previous one's notification delay."""
+    assert dovecot.cert is not None
+    tls = ssl.create_default_context(cafile=str(dovecot.cert.cert))
+    raw = socket.create_connection(("127.0.0.1", dovecot.imaps_port), timeout=10)
+    with tls.wrap_socket(raw, server_hostname="127.0.0.1") as conn, conn.makefile("rb") as f:
+
+        def command(tag: str, text: str) -> None:
+            conn.sendall(f"{tag} {text}\r\n".encode())
+            while not (line := f.readline()).startswith((tag.encode(), b"+")):
+                if not line:
+                    raise ConnectionError("IMAP server closed the connection")
+
+        f.readline()  # greeting
+        command("a", f"LOGIN {user.address} {user.password}")
+        command("b", "EXAMINE INBOX")
+        command("c", "IDLE")
+        time.sleep(1.0)
+        out = []
+        for message in messages:
+            dovecot.deliver(user.address, message)
+            returned = time.perf_counter()
+            while b"EXISTS" not in f.readline():
+                pass
+            out.append((time.perf_counter() - returned) * 1000)
+            time.sleep(1.0)
+        conn.sendall(b"DONE\r\nd LOGOUT\r\n")
+    return out
+
+
 # -- CPU accounting -----------------------------------------------------------------------
 
 
@@ -501,9 +538,7 @@ def server_cpu_seconds() -> dict[str, float]:
             ticks = int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
             rows.append((int(entry.name), comm, int(f[1]), int(f[3]), ticks))
     leaders = {
-        pid: _server_name(pid, comm)
-        for pid, comm, ppid, sid, _ in rows
-        if ppid == me and sid == pid
+        pid: server_name(pid, comm) for pid, comm, ppid, sid, _ in rows if ppid == me and sid == pid
     }
     out: dict[str, float] = {}
     for _, _, _, sid, ticks in rows:
@@ -515,7 +550,7 @@ def server_cpu_seconds() -> dict[str, float]:
 KAFKA_CPU_NAME = "kafka (JVM)"
 
 
-def _server_name(pid: int, comm: str) -> str:
+def server_name(pid: int, comm: str) -> str:
     """A server's name in the CPU tables: its command, or ``kafka (JVM)`` for the broker.
 
     The broker is a ``java`` process whose main class is ``kafka.Kafka``

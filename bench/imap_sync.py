@@ -50,8 +50,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
-import ssl
 import subprocess
 import tempfile
 import time
@@ -70,6 +68,7 @@ from bench._harness import (
     Corpus,
     FetchRun,
     Started,
+    bare_idle,
     build_corpus,
     fetcher_alone,
     overrides_for,
@@ -379,38 +378,6 @@ def _deliver(dovecot: DovecotServer, message: bytes) -> tuple[float, float]:
     return time.time(), time.perf_counter() - began
 
 
-def bare_idle(dovecot: DovecotServer, messages: Sequence[bytes]) -> list[float]:
-    """Dovecot's own IDLE delay: milliseconds from ``deliver()`` returning to ``EXISTS``,
-    seen by a bare client (one IMAPS connection, EXAMINE INBOX, IDLE), one message a
-    second so that no delivery falls in the previous one's notification delay."""
-    assert dovecot.cert is not None
-    tls = ssl.create_default_context(cafile=str(dovecot.cert.cert))
-    raw = socket.create_connection(("127.0.0.1", dovecot.imaps_port), timeout=10)
-    with tls.wrap_socket(raw, server_hostname="127.0.0.1") as conn, conn.makefile("rb") as f:
-
-        def command(tag: str, text: str) -> None:
-            conn.sendall(f"{tag} {text}\r\n".encode())
-            while not (line := f.readline()).startswith((tag.encode(), b"+")):
-                if not line:
-                    raise ConnectionError("IMAP server closed the connection")
-
-        f.readline()  # greeting
-        command("a", f"LOGIN {USER.address} {USER.password}")
-        command("b", "EXAMINE INBOX")
-        command("c", "IDLE")
-        time.sleep(1.0)
-        out = []
-        for message in messages:
-            dovecot.deliver(USER.address, message)
-            returned = time.perf_counter()
-            while b"EXISTS" not in f.readline():
-                pass
-            out.append((time.perf_counter() - returned) * 1000)
-            time.sleep(1.0)
-        conn.sendall(b"DONE\r\nd LOGOUT\r\n")
-    return out
-
-
 async def measure_idle(
     overrides: dict[str, Any], dovecot: DovecotServer, corpus: Corpus, timeout_s: float
 ) -> IdleReport:
@@ -419,7 +386,9 @@ async def measure_idle(
     deadline = time.perf_counter() + timeout_s
     # One message first: the INBOX exists, and the fetcher's first sync has one to read.
     dovecot.deliver(USER.address, corpus.messages[0])
-    out.bare_ms = await asyncio.to_thread(bare_idle, dovecot, corpus.messages[1 : 1 + BARE_IDLE])
+    out.bare_ms = await asyncio.to_thread(
+        bare_idle, dovecot, USER, corpus.messages[1 : 1 + BARE_IDLE]
+    )
     log(f"bare IDLE client: EXISTS after {[round(x) for x in out.bare_ms]} ms")
     first_uid = int(dovecot.status(USER.address, "INBOX")["uidnext"])
     await publish_account(CommonSettings(**overrides), dovecot.imaps_port)

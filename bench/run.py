@@ -1,7 +1,8 @@
 """Run every benchmark and record the figures in ``bench/RESULTS.md``.
 
 ``python -m bench.run [--messages N] [--out PATH] [--seed S] [--timeout SECONDS]``
-(``make bench`` runs it with the defaults). Each benchmark owns one ``## `` section of
+(``make bench`` runs it with the defaults); ``--only scale [--accounts N ...]`` runs the
+scale benchmark, which runs only when named. Each benchmark owns one ``## `` section of
 the results file; a run replaces its own section and leaves the others as they are.
 Each section says when, on what machine and with which command its figures were made.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import os
 import platform
 import re
@@ -17,11 +19,11 @@ import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
-from bench import dedup, dedup_bound, imap_sync, parsers, pipeline, sender, writer
+from bench import dedup, dedup_bound, imap_sync, parsers, pipeline, scale, sender, writer
 
 BENCHMARKS = {
     "pipeline": pipeline.BENCHMARK,
@@ -33,6 +35,9 @@ BENCHMARKS = {
     "mbsync": (imap_sync.MBSYNC_HEADING, imap_sync.main_mbsync),
     "idle": (imap_sync.IDLE_HEADING, imap_sync.main_idle),
 }
+# Run only when named (--only scale): about 15 minutes per --accounts value, and it
+# holds thousands of IMAP sessions. Its figures depend on --accounts, not --messages.
+SCALED = {"scale": (scale.HEADING, scale.main)}
 TITLE = (
     "# mailsync benchmarks\n\n"
     "Written by `make bench` (`python -m bench.run`); one section per benchmark.\n"
@@ -129,21 +134,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--timeout", type=float, default=900.0, help="stop and report after this many seconds"
     )
     parser.add_argument(
-        "--only", choices=sorted(BENCHMARKS), action="append", help="run only these benchmarks"
+        "--only",
+        choices=sorted([*BENCHMARKS, *SCALED]),
+        action="append",
+        help="run only these benchmarks (scale runs only when named)",
+    )
+    parser.add_argument(
+        "--accounts",
+        type=int,
+        nargs="+",
+        default=list(scale.DEFAULT_ACCOUNTS),
+        metavar="N",
+        help="scale: the numbers of accounts, each a run of its own (default: 1000 2000)",
     )
     args = parser.parse_args(args_list)
     if args.messages < 1:
         parser.error("--messages must be at least 1")
+    if min(args.accounts) < 1:
+        parser.error("--accounts must be at least 1")
     signal.signal(signal.SIGTERM, _terminate)
 
     facts = machine_facts()
     command = command_line(args_list)
     ok = True
+    jobs: list[tuple[str, str, Callable[[], tuple[str, bool]]]] = []
     for name, (heading, run) in BENCHMARKS.items():
+        jobs.append((name, heading, functools.partial(run, args.messages, args.seed, args.timeout)))
+    for name, (heading, scaled) in SCALED.items():
+        if args.only and name in args.only:
+            jobs.append(
+                (name, heading, functools.partial(scaled, args.accounts, args.seed, args.timeout))
+            )
+    for name, heading, run_it in jobs:
         if args.only and name not in args.only:
             continue
         started = dt.datetime.now(dt.UTC)
-        body, complete = run(args.messages, args.seed, args.timeout)
+        body, complete = run_it()
         ok &= complete
         section = (
             f"{heading}\n\n"

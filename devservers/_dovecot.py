@@ -58,6 +58,44 @@ timeout_msecs = 5000
 """
 
 
+# With ``max_connections`` (bench.scale): IMAP sessions per imap process. One process per
+# session (Dovecot's default) costs a process and an inotify instance each; a few dozen
+# per process is what large installations run. Each process IDLEs its sessions through
+# one inotify instance (fs.inotify.max_user_instances, per mail uid).
+CLIENTS_PER_IMAP_PROCESS = 50
+# Sessions per login process in high-performance mode: each one holds its clients' TLS
+# for the sessions' life (it proxies them to the imap process).
+CLIENTS_PER_LOGIN_PROCESS = 1000
+
+
+def imap_processes(max_connections: int) -> int:
+    """imap processes Dovecot may start for ``max_connections`` sessions (some spare, as
+    sessions of a dropped client linger a moment)."""
+    return -(-max_connections // CLIENTS_PER_IMAP_PROCESS) + 10
+
+
+def _many_connections(max_connections: int) -> tuple[str, str]:
+    """The imap-login service's extra settings and the imap service, for that many
+    sessions at once."""
+    login_processes = -(-max_connections // CLIENTS_PER_LOGIN_PROCESS) + 2
+    login = f"""  service_count = 0
+  client_limit = {CLIENTS_PER_LOGIN_PROCESS}
+  process_min_avail = 2
+  process_limit = {login_processes}
+  vsz_limit = 1G
+"""
+    # service_count 0: an imap process serves clients until it is stopped (Dovecot's
+    # default of 1 ends it after its first client, whatever client_limit says).
+    imap = f"""service imap {{
+  service_count = 0
+  client_limit = {CLIENTS_PER_IMAP_PROCESS}
+  process_limit = {imap_processes(max_connections)}
+  vsz_limit = 1G
+}}
+"""
+    return login, imap
+
+
 def _config(
     root: Path,
     cert: SelfSignedCert,
@@ -65,6 +103,7 @@ def _config(
     imaps: int,
     lmtp: int,
     oauth2: Path | None = None,
+    max_connections: int | None = None,
 ) -> str:
     if os.geteuid() == 0:
         # Dovecot refuses mail access as root; Debian's `mail` user owns the Maildirs.
@@ -87,6 +126,13 @@ def _config(
     # Each passdb sees only its own mechanisms: a token is never compared to a password.
     password_mechanisms = "  mechanisms = plain login\n" if oauth2 is not None else ""
     mechanisms = "plain login" + (" xoauth2 oauthbearer" if oauth2 is not None else "")
+    login_service, imap_service = "  process_min_avail = 1\n", ""
+    # "OK Still here" to every IDLE client: each second in tests, Dovecot's 2 minutes
+    # when many clients are idle (a second each would be thousands of lines a second).
+    keepalive = "1 secs"
+    if max_connections is not None:
+        login_service, imap_service = _many_connections(max_connections)
+        keepalive = "2 mins"
     return f"""
 base_dir = {root}/run
 state_dir = {root}/state
@@ -127,8 +173,8 @@ service imap-login {{
     port = {imaps}
     ssl = yes
   }}
-  process_min_avail = 1
-}}
+{login_service}}}
+{imap_service}
 # Every test user logs in from 127.0.0.1: Dovecot's per-IP authentication penalty
 # (up to 15 s per login after failures, for everyone on that IP) would make one test's
 # wrong password slow down all the others. A failed login still waits its 2 s.
@@ -150,7 +196,7 @@ namespace inbox {{
 }}
 protocol imap {{
   mail_max_userip_connections = 200
-  imap_idle_notify_interval = 1 secs
+  imap_idle_notify_interval = {keepalive}
 }}
 protocol lmtp {{
   # Deliver to the mailbox user even when the RCPT names it by full address.
@@ -159,10 +205,34 @@ protocol lmtp {{
 """
 
 
+def _alive_in_group(group: int) -> bool:
+    """Whether a process of that process group still runs (zombies do not count)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if int(fields[2]) == group and fields[0] != "Z":
+            return True
+    return False
+
+
 class DovecotServer:
     """A Dovecot instance under ``root`` (a directory the mail uid can traverse)."""
 
-    def __init__(self, root: Path | None = None, *, oauth2_introspection_url: str | None = None):
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        oauth2_introspection_url: str | None = None,
+        max_connections: int | None = None,
+    ):
+        """``max_connections``: IMAP sessions it must hold at once (bench.scale); it then
+        runs several per imap process and its login processes in high-performance mode.
+        None: Dovecot's defaults (a process per session), plenty for tests."""
         if root is None:
             # Not under pytest's 0700 tmp dirs: the Maildir belongs to the mail uid.
             root = Path(tempfile.mkdtemp(prefix="mailsync-dovecot-"))
@@ -175,6 +245,7 @@ class DovecotServer:
         self.users_file = root / "users"
         self.cert: SelfSignedCert | None = None
         self.oauth2_introspection_url = oauth2_introspection_url
+        self.max_connections = max_connections
         self._proc = ChildProcess(
             "dovecot", ["dovecot", "-F", "-c", str(self.config)], root / "dovecot.stdout.log"
         )
@@ -194,17 +265,45 @@ class DovecotServer:
             oauth2 = self.root / "dovecot-oauth2.conf.ext"
             oauth2.write_text(_oauth2_config(self.oauth2_introspection_url))
         self.config.write_text(
-            _config(self.root, self.cert, self.imap_port, self.imaps_port, self.lmtp_port, oauth2)
+            _config(
+                self.root,
+                self.cert,
+                self.imap_port,
+                self.imaps_port,
+                self.lmtp_port,
+                oauth2,
+                self.max_connections,
+            )
         )
         self.users_file.touch()
         self._proc.start()
+        self._wait_answering(timeout)
+        return self
+
+    def _wait_answering(self, timeout: float) -> None:
         wait_until(
             port_answers(self.imap_port, b"* OK [CAPABILITY"),
             timeout=timeout,
             what="Dovecot",
             log=self.root / "dovecot.log",
         )
-        return self
+
+    def restart(self, timeout: float = 30) -> None:
+        """Stop the server and start it again on the same ports, certificate and mail, as
+        an operator restarts it: every session is dropped and every client logs in again."""
+        group = self._proc.pid  # the master leads its own process group
+        self._proc.stop()
+        if group is not None:
+            # The master exits before its children: a new one that finds their sockets
+            # still answering refuses to start ("Dovecot is already running?").
+            wait_until(
+                lambda: not _alive_in_group(group),
+                timeout=timeout,
+                what="Dovecot's old processes to exit",
+                log=self.root / "dovecot.log",
+            )
+        self._proc.start()
+        self._wait_answering(timeout)
 
     def stop(self) -> None:
         self._proc.stop()
@@ -240,6 +339,24 @@ class DovecotServer:
             log=self.root / "dovecot.log",
         )
         return MailUser(address, password)
+
+    def add_users(self, users: Iterable[MailUser]) -> None:
+        """Create many mailbox users at once (one wait for Dovecot to re-read the file)."""
+        lines, last = [], None
+        for user in users:
+            if ":" in user.address + user.password or "\n" in user.address + user.password:
+                raise ValueError("passwd-file fields cannot hold ':' or newlines")
+            lines.append(f"{user.address}:{{PLAIN}}{user.password}::::::\n")
+            last = user.address
+        with self.users_file.open("a") as f:
+            f.writelines(lines)
+        if last is not None:
+            wait_until(
+                lambda: self._known(last),
+                timeout=10,
+                what=f"Dovecot user {last}",
+                log=self.root / "dovecot.log",
+            )
 
     def _known(self, address: str) -> bool:
         done = subprocess.run(

@@ -91,6 +91,11 @@ class ChildProcess:
                 start_new_session=True,
             )
 
+    @property
+    def pid(self) -> int | None:
+        """The process's id while it runs (setpriv execs the server: the same process)."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
     def send_signal(self, sig: int) -> None:
         assert self._proc is not None, f"{self.name} is not running"
         self._proc.send_signal(sig)

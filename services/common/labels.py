@@ -3,7 +3,8 @@
 Every distinct label value is a time series in Prometheus. Account ids and folder
 names come from configuration and user data, so their number is not ours to choose:
 the first ``limit`` distinct values keep their own series and every later one is
-counted under ``OTHER``. An operator who sees ``_other`` raises the limit.
+counted under ``OTHER``. An operator who sees ``_other`` raises the limit. Account ids
+are labels only with ``MAILSYNC_METRICS_PER_ACCOUNT=true`` (see :mod:`.metrics`).
 """
 
 from __future__ import annotations

@@ -5,8 +5,14 @@ alert rules in ``deploy/`` may use only the names defined here (a test checks it
 Services call the small helpers below at their thin I/O points, never the metric
 objects' internals, so label sets stay the same everywhere.
 
-``account`` and ``folder`` label values are bounded (:mod:`.labels`); histograms carry
-no account label at all (a series per bucket per account would be too many).
+Per-account series are off by default (``MAILSYNC_METRICS_PER_ACCOUNT``, applied by
+:func:`configure` when a process starts): at 10,000 accounts a series per account and
+folder and metric is more than a Prometheus should hold for one service, so the counters
+are summed over accounts and only ``mailsync_accounts{state}`` says how many are in
+which state (which ones: the ``account_states`` collection, ``mailsync accounts list``).
+A small installation turns them on; then ``account`` and ``folder`` label values are
+bounded (:mod:`.labels`). Histograms never carry an account label (a series per bucket
+per account would be too many).
 
 Conventions that keep queries and alerts right:
 
@@ -25,8 +31,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
+from typing import TypeVar
 
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.metrics import MetricWrapperBase
 
 from schemas.mailbox_state import AccountStatus
 from services.common.labels import OTHER, LabelBudget
@@ -44,31 +52,79 @@ folder_label = LabelBudget(MAX_FOLDERS)
 LATENCY_BUCKETS = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600)
 SEND_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
-MESSAGES_FETCHED = Counter(
-    "mailsync_messages_fetched",
-    "Messages fetched from IMAP (BODY.PEEK[]) by the fetcher.",
-    ["account", "folder"],
-)
-MESSAGES_PUBLISHED = Counter(
-    "mailsync_messages_published",
-    "Fetched messages acknowledged by Kafka (acks=all) on the raw-messages topic.",
-    ["account", "folder"],
-)
-SIGHTINGS_WRITTEN = Counter(
-    "mailsync_sightings_written",
-    "Sightings (IMAP messages) newly stored in the activities collection by the writer; "
-    "a replay of a stored one is not counted.",
-    ["account", "folder"],
-)
-ACTIVITIES_CREATED = Counter(
-    "mailsync_activities_created",
-    "Activity documents created by the writer, by the account of their first sighting.",
-    ["account"],
-)
-DUPLICATES_LINKED = Counter(
-    "mailsync_duplicates_linked",
-    "Sightings dedup found to be another sighting of a known message.",
-    ["account"],
+# Whether the families below name the account (MAILSYNC_METRICS_PER_ACCOUNT): set by
+# configure() when the process starts, before any service counts anything.
+_per_account = False
+
+
+def _by_account(*labels: str) -> list[str]:
+    """``labels``, with ``account`` first when per-account series are on."""
+    return ["account", *labels] if _per_account else list(labels)
+
+
+def _account_families() -> tuple[Counter, Counter, Counter, Counter, Counter, Counter, Counter]:
+    """The counters that have an ``account`` label when per-account series are on."""
+    return (
+        Counter(
+            "mailsync_messages_fetched",
+            "Messages fetched from IMAP (BODY.PEEK[]) by the fetcher.",
+            _by_account("folder"),
+        ),
+        Counter(
+            "mailsync_messages_published",
+            "Fetched messages acknowledged by Kafka (acks=all) on the raw-messages topic.",
+            _by_account("folder"),
+        ),
+        Counter(
+            "mailsync_sightings_written",
+            "Sightings (IMAP messages) newly stored in the activities collection by the "
+            "writer; a replay of a stored one is not counted.",
+            _by_account("folder"),
+        ),
+        Counter(
+            "mailsync_activities_created",
+            "Activity documents created by the writer (per account: that of their first sighting).",
+            _by_account(),
+        ),
+        Counter(
+            "mailsync_duplicates_linked",
+            "Sightings dedup found to be another sighting of a known message.",
+            _by_account(),
+        ),
+        Counter(
+            "mailsync_messages_sent",
+            "Send requests handled by the sender, by outcome (sent, failed, rejected...).",
+            _by_account("outcome"),
+        ),
+        Counter(
+            "mailsync_sent_filed",
+            "Sent messages filed (IMAP APPEND) in the account's Sent folder.",
+            _by_account(),
+        ),
+    )
+
+
+(
+    MESSAGES_FETCHED,
+    MESSAGES_PUBLISHED,
+    SIGHTINGS_WRITTEN,
+    ACTIVITIES_CREATED,
+    DUPLICATES_LINKED,
+    MESSAGES_SENT,
+    SENT_FILED,
+) = _account_families()
+# The families whose label names depend on the setting, by name (bench/tests read it).
+PER_ACCOUNT = frozenset(
+    f._name
+    for f in (
+        MESSAGES_FETCHED,
+        MESSAGES_PUBLISHED,
+        SIGHTINGS_WRITTEN,
+        ACTIVITIES_CREATED,
+        DUPLICATES_LINKED,
+        MESSAGES_SENT,
+        SENT_FILED,
+    )
 )
 DEAD_LETTERS = Counter(
     "mailsync_dead_letters",
@@ -79,16 +135,6 @@ ERRORS = Counter(
     "mailsync_errors",
     "Failures handled by a component (retried, isolated or dead-lettered), by exception class.",
     ["component", "error"],
-)
-MESSAGES_SENT = Counter(
-    "mailsync_messages_sent",
-    "Send requests handled by the sender, by outcome (sent, failed, rejected...).",
-    ["account", "outcome"],
-)
-SENT_FILED = Counter(
-    "mailsync_sent_filed",
-    "Sent messages filed (IMAP APPEND) in the account's Sent folder.",
-    ["account"],
 )
 SEND_LATENCY = Histogram(
     "mailsync_send_latency_seconds",
@@ -122,7 +168,8 @@ IMAP_CONNECTIONS = Gauge(
 )
 ACCOUNT_STATUS = Gauge(
     "mailsync_account_status",
-    "1 for the account's current status in this fetcher (auth_failed, idle, ...).",
+    "1 for the account's current status in this fetcher (auth_failed, idle, ...); only "
+    "with per-account series on.",
     ["account", "status"],
 )
 EVENT_LOOP_LAG = Gauge(
@@ -134,7 +181,7 @@ READY = Gauge(
     "1 when every service of the process has started and its dependencies answer.",
 )
 
-_status: dict[str, str] = {}
+_status: dict[str, str] = {}  # every account's status, per-account series or not
 
 # What each component can report, so its series exist (at 0) from the start.
 DEAD_LETTER_STAGES = {
@@ -144,7 +191,54 @@ DEAD_LETTER_STAGES = {
 }
 SEND_OUTCOMES = ["sent", "failed", "deferred", "refused", "unknown"]
 _RUN_STATES = [s.value for s in AccountStatus if s is not AccountStatus.NOT_RUNNING]
-_send_accounts: set[str] = set()
+_send_accounts: set[tuple[str, ...]] = set()  # label values whose outcomes exist
+
+_M = TypeVar("_M", bound=MetricWrapperBase)
+
+
+def configure(*, per_account: bool) -> None:
+    """Per-account series on or off (``MAILSYNC_METRICS_PER_ACCOUNT``), once, before the
+    process's services start: the families that may name the account are defined again
+    with or without the label (a family's label names are fixed when it is made)."""
+    global _per_account, MESSAGES_FETCHED, MESSAGES_PUBLISHED, SIGHTINGS_WRITTEN
+    global ACTIVITIES_CREATED, DUPLICATES_LINKED, MESSAGES_SENT, SENT_FILED
+    if per_account == _per_account:
+        return
+    for family in (
+        MESSAGES_FETCHED,
+        MESSAGES_PUBLISHED,
+        SIGHTINGS_WRITTEN,
+        ACTIVITIES_CREATED,
+        DUPLICATES_LINKED,
+        MESSAGES_SENT,
+        SENT_FILED,
+    ):
+        REGISTRY.unregister(family)
+    _per_account = per_account
+    (
+        MESSAGES_FETCHED,
+        MESSAGES_PUBLISHED,
+        SIGHTINGS_WRITTEN,
+        ACTIVITIES_CREATED,
+        DUPLICATES_LINKED,
+        MESSAGES_SENT,
+        SENT_FILED,
+    ) = _account_families()
+    _send_accounts.clear()
+    ACCOUNT_STATUS.clear()
+    if per_account:  # accounts already running (none when called at start) keep theirs
+        for account_id, status in _status.items():
+            ACCOUNT_STATUS.labels(account_label(account_id), status).set(1)
+
+
+def _account(account_id: str) -> tuple[str, ...]:
+    """The account's label value, or none when per-account series are off."""
+    return (account_label(account_id),) if _per_account else ()
+
+
+def _child(family: _M, *labels: str) -> _M:
+    """The family's series of ``labels``; the family itself when it has no labels."""
+    return family.labels(*labels) if labels else family
 
 
 def initialise(components: Iterable[str]) -> None:
@@ -155,26 +249,28 @@ def initialise(components: Iterable[str]) -> None:
         if component == "fetcher":
             for state in _RUN_STATES:
                 ACCOUNTS.labels(state)
+        if component == "sender" and not _per_account:
+            _send_outcomes(())
 
 
 def fetched(account_id: str, folder: str, n: int) -> None:
-    MESSAGES_FETCHED.labels(account_label(account_id), folder_label(folder)).inc(n)
+    MESSAGES_FETCHED.labels(*_account(account_id), folder_label(folder)).inc(n)
 
 
 def published(account_id: str, folder: str, n: int) -> None:
-    MESSAGES_PUBLISHED.labels(account_label(account_id), folder_label(folder)).inc(n)
+    MESSAGES_PUBLISHED.labels(*_account(account_id), folder_label(folder)).inc(n)
 
 
 def sighting_written(account_id: str, folder: str) -> None:
-    SIGHTINGS_WRITTEN.labels(account_label(account_id), folder_label(folder)).inc()
+    SIGHTINGS_WRITTEN.labels(*_account(account_id), folder_label(folder)).inc()
 
 
 def activity_created(account_id: str) -> None:
-    ACTIVITIES_CREATED.labels(account_label(account_id)).inc()
+    _child(ACTIVITIES_CREATED, *_account(account_id)).inc()
 
 
 def duplicate_linked(account_id: str) -> None:
-    DUPLICATES_LINKED.labels(account_label(account_id)).inc()
+    _child(DUPLICATES_LINKED, *_account(account_id)).inc()
 
 
 def dead_lettered(stage: str) -> None:
@@ -187,20 +283,25 @@ def error(component: str, exc: BaseException) -> None:
 
 def sent(account_id: str, outcome: str, latency_s: float | None = None) -> None:
     """A send request's outcome; ``latency_s`` when the SMTP server accepted it."""
-    label = account_label(account_id)
-    if label not in _send_accounts:
-        # Every outcome of the account from its first request on: a failure after
-        # that first request increments a series that already exists (at 0).
-        _send_accounts.add(label)
-        for other in SEND_OUTCOMES:
-            MESSAGES_SENT.labels(label, other)
-    MESSAGES_SENT.labels(label, outcome).inc()
+    label = _account(account_id)
+    _send_outcomes(label)
+    MESSAGES_SENT.labels(*label, outcome).inc()
     if latency_s is not None:
         SEND_LATENCY.observe(max(latency_s, 0.0))
 
 
+def _send_outcomes(label: tuple[str, ...]) -> None:
+    """Every outcome's series (of the account, with per-account series) at 0 from the
+    first request on (from the start without them): a failure after it increments a
+    series that already exists."""
+    if label not in _send_accounts:
+        _send_accounts.add(label)
+        for outcome in SEND_OUTCOMES:
+            MESSAGES_SENT.labels(*label, outcome)
+
+
 def filed(account_id: str) -> None:
-    SENT_FILED.labels(account_label(account_id)).inc()
+    _child(SENT_FILED, *_account(account_id)).inc()
 
 
 def latencies(ingest_s: float | None, pipeline_s: float | None) -> None:
@@ -211,15 +312,16 @@ def latencies(ingest_s: float | None, pipeline_s: float | None) -> None:
 
 
 def account_status(account_id: str, status: str) -> None:
-    """The account's status changed: one ``1`` series per account, and the state counts."""
+    """The account's status changed: the state counts, and with per-account series one
+    ``1`` series per account."""
     previous = _status.get(account_id)
     if previous == status:
         return
     _status[account_id] = status
-    label = account_label(account_id)
     if previous is not None:
-        _drop_status(label, previous)
-    ACCOUNT_STATUS.labels(label, status).set(1)
+        _drop_status(account_id, previous)
+    if _per_account:
+        ACCOUNT_STATUS.labels(account_label(account_id), status).set(1)
     ACCOUNTS.labels(status).inc()
 
 
@@ -227,7 +329,7 @@ def forget_account(account_id: str) -> None:
     """The account left this fetcher (deleted, or moved to another replica)."""
     previous = _status.pop(account_id, None)
     if previous is not None:
-        _drop_status(account_label(account_id), previous)
+        _drop_status(account_id, previous)
 
 
 def imap_connected() -> None:
@@ -238,8 +340,11 @@ def imap_disconnected() -> None:
     IMAP_CONNECTIONS.dec()
 
 
-def _drop_status(label: str, status: str) -> None:
+def _drop_status(account_id: str, status: str) -> None:
     ACCOUNTS.labels(status).dec()
+    if not _per_account:
+        return
+    label = account_label(account_id)
     # Accounts beyond the budget share "_other": keep its series while one is left there.
     if label == OTHER and any(
         account_label(a) == OTHER and s == status for a, s in _status.items()

@@ -37,6 +37,7 @@ async def run_process(
     on_listening: Callable[[HealthServer], None] | None = None,
 ) -> None:
     """Run ``services`` until ``stop``; ``local``: a busy metrics port is not fatal."""
+    metrics.configure(per_account=settings.metrics_per_account)
     metrics.initialise(s.name for s in services)
     groups = [g for s in services if isinstance(s, Consumes) for g in s.consumer_groups()]
     monitors: list[Service] = [LagMonitor(settings, groups)] if groups else []

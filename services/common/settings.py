@@ -59,6 +59,12 @@ class CommonSettings(KafkaSettings):
     metrics_port: int = Field(
         default=9100, ge=0, le=65535, description="Port of /metrics, /livez, /readyz; 0: any."
     )
+    metrics_per_account: bool = Field(
+        default=False,
+        description="A series per account (label `account`) in the counters and "
+        "mailsync_account_status: for small installations. Off, the counters are summed "
+        "over accounts: 10,000 accounts would be hundreds of thousands of series.",
+    )
     lag_interval_s: float = Field(
         default=15.0, gt=0, description="How often consumer lag is read from the broker."
     )

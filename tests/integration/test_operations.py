@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from devservers.corpus import build
 from schemas.account import EncryptedSecret
 from services.cli import SERVICES
+from services.common import metrics
 from services.common.health import HealthServer
 from services.common.logs import JsonFormatter
 from services.common.process import run_process
@@ -87,7 +88,13 @@ async def test_metrics_health_and_logs_of_a_running_pipeline(
     mail = build(random.Random(8), CUSTOMER, [("Ops", good_user.address)], date=now)
     smtp_send(env, CUSTOMER[1], [good_user.address], mail.message)
 
-    overrides = {**env.overrides, "metrics_host": "127.0.0.1", "metrics_port": 0}
+    # Per-account series on, as a small installation has them: the account's own.
+    overrides = {
+        **env.overrides,
+        "metrics_host": "127.0.0.1",
+        "metrics_port": 0,
+        "metrics_per_account": True,
+    }
     settings = CommonSettings(**overrides)
     services = [make(overrides) for make in SERVICES.values()]
     stop = asyncio.Event()
@@ -185,6 +192,7 @@ async def test_metrics_health_and_logs_of_a_running_pipeline(
     finally:
         stop.set()
         await asyncio.wait_for(process, 60)
+        metrics.configure(per_account=False)  # the default, for the tests after this one
 
     lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
     assert lines and all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
@@ -202,6 +210,53 @@ async def test_metrics_health_and_logs_of_a_running_pipeline(
         env.overrides["secret_key"].get_secret_value(),
     ):
         assert secret not in text
+
+
+async def test_no_series_names_an_account_by_default(env: Env) -> None:
+    """MAILSYNC_METRICS_PER_ACCOUNT unset: after a sync, /metrics counts the message and
+    the account's state, and no series has an ``account`` label."""
+    user = env.mail_user("opsoff")
+    account = env.account(user, account_id=f"opsoff-{env.overrides['mongo_database']}")
+    await env.publish_accounts(account)
+    now = dt.datetime.now(dt.UTC)
+    mail = build(random.Random(9), CUSTOMER, [("Ops", user.address)], date=now)
+    smtp_send(env, CUSTOMER[1], [user.address], mail.message)
+
+    overrides = {**env.overrides, "metrics_host": "127.0.0.1", "metrics_port": 0}
+    settings = CommonSettings(**overrides)
+    assert not settings.metrics_per_account
+    ingest = ("fetcher", "dedup", "activity-writer")
+    services = [SERVICES[name](overrides) for name in ingest]
+    stop = asyncio.Event()
+    listening: asyncio.Future[HealthServer] = asyncio.get_running_loop().create_future()
+    process = asyncio.create_task(
+        run_process(services, settings, stop, on_listening=listening.set_result)
+    )
+    try:
+        health = await asyncio.wait_for(listening, 30)
+        base = f"http://127.0.0.1:{health.port}"
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            # Other tests of this process may have counted before: from here on.
+            before = await scrape(http, base)
+            written_before = value(before, "mailsync_sightings_written_total", folder="INBOX")
+
+            async def synced() -> Samples | None:
+                assert not process.done(), process
+                samples = await scrape(http, base)
+                written = value(samples, "mailsync_sightings_written_total", folder="INBOX")
+                idle = value(samples, "mailsync_accounts", state="idle") or 0
+                if written == (written_before or 0) + 1 and idle >= 1:
+                    return samples
+                return None
+
+            samples = await eventually(synced, timeout=120, what="the activity written")
+            assert (value(samples, "mailsync_messages_fetched_total", folder="INBOX") or 0) >= 1
+            assert (value(samples, "mailsync_activities_created_total") or 0) >= 1
+            named = [(n, dict(labels)) for n, labels in samples if "account" in dict(labels)]
+            assert named == []
+    finally:
+        stop.set()
+        await asyncio.wait_for(process, 60)
 
 
 def topic_of(env: Env, name: str) -> str:

@@ -1082,12 +1082,15 @@ def test_each_service_has_a_network_policy_with_what_it_needs_and_no_more(
 
 
 def _metric_labels() -> dict[str, set[str]]:
-    """Every sample name /metrics can show -> its label names."""
+    """Every sample name /metrics can show -> its label names, ``account`` included
+    where MAILSYNC_METRICS_PER_ACCOUNT=true adds it."""
     out: dict[str, set[str]] = {}
     for obj in vars(metrics).values():
         if not isinstance(obj, MetricWrapperBase):
             continue
         name, labels = obj._name, set(obj._labelnames)
+        if name in metrics.PER_ACCOUNT:
+            labels.add("account")
         kind = obj._type
         suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}.get(
             kind or "", [""]
@@ -1122,7 +1125,8 @@ def test_dashboard_and_alerts_use_only_metrics_that_exist() -> None:
         used |= names
         allowed = set().union(*(known[n] for n in names)) | target_labels
         for selector in re.findall(r"\bmailsync_[a-z_]+\{([^}]*)\}", expr):
-            assert {m.split("=")[0].strip() for m in selector.split(",")} <= allowed, expr
+            matched = {re.split(r"[!=]", m)[0].strip() for m in selector.split(",")}
+            assert matched <= allowed, expr
         for group in re.findall(r"\bby \(([^)]*)\)", expr):
             assert {g.strip() for g in group.split(",")} <= allowed, expr
     alerts = {
@@ -1152,6 +1156,28 @@ def test_dashboard_and_alerts_use_only_metrics_that_exist() -> None:
     assert defined <= families
 
 
+def test_dashboard_draws_with_per_account_series_off() -> None:
+    """Per-account series are off by default (MAILSYNC_METRICS_PER_ACCOUNT): every panel
+    has a query that needs no account label, but the table that can only list accounts,
+    which says where to find them instead."""
+    dashboard = json.loads((DEPLOY / "base/dashboards/mailsync.json").read_text())
+
+    def needs_account(expr: str) -> bool:
+        return bool(
+            re.search(r"\bby \([^)]*\baccount\b", expr)
+            or re.search(r"\baccount\s*!?=", expr)
+            or "mailsync_account_status" in expr
+        )
+
+    listing = []
+    for panel in dashboard["panels"]:
+        if all(needs_account(t["expr"]) for t in panel["targets"]):
+            listing.append(panel["title"])
+            assert "MAILSYNC_METRICS_PER_ACCOUNT" in panel["description"], panel["title"]
+            assert "mailsync accounts list" in panel["description"], panel["title"]
+    assert listing == ["Accounts in auth_failed (per-account series only)"]
+
+
 RUNBOOK = ROOT / "docs" / "runbook.md"
 RUNBOOK_URL = "https://github.com/example/mailsync/blob/main/docs/runbook.md#"
 
@@ -1178,7 +1204,8 @@ def test_every_alert_has_a_runbook_section_that_exists() -> None:
     assert 'outcome=~"failed|deferred"' in exprs["MailsyncSendsFailing"]
     assert "mailsync_dead_letters_total" in exprs["MailsyncDeadLetters"]
     assert "mailsync_consumer_lag" in exprs["MailsyncConsumerLagGrowing"]
-    assert 'status="auth_failed"' in exprs["MailsyncAccountAuthFailed"]
+    # By state: it must fire with per-account series off (the default) too.
+    assert 'mailsync_accounts{state="auth_failed"}' in exprs["MailsyncAccountAuthFailed"]
     # absent() for every Service Prometheus scrapes (the job is the Service's name), and
     # `up == 0` selects all of them.
     absent = set(re.findall(r'absent\(up\{job="([^"]+)"\}\)', exprs["MailsyncTargetAbsent"]))

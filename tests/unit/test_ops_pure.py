@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import sys
+from collections.abc import Iterator
 
 import pytest
 from prometheus_client import REGISTRY
@@ -21,6 +22,7 @@ from services.common.logs import (
     register_secret,
 )
 from services.common.readiness import readiness
+from services.common.settings import CommonSettings
 
 T0 = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
 
@@ -101,7 +103,77 @@ def _sample(name: str, **labels: str) -> float | None:
     return REGISTRY.get_sample_value(name, labels)
 
 
-def test_account_status_keeps_one_series_per_account_and_counts_states() -> None:
+@pytest.fixture
+def per_account() -> Iterator[None]:
+    """MAILSYNC_METRICS_PER_ACCOUNT=true for one test; back to the default after it."""
+    metrics.configure(per_account=True)
+    try:
+        yield
+    finally:
+        metrics.configure(per_account=False)
+
+
+def _account_labelled() -> list[str]:
+    return [
+        f"{s.name}{s.labels}"
+        for family in REGISTRY.collect()
+        for s in family.samples
+        if "account" in s.labels
+    ]
+
+
+def _count_one_of_each(account_id: str) -> None:
+    """What every service reports of one account: a sync, a write, a send, a status."""
+    metrics.fetched(account_id, "INBOX", 2)
+    metrics.published(account_id, "INBOX", 2)
+    metrics.sighting_written(account_id, "INBOX")
+    metrics.activity_created(account_id)
+    metrics.duplicate_linked(account_id)
+    metrics.sent(account_id, "sent", 0.5)
+    metrics.filed(account_id)
+    metrics.account_status(account_id, "idle")
+
+
+def test_no_account_label_by_default_and_the_counters_are_summed() -> None:
+    assert CommonSettings.model_fields["metrics_per_account"].default is False
+    metrics.configure(per_account=False)  # as run_process does with the default
+    metrics.initialise(["fetcher", "sender"])
+    before = _sample("mailsync_messages_fetched_total", folder="INBOX") or 0.0
+    created = _sample("mailsync_activities_created_total") or 0.0
+    # The sender's outcomes exist at 0 from the start, not from a first request.
+    assert _sample("mailsync_messages_sent_total", outcome="failed") is not None
+    for account_id in ("summed-a", "summed-b"):
+        _count_one_of_each(account_id)
+    assert _account_labelled() == []
+    assert _sample("mailsync_messages_fetched_total", folder="INBOX") == before + 4
+    assert _sample("mailsync_activities_created_total") == created + 2
+    assert (_sample("mailsync_accounts", state="idle") or 0) >= 2
+    for account_id in ("summed-a", "summed-b"):
+        metrics.forget_account(account_id)
+
+
+def test_per_account_series_when_turned_on(per_account: None) -> None:
+    _count_one_of_each("labelled-a")
+    labels = {"account": "labelled-a", "folder": "INBOX"}
+    assert _sample("mailsync_messages_fetched_total", **labels) == 2
+    assert _sample("mailsync_sightings_written_total", **labels) == 1
+    assert _sample("mailsync_sent_filed_total", account="labelled-a") == 1
+    assert _sample("mailsync_account_status", account="labelled-a", status="idle") == 1
+    names = {n.split("{")[0] for n in _account_labelled()}
+    assert names == {
+        *(f"{name}_total" for name in metrics.PER_ACCOUNT),
+        "mailsync_account_status",
+    }
+    # Turned off again (a test's end): the series go, the state counts stay.
+    metrics.configure(per_account=False)
+    assert _account_labelled() == []
+    assert (_sample("mailsync_accounts", state="idle") or 0) >= 1
+    metrics.forget_account("labelled-a")
+
+
+def test_account_status_keeps_one_series_per_account_and_counts_states(
+    per_account: None,
+) -> None:
     acc = "status-test-account"
     idle_before = _sample("mailsync_accounts", state="idle") or 0.0
     metrics.account_status(acc, "connecting")
@@ -115,7 +187,7 @@ def test_account_status_keeps_one_series_per_account_and_counts_states() -> None
     assert _sample("mailsync_accounts", state="idle") == idle_before
 
 
-def test_alerted_counters_exist_at_zero_and_no_created_series() -> None:
+def test_alerted_counters_exist_at_zero_and_no_created_series(per_account: None) -> None:
     metrics.initialise(["dedup", "activity-writer", "sender", "fetcher"])
     for stage in ("dedup.tag", "activity_writer", "sender"):
         assert _sample("mailsync_dead_letters_total", stage=stage) is not None
