@@ -231,6 +231,11 @@ def configure(*, per_account: bool) -> None:
             ACCOUNT_STATUS.labels(account_label(account_id), status).set(1)
 
 
+def per_account() -> bool:
+    """Whether the account-naming families carry the ``account`` label now."""
+    return _per_account
+
+
 def _account(account_id: str) -> tuple[str, ...]:
     """The account's label value, or none when per-account series are off."""
     return (account_label(account_id),) if _per_account else ()
