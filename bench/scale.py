@@ -117,6 +117,9 @@ IDLE_WINDOW_S = 60.0
 DELIVERIES = 100
 SPACING_S = 0.5
 ACTIVITY_POLL_S = 0.1
+# After the last delivery, how long the missing activities are waited for at most: a
+# message the fetcher missed would otherwise hold the run until --timeout.
+LAST_ACTIVITY_WAIT_S = 300.0
 BARE_IDLE = 5
 READY_TIMEOUT_S = 180.0
 SNAPSHOT_TIMEOUT_S = 900.0
@@ -815,7 +818,12 @@ async def measure(
             log(f"CPU at idle, % of a core: { {k: round(v, 1) for k, v in run.cpu_pct.items()} }")
 
             run.latency = await deliveries(
-                overrides, dovecot, people, floor_user, random.Random(seed), timeout_s
+                overrides,
+                dovecot,
+                people,
+                floor_user,
+                random.Random(seed),
+                min(timeout_s, LAST_ACTIVITY_WAIT_S),
             )
             lat = run.latency.ms(run.latency.activity)
             log(f"{len(lat)} of {DELIVERIES} activities; p50 {_pct(lat, 50):.0f} ms")
@@ -889,8 +897,10 @@ async def _appears(path: Path, proc: ServiceProcess) -> None:
         await asyncio.sleep(1)
 
 
-def run_one(n: int, seed: int, timeout_s: float, trace: bool) -> ScaleRun:
-    run = ScaleRun(n)
+def run_one(run: ScaleRun, seed: int, timeout_s: float, trace: bool) -> None:
+    """Measure ``run.n`` accounts into ``run`` (filled as it goes: what was measured
+    stays there when the run is stopped)."""
+    n = run.n
     sessions_needed = n * SESSIONS_PER_ACCOUNT + 10  # and the bare IDLE client
     run.inotify = ensure_inotify(imap_processes(sessions_needed) + INOTIFY_SPARE)
     people = users(n)
@@ -905,7 +915,6 @@ def run_one(n: int, seed: int, timeout_s: float, trace: bool) -> ScaleRun:
             dovecot.add_users([*people, floor_user])
             servers = (kafka, secantus, dovecot)
             asyncio.run(measure(run, work, servers, people, floor_user, seed, timeout_s, trace))
-    return run
 
 
 # -- rendering ---------------------------------------------------------------------------
@@ -1129,7 +1138,8 @@ def _details(r: ScaleRun) -> list[str]:
         out.append(
             f"- Latency from `deliver()` returning, ms (p50 / p90 / p99 / max): to the "
             f"activity found in MongoDB (polled every {ACTIVITY_POLL_S * 1000:.0f} ms) "
-            f"{cells(act)} ({len(act)} of {len(lat.delivered)}); to the raw record read from "
+            f"{cells(act)} ({len(act)} of {len(lat.delivered)} within "
+            f"{LAST_ACTIVITY_WAIT_S:.0f} s of the last delivery); to the raw record read from "
             f"raw-messages (the fetcher's part) {cells(raw)}. Floor in the same run: a bare "
             f"IDLE client got `EXISTS` {', '.join(f'{v:.0f}' for v in lat.bare_ms)} ms after "
             f"`deliver()` (Dovecot's 500 ms notify delay). Each LMTP delivery took p50 "
@@ -1224,5 +1234,12 @@ def main(accounts: Sequence[int], seed: int, timeout_s: float) -> tuple[str, boo
     runs = []
     for i, n in enumerate(accounts):
         log(f"N = {n}: starting the servers")
-        runs.append(run_one(n, seed, timeout_s, trace=i == 0))
+        run = ScaleRun(n)
+        runs.append(run)
+        try:
+            run_one(run, seed, timeout_s, trace=i == 0)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # Stopped (Ctrl+C, SIGTERM): the figures measured so far are still written.
+            run.error = run.error or f"stopped by {type(exc).__name__} during this N"
+            break
     return render(runs), all(r.complete for r in runs)
