@@ -7,6 +7,10 @@ one the activity writer has not written yet (:func:`.reconcile.settled_uid`). Th
 account's two connections (INBOX on one, the other folders and housekeeping on the
 other) may touch the same folder: :meth:`AccountCursors.lock` serialises each folder's
 read-modify-write.
+
+The cursors are read from MongoDB once per worker and then kept: this worker is their
+only writer while it runs the account (a resync stops it before dropping them), and an
+idle account's poll then costs no query (issue #16).
 """
 
 from __future__ import annotations
@@ -31,12 +35,17 @@ class AccountCursors:
         self._marks: dict[str, list[Mark]] = {}
         # Per folder: one read-modify-write of its cursor at a time (two connections).
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Per folder: the cursor as last read or written by this worker.
+        self._known: dict[str, FolderCursor | None] = {}
 
     def lock(self, folder: str) -> asyncio.Lock:
         return self._locks[folder]
 
     async def get(self, folder: str) -> FolderCursor | None:
+        if folder in self._known:
+            return self._known[folder]
         cursor = await self._store.get(self._account_id, folder)
+        self._known[folder] = cursor
         # The first read in this process: what an earlier run published is settled.
         self._marks.setdefault(folder, [(-math.inf, cursor.last_uid if cursor else 0)])
         return cursor
@@ -55,7 +64,7 @@ class AccountCursors:
             position.last_uid,
             self._grace_s,
         )
-        return await self._store.save(
+        saved = await self._store.save(
             self._account_id,
             folder.name,
             folder.role,
@@ -66,6 +75,8 @@ class AccountCursors:
             uids=uid_set(sorted(position.uids)),
             missing_uids=position.missing,
         )
+        self._known[folder.name] = saved
+        return saved
 
     def settled_uid(self, folder: str, now: float) -> int:
         """The highest UID of ``folder`` published at least the grace period ago."""

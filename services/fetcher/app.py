@@ -34,6 +34,7 @@ from services.common.secrets import SecretBox
 from services.fetcher.assigned_accounts import AccountTable
 from services.fetcher.confirmations import ConfirmationLoop
 from services.fetcher.cursor import CursorStore
+from services.fetcher.due_work import DueWork
 from services.fetcher.membership import SessionGuard
 from services.fetcher.processed import ProcessedQueue
 from services.fetcher.publish import EventPublisher, Publisher
@@ -64,6 +65,7 @@ class FetcherApp:
         self._confirmations: ConfirmationLoop | None = None
         self._tokens: TokenProvider | None = None
         self._states: StateStore | None = None
+        self._due: DueWork | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -88,7 +90,8 @@ class FetcherApp:
         sightings = SightingReader(db)
         tombstones = TombstoneStore(db)
         await tombstones.ensure_indexes()
-        requests = ReconcileRequests(db)
+        self._due = due = DueWork(ReconcileRequests(db), processed)
+        await due.refresh()
         tls = ssl.create_default_context()
         if s.fetcher_ca_file is not None:
             tls.load_verify_locations(cafile=str(s.fetcher_ca_file))
@@ -117,7 +120,7 @@ class FetcherApp:
                 processed=processed,
                 sightings=sightings,
                 tombstones=tombstones,
-                requests=requests,
+                due=due,
                 ssl_context=tls,
             )
 
@@ -151,7 +154,7 @@ class FetcherApp:
         )
         await self._confirmations_consumer.start()
         self._confirmations = ConfirmationLoop(
-            self._confirmations_consumer, self._directory, processed
+            self._confirmations_consumer, self._directory, processed, due
         )
 
     def consumer_groups(self) -> list[tuple[str, tuple[str, ...]]]:
@@ -164,20 +167,22 @@ class FetcherApp:
 
     async def run(self, stop: asyncio.Event) -> None:
         assert self._table is not None and self._confirmations is not None
+        assert self._due is not None
         await first_failure(
             self._table.run(stop),
             self._table.guard(stop),
             self._confirmations.run(stop),
             self._heartbeat(stop),
+            self._due.run(stop, self.settings.fetcher_poll_interval_s),
         )
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         """Every poll interval: the accounts this replica runs are alive (their state is
         owned by a live worker; see :class:`StateStore`)."""
-        assert self.supervisor is not None and self._states is not None
+        assert self._states is not None
         while not stop.is_set():
             try:
-                await self._states.heartbeat(self.supervisor.owned())
+                await self._states.heartbeat()
             except PyMongoError as exc:  # the next beat tries again; the sync goes on
                 log.warning("account heartbeat not stored: %s", exc)
             with contextlib.suppress(TimeoutError):

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from schemas.activity_event import ActivityConfirmation
 from schemas.common import FolderRole
 from services.common.accounts_table import AccountDirectory
+from services.fetcher.due_work import DueWork
 from services.fetcher.processed import ProcessedQueue
 
 log = logging.getLogger("mailsync.fetcher.confirmations")
@@ -28,11 +29,16 @@ def sent(c: ActivityConfirmation) -> bool:
 
 class ConfirmationLoop:
     def __init__(
-        self, consumer: AIOKafkaConsumer, accounts: AccountDirectory, queue: ProcessedQueue
+        self,
+        consumer: AIOKafkaConsumer,
+        accounts: AccountDirectory,
+        queue: ProcessedQueue,
+        due: DueWork,
     ):
         self._consumer = consumer
         self._accounts = accounts
         self._queue = queue
+        self._due = due
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -50,6 +56,8 @@ class ConfirmationLoop:
                         wanted.append(c)
             if wanted:
                 await self._queue.add(wanted)
+                # Those of this replica act on their next poll, not a refresh later.
+                self._due.processed_arrived(c.account_id for c in wanted)
             if batches:
                 offsets = {tp: rs[-1].offset + 1 for tp, rs in batches.items() if rs}
                 await self._consumer.commit(offsets)

@@ -38,6 +38,10 @@ class ProcessedQueue:
             async for d in cursor
         ]
 
+    async def accounts(self) -> set[str]:
+        """The accounts with confirmations waiting: one query for all of them."""
+        return {str(a) for a in await self._col.distinct("account_id")}
+
     async def done(self, items: list[ActivityConfirmation]) -> None:
         keys = [_key(c) for c in items]
         if keys:

@@ -16,6 +16,7 @@ from schemas.common import MessageLocation
 from schemas.mailbox_event import Expunged, MailboxChange, Moved
 from services.fetcher.account_cursors import AccountCursors
 from services.fetcher.cursor_rules import MovedAway
+from services.fetcher.due_work import DueWork
 from services.fetcher.processed import ProcessedQueue
 from services.fetcher.publish import EventPublisher
 from services.imap import CopyUid, Folder, FolderStatus, ImapSession
@@ -63,21 +64,27 @@ class ProcessedActions:
         *,
         cursors: AccountCursors,
         processed: ProcessedQueue,
+        due: DueWork,
         events: EventPublisher,
     ):
         self._account = account
         self._cursors = cursors
         self._processed = processed
+        self._due = due
         self._events = events
 
     async def act(self, imap: ImapSession, folders: list[Folder]) -> None:
         """Move or mark the messages whose activities are confirmed durable, as the
         account asks; never before the confirmation, never a message renumbered since."""
         action = self._account.processed
-        if action.kind == "leave":
+        acc_id = self._account.account_id
+        # Asked of the database only when the replica's last read (or a confirmation
+        # this process stored since) says something waits: idle costs no query.
+        if action.kind == "leave" or not self._due.may_have_processed(acc_id):
             return
-        pending = await self._processed.pending(self._account.account_id)
+        pending = await self._processed.pending(acc_id)
         if not pending:
+            self._due.processed_drained(acc_id)
             return
         target = None
         if action.kind == "move":

@@ -1,7 +1,8 @@
 """On-demand reconcile requests, in MongoDB (collection ``reconcile_requests``).
 
-``mailsync reconcile ACCOUNT`` stores a request; whichever replica syncs the account
-sees it on its next poll (``MAILSYNC_FETCHER_POLL_INTERVAL_S``), reconciles, and then
+``mailsync reconcile ACCOUNT`` stores a request; the replica that syncs the account
+reads it with all the others at once (:mod:`.due_work`, every
+``MAILSYNC_FETCHER_POLL_INTERVAL_S``), reconciles at the account's next poll, and then
 removes it. MongoDB rather than a topic: the request is a state ("reconcile once
 more"), asking twice is asking once, and it waits there while the account is down.
 """
@@ -29,6 +30,11 @@ class ReconcileRequests:
     async def pending(self, account_id: str) -> dt.datetime | None:
         doc = await self._col.find_one({"_id": account_id})
         return doc["requested_at"] if doc else None
+
+    async def all(self) -> dict[str, dt.datetime]:
+        """Every request waiting, by account: one query however many accounts there are."""
+        found = self._col.find({}, {"requested_at": 1})
+        return {d["_id"]: d["requested_at"] async for d in found}
 
     async def done(self, account_id: str, requested_at: dt.datetime) -> None:
         """Remove the request answered; one made meanwhile stays."""

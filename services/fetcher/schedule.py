@@ -16,10 +16,10 @@ from schemas.account import AccountRecord
 from schemas.common import FolderRole
 from schemas.mailbox_state import AccountStatus
 from services.common.lifecycle import first_failure
+from services.fetcher.due_work import DueWork
 from services.fetcher.folder_pass import FolderPass
 from services.fetcher.processed_actions import ProcessedActions
 from services.fetcher.reconcile_pass import ReconcilePass
-from services.fetcher.reconcile_requests import ReconcileRequests
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.state import StateStore
 from services.imap import Folder, ImapSession, with_sent_folder
@@ -34,7 +34,7 @@ class Schedule:
         *,
         settings: FetcherSettings,
         states: StateStore,
-        requests: ReconcileRequests,
+        due: DueWork,
         connect: Callable[[], ImapSession],
         folder_pass: FolderPass,
         processed: ProcessedActions,
@@ -43,7 +43,7 @@ class Schedule:
         self._account = account
         self._settings = settings
         self._states = states
-        self._requests = requests
+        self._due = due
         self._connect = connect
         self._pass = folder_pass
         self._processed = processed
@@ -137,12 +137,12 @@ class Schedule:
         acc_id = self._account.account_id
         await self._processed.act(imap, folders)
         loop = asyncio.get_running_loop()
-        requested = await self._requests.pending(acc_id)
+        requested = self._due.reconcile_requested(acc_id)
         if requested is None and loop.time() < next_reconcile:
             return next_reconcile
         await self._reconcile.run(imap, folders)
         if requested is not None:
-            await self._requests.done(acc_id, requested)
+            await self._due.reconcile_done(acc_id, requested)
         return loop.time() + self._settings.fetcher_reconcile_interval_s
 
     def _synced_folders(self, listed: list[Folder]) -> list[Folder]:

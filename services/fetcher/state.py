@@ -16,6 +16,7 @@ from services.common import metrics
 from services.common.mongo import Document
 
 KEPT_CHANGES = 20
+IN_SLICE = 100
 
 
 class StateStore:
@@ -23,12 +24,20 @@ class StateStore:
     every :meth:`heartbeat` stamps ``worker`` and ``heartbeat_at``, so a state nobody
     refreshes any more (the process stopped, or the account is on no replica) reads as
     ``not_running`` in the API (:mod:`services.api.liveness`), never as its last status.
+
+    A status is written when it changes, not on every poll (issue #16: at 1,000 idle
+    accounts the database spent most of its time rewriting "idle"), so ``since`` is
+    when the status began. What an unchanged status still has to say is said for the
+    whole replica at once by :meth:`heartbeat`: its accounts are alive, and those idle
+    were synced at the latest poll (``last_sync``).
     """
 
     def __init__(self, db: AsyncDatabase[Document], worker: str, stale_after_s: float = 90.0):
         self._col = db["account_states"]
         self._worker = worker
         self._stale_after_s = stale_after_s
+        # What this process last wrote per account: (status, reason).
+        self._written: dict[str, tuple[AccountStatus, str | None]] = {}
 
     async def set(
         self,
@@ -38,6 +47,9 @@ class StateStore:
         *,
         synced: bool = False,
     ) -> None:
+        metrics.account_status(account_id, status.value)
+        if self._written.get(account_id) == (status, reason):
+            return  # unchanged: the heartbeat keeps it alive (and its last_sync)
         now = dt.datetime.now(dt.UTC)
         update: Document = {
             "schema_version": 1,
@@ -53,34 +65,41 @@ class StateStore:
         on_insert: Document = {"folders": []}
         if not synced:
             on_insert["last_sync"] = None
+        self._written.pop(account_id, None)  # unknown until this write lands
         await self._col.update_one(
             {"_id": account_id}, {"$set": update, "$setOnInsert": on_insert}, upsert=True
         )
-        metrics.account_status(account_id, status.value)
+        self._written[account_id] = (status, reason)
 
-    async def heartbeat(self, account_ids: list[str]) -> None:
-        """This replica still runs these accounts."""
-        if account_ids:
-            now = dt.datetime.now(dt.UTC)
-            await self._col.update_many(
-                {"_id": {"$in": account_ids}},
-                {
-                    "$set": {
-                        "worker": self._worker,
-                        "heartbeat_at": now,
-                        "stale_after_s": self._stale_after_s,
-                    }
-                },
-            )
+    async def heartbeat(self) -> None:
+        """This replica still runs its accounts, and those idle are synced: two writes
+        for all of them, by owner (an ``$in`` of every account id costs the database far
+        more than it grows, and a state this replica released stays released)."""
+        if not self._written:
+            return
+        now = dt.datetime.now(dt.UTC)
+        mine: Document = {"worker": self._worker, "heartbeat_at": {"$ne": None}}
+        await self._col.update_many(
+            mine, {"$set": {"heartbeat_at": now, "stale_after_s": self._stale_after_s}}
+        )
+        await self._col.update_many(
+            {**mine, "status": AccountStatus.IDLE.value}, {"$set": {"last_sync": now}}
+        )
 
     async def released(self, account_ids: list[str]) -> None:
         """This replica stopped running these accounts: not running until another takes
         them (only where no other replica has taken them already)."""
-        if account_ids:
+        self.forget(account_ids)
+        for i in range(0, len(account_ids), IN_SLICE):  # see heartbeat: $in grows badly
             await self._col.update_many(
-                {"_id": {"$in": account_ids}, "worker": self._worker},
+                {"_id": {"$in": account_ids[i : i + IN_SLICE]}, "worker": self._worker},
                 {"$set": {"heartbeat_at": None}},
             )
+
+    def forget(self, account_ids: list[str]) -> None:
+        """These accounts' tasks stopped: whatever they set next is written."""
+        for account_id in account_ids:
+            self._written.pop(account_id, None)
 
     async def progress(self, account_id: str, progress: FolderProgress) -> None:
         """Record one folder's progress (n/total, or its error) on the account's state."""

@@ -67,10 +67,6 @@ class Supervisor:
             task = asyncio.create_task(self._supervise(record), name=f"account:{record.account_id}")
         self._accounts[record.account_id] = _Running(record, task)
 
-    def owned(self) -> list[str]:
-        """The accounts this replica runs (whatever their status)."""
-        return sorted(self._accounts)
-
     async def stop(self, account_ids: Iterable[str], *, release: bool = True) -> None:
         """Stop these accounts and wait until their connections are closed; ``release``:
         they leave this replica (their state shows not running until another takes them)."""
@@ -83,6 +79,7 @@ class Supervisor:
                 await task
         for entry in entries:  # gone from this replica: its status series go too
             metrics.forget_account(entry.record.account_id)
+        self._states.forget([e.record.account_id for e in entries])
         if release and entries:
             try:
                 await self._states.released([e.record.account_id for e in entries])

@@ -20,13 +20,13 @@ from services.accounts.tombstones import TombstoneStore
 from services.common.oauth2 import AccessToken
 from services.fetcher.account_cursors import AccountCursors
 from services.fetcher.cursor import CursorStore
+from services.fetcher.due_work import DueWork
 from services.fetcher.folder_pass import FolderPass
 from services.fetcher.new_mail import NewMail
 from services.fetcher.processed import ProcessedQueue
 from services.fetcher.processed_actions import ProcessedActions
 from services.fetcher.publish import EventPublisher, Publisher
 from services.fetcher.reconcile_pass import ReconcilePass
-from services.fetcher.reconcile_requests import ReconcileRequests
 from services.fetcher.revalidate_pass import Revalidation
 from services.fetcher.schedule import Schedule
 from services.fetcher.settings import FetcherSettings
@@ -49,7 +49,7 @@ class AccountWorker:
         processed: ProcessedQueue,
         sightings: SightingReader,
         tombstones: TombstoneStore,
-        requests: ReconcileRequests,
+        due: DueWork,
         ssl_context: ssl.SSLContext,
     ):
         self.account = account
@@ -86,10 +86,12 @@ class AccountWorker:
             account,
             settings=settings,
             states=states,
-            requests=requests,
+            due=due,
             connect=connect,
             folder_pass=folder_pass,
-            processed=ProcessedActions(account, cursors=mine, processed=processed, events=events),
+            processed=ProcessedActions(
+                account, cursors=mine, processed=processed, due=due, events=events
+            ),
             reconcile=ReconcilePass(
                 account,
                 settings=settings,
