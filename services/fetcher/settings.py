@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import CommonSettings
+from services.imap.tls_buffer import DEFAULT_READ_BUFFER
 
 
 class FetcherSettings(CommonSettings):
@@ -52,6 +53,15 @@ class FetcherSettings(CommonSettings):
         description="UIDs published more recently are not gaps yet (the writer's lag).",
     )
     fetcher_imap_timeout_s: float = Field(default=30.0, gt=0)
+    fetcher_tls_read_buffer_kib: int = Field(
+        default=DEFAULT_READ_BUFFER // 1024,
+        ge=16,
+        le=256,
+        description=(
+            "KiB of asyncio's TLS read buffer per IMAP connection, held for the "
+            "connection's life (asyncio's own is 256): most connections wait in IDLE."
+        ),
+    )
     fetcher_backoff_base_s: float = Field(default=1.0, gt=0)
     fetcher_backoff_cap_s: float = Field(default=300.0, gt=0)
     fetcher_ca_file: Path | None = Field(

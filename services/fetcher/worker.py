@@ -62,6 +62,7 @@ class AccountWorker:
                 password,
                 timeout=settings.fetcher_imap_timeout_s,
                 ssl_context=ssl_context,
+                read_buffer=settings.fetcher_tls_read_buffer_kib * 1024,
             )
 
         folder_pass = FolderPass(

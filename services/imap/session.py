@@ -41,6 +41,7 @@ from services.imap.fetch_response import FetchedMessage, FlagUpdate
 from services.imap.folder_status import FolderStatus
 from services.imap.folders import Folder
 from services.imap.protocol import FastIMAP4
+from services.imap.tls_buffer import shrink_read_buffer
 
 log = logging.getLogger("mailsync.fetcher.imap")
 
@@ -55,6 +56,7 @@ class ImapSession:
         *,
         timeout: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
+        read_buffer: int | None = None,
     ):
         if endpoint.security is Security.PLAIN and not is_loopback(endpoint.host):
             raise InsecureConnection(
@@ -64,6 +66,8 @@ class ImapSession:
         self._credential = credential  # a password, or an OAuth2 access token
         self._timeout = timeout
         self._ssl = ssl_context or ssl.create_default_context()
+        # Bytes of asyncio's TLS read buffer (see tls_buffer); None: asyncio's own.
+        self._read_buffer = read_buffer
         self._client: aioimaplib.IMAP4 | None = None
         self._counted = False  # in mailsync_imap_connections
         self.selected: str | None = None
@@ -109,6 +113,8 @@ class ImapSession:
         await client.wait_hello_from_server()
         if ep.security is Security.STARTTLS:
             await starttls(self, self._ssl)
+        if self._read_buffer is not None:
+            shrink_read_buffer(client.protocol.transport, self._read_buffer)
         await login(self, self._credential)
         metrics.imap_connected()
         self._counted = True

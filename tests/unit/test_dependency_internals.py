@@ -15,6 +15,8 @@ what changed, then update the check (for the copied functions, the digest below)
   ``_unacked_messages``, ``_wait_for_ack``, ``_clean_unacked_messages``); and sets
   aiokafka's ``AIOKafkaConsumer._fetch_max_wait_ms``.
 - services/common/kafka.py::partitions_of calls ``AIOKafkaConsumer._client.add_topic``.
+- services/imap/tls_buffer.py replaces the read buffer of asyncio's ``SSLProtocol``
+  (the standard library's, so pinned to what CPython 3.11-3.13 do).
 """
 
 from __future__ import annotations
@@ -313,3 +315,21 @@ def test_aiokafka_group_internals_the_fetchers_membership_relies_on() -> None:
         _changed("aiokafka", "GroupCoordinator.ensure_active_group", ours)
     )
     assert "self._coordinator = GroupCoordinator(" in _source(aiokafka.AIOKafkaConsumer.start)
+
+
+def test_asyncio_tls_read_buffer_as_tls_buffer_shrinks_it() -> None:
+    """services/imap/tls_buffer.py replaces ``SSLProtocol``'s read buffer (``max_size``,
+    ``_ssl_buffer``, ``_ssl_buffer_view``): get_buffer must still size it by the
+    instance's ``max_size`` and hand out the view that buffer_updated reads back."""
+    import asyncio.sslproto
+    import sys
+
+    ours = "services/imap/tls_buffer.py"
+    proto = asyncio.sslproto.SSLProtocol
+    what = f"Python {sys.version.split()[0]}: asyncio.sslproto.SSLProtocol.%s changed, and {ours}"
+    assert "self._ssl_buffer = bytearray(self.max_size)" in _source(proto.__init__), what % "init"
+    get = _source(proto.get_buffer)
+    assert "self.max_size" in get and "return self._ssl_buffer_view" in get, what % "get_buffer"
+    assert "self._ssl_buffer_view[:nbytes]" in _source(proto.buffer_updated), what % (
+        "buffer_updated"
+    )

@@ -1,0 +1,34 @@
+"""A smaller TLS read buffer for IMAP connections that mostly wait.
+
+asyncio's TLS layer (``asyncio.sslproto.SSLProtocol``) gives every connection a read
+buffer of ``max_size`` bytes (256 KiB in CPython 3.11-3.13), allocated up front and held
+for the connection's life. An idle account holds two connections (INBOX in IDLE, the
+other folders polled): 512 of the 628 KiB each idle account cost (tracemalloc, issue
+#16). A TLS record carries at most 16 KiB of plaintext (RFC 8446 5.1), so a buffer of a
+few records still takes whole records per read; a large import only makes more reads.
+
+The buffer is private to asyncio: :func:`shrink_read_buffer` changes it only where the
+attributes it knows are there (``tests/unit/test_dependency_internals.py`` pins them),
+and otherwise leaves the connection as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+# Two TLS records' worth (RFC 8446 5.1: at most 2^14 bytes of plaintext in one record).
+DEFAULT_READ_BUFFER = 32 * 1024
+
+
+def shrink_read_buffer(transport: asyncio.BaseTransport | None, size: int) -> bool:
+    """Give the TLS layer under ``transport`` a read buffer of ``size`` bytes; False if
+    ``transport`` is not asyncio's TLS transport (plaintext, or another implementation)."""
+    proto = getattr(transport, "_ssl_protocol", None)
+    if proto is None or not isinstance(getattr(proto, "_ssl_buffer", None), bytearray):
+        return False
+    # get_buffer() sizes its reads by the instance's max_size, and grows _ssl_buffer
+    # back only to that: both must change together.
+    proto.max_size = size
+    proto._ssl_buffer = bytearray(size)
+    proto._ssl_buffer_view = memoryview(proto._ssl_buffer)
+    return True
