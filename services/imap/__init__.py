@@ -4,7 +4,9 @@ with and the API verifies an account with; everything IMAP-specific lives here.
 - :mod:`.session`        :class:`ImapSession`: connect (TLS or STARTTLS), log in, the
                          commands, close
 - :mod:`.commands`       one module per command family (list, select, status, search,
-                         fetch, store, move, idle, append; starttls, login, enable)
+                         fetch, store, move, idle, notify, append; starttls, login,
+                         enable)
+- :mod:`.tls_buffer`     a smaller TLS read buffer for connections that mostly wait
 - :mod:`.protocol`       aioimaplib's protocol with its per-response costs removed, and
                          AUTHENTICATE for SASL mechanisms that answer challenges
 - :mod:`.responses`      a command's tagged completion: OK, or the error it means
@@ -17,6 +19,7 @@ with and the API verifies an account with; everything IMAP-specific lives here.
   :mod:`.sequence_set` (UID sets)
 """
 
+from services.imap.commands.idle import IdleNews
 from services.imap.copyuid import CopyUid
 from services.imap.credentials import Credentials
 from services.imap.dates import search_date
@@ -41,6 +44,7 @@ __all__ = [
     "Folder",
     "FolderError",
     "FolderStatus",
+    "IdleNews",
     "ImapSession",
     "ImapUnavailable",
     "InsecureConnection",

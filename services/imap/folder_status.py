@@ -21,6 +21,9 @@ _CODE = {
 _EXISTS = re.compile(rb"^(\d+) EXISTS")
 # The STATUS items mailsync asks for: the sync's, and the account check's SIZE.
 _STATUS_ITEM = re.compile(rb"(MESSAGES|UIDNEXT|UIDVALIDITY|HIGHESTMODSEQ|SIZE) (\d+)")
+# An untagged STATUS response's mailbox: a quoted string or an atom (RFC 3501 9,
+# ``mailbox-data``); a literal name arrives split over lines and is not matched.
+_STATUS_MAILBOX = re.compile(rb'^STATUS ("(?:[^"\\]|\\.)*"|[^\s"(]+) \(')
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,28 @@ def parse_select(lines: list[bytes | bytearray]) -> FolderStatus:
     )
 
 
-def parse_status(lines: list[bytes | bytearray]) -> dict[str, int]:
-    """The items of a STATUS response, by name: ``{"MESSAGES": 3, "SIZE": 2048}``."""
-    return {k.decode(): int(v) for line in lines for k, v in _STATUS_ITEM.findall(bytes(line))}
+def status_mailbox(line: bytes | bytearray) -> str | None:
+    """The mailbox (its wire name) an untagged ``STATUS`` line is about, else None."""
+    m = _STATUS_MAILBOX.match(bytes(line))
+    if m is None:
+        return None
+    name = m[1].decode("ascii", errors="replace")
+    if name.startswith('"'):
+        name = re.sub(r"\\(.)", r"\1", name[1:-1])
+    return name
+
+
+def parse_status(lines: list[bytes | bytearray], mailbox: str | None = None) -> dict[str, int]:
+    """The items of a STATUS response, by name: ``{"MESSAGES": 3, "SIZE": 2048}``.
+
+    With ``mailbox`` (its wire name), only the lines about it: with NOTIFY (RFC 5465)
+    the server may slip another folder's STATUS into the response."""
+    mine = [
+        line
+        for line in lines
+        if mailbox is None or (named := status_mailbox(line)) is None or named == mailbox
+    ]
+    return {k.decode(): int(v) for line in mine for k, v in _STATUS_ITEM.findall(bytes(line))}
 
 
 def status_of(values: dict[str, int]) -> FolderStatus:

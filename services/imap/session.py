@@ -26,10 +26,11 @@ from services.common.oauth2 import AccessToken
 from services.imap.commands.append import append
 from services.imap.commands.enable import enable_condstore
 from services.imap.commands.fetch import all_flags, flag_changes, headers, uid_fetch
-from services.imap.commands.idle import idle
+from services.imap.commands.idle import IdleNews, idle, idle_until
 from services.imap.commands.list import list_folders
 from services.imap.commands.login import login
 from services.imap.commands.move import move
+from services.imap.commands.notify import notify
 from services.imap.commands.search import uid_search
 from services.imap.commands.select import examine, select
 from services.imap.commands.starttls import starttls
@@ -181,6 +182,12 @@ class ImapSession:
 
     async def idle(self, seconds: float) -> bool:
         return await idle(self, seconds)
+
+    async def idle_until(self, seconds: float, wake: asyncio.Event | None = None) -> IdleNews:
+        return await idle_until(self, seconds, wake)
+
+    async def notify(self, others: list[Folder]) -> str | None:
+        return await notify(self, others)
 
     async def append(
         self, folder: Folder, message: bytes, flags: str, when: dt.datetime

@@ -1,39 +1,106 @@
-"""IDLE (RFC 2177): wait on the selected folder until the server says it changed."""
+"""IDLE (RFC 2177): wait on the selected folder until the server says something changed.
+
+With NOTIFY set (RFC 5465, :mod:`.notify`) the server also reports, during IDLE, the
+other folders' changes as untagged ``STATUS`` lines: :class:`IdleNews` names them.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import aioimaplib
+
+from services.imap.folder_status import status_mailbox
 
 if TYPE_CHECKING:
     from services.imap.session import ImapSession
 
 _IDLE_NEWS = re.compile(rb"^\d+ (?:EXISTS|EXPUNGE|FETCH)\b")
+# NOTIFY's MailboxName event (RFC 5465 5.4): a folder deleted, created or renamed.
+_LIST = re.compile(rb"^LIST \(")
+
+
+@dataclass(frozen=True)
+class IdleNews:
+    """What ended an IDLE: the selected folder changed (mail arrived or left, flags
+    changed), other folders changed (their wire names, from NOTIFY), or ``woken``
+    (the caller's event); nothing of these when the time ran out."""
+
+    selected: bool = False
+    mailboxes: frozenset[str] = frozenset()
+    renamed: bool = False  # a folder was deleted, created or renamed (LIST)
+    woken: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.selected or bool(self.mailboxes) or self.renamed
 
 
 async def idle(imap: ImapSession, seconds: float) -> bool:
-    """IDLE on the selected folder for up to ``seconds``; True if the folder changed
-    (mail arrived or left, flags changed). Without IDLE, sleep and say it may have."""
+    """IDLE on the selected folder for up to ``seconds``; True if the folder changed.
+    Without IDLE, sleep and say it may have."""
+    return (await idle_until(imap, seconds)).changed
+
+
+async def idle_until(
+    imap: ImapSession, seconds: float, wake: asyncio.Event | None = None
+) -> IdleNews:
+    """IDLE for up to ``seconds``, until the server reports a change or ``wake`` is set.
+    Without IDLE, wait (for ``wake`` too) and say the selected folder may have changed."""
     client = imap.client
     if not imap.has("IDLE"):
-        await asyncio.sleep(seconds)
-        return True
+        woken = await _wait(wake, seconds)
+        return IdleNews(selected=not woken, woken=woken)
     waiting = await client.idle_start(timeout=seconds)
-    arrived = False
+    news = IdleNews()
     try:
-        while client.has_pending_idle():
-            pushed = await client.wait_server_push(timeout=seconds + 5)
-            if pushed == aioimaplib.STOP_WAIT_SERVER_PUSH:
-                break
-            # New mail (EXISTS), mail gone (EXPUNGE), flags changed (FETCH).
-            if any(_IDLE_NEWS.search(bytes(line)) for line in pushed):
-                arrived = True
-                break
+        woke = asyncio.ensure_future(wake.wait()) if wake is not None else None
+        try:
+            while client.has_pending_idle():
+                push = asyncio.ensure_future(client.wait_server_push(timeout=seconds + 5))
+                pending = {push} if woke is None else {push, woke}
+                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if not push.done():
+                    push.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await push
+                    news = IdleNews(woken=True)
+                    break
+                pushed = push.result()
+                if pushed == aioimaplib.STOP_WAIT_SERVER_PUSH:
+                    break
+                news = _read(pushed)
+                if news.changed:
+                    break
+        finally:
+            if woke is not None:
+                woke.cancel()
     finally:
         if client.has_pending_idle():
             client.idle_done()
         await asyncio.wait_for(waiting, imap.timeout)
-    return arrived
+    return news
+
+
+def _read(lines: list[bytes]) -> IdleNews:
+    """New mail (EXISTS), mail gone (EXPUNGE), flags changed (FETCH) in the selected
+    folder; another folder's STATUS or a LIST (NOTIFY)."""
+    selected = any(_IDLE_NEWS.search(bytes(line)) for line in lines)
+    others = frozenset(n for line in lines if (n := status_mailbox(line)) is not None)
+    renamed = any(_LIST.match(bytes(line)) for line in lines)
+    return IdleNews(selected=selected, mailboxes=others, renamed=renamed)
+
+
+async def _wait(wake: asyncio.Event | None, seconds: float) -> bool:
+    """Sleep ``seconds``, or less if ``wake`` is set: True if it was."""
+    if wake is None:
+        await asyncio.sleep(seconds)
+        return False
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wake.wait(), seconds)
+        return True
+    return False

@@ -26,11 +26,11 @@ async def status(imap: ImapSession, folder: Folder) -> FolderStatus:
     if response.result == "NO":
         raise FolderError(folder.name, "STATUS refused")
     check(response, "STATUS")
-    return status_of(parse_status(response.lines))
+    return status_of(parse_status(response.lines, folder.wire_name))
 
 
 async def status_items(imap: ImapSession, folder: Folder, items: str) -> dict[str, int]:
     """``STATUS folder items`` as asked (``(MESSAGES SIZE)``): the values the server
     gave, none when it did not answer OK (a preview shows what it can)."""
     response = await imap.client.status(quote(folder.wire_name), items)
-    return parse_status(response.lines) if response.result == "OK" else {}
+    return parse_status(response.lines, folder.wire_name) if response.result == "OK" else {}
