@@ -9,6 +9,8 @@ memory.
 
 A request or a confirmation stored meanwhile is seen at the next refresh: the answer may
 be late by one interval, never lost, because each refresh reads the collections again.
+An account that waits in IDLE without polling (NOTIFY, :mod:`.schedule`) :meth:`watch`es
+for its work: the event is set when some arrives.
 """
 
 from __future__ import annotations
@@ -33,11 +35,28 @@ class DueWork:
         self._processed = processed
         self._reconcile: dict[str, dt.datetime] = {}
         self._with_processed: set[str] = set()
+        self._watchers: dict[str, asyncio.Event] = {}
 
     async def refresh(self) -> None:
         """Both collections read once: two queries for every account of the replica."""
-        self._reconcile = await self._requests.all()
-        self._with_processed = await self._processed.accounts()
+        requests = await self._requests.all()
+        processed = await self._processed.accounts()
+        new = {a for a, at in requests.items() if self._reconcile.get(a) != at}
+        new |= processed - self._with_processed
+        self._reconcile, self._with_processed = requests, processed
+        self._wake(new)
+
+    def watch(self, account_id: str) -> asyncio.Event:
+        """An event set whenever work arrives for the account (the account clears it)."""
+        return self._watchers.setdefault(account_id, asyncio.Event())
+
+    def unwatch(self, account_id: str) -> None:
+        self._watchers.pop(account_id, None)
+
+    def _wake(self, account_ids: Iterable[str]) -> None:
+        for account_id in account_ids:
+            if (event := self._watchers.get(account_id)) is not None:
+                event.set()
 
     async def run(self, stop: asyncio.Event, interval_s: float) -> None:
         """Refresh every ``interval_s`` until ``stop``; a database blip skips one."""
@@ -66,8 +85,11 @@ class DueWork:
         return account_id in self._with_processed
 
     def processed_arrived(self, account_ids: Iterable[str]) -> None:
-        """Confirmations this process just stored: their accounts act on the next poll."""
-        self._with_processed.update(account_ids)
+        """Confirmations this process just stored: their accounts act on the next poll
+        (at once, if they wait without polling)."""
+        arrived = set(account_ids)
+        self._with_processed |= arrived
+        self._wake(arrived)
 
     def processed_drained(self, account_id: str) -> None:
         """The account found nothing left to act on."""

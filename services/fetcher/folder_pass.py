@@ -62,6 +62,10 @@ class FolderPass:
                     FolderProgress(folder=folder.name, done=0, total=0, error=exc.reason),
                 )
 
+    async def imported(self, folders: list[Folder]) -> bool:
+        """Every one of ``folders`` was synced before (it has a cursor)."""
+        return all([await self._cursors.get(f.name) is not None for f in folders])
+
     async def sync(self, imap: ImapSession, folder: Folder) -> None:
         """One pass over a folder: new mail first, then flag changes and expunges."""
         async with self._cursors.lock(folder.name):

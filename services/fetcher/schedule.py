@@ -1,9 +1,17 @@
 """When an account's work happens, on which connection: passes, IDLE, polls, housekeeping.
 
-IDLE (RFC 2177) holds its connection: with two connections allowed, INBOX gets one of
-its own and the other folders share the second, so IDLE is never interrupted; with one,
-INBOX is watched with IDLE between polls of the others. Housekeeping (processed mail,
-then a reconcile when due or asked for) runs where the other folders are polled.
+Where the server offers NOTIFY (RFC 5465) one connection watches every synced folder:
+it IDLEs on INBOX and the server reports the other folders' changes too (untagged
+STATUS), so an idle account holds one connection and polls nothing; a second
+connection is opened only for a first import, and closed after it. Housekeeping runs
+on that connection when the replica's :class:`DueWork` wakes the account, and a
+reconcile when due.
+
+Without NOTIFY, IDLE (RFC 2177) holds its connection: with two connections allowed,
+INBOX gets one of its own and the other folders share the second, so IDLE is never
+interrupted; with one, INBOX is watched with IDLE between polls of the others.
+Housekeeping (processed mail, then a reconcile when due or asked for) runs where the
+other folders are polled.
 """
 
 from __future__ import annotations
@@ -59,6 +67,13 @@ class Schedule:
             await self._states.set(acc.account_id, AccountStatus.SYNCING)
             inbox = next((f for f in folders if f.role is FolderRole.INBOX), None)
             others = [f for f in folders if f is not inbox]
+            if self._settings.fetcher_notify and inbox is not None and imap.has("NOTIFY"):
+                await self._import(imap, inbox, others, second=cap >= 2)
+                refused = await imap.notify(others)
+                if refused is None:
+                    await self._notified(imap, folders, inbox)
+                    return
+                log.info("%s: NOTIFY refused (%s): polling instead", acc.account_id, refused)
             if cap < 2 or inbox is None or not others:
                 await self._one_connection(imap, folders, inbox)
                 return
@@ -70,6 +85,42 @@ class Schedule:
                     self._watch_inbox(imap, inbox, inbox_synced),
                     self._poll(second, folders, others, inbox_synced),
                 )
+
+    async def _import(
+        self, imap: ImapSession, inbox: Folder, others: list[Folder], *, second: bool
+    ) -> None:
+        """The first pass: INBOX and the others at once on two connections when the
+        others were never imported (and two are allowed), else one after the other."""
+        if second and others and not await self._pass.imported(others):
+            async with self._connect() as other:
+                await first_failure(
+                    self._pass.sync_all(imap, [inbox]), self._pass.sync_all(other, others)
+                )
+            return
+        await self._pass.sync_all(imap, [inbox, *others])
+
+    async def _notified(self, imap: ImapSession, folders: list[Folder], inbox: Folder) -> None:
+        """One connection, NOTIFY set: IDLE on INBOX until the server reports a change in
+        any folder, work arrives (:class:`DueWork`), a reconcile or a recheck is due or
+        IDLE is renewed; then every folder is checked (STATUS is cheap, and a
+        notification the server sent while another command ran was not seen)."""
+        acc_id = self._account.account_id
+        s = self._settings
+        loop = asyncio.get_running_loop()
+        next_reconcile = loop.time() + s.fetcher_reconcile_interval_s
+        wake = self._due.watch(acc_id)
+        try:
+            while True:
+                wake.clear()  # before housekeeping reads what is due: no arrival is missed
+                next_reconcile = await self._housekeeping(imap, folders, next_reconcile)
+                await self._states.set(acc_id, AccountStatus.IDLE, synced=True)
+                await imap.examine(inbox)
+                due = min(s.fetcher_idle_renew_s, s.fetcher_notify_recheck_s)
+                wait = max(0.0, min(due, next_reconcile - loop.time()))
+                await imap.idle_until(wait, wake)
+                await self._pass.sync_all(imap, folders)
+        finally:
+            self._due.unwatch(acc_id)
 
     async def _one_connection(
         self, imap: ImapSession, folders: list[Folder], inbox: Folder | None

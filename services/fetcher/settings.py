@@ -53,6 +53,21 @@ class FetcherSettings(CommonSettings):
         description="UIDs published more recently are not gaps yet (the writer's lag).",
     )
     fetcher_imap_timeout_s: float = Field(default=30.0, gt=0)
+    fetcher_notify: bool = Field(
+        default=True,
+        description=(
+            "Watch every synced folder on one IDLE connection with NOTIFY (RFC 5465) "
+            "where the server offers it; a second connection only for a first import."
+        ),
+    )
+    fetcher_notify_recheck_s: float = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "With NOTIFY, every folder is checked this often anyway: for what servers do "
+            "not push (a UIDVALIDITY changed in place, flags without CONDSTORE)."
+        ),
+    )
     fetcher_tls_read_buffer_kib: int = Field(
         default=DEFAULT_READ_BUFFER // 1024,
         ge=16,

@@ -46,8 +46,11 @@ async def test_connections_never_exceed_the_cap_and_idle_keeps_its_own(
         deliver(env, user.address, rng, 1)
         deliver(env, user.address, rng, 2, folder="Archive")
 
-    # Polling every 10 minutes: only IDLE on INBOX can bring new mail in time.
-    async with env.mongo() as db, pipeline(fetcher_poll_interval_s=600.0) as running:
+    # Polling every 10 minutes: only IDLE on INBOX can bring new mail in time. NOTIFY
+    # off plays a server without it (RFC 5465; with it one connection watches all
+    # folders: test_fetcher_notify.py).
+    watching = {"fetcher_poll_interval_s": 600.0, "fetcher_notify": False}
+    async with env.mongo() as db, pipeline(**watching) as running:
 
         async def idle(account_id: str, n: int) -> bool:
             running.check()
