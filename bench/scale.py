@@ -17,8 +17,9 @@ mode, 50 sessions per imap process, Dovecot's 2-minute IDLE keepalive).
   (``Accounts.create`` of :mod:`services.api.account_management`: MongoDB, then the
   accounts topic), 50 at a time, without the API's login check (``verify: false``: the
   fetcher's first login is the check). Each syncs INBOX and Sent, as a CRM account does
-  (mail received and sent): with the fetcher's default of two connections, INBOX IDLEs
-  on one and Sent is polled every 30 s on the other, so 2N IMAP sessions.
+  (mail received and sent). Dovecot offers NOTIFY (RFC 5465): an idle account holds
+  one session, IDLE on INBOX with Sent's changes pushed; the first import opens a
+  second for Sent and closes it after, so Dovecot must hold up to 2N at once.
 - **Processes**: the fetcher, dedup and the activity writer each in its own process
   (``python -m bench._service NAME``, which is ``mailsync NAME``), production settings
   (per-account metric series off, the default), so that each one's RSS and CPU are its
@@ -108,7 +109,7 @@ GOAL_P99_MS = 1000.0
 GOAL_BACK_S = 120.0
 
 FOLDERS = ("INBOX", "Sent")
-SESSIONS_PER_ACCOUNT = 2  # the fetcher's default cap: INBOX IDLEs alone, Sent polled
+SESSIONS_PER_ACCOUNT = 2  # at most: the first import's second connection (then one)
 SAVE_CONCURRENCY = 50
 POLL_S = 1.0
 STORM_POLL_S = 0.5
@@ -964,8 +965,9 @@ def render(runs: Sequence[ScaleRun]) -> str:
     if broken:
         lines.append("")
     lines += [
-        f"One fetcher replica, N accounts each syncing INBOX and Sent ({SESSIONS_PER_ACCOUNT} "
-        "IMAP sessions per account: INBOX IDLEs on its own, Sent polled every 30 s), saved "
+        "One fetcher replica, N accounts each syncing INBOX and Sent (one IMAP session per "
+        "idle account: IDLE on INBOX, Sent pushed by NOTIFY; a second only for the first "
+        "import), saved "
         "through the API's `Accounts.create` (50 at a time, `verify: false`); fetcher, dedup "
         "and writer each in its own process with production settings (per-account metric "
         "series off). Dovecot: high-performance login processes, 50 sessions per imap "
