@@ -167,13 +167,14 @@ class FetcherApp:
 
     async def run(self, stop: asyncio.Event) -> None:
         assert self._table is not None and self._confirmations is not None
-        assert self._due is not None
+        assert self._due is not None and self._states is not None
         await first_failure(
             self._table.run(stop),
             self._table.guard(stop),
             self._confirmations.run(stop),
             self._heartbeat(stop),
             self._due.run(stop, self.settings.fetcher_poll_interval_s),
+            self._states.run(stop),
         )
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
@@ -189,6 +190,9 @@ class FetcherApp:
                 await asyncio.wait_for(stop.wait(), self.settings.fetcher_poll_interval_s)
 
     async def cleanup(self, failed: bool) -> None:
+        if self._states is not None:
+            with contextlib.suppress(PyMongoError):  # states set last, before the release
+                await self._states.flush()
         if self.supervisor is not None:
             await self.supervisor.stop_all()
         if self._consumer is not None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import logging
 
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from schemas.mailbox_state import (
     AccountStatus,
@@ -18,6 +23,8 @@ from services.common.mongo import Document
 KEPT_CHANGES = 20
 IN_SLICE = 100
 
+log = logging.getLogger("mailsync.fetcher.state")
+
 
 class StateStore:
     """Account states, each owned by the replica that runs the account: every write and
@@ -30,14 +37,31 @@ class StateStore:
     when the status began. What an unchanged status still has to say is said for the
     whole replica at once by :meth:`heartbeat`: its accounts are alive, and those idle
     were synced at the latest poll (``last_sync``).
+
+    Changes are written by :meth:`run` in one unordered bulk write every ``flush_s``,
+    the latest per account: when an IMAP server restarts, each account goes error,
+    connecting, syncing and idle within a second or two, and its thousands of accounts
+    were four writes each (the database's busiest moment in bench/scale.py). A database
+    away keeps the changes for the next flush; other writes of a state flush first.
     """
 
-    def __init__(self, db: AsyncDatabase[Document], worker: str, stale_after_s: float = 90.0):
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        worker: str,
+        stale_after_s: float = 90.0,
+        *,
+        flush_s: float = 0.5,
+    ):
         self._col = db["account_states"]
         self._worker = worker
         self._stale_after_s = stale_after_s
-        # What this process last wrote per account: (status, reason).
+        self._flush_s = flush_s
+        # What this process last set per account: (status, reason).
         self._written: dict[str, tuple[AccountStatus, str | None]] = {}
+        # Set and not yet written, per account: ($set, $setOnInsert).
+        self._pending: dict[str, tuple[Document, Document]] = {}
+        self._changed = asyncio.Event()
 
     async def set(
         self,
@@ -60,16 +84,46 @@ class StateStore:
             "heartbeat_at": now,
             "stale_after_s": self._stale_after_s,
         }
+        earlier = self._pending.get(account_id)
         if synced:
             update["last_sync"] = now
+        elif earlier is not None and "last_sync" in earlier[0]:
+            update["last_sync"] = earlier[0]["last_sync"]  # a sync not yet written
         on_insert: Document = {"folders": []}
-        if not synced:
+        if "last_sync" not in update:
             on_insert["last_sync"] = None
-        self._written.pop(account_id, None)  # unknown until this write lands
-        await self._col.update_one(
-            {"_id": account_id}, {"$set": update, "$setOnInsert": on_insert}, upsert=True
-        )
+        self._pending[account_id] = (update, on_insert)
         self._written[account_id] = (status, reason)
+        self._changed.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Write what was set, every ``flush_s`` while something was, until ``stop``."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), 1.0)
+            await asyncio.sleep(self._flush_s)  # let a burst of changes gather
+            try:
+                await self.flush()
+            except PyMongoError as exc:  # kept: the next flush writes them
+                log.warning("account states not stored (retrying): %s", exc)
+
+    async def flush(self) -> None:
+        """Write every state set and not yet written, in one bulk write."""
+        self._changed.clear()
+        batch, self._pending = self._pending, {}
+        if not batch:
+            return
+        ops = [
+            UpdateOne({"_id": a}, {"$set": u, "$setOnInsert": i}, upsert=True)
+            for a, (u, i) in batch.items()
+        ]
+        try:
+            await self._col.bulk_write(ops, ordered=False)
+        except BaseException:
+            for account_id, change in batch.items():  # a newer one set meanwhile wins
+                self._pending.setdefault(account_id, change)
+            self._changed.set()
+            raise
 
     async def heartbeat(self) -> None:
         """This replica still runs its accounts, and those idle are synced: two writes
@@ -90,6 +144,8 @@ class StateStore:
         """This replica stopped running these accounts: not running until another takes
         them (only where no other replica has taken them already)."""
         self.forget(account_ids)
+        for account_id in account_ids:  # not to be written after this
+            self._pending.pop(account_id, None)
         for i in range(0, len(account_ids), IN_SLICE):  # see heartbeat: $in grows badly
             await self._col.update_many(
                 {"_id": {"$in": account_ids[i : i + IN_SLICE]}, "worker": self._worker},
@@ -103,6 +159,7 @@ class StateStore:
 
     async def progress(self, account_id: str, progress: FolderProgress) -> None:
         """Record one folder's progress (n/total, or its error) on the account's state."""
+        await self.flush()  # the state exists before its folders are written into it
         col = self._col
         if progress.error is not None:
             # The state's one writer is this replica: reading before writing is safe.
@@ -126,12 +183,14 @@ class StateStore:
     async def uidvalidity_changed(self, account_id: str, change: UidValidityChange) -> None:
         """Record a UIDVALIDITY change and its verdict; the latest 20 are kept."""
         doc = change.model_dump()
+        await self.flush()
         await self._col.update_one(
             {"_id": account_id},
             {"$push": {"uidvalidity_changes": {"$each": [doc], "$slice": -KEPT_CHANGES}}},
         )
 
     async def reconciled(self, account_id: str, report: ReconcileReport) -> None:
+        await self.flush()
         await self._col.update_one(
             {"_id": account_id}, {"$set": {"last_reconcile": report.model_dump()}}
         )
