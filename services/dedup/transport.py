@@ -12,6 +12,22 @@ Fetch happened to ask only for by-fingerprint partitions that the ``tag`` agent 
 not yet written to, raw-messages waited too: stalls of 1.4 s, several per 2,000
 messages (bench/dedup.py). A short wait costs an empty Fetch per wait when idle.
 
+aiokafka's ``fetch_min_bytes`` is 1: the broker answers a Fetch as soon as any partition
+has a record. dedup reads back what its ``tag`` agent writes a record at a time, so each
+Fetch brought one or two by-fingerprint records: 1,600 Fetch requests for 2,000 messages
+(cProfile), each a round of Python work in the worker and in the broker, and events
+reached the agents one by one. ``FETCH_MIN_BYTES`` (1 MiB, about 30 average messages)
+lets the broker gather them for up to ``dedup_fetch_max_wait_ms``; a message arriving
+alone waits that long at most, per stage.
+
+aiokafka's producer sends a partition's batch once it has lingered ``linger_ms``, and
+with idempotence one request at a time per broker; every partition's batch starts its
+own linger, so dedup's output (eight by-fingerprint, eight tagged-messages and the
+changelog's partitions, written a record at a time) left in a request every few
+milliseconds with one or two records per batch: 600-1,000 produce requests for 2,000
+messages where the relay bound (``bench/dedup_bound.py``) makes 30. Once a batch is due,
+:func:`_drain_whole_node` sends every batch waiting for the same broker with it.
+
 faust's ``Consumer.wait_empty`` (run when the worker stops and when its partitions are
 revoked) waits for every event handed to an agent to be acked, with no limit, and
 swallows the cancellation of its wait, so no timeout around ``App.stop`` ends it. One
@@ -41,6 +57,8 @@ from services.common.kafka_settings import KafkaSettings
 
 log = logging.getLogger("mailsync.dedup")
 
+FETCH_MIN_BYTES = 1024 * 1024  # see the module docstring
+
 
 def faust_auth(settings: KafkaSettings) -> tuple[CredentialsT | None, ssl.SSLContext | None]:
     """faust's ``broker_credentials`` and ``ssl_context`` for mailsync's Kafka settings."""
@@ -64,9 +82,10 @@ def faust_auth(settings: KafkaSettings) -> tuple[CredentialsT | None, ssl.SSLCon
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        # aiokafka reads it when the consumer starts (its Fetcher is built in start());
-        # faust offers no setting for it.
+        # aiokafka reads them when the consumer starts (its Fetcher is built in start());
+        # faust offers no setting for them.
         consumer._fetch_max_wait_ms = transport.fetch_max_wait_ms
+        consumer._fetch_min_bytes = FETCH_MIN_BYTES
         return consumer
 
 
@@ -98,9 +117,38 @@ class _Consumer(faust_aiokafka.Consumer):
         await self.commit_and_end_transactions()
 
 
+def _drain_whole_node(producer: aiokafka.AIOKafkaProducer) -> None:
+    """Make ``producer`` send, with the first batch due for a broker, every batch then
+    waiting for that broker (see the module docstring); aiokafka 0.14's accumulator."""
+    accumulator = producer._message_accumulator
+    cluster = producer.client.cluster
+    due_only = accumulator.drain_by_nodes
+
+    def drain_by_nodes(ignore_nodes: Any, muted_partitions: Any = frozenset()) -> Any:
+        nodes, unknown_leaders = due_only(ignore_nodes, muted_partitions)
+        if nodes:  # a request leaves anyway: the lingering batches of its broker go too
+            for tp in list(accumulator._batches):
+                leader = cluster.leader_for_partition(tp)
+                if tp in muted_partitions or leader not in nodes or tp in nodes[leader]:
+                    continue
+                batch = accumulator._pop_batch(tp)
+                if batch.is_empty():
+                    batch.done_noack()
+                else:
+                    nodes[leader][tp] = batch
+        return nodes, unknown_leaders
+
+    accumulator.drain_by_nodes = drain_by_nodes
+
+
 class _Producer(faust_aiokafka.Producer):
     def _settings_extra(self) -> Mapping[str, Any]:
         return {"acks": "all", "enable_idempotence": True}
+
+    def _new_producer(self, transactional_id: str | None = None) -> aiokafka.AIOKafkaProducer:
+        producer = super()._new_producer(transactional_id)
+        _drain_whole_node(producer)
+        return producer
 
 
 class Transport(faust_aiokafka.Transport):
