@@ -28,6 +28,11 @@ milliseconds with one or two records per batch: 600-1,000 produce requests for 2
 messages where the relay bound (``bench/dedup_bound.py``) makes 30. Once a batch is due,
 :func:`_drain_whole_node` sends every batch waiting for the same broker with it.
 
+faust runs its consumer in a thread with an event loop of its own: each fetch, commit
+and seek crosses from the app's loop to the thread's through a method queue and back,
+and the two threads take turns at the GIL. dedup's process runs nothing else, so
+:class:`_ConsumerThread` runs it on the app's own loop.
+
 faust's consumer hands each fetched message to its agents' queues with
 ``wait_first(deliver(message), suspend_flow.wait())``: mode runs both, plus a wait for the
 service's stop and one for its crash, as four tasks, and cancels three: for 2,000
@@ -52,9 +57,10 @@ arrival order, and the writer's documents are idempotent).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import aiokafka
@@ -91,6 +97,42 @@ def faust_auth(settings: KafkaSettings) -> tuple[CredentialsT | None, ssl.SSLCon
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """faust's consumer "thread", run as a task on the app's own event loop (see the
+    module docstring): mode's ``ServiceThread`` with ``thread_loop`` the app's loop,
+    started without a thread, and its calls into the thread made directly."""
+
+    _serving: asyncio.Future[None] | None = None
+
+    async def start(self) -> None:
+        # ServiceThread.start, with the thread's body (_serve) as a task instead.
+        assert not self._thread_started.is_set()
+        self._thread_started.set()
+        self._thread_running = self.parent_loop.create_future()
+        self.add_future(self._keepalive2())
+        self._serving = asyncio.ensure_future(self._serve())
+        try:
+            await self._thread_running  # _serve sets it once the consumer started
+        finally:
+            self._thread_running = None
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._serving is not None:  # the rest of _serve's shutdown
+            await asyncio.gather(self._serving, return_exceptions=True)
+
+    async def _gather_remaining_tasks(self) -> None:
+        # mode cancels every task left on the thread's loop: here the app's own tasks.
+        return None
+
+    async def call_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        result = fun(*args, **kwargs)
+        return await result if inspect.isawaitable(result) else result
+
+    async def cast_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        result = fun(*args, **kwargs)
+        if inspect.isawaitable(result):
+            self.add_future(result)
+
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka reads them when the consumer starts (its Fetcher is built in start());
@@ -119,7 +161,7 @@ class _Consumer(faust_aiokafka.Consumer):
         return await super().wait_first(*coros, timeout=timeout)
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
-        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+        return _ConsumerThread(self, loop=self.loop, thread_loop=self.loop, beacon=self.beacon)
 
     async def wait_empty(self) -> None:
         """faust's ``wait_empty`` with a deadline (see the module docstring)."""
