@@ -5,8 +5,10 @@
 
 Neither agent waits for its sends one by one: an event is acked when its output is in
 the broker (:mod:`.acks`), so aiokafka gathers many events' records in one request.
-Both hand their records straight to the app's producer (faust's: idempotent, acks=all),
-``dedup`` the table's changelog records too (:class:`~.faust_config.SightingsTable`):
+Both hand their records straight to the app's producer (faust's: idempotent, acks=all;
+with ``exactly_once`` the transaction manager, as faust would:
+:func:`~.faust_config.output_producer`), ``dedup`` the table's changelog records too
+(:class:`~.faust_config.SightingsTable`):
 faust's ``Topic.send`` wraps each record in a FutureMessage with sensor calls, and
 awaits ``App.maybe_start_producer``, whose mode ``stampede`` wrapper yields to the event
 loop three times per record (20,000 yields for 2,000 messages, cProfile).
@@ -28,7 +30,7 @@ from services.common import metrics
 from services.common.retry import is_retriable
 from services.dedup.acks import ack_when_sent
 from services.dedup.errors import Untaggable
-from services.dedup.faust_config import Streams
+from services.dedup.faust_config import Streams, output_producer
 from services.dedup.sighting_rules import record_sighting, tagged_meta
 from services.dedup.tagger import Tagger
 
@@ -64,9 +66,8 @@ def define_agents(app: faust.App, streams: Streams, tagger: Tagger) -> None:
 
     async def send(topic: str, key: bytes, value: bytes, headers: Any) -> Any:
         """The future of the record's ack (see the module docstring)."""
-        return await app.producer.send(
-            topic, key, value, partition=None, timestamp=None, headers=headers
-        )
+        producer = await output_producer(app)
+        return await producer.send(topic, key, value, None, None, headers)
 
     async def dead_letter(
         stage: str, reason: str, event: Any, headers: list[tuple[str, bytes]]

@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any, cast
 
 import faust
-from faust.types import CodecArg, FutureMessage
+from faust.types import AppT, CodecArg, FutureMessage
 
 from schemas.topics import BY_FINGERPRINT, DEAD_LETTERS, RAW_MESSAGES, TAGGED_MESSAGES
 from services.common.kafka import MAX_REQUEST_BYTES
@@ -74,7 +74,7 @@ class SightingsTable(faust.Table):  # type: ignore[type-arg]
         """Hand the records of the writes so far to the app's producer; the futures of
         their acks."""
         unsent, self._unsent = self._unsent, []
-        topic, producer = self.changelog_topic.get_topic_name(), self.app.producer
+        topic, producer = self.changelog_topic.get_topic_name(), await output_producer(self.app)
         acks: list[asyncio.Future[Any]] = []
         for fut in unsent:
             m = fut.message
@@ -82,6 +82,16 @@ class SightingsTable(faust.Table):  # type: ignore[type-arg]
             cast("asyncio.Future[Any]", ack).add_done_callback(partial(_settle, fut))
             acks.append(cast("asyncio.Future[Any]", ack))
         return acks
+
+
+async def output_producer(app: AppT) -> Any:
+    """The producer an agent's records go to, as ``Topic.send`` would pick it: with
+    ``exactly_once`` the consumer's transaction manager (each record in its partition's
+    transaction, committed with the input's offsets); otherwise the app's producer
+    itself, without ``App.maybe_start_producer``'s wrapper (see :mod:`.agents`)."""
+    if app.in_transaction:
+        return await app.maybe_start_producer()
+    return app.producer
 
 
 def _settle(fut: FutureMessage, ack: asyncio.Future[Any]) -> None:
