@@ -29,7 +29,12 @@ the work:
 - **CPU seconds** of this process (the dedup worker, plus the counting consumer, whose
   own cost is measured afterwards by reading the topic again) and of each server during
   the window. One worker is one event loop: it can use at most one core.
-- **Exactly-once against at-least-once** (``GUARANTEE_ROUNDS``): after the run above
+- **Against its bound** (``BOUND_ROUNDS``): after the run above (also the JVM's
+  warm-up), the relay bound of ``bench.dedup_bound`` (mode ``work``: dedup's work in a
+  plain aiokafka relay, no faust) and dedup alternate on the same servers, each round on
+  topics of its own, prefilled the same way. The machine is shared and noisy, so the
+  figure is the ratio of the two means in one run, each round's load noted.
+- **Exactly-once against at-least-once** (``GUARANTEE_ROUNDS``): after those
   (production settings, also the JVM's warm-up), dedup runs again once per round with
   ``MAILSYNC_DEDUP_PROCESSING_GUARANTEE`` set, alternating ``at_least_once`` and
   ``exactly_once``, on the same servers and the same corpus, each round on topics of
@@ -93,6 +98,8 @@ POLL_MS = 100
 PROGRESS_EVERY_S = 5.0
 SHUTDOWN_TIMEOUT_S = 15.0
 Guarantee = Literal["at_least_once", "exactly_once"]
+# Relay bound and dedup alternate, three rounds each, so a neighbour's load falls on both.
+BOUND_ROUNDS = 3
 # After the first run (warm-up), alternating, so a drift (the JVM's JIT, a neighbour's
 # load) falls on both modes alike.
 GUARANTEE_ROUNDS: tuple[Guarantee, ...] = (
@@ -312,12 +319,14 @@ async def measure_dedup(
 class DedupReport:
     corpus: Corpus
     guarantee: str = ""  # faust's processing_guarantee in the run
+    bound: bool = False  # the relay bound (bench.dedup_bound, mode work), not dedup
+    uncommitted: bool = False  # a guarantee round: read_uncommitted counted too
     load_before: float | None = None  # 1-minute load average before dedup started
     prefill: Prefill | None = None
     raw_records: int = 0
     run: DedupRun | None = None
     notes: list[str] = field(default_factory=list)
-    rounds: list[DedupReport] = field(default_factory=list)  # GUARANTEE_ROUNDS, after this run
+    rounds: list[DedupReport] = field(default_factory=list)  # after this run, on its servers
 
     @property
     def finished(self) -> bool:
@@ -367,16 +376,31 @@ async def _bench(
     )
 
 
+@dataclass(frozen=True)
+class Round:
+    """One run after the first, on the same servers: dedup with ``guarantee``, or the
+    relay bound; ``uncommitted``: also count what a read_uncommitted consumer reads."""
+
+    guarantee: Guarantee = "at_least_once"
+    bound: bool = False
+    uncommitted: bool = False
+
+
+def _relay_bound(overrides: dict[str, Any]) -> Service:
+    from bench.dedup_bound import Relay  # bench.dedup_bound imports this module
+
+    return Relay(overrides, mode="work")
+
+
 def run(
     messages: int,
     seed: int,
     timeout_s: float,
     make: MakeService | None = None,
-    rounds: Sequence[Guarantee] = (),
+    rounds: Sequence[Round] = (),
 ) -> DedupReport:
     """Prefill, then time ``make`` (default: the dedup service) on fresh servers; then,
-    on the same servers, the dedup service once per entry of ``rounds`` with that
-    processing guarantee, each on topics of its own."""
+    on the same servers, one run per entry of ``rounds``, each on topics of its own."""
     setup_logging("WARNING")
     deadline = time.monotonic() + timeout_s
     log(f"building {messages} messages (seed {seed})")
@@ -401,19 +425,22 @@ def run(
             except Exception as exc:
                 report.notes.append(f"set-up failed: {type(exc).__name__}: {exc}")
                 log(f"set-up failed: {type(exc).__name__}: {exc}")
-            for i, guarantee in enumerate(rounds, 1):
-                log(f"round {i}: dedup with processing_guarantee={guarantee}")
-                again = DedupReport(corpus, guarantee)
+            for i, spec in enumerate(rounds, 1):
+                guarantee = spec.guarantee
+                what = "the relay bound" if spec.bound else f"dedup, {guarantee}"
+                log(f"round {i}: {what}")
+                again = DedupReport(corpus, guarantee, spec.bound, spec.uncommitted)
                 report.rounds.append(again)
                 own = dict(
                     overrides,
-                    topic_prefix=f"bench-{i}-{guarantee}.",
+                    topic_prefix=f"bench-{i}-{'bound' if spec.bound else guarantee}.",
                     data_dir=work / f"data-{i}",
                     dedup_processing_guarantee=guarantee,
                 )
                 limit = min(deadline, time.monotonic() + ROUND_TIMEOUT_S)
+                kind = _relay_bound if spec.bound else None
                 try:
-                    asyncio.run(_bench(own, corpus, limit, again, None, uncommitted=True))
+                    asyncio.run(_bench(own, corpus, limit, again, kind, spec.uncommitted))
                 except Exception as exc:
                     again.notes.append(f"set-up failed: {type(exc).__name__}: {exc}")
                     log(f"round {i} set-up failed: {type(exc).__name__}: {exc}")
@@ -496,8 +523,12 @@ def render(report: DedupReport) -> str:
         ]
     if report.notes:
         lines += ["", *(f"- {note}" for note in report.notes)]
-    if report.rounds:
-        lines += ["", *render_rounds(report.rounds)]
+    alternating = [x for x in report.rounds if not x.uncommitted]
+    if alternating:
+        lines += ["", *render_bound(alternating)]
+    guarantees = [x for x in report.rounds if x.uncommitted]
+    if guarantees:
+        lines += ["", *render_rounds(guarantees)]
     return "\n".join(lines) + "\n"
 
 
@@ -508,6 +539,61 @@ def _kafka_ms(r: DedupRun, n: int) -> str:
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+def bound_ratio(rounds: Sequence[DedupReport]) -> tuple[float, float] | None:
+    """(dedup's mean msgs/s, the relay bound's) over the alternating rounds that finished."""
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    for x in rounds:
+        r = x.run
+        if x.finished and r is not None and r.done_s:
+            rates[x.bound].append(len(x.corpus.messages) / r.done_s)
+    dedup, bound = _mean(rates[False]), _mean(rates[True])
+    return None if dedup is None or bound is None else (dedup, bound)
+
+
+def render_bound(rounds: list[DedupReport]) -> list[str]:
+    """The subsection of the alternating rounds: dedup against its relay bound."""
+    n = len(rounds[0].corpus.messages)
+    lines = [
+        "### Against its bound, alternating",
+        "",
+        "After the run above, on the same servers and corpus, the relay bound "
+        "(`bench/dedup_bound.py`, mode `work`: dedup's work through a plain aiokafka relay, "
+        "no faust) and dedup alternate, each round on topics of its own, prefilled the same "
+        "way (a fresh group, table and changelog). The ratio is dedup's mean over the "
+        "bound's mean, both measured in this run.",
+        "",
+        "| Round | What | Seconds | **Msgs/s** | Steady msgs/s | Bench CPU ms/msg "
+        "| Kafka CPU ms/msg | Load 1 min before |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for i, report in enumerate(rounds, 1):
+        r = report.run
+        what = "relay bound" if report.bound else "dedup"
+        if r is None or not report.finished or r.done_s is None:
+            why = (r.error if r is not None else None) or "; ".join(report.notes) or "not run"
+            lines.append(f"| {i} | {what} | {why} | — | — | — | — | — |")
+            continue
+        steady = steady_rate(n, report.corpus.total_bytes, r.first_s, r.at_first, r.done_s)
+        bench = next((v for k, v in r.cpu_s.items() if k.startswith("bench")), 0.0)
+        load = "—" if report.load_before is None else f"{report.load_before:.2f}"
+        lines.append(
+            f"| {i} | {what} | {r.done_s:.2f} | **{n / r.done_s:.0f}** | "
+            f"{steady[1] if steady else '—'} | {bench / n * 1000:.2f} | {_kafka_ms(r, n)} | "
+            f"{load} |"
+        )
+    means = bound_ratio(rounds)
+    lines.append("")
+    if means is not None:
+        dedup, bound = means
+        lines.append(
+            f"Means: dedup **{dedup:.0f}** msgs/s, relay bound **{bound:.0f}**: dedup runs at "
+            f"**{dedup / bound:.2f}** of its bound."
+        )
+    else:
+        lines.append("No ratio: a kind finished no round.")
+    return lines
 
 
 def render_rounds(rounds: list[DedupReport]) -> list[str]:
@@ -620,6 +706,9 @@ def render_rounds(rounds: list[DedupReport]) -> list[str]:
 
 
 def main(messages: int, seed: int, timeout_s: float) -> tuple[str, bool]:
-    """Run the benchmark and the guarantee rounds; return (markdown body, complete)."""
-    report = run(messages, seed, timeout_s, rounds=GUARANTEE_ROUNDS)
+    """Run the benchmark, the bound rounds and the guarantee rounds; return (markdown
+    body, complete)."""
+    alternating = [Round(bound=b) for _ in range(BOUND_ROUNDS) for b in (True, False)]
+    guarantees = [Round(g, uncommitted=True) for g in GUARANTEE_ROUNDS]
+    report = run(messages, seed, timeout_s, rounds=[*alternating, *guarantees])
     return render(report), report.complete

@@ -12,26 +12,38 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 log = logging.getLogger("mailsync.dedup")
 
 
 def ack_when_sent(
-    event: Any, sent: asyncio.Future[Any], crash: Callable[[BaseException], Any]
+    event: Any,
+    sent: asyncio.Future[Any] | Sequence[asyncio.Future[Any]],
+    crash: Callable[[BaseException], Any],
 ) -> None:
-    """Ack ``event`` when ``sent`` (the future of its output record) succeeds; a failed
-    send leaves it unacked and calls ``crash`` (the worker must restart: aiokafka has
-    already retried until its delivery timeout)."""
+    """Ack ``event`` when ``sent`` (the futures of its output records) all succeed; a
+    failed send leaves it unacked and calls ``crash`` once (the worker must restart:
+    aiokafka has already retried until its delivery timeout)."""
+    futures = [sent] if isinstance(sent, asyncio.Future) else list(sent)
+    left = len(futures)
+    failed = False
 
     def done(fut: asyncio.Future[Any]) -> None:
+        nonlocal left, failed
+        if failed:
+            return
         if fut.cancelled():
-            return  # the producer is stopping: the event stays unacked and is read again
+            failed = True  # the producer is stopping: unacked, the event is read again
+            return
         exc = fut.exception()
         if exc is None:
-            event.ack()
+            left -= 1
+            if left == 0:
+                event.ack()
             return
+        failed = True
         log.error(
             "send failed for %s[%d]@%d; not acked: %r",
             event.message.topic,
@@ -41,4 +53,7 @@ def ack_when_sent(
         )
         crash(exc)
 
-    sent.add_done_callback(done)
+    if not futures:
+        event.ack()  # nothing to wait for
+    for fut in futures:
+        fut.add_done_callback(done)

@@ -6,10 +6,13 @@ the table's name makes its changelog topic (``<app id>-sightings-changelog``).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import faust
+from faust.types import AppT, CodecArg, FutureMessage
 
 from schemas.topics import BY_FINGERPRINT, DEAD_LETTERS, RAW_MESSAGES, TAGGED_MESSAGES
 from services.common.kafka import MAX_REQUEST_BYTES
@@ -26,6 +29,82 @@ class Streams:
     tagged: Any  # tagged-messages: ``dedup``'s output
     dead: Any  # dead-letters
     sightings: Any  # the table: activity id -> its sightings, changelog-backed
+
+
+class SightingsTable(faust.Table):  # type: ignore[type-arg]
+    """faust's table, its changelog records handed to the producer by the agent that
+    wrote them.
+
+    faust sends a changelog record through its producer buffer (``__setitem__`` cannot
+    await), a task draining it one record at a time through ``Topic.publish_message``
+    (three event-loop yields each, see :mod:`.agents`), and its conductor stops
+    delivering events while the buffer holds over 100 records, polling it in 0.1 s
+    waits ("producer buffer full" warnings, 28-103 per 2,000 messages once the agents
+    sent directly). Here :meth:`send_changelog` keeps each record, serialized as faust
+    serializes it, and the ``dedup`` agent, the table's one writer, publishes it after
+    each write and acks the event once it and the tagged record are in the broker: a
+    committed event's sighting is in the changelog too.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._unsent: list[FutureMessage] = []
+
+    def send_changelog(
+        self,
+        partition: int | None,
+        key: Any,
+        value: Any,
+        key_serializer: CodecArg | None = None,
+        value_serializer: CodecArg | None = None,
+    ) -> FutureMessage:
+        fut = self.changelog_topic.as_future_message(
+            key=key,
+            value=value,
+            partition=partition,
+            key_serializer=key_serializer or self.key_serializer,
+            value_serializer=value_serializer or self.value_serializer,
+            callback=self._on_changelog_sent,
+            eager_partitioning=True,
+        )
+        self._unsent.append(fut)
+        return fut
+
+    async def publish_changelog(self) -> list[asyncio.Future[Any]]:
+        """Hand the records of the writes so far to the app's producer; the futures of
+        their acks."""
+        unsent, self._unsent = self._unsent, []
+        topic, producer = self.changelog_topic.get_topic_name(), await output_producer(self.app)
+        acks: list[asyncio.Future[Any]] = []
+        for fut in unsent:
+            m = fut.message
+            ack = await producer.send(topic, m.key, m.value, m.partition, m.timestamp, m.headers)
+            cast("asyncio.Future[Any]", ack).add_done_callback(partial(_settle, fut))
+            acks.append(cast("asyncio.Future[Any]", ack))
+        return acks
+
+
+async def output_producer(app: AppT) -> Any:
+    """The producer an agent's records go to, as ``Topic.send`` would pick it: with
+    ``exactly_once`` the consumer's transaction manager (each record in its partition's
+    transaction, committed with the input's offsets); otherwise the app's producer
+    itself, without ``App.maybe_start_producer``'s wrapper (see :mod:`.agents`)."""
+    if app.in_transaction:
+        return await app.maybe_start_producer()
+    return app.producer
+
+
+def _settle(fut: FutureMessage, ack: asyncio.Future[Any]) -> None:
+    """Settle faust's future of a changelog record as its send did, and run its callback
+    (the table's bookkeeping of what the changelog holds)."""
+    if ack.cancelled():
+        fut.cancel()
+    elif (exc := ack.exception()) is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(ack.result())
+        if fut.message.callback:
+            fut.message.callback(fut)
 
 
 def faust_app(settings: DedupSettings) -> faust.App:
@@ -78,13 +157,16 @@ def declare_streams(app: faust.App, settings: DedupSettings) -> Streams:
     by_fp = app.topic(s.topic(BY_FINGERPRINT), key_serializer="raw", value_serializer="raw")
     tagged = app.topic(s.topic(TAGGED_MESSAGES), key_serializer="raw", value_serializer="raw")
     dead = app.topic(s.topic(DEAD_LETTERS), key_serializer="raw", value_serializer="raw")
-    table = app.Table(
-        "sightings",
+    table = SightingsTable(
+        app,
+        name="sightings",
         default=list,
         partitions=BY_FINGERPRINT.partitions,
         key_type=bytes,
         # faust creates the changelog with topic_replication_factor; as durable as the
         # registry's topics (MAILSYNC_KAFKA_REPLICATION_FACTOR, _MIN_INSYNC_REPLICAS).
         extra_topic_configs={"min.insync.replicas": str(s.kafka_min_insync_replicas)},
+        beacon=app.tables.beacon,  # as app.Table builds one
     )
+    app.tables.add(table)
     return Streams(raw, by_fp, tagged, dead, table)

@@ -12,6 +12,37 @@ Fetch happened to ask only for by-fingerprint partitions that the ``tag`` agent 
 not yet written to, raw-messages waited too: stalls of 1.4 s, several per 2,000
 messages (bench/dedup.py). A short wait costs an empty Fetch per wait when idle.
 
+aiokafka's ``fetch_min_bytes`` is 1: the broker answers a Fetch as soon as any partition
+has a record. dedup reads back what its ``tag`` agent writes a record at a time, so each
+Fetch brought one or two by-fingerprint records: 1,600 Fetch requests for 2,000 messages
+(cProfile), each a round of Python work in the worker and in the broker, and events
+reached the agents one by one. ``FETCH_MIN_BYTES`` (1 MiB, about 30 average messages)
+lets the broker gather them for up to ``dedup_fetch_max_wait_ms``; a message arriving
+alone waits that long at most, per stage.
+
+aiokafka's producer sends a partition's batch once it has lingered ``linger_ms``, and
+with idempotence one request at a time per broker; every partition's batch starts its
+own linger, so dedup's output (eight by-fingerprint, eight tagged-messages and the
+changelog's partitions, written a record at a time) left in a request every few
+milliseconds with one or two records per batch: 600-1,000 produce requests for 2,000
+messages where the relay bound (``bench/dedup_bound.py``) makes 30. Once a batch is due,
+:func:`_drain_whole_node` sends every batch waiting for the same broker with it.
+
+faust runs its consumer in a thread with an event loop of its own: each fetch, commit
+and seek crosses from the app's loop to the thread's through a method queue and back,
+and the two threads take turns at the GIL. dedup's process runs nothing else, so
+:class:`_ConsumerThread` runs it on the app's own loop.
+
+faust's consumer hands each fetched message to its agents' queues with
+``wait_first(deliver(message), suspend_flow.wait())``: mode runs both, plus a wait for the
+service's stop and one for its crash, as four tasks, and cancels three: for 2,000
+messages 8,000 calls, 19,000 tasks and 100,000 event-loop callbacks in all (cProfile; the
+relay bound needs 9,000). Delivery waits only for an agent's full queue or for a flow
+that a rebalance suspended, so ``_Consumer.wait_first`` awaits it directly while the
+flow runs. The difference: a delivery already waiting when a rebalance starts is no
+longer abandoned; it completes when the flow resumes, and the stream skips the event as
+stale, as faust skips the events a rebalance catches in its streams.
+
 faust's ``Consumer.wait_empty`` (run when the worker stops and when its partitions are
 revoked) waits for every event handed to an agent to be acked, with no limit, and
 swallows the cancellation of its wait, so no timeout around ``App.stop`` ends it. One
@@ -26,20 +57,24 @@ arrival order, and the writer's documents are idempotent).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import aiokafka
 from faust.auth import OAuthCredentials, SASLCredentials
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.auth import CredentialsT
+from mode.services import WaitResults
 
 from services.common.kafka import client_options
 from services.common.kafka_settings import KafkaSettings
 
 log = logging.getLogger("mailsync.dedup")
+
+FETCH_MIN_BYTES = 1024 * 1024  # see the module docstring
 
 
 def faust_auth(settings: KafkaSettings) -> tuple[CredentialsT | None, ssl.SSLContext | None]:
@@ -62,17 +97,71 @@ def faust_auth(settings: KafkaSettings) -> tuple[CredentialsT | None, ssl.SSLCon
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """faust's consumer "thread", run as a task on the app's own event loop (see the
+    module docstring): mode's ``ServiceThread`` with ``thread_loop`` the app's loop,
+    started without a thread, and its calls into the thread made directly."""
+
+    _serving: asyncio.Future[None] | None = None
+
+    async def start(self) -> None:
+        # ServiceThread.start, with the thread's body (_serve) as a task instead.
+        assert not self._thread_started.is_set()
+        self._thread_started.set()
+        self._thread_running = self.parent_loop.create_future()
+        self.add_future(self._keepalive2())
+        self._serving = asyncio.ensure_future(self._serve())
+        try:
+            await self._thread_running  # _serve sets it once the consumer started
+        finally:
+            self._thread_running = None
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._serving is not None:  # the rest of _serve's shutdown
+            await asyncio.gather(self._serving, return_exceptions=True)
+
+    async def _gather_remaining_tasks(self) -> None:
+        # mode cancels every task left on the thread's loop: here the app's own tasks.
+        return None
+
+    async def call_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        result = fun(*args, **kwargs)
+        return await result if inspect.isawaitable(result) else result
+
+    async def cast_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        result = fun(*args, **kwargs)
+        if inspect.isawaitable(result):
+            self.add_future(result)
+
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        # aiokafka reads it when the consumer starts (its Fetcher is built in start());
-        # faust offers no setting for it.
+        # aiokafka reads them when the consumer starts (its Fetcher is built in start());
+        # faust offers no setting for them.
         consumer._fetch_max_wait_ms = transport.fetch_max_wait_ms
+        consumer._fetch_min_bytes = FETCH_MIN_BYTES
         return consumer
 
 
+def _waits_on(coro: Any, event: Any) -> bool:
+    """``coro`` is ``event.wait()``, not yet started."""
+    frame = getattr(coro, "cr_frame", None)
+    return frame is not None and frame.f_locals.get("self") is event
+
+
 class _Consumer(faust_aiokafka.Consumer):
+    async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
+        """mode's ``wait_first``, without its tasks for the drain's call while the flow
+        runs (see the module docstring)."""
+        suspend = self.suspend_flow
+        drain = len(coros) == 2 and timeout is None and _waits_on(coros[1], suspend)
+        if drain and not suspend.is_set():
+            deliver, suspended = coros
+            suspended.close()
+            return WaitResults([deliver], [await deliver], False)
+        return await super().wait_first(*coros, timeout=timeout)
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
-        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+        return _ConsumerThread(self, loop=self.loop, thread_loop=self.loop, beacon=self.beacon)
 
     async def wait_empty(self) -> None:
         """faust's ``wait_empty`` with a deadline (see the module docstring)."""
@@ -98,9 +187,38 @@ class _Consumer(faust_aiokafka.Consumer):
         await self.commit_and_end_transactions()
 
 
+def _drain_whole_node(producer: aiokafka.AIOKafkaProducer) -> None:
+    """Make ``producer`` send, with the first batch due for a broker, every batch then
+    waiting for that broker (see the module docstring); aiokafka 0.14's accumulator."""
+    accumulator = producer._message_accumulator
+    cluster = producer.client.cluster
+    due_only = accumulator.drain_by_nodes
+
+    def drain_by_nodes(ignore_nodes: Any, muted_partitions: Any = frozenset()) -> Any:
+        nodes, unknown_leaders = due_only(ignore_nodes, muted_partitions)
+        if nodes:  # a request leaves anyway: the lingering batches of its broker go too
+            for tp in list(accumulator._batches):
+                leader = cluster.leader_for_partition(tp)
+                if tp in muted_partitions or leader not in nodes or tp in nodes[leader]:
+                    continue
+                batch = accumulator._pop_batch(tp)
+                if batch.is_empty():
+                    batch.done_noack()
+                else:
+                    nodes[leader][tp] = batch
+        return nodes, unknown_leaders
+
+    accumulator.drain_by_nodes = drain_by_nodes
+
+
 class _Producer(faust_aiokafka.Producer):
     def _settings_extra(self) -> Mapping[str, Any]:
         return {"acks": "all", "enable_idempotence": True}
+
+    def _new_producer(self, transactional_id: str | None = None) -> aiokafka.AIOKafkaProducer:
+        producer = super()._new_producer(transactional_id)
+        _drain_whole_node(producer)
+        return producer
 
 
 class Transport(faust_aiokafka.Transport):

@@ -56,3 +56,30 @@ async def test_a_cancelled_send_is_not_acked() -> None:
     sent.cancel()
     await asyncio.sleep(0)
     assert (event.acks, crashes) == (0, [])
+
+
+async def test_acked_once_every_output_record_is_sent() -> None:
+    event, crashes = Event(), list[BaseException]()
+    loop = asyncio.get_running_loop()
+    tagged: asyncio.Future[object] = loop.create_future()
+    changelog: asyncio.Future[object] = loop.create_future()
+    ack_when_sent(event, [tagged, changelog], crashes.append)
+    tagged.set_result(object())
+    await asyncio.sleep(0)
+    assert event.acks == 0  # the changelog record is still in flight
+    changelog.set_result(object())
+    await asyncio.sleep(0)
+    assert (event.acks, crashes) == (1, [])
+
+
+async def test_one_failed_record_of_several_crashes_once_and_is_not_acked() -> None:
+    event, crashes = Event(), list[BaseException]()
+    loop = asyncio.get_running_loop()
+    sent: list[asyncio.Future[object]] = [loop.create_future() for _ in range(3)]
+    ack_when_sent(event, sent, crashes.append)
+    error = OSError("broker gone")
+    sent[0].set_exception(error)
+    sent[1].set_exception(OSError("again"))
+    sent[2].set_result(object())
+    await asyncio.sleep(0)
+    assert (event.acks, crashes) == (0, [error])
