@@ -13,7 +13,8 @@ what changed, then update the check (for the copied functions, the digest below)
   ``_create_worker_consumer``, the consumer's ``_new_consumer_thread``, the producer's
   ``_settings_extra``, the consumer's ``wait_empty`` (bounded; it calls
   ``_unacked_messages``, ``_wait_for_ack``, ``_clean_unacked_messages``); and sets
-  aiokafka's ``AIOKafkaConsumer._fetch_max_wait_ms``.
+  aiokafka's ``AIOKafkaConsumer._fetch_max_wait_ms`` and ``_fetch_min_bytes``, and wraps
+  the producer accumulator's ``drain_by_nodes`` (calling ``_pop_batch``).
 - services/common/kafka.py::partitions_of calls ``AIOKafkaConsumer._client.add_topic``.
 - services/imap/tls_buffer.py replaces the read buffer of asyncio's ``SSLProtocol``
   (the standard library's, so pinned to what CPython 3.11-3.13 do).
@@ -39,6 +40,8 @@ from services.dedup.transport import Transport
 from services.imap.protocol import FastIMAP4, _FetchCommand, _Protocol
 
 IMAP_OURS = "services/imap/protocol.py"
+# aiokafka's accumulator, as services/dedup/transport.py::_drain_whole_node relies on it.
+ACCUMULATOR_USED = {"drain_by_nodes": "cc2f3eafe1e19ba6", "_pop_batch": "6dc3d1b621452ef1"}
 DEDUP_OURS = "services/dedup/transport.py"
 
 
@@ -248,6 +251,17 @@ def test_aiokafka_internals_we_set_or_call() -> None:
     assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in _source(consumer.start), _changed(
         "aiokafka", "AIOKafkaConsumer.start (reads _fetch_max_wait_ms)", DEDUP_OURS
     )
+    assert "fetch_min_bytes=self._fetch_min_bytes" in _source(consumer.start), _changed(
+        "aiokafka", "AIOKafkaConsumer.start (reads _fetch_min_bytes)", DEDUP_OURS
+    )
+    # transport.py's _drain_whole_node wraps the accumulator's drain_by_nodes and pops
+    # batches with _pop_batch, which gives an idempotent batch its sequence number.
+    from aiokafka.producer.message_accumulator import MessageAccumulator
+
+    for method, digest in ACCUMULATOR_USED.items():
+        assert _digest(getattr(MessageAccumulator, method)) == digest, _changed(
+            "aiokafka", f"MessageAccumulator.{method}", DEDUP_OURS
+        )
     assert "self._client = AIOKafkaClient(" in _source(consumer.__init__), _changed(
         "aiokafka", "AIOKafkaConsumer._client", "services/common/kafka.py::partitions_of"
     )
