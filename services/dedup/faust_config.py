@@ -117,7 +117,9 @@ def faust_app(settings: DedupSettings) -> faust.App:
         broker=[f"kafka://{h}" for h in (s.kafka_bootstrap or "").split(",")],
         broker_credentials=credentials,
         ssl_context=context,
-        store="memory://",
+        # RocksDB through rocksdict (faust's own driver for it): the table on disk, a
+        # restart on the same disk reads only the changelog written since (issue #16).
+        store="rocksdb://" if s.dedup_table_store == "rocksdb" else "memory://",
         datadir=str(s.data_dir / "faust"),
         web_enabled=False,
         producer_acks=-1,
@@ -167,6 +169,8 @@ def declare_streams(app: faust.App, settings: DedupSettings) -> Streams:
         # registry's topics (MAILSYNC_KAFKA_REPLICATION_FACTOR, _MIN_INSYNC_REPLICAS).
         extra_topic_configs={"min.insync.replicas": str(s.kafka_min_insync_replicas)},
         beacon=app.tables.beacon,  # as app.Table builds one
+        # rocksdict, not python-rocksdb (faust's other driver, unmaintained)
+        options={"driver": "rocksdict"} if s.dedup_table_store == "rocksdb" else None,
     )
     app.tables.add(table)
     return Streams(raw, by_fp, tagged, dead, table)

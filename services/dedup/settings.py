@@ -32,6 +32,12 @@ class DedupSettings(CommonSettings):
         "the partition's next owner (services/dedup/transport.py). Keep it below the "
         "shutdown timeout.",
     )
+    dedup_table_store: Literal["rocksdb", "memory"] = Field(
+        default="rocksdb",
+        description="Where the sightings table lives: RocksDB on disk under data_dir "
+        "(rocksdict; memory stays bounded, and a restart on the same disk reads only the "
+        "changelog written since) or memory (the whole changelog read at every start).",
+    )
     dedup_processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         default="at_least_once",
         description="faust's processing guarantee: exactly_once wraps each partition's "
