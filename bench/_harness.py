@@ -89,6 +89,15 @@ def servers(work: Path) -> Iterator[tuple[KafkaBroker, SecantusServer, DovecotSe
         yield kafka, secantus, dovecot
 
 
+def service_environ(overrides: dict[str, Any]) -> dict[str, str]:
+    """Settings as the environment a ``mailsync`` process reads."""
+    out = {}
+    for key, value in overrides.items():
+        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        out[f"MAILSYNC_{key.upper()}"] = text
+    return out
+
+
 def overrides_for(
     kafka: KafkaBroker, secantus: SecantusServer, data: Path, dovecot: DovecotServer | None = None
 ) -> dict[str, Any]:

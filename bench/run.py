@@ -2,7 +2,8 @@
 
 ``python -m bench.run [--messages N] [--out PATH] [--seed S] [--timeout SECONDS]``
 (``make bench`` runs it with the defaults); ``--only scale [--accounts N ...]`` runs the
-scale benchmark, which runs only when named. Each benchmark owns one ``## `` section of
+scale benchmark and ``--only dedup-table [--fingerprints N]`` the dedup table's, which
+run only when named. Each benchmark owns one ``## `` section of
 the results file; a run replaces its own section and leaves the others as they are.
 Each section says when, on what machine and with which command its figures were made.
 """
@@ -23,7 +24,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
-from bench import dedup, dedup_bound, imap_sync, parsers, pipeline, scale, sender, writer
+from bench import (
+    dedup,
+    dedup_bound,
+    dedup_table,
+    imap_sync,
+    parsers,
+    pipeline,
+    scale,
+    sender,
+    writer,
+)
 
 BENCHMARKS = {
     "pipeline": pipeline.BENCHMARK,
@@ -135,9 +146,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=sorted([*BENCHMARKS, *SCALED]),
+        choices=sorted([*BENCHMARKS, *SCALED, "dedup-table"]),
         action="append",
-        help="run only these benchmarks (scale runs only when named)",
+        help="run only these benchmarks (scale and dedup-table run only when named)",
+    )
+    parser.add_argument(
+        "--fingerprints",
+        type=int,
+        default=dedup_table.DEFAULT_FINGERPRINTS,
+        metavar="N",
+        help="dedup-table: the table's records (default: 1,000,000)",
     )
     parser.add_argument(
         "--accounts",
@@ -165,6 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             jobs.append(
                 (name, heading, functools.partial(scaled, args.accounts, args.seed, args.timeout))
             )
+    if args.only and "dedup-table" in args.only:
+        run_table = functools.partial(dedup_table.main, args.fingerprints, args.seed, args.timeout)
+        jobs.append(("dedup-table", dedup_table.HEADING, run_table))
     for name, heading, run_it in jobs:
         if args.only and name not in args.only:
             continue

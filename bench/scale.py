@@ -40,6 +40,10 @@ mode, 50 sessions per imap process, Dovecot's 2-minute IDLE keepalive).
 - **Reconnect storm**: Dovecot restarted (every session dropped, as an upgrade does);
   the time until ``idle`` counts N again and every account has logged in again
   (Dovecot's log), and the peak of logins per second (that log, by second).
+- **Rebalance**: a second fetcher replica joins the group, then is stopped (SIGTERM):
+  how many accounts moved, the time until all N are idle again each way (goal: 30 s),
+  and Dovecot's sessions per user sampled meanwhile (``doveadm who``): an idle account
+  holds one, so a user with two means an account synced by two replicas at once.
 - **Where the memory goes** (first N only): a second fetcher process, on its own topics
   and database, starts ``tracemalloc`` (``MAILSYNC_BENCH_TRACEMALLOC``) just before its
   N accounts are saved and takes a snapshot once they are idle: what was allocated in
@@ -81,7 +85,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
-from bench._harness import KAFKA_CPU_NAME, bare_idle, server_name
+from bench._harness import KAFKA_CPU_NAME, bare_idle, server_name, service_environ
 from bench._service import TRACE_ENV, ours
 from devservers import DovecotServer, KafkaBroker, MailUser, SecantusServer
 from devservers._dovecot import imap_processes
@@ -107,6 +111,7 @@ GOAL_KIB_PER_ACCOUNT = 100
 GOAL_CPU_PCT = 5.0
 GOAL_P99_MS = 1000.0
 GOAL_BACK_S = 120.0
+GOAL_REBALANCE_S = 30.0
 
 FOLDERS = ("INBOX", "Sent")
 SESSIONS_PER_ACCOUNT = 2  # at most: the first import's second connection (then one)
@@ -202,15 +207,6 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def _env(overrides: dict[str, Any]) -> dict[str, str]:
-    """Settings as the environment a ``mailsync`` process reads."""
-    out = {}
-    for key, value in overrides.items():
-        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-        out[f"MAILSYNC_{key.upper()}"] = text
-    return out
-
-
 Samples = list[tuple[str, dict[str, str], float]]
 
 
@@ -220,7 +216,7 @@ class ServiceProcess:
     def __init__(self, name: str, overrides: dict[str, Any], work: Path, traced: Path | None):
         self.name = name
         self.port = free_port()
-        env = _env(
+        env = service_environ(
             {
                 **overrides,
                 "metrics_host": "127.0.0.1",
@@ -598,6 +594,76 @@ async def storm(
     return out
 
 
+# -- rebalance: a second replica joins, then leaves -------------------------------------
+
+
+@dataclass
+class Rebalance:
+    """A second fetcher replica started, then stopped (SIGTERM), on the same accounts."""
+
+    moved: int = 0  # accounts the second replica ran once the group settled
+    joined_s: float | None = None  # its start until all N idle again, split over both
+    left_s: float | None = None  # its stop until the first runs all N idle again
+    most_sessions: int = 0  # the most IMAP sessions one user held at once (doveadm who)
+    doubled: int = 0  # samples in which some user held two or more
+
+
+def _sessions_by_user(dovecot: DovecotServer) -> Counter[str]:
+    """IMAP sessions per user now, as Dovecot counts them (``doveadm who -1``)."""
+    out = dovecot.doveadm("who", "-1")
+    return Counter(line.split()[0] for line in out.splitlines()[1:] if line.strip())
+
+
+async def rebalance(
+    http: aiohttp.ClientSession,
+    fetcher: ServiceProcess,
+    second: ServiceProcess,
+    dovecot: DovecotServer,
+    n: int,
+    timeout_s: float,
+) -> Rebalance:
+    """Start ``second``: how long until the N accounts are idle split over both, how many
+    moved; stop it: how long until the first runs all N idle again. Dovecot's sessions
+    per user are sampled all along: an account synced by two replicas at once would show
+    as a user with two (an idle account holds one; the moved ones are imported)."""
+    out = Rebalance()
+
+    async def sample() -> None:
+        most = max(_sessions_by_user(dovecot).values(), default=0)
+        out.most_sessions = max(out.most_sessions, most)
+        out.doubled += most >= 2
+
+    async def idle(proc: ServiceProcess) -> float:
+        return account_states(await proc.samples(http)).get("idle", 0)
+
+    began = time.monotonic()
+    second.start()
+    await second.wait_ready(http)
+    settled = 0
+    while out.joined_s is None:
+        await sample()
+        one, two = await idle(fetcher), await idle(second)
+        settled = settled + 1 if one + two >= n and two > 0 else 0
+        if settled >= 2:  # the same split two polls in a row
+            out.joined_s, out.moved = time.monotonic() - began, int(two)
+        elif time.monotonic() - began > timeout_s:
+            raise TimeoutError(f"not settled after the join: {one:.0f} + {two:.0f} idle of {n}")
+        await asyncio.sleep(POLL_S)
+    log(f"replica 2 joined: {out.moved} accounts moved, all idle after {out.joined_s:.1f}s")
+    began = time.monotonic()
+    stopping = asyncio.create_task(asyncio.to_thread(second.stop))
+    while out.left_s is None:
+        await sample()
+        if await idle(fetcher) >= n:
+            out.left_s = time.monotonic() - began
+        elif time.monotonic() - began > timeout_s:
+            raise TimeoutError(f"not back on one replica after {timeout_s:.0f}s")
+        await asyncio.sleep(POLL_S)
+    await stopping
+    log(f"replica 2 left: all idle on replica 1 after {out.left_s:.1f}s")
+    return out
+
+
 def _stamp_order(stamp: str) -> dt.datetime:
     # Dovecot's default log_timestamp has no year; within one run the order is right.
     return dt.datetime.strptime(f"2000 {stamp}", "%Y %b %d %H:%M:%S")
@@ -720,6 +786,7 @@ class ScaleRun:
     db: DbAtIdle | None = None
     latency: Latency | None = None
     storm: Storm | None = None
+    rebalance: Rebalance | None = None
     trace: dict[str, Any] | None = None
     trace_idle_s: float | None = None
     warnings: list[str] = field(default_factory=list)
@@ -742,6 +809,8 @@ class ScaleRun:
             and len(lat.activity.keys() & lat.delivered.keys()) == DELIVERIES
             and self.storm is not None
             and self.storm.back_s is not None
+            and self.rebalance is not None
+            and self.rebalance.left_s is not None
         )
 
 
@@ -833,6 +902,11 @@ async def measure(
             run.storm = await storm(http, fetcher, dovecot, n, timeout_s, names)
             log(f"back idle after {run.storm.back_s}s; peak {run.storm.peak} logins/s")
             run.load.append(f"{_load()} after the storm")
+
+            second = ServiceProcess("fetcher-2", overrides, work, None)
+            ours.append(second)
+            run.rebalance = await rebalance(http, fetcher, second, dovecot, n, timeout_s)
+            run.load.append(f"{_load()} after the rebalance")
         except Exception as exc:
             run.error = f"{type(exc).__name__}: {exc}"
             log(f"failed: {run.error}")
@@ -1076,6 +1150,22 @@ def _goal(runs: Sequence[ScaleRun]) -> list[str]:
             verdict(back, GOAL_BACK_S),
         ),
         (
+            "Moved accounts idle again (a replica joins / leaves)",
+            f"< {GOAL_REBALANCE_S:.0f} s",
+            _rebalanced(top.rebalance),
+            "not extrapolated",
+            verdict(_slowest_move(top.rebalance), GOAL_REBALANCE_S),
+        ),
+        (
+            "Accounts synced by two replicas at once",
+            "none",
+            _s(top.rebalance.doubled if top.rebalance else None, 0, " samples"),
+            "not extrapolated",
+            "—"
+            if top.rebalance is None
+            else ("meets it" if top.rebalance.doubled == 0 else "**some**"),
+        ),
+        (
             "All idle after the saves",
             "(no goal)",
             _s(idles[-1][1] if idles else None, 1, " s"),
@@ -1094,6 +1184,18 @@ def _goal(runs: Sequence[ScaleRun]) -> list[str]:
         *(f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows),
     ]
     return out
+
+
+def _slowest_move(rb: Rebalance | None) -> float | None:
+    if rb is None or rb.joined_s is None or rb.left_s is None:
+        return None
+    return max(rb.joined_s, rb.left_s)
+
+
+def _rebalanced(rb: Rebalance | None) -> str:
+    if rb is None:
+        return "—"
+    return f"{_s(rb.joined_s, 1, ' s')} / {_s(rb.left_s, 1, ' s')}"
 
 
 def _details(r: ScaleRun) -> list[str]:
@@ -1165,6 +1267,16 @@ def _details(r: ScaleRun) -> list[str]:
             f"accounts in `error` at once; logins per second: {curve}{more}. Meanwhile: "
             f"{_busy(st.cpu_pct)}; the fetcher's loop up to {st.max_lag_s:.1f} s late; "
             f"{_retried(st.retries)}."
+        )
+    rb = r.rebalance
+    if rb is not None:
+        out.append(
+            f"- Rebalance: a second fetcher replica started took {rb.moved:,} accounts; all "
+            f"{r.n:,} were idle again, split over both, {_s(rb.joined_s, 1)} s after it "
+            f"started; stopped (SIGTERM), all idle on the first again after "
+            f"{_s(rb.left_s, 1)} s. Dovecot's sessions per user, sampled every "
+            f"{POLL_S:.0f} s meanwhile: at most {rb.most_sessions}; samples with a user "
+            f"holding two: {rb.doubled}."
         )
     if r.trace_idle_s is not None:
         out.append(
