@@ -13,6 +13,7 @@ Topics (see :mod:`schemas.topics`) and their payloads:
 - ``mailsync.send-results``       :class:`SendResult` (JSON value)
 
 Documents: :class:`ActivityDocument`, :class:`FolderCursor`, :class:`AccountState`,
+:class:`WorkerHeartbeat` (a fetcher replica's heartbeat for all its account states),
 :class:`SendRecord`, :class:`AccountDocument` (the accounts API's copy of each record).
 """
 
@@ -41,6 +42,7 @@ from schemas.mailbox_state import (
     AccountStatus,
     FolderCursor,
     FolderProgress,
+    WorkerHeartbeat,
 )
 from schemas.raw_message import RawMessageMeta
 from schemas.send_request import (
@@ -93,4 +95,5 @@ __all__ = [
     "SightingDoc",
     "TaggedMessageMeta",
     "TopicSpec",
+    "WorkerHeartbeat",
 ]

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from schemas.account_document import AccountDocument
 from schemas.activity import ActivityDocument
-from schemas.mailbox_state import AccountState, FolderCursor
+from schemas.mailbox_state import AccountState, FolderCursor, WorkerHeartbeat
 from schemas.send_request import SendRecord
 from schemas.tombstone import Tombstone
 from schemas.topics import TOPICS
@@ -25,6 +25,7 @@ DOCUMENTS: dict[str, type[BaseModel]] = {
     "activities": ActivityDocument,
     "folder_cursors": FolderCursor,
     "account_states": AccountState,
+    "fetcher_workers": WorkerHeartbeat,
     "send_requests": SendRecord,
     "accounts": AccountDocument,
     "tombstones": Tombstone,

@@ -102,7 +102,9 @@ class AccountState(Model):
     worker: str | None = Field(default=None, description="The fetcher replica syncing it.")
     heartbeat_at: dt.datetime | None = Field(
         default=None,
-        description="When that replica last said it holds the account (every poll interval).",
+        description="When that replica last said it holds the account: at the status's "
+        "change, and later in its own heartbeat (collection fetcher_workers), which readers "
+        "take when newer. None: released, no replica runs it.",
     )
     stale_after_s: float | None = Field(
         default=None,
@@ -113,3 +115,16 @@ class AccountState(Model):
         default=(), description="The latest UIDVALIDITY changes (at most 20), oldest first."
     )
     last_reconcile: ReconcileReport | None = None
+
+
+class WorkerHeartbeat(Model):
+    """Collection ``fetcher_workers``, ``_id`` = the fetcher replica (``worker`` in
+    ``account_states``): one write per replica every poll interval says that every
+    account state it holds is alive, however many accounts it runs (issue #16). A
+    reader takes it as the state's ``heartbeat_at`` when newer (and as ``last_sync`` of
+    an idle account: a live replica is watching it)."""
+
+    schema_version: Literal[1] = 1
+    id: str = Field(alias="_id")
+    heartbeat_at: dt.datetime
+    stale_after_s: float = Field(description="A heartbeat older than this: the replica is gone.")

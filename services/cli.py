@@ -348,6 +348,7 @@ def cmd_reconcile(account_id: str) -> int:
     """Ask the fetcher syncing the account to reconcile it on its next poll."""
     from schemas.mailbox_state import AccountState, AccountStatus
     from services.accounts.records import COLLECTION
+    from services.api.account_states import live_states
     from services.api.liveness import live_status
     from services.common.mongo import database, mongo_client
     from services.fetcher.reconcile_requests import ReconcileRequests
@@ -359,11 +360,11 @@ def cmd_reconcile(account_id: str) -> int:
         try:
             db = database(client, settings)
             stored = await db[COLLECTION].find_one({"_id": account_id}, {"_id": 1})
-            state = await db["account_states"].find_one({"_id": account_id})
+            state = (await live_states(db, [account_id])).get(account_id)
             if stored is None and state is None:
                 return False, None  # neither saved nor ever synced: nothing would answer
             await ReconcileRequests(db).request(account_id)
-            return True, AccountState.model_validate(state) if state else None
+            return True, state
         finally:
             await client.close()
 

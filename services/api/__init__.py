@@ -5,6 +5,7 @@
 - :mod:`.resources`   what handlers may use, opened at start
 - :mod:`.auth`        the caller of a request (bearer token) | :mod:`.callers` tokens (pure)
 - :mod:`.account_management`  verify (step 1), save (step 2), passwords, reads
+- :mod:`.account_states`  the states as they stand, with their replicas' heartbeats
 - :mod:`.operations`  pause, resume, resync, remove, key rotation
 - :mod:`.sending`     send requests | :mod:`.status` the status page's data
 - :mod:`.store`       account records in MongoDB and on the accounts topic

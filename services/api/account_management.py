@@ -21,6 +21,7 @@ from schemas.account import (
     PersonalOwnership,
 )
 from schemas.mailbox_state import AccountState
+from services.api.account_states import live_states
 from services.api.callers import Caller
 from services.api.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from services.api.models import (
@@ -39,7 +40,6 @@ from services.api.permissions import may_manage, may_own, may_see
 from services.api.presets import Preset, UnknownPreset, get_preset, resolve_endpoint
 from services.api.resources import Resources
 from services.api.verify import verify_imap, verify_smtp
-from services.common.mongo import Document
 
 NOT_VISIBLE = "no such account, or not one you may see"
 
@@ -110,7 +110,6 @@ def _account_id(record: AccountRecord) -> str:
 class Accounts:
     def __init__(self, res: Resources):
         self._res = res
-        self._states = res.db["account_states"]
         self._timeout = res.settings.api_verify_timeout_s
         self._tls = res.tls
 
@@ -157,10 +156,7 @@ class Accounts:
         return [r for r in await self._res.store.all() if may_see(caller, r)]
 
     async def states(self, account_ids: list[str]) -> dict[str, AccountState]:
-        if not account_ids:
-            return {}
-        docs: list[Document] = await self._states.find({"_id": {"$in": account_ids}}).to_list(None)
-        return {d["_id"]: AccountState.model_validate(d) for d in docs}
+        return await live_states(self._res.db, account_ids)
 
     async def view(self, caller: Caller, account_id: str) -> AccountView:
         record = await self.find(caller, account_id)

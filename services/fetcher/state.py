@@ -16,6 +16,7 @@ from schemas.mailbox_state import (
     FolderProgress,
     ReconcileReport,
     UidValidityChange,
+    WorkerHeartbeat,
 )
 from services.common import metrics
 from services.common.mongo import Document
@@ -35,8 +36,10 @@ class StateStore:
     A status is written when it changes, not on every poll (issue #16: at 1,000 idle
     accounts the database spent most of its time rewriting "idle"), so ``since`` is
     when the status began. What an unchanged status still has to say is said for the
-    whole replica at once by :meth:`heartbeat`: its accounts are alive, and those idle
-    were synced at the latest poll (``last_sync``).
+    whole replica at once by :meth:`heartbeat`, one document in ``fetcher_workers``
+    (:class:`~schemas.mailbox_state.WorkerHeartbeat`): every state naming this replica
+    is alive, and those idle are watched (readers take it as their ``heartbeat_at`` and
+    ``last_sync``: :func:`services.api.account_states.live_states`).
 
     Changes are written by :meth:`run` in one unordered bulk write every ``flush_s``,
     the latest per account: when an IMAP server restarts, each account goes error,
@@ -54,6 +57,7 @@ class StateStore:
         flush_s: float = 0.5,
     ):
         self._col = db["account_states"]
+        self._workers = db["fetcher_workers"]
         self._worker = worker
         self._stale_after_s = stale_after_s
         self._flush_s = flush_s
@@ -126,19 +130,14 @@ class StateStore:
             raise
 
     async def heartbeat(self) -> None:
-        """This replica still runs its accounts, and those idle are synced: two writes
-        for all of them, by owner (an ``$in`` of every account id costs the database far
-        more than it grows, and a state this replica released stays released)."""
-        if not self._written:
-            return
-        now = dt.datetime.now(dt.UTC)
-        mine: Document = {"worker": self._worker, "heartbeat_at": {"$ne": None}}
-        await self._col.update_many(
-            mine, {"$set": {"heartbeat_at": now, "stale_after_s": self._stale_after_s}}
+        """This replica still runs its accounts: one write, however many it runs."""
+        beat = WorkerHeartbeat(
+            id=self._worker,
+            heartbeat_at=dt.datetime.now(dt.UTC),
+            stale_after_s=self._stale_after_s,
         )
-        await self._col.update_many(
-            {**mine, "status": AccountStatus.IDLE.value}, {"$set": {"last_sync": now}}
-        )
+        doc = beat.model_dump(by_alias=True)
+        await self._workers.replace_one({"_id": self._worker}, doc, upsert=True)
 
     async def released(self, account_ids: list[str]) -> None:
         """This replica stopped running these accounts: not running until another takes
@@ -146,10 +145,11 @@ class StateStore:
         self.forget(account_ids)
         for account_id in account_ids:  # not to be written after this
             self._pending.pop(account_id, None)
-        for i in range(0, len(account_ids), IN_SLICE):  # see heartbeat: $in grows badly
+        for i in range(0, len(account_ids), IN_SLICE):  # an $in's cost grows faster than it
             await self._col.update_many(
                 {"_id": {"$in": account_ids[i : i + IN_SLICE]}, "worker": self._worker},
-                {"$set": {"heartbeat_at": None}},
+                # No worker: the replica's heartbeat no longer speaks for it.
+                {"$set": {"heartbeat_at": None, "worker": None}},
             )
 
     def forget(self, account_ids: list[str]) -> None:
