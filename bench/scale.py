@@ -158,6 +158,7 @@ class Usage:
     rss_kib: int  # summed over the session's processes
     private_kib: int  # RSS minus shared pages, summed: what the session itself holds
     processes: int
+    cpu_by_pid: dict[int, float] = field(default_factory=dict)
 
 
 def _read_proc(pid: int) -> tuple[str, int, int, int, int, int] | None:
@@ -190,14 +191,19 @@ def sessions(names: dict[int, str]) -> dict[str, Usage]:
     rss: Counter[str] = Counter()
     private: Counter[str] = Counter()
     count: Counter[str] = Counter()
-    for _, _, sid, ticks, resident, shared in rows.values():
+    by_pid: dict[str, dict[int, float]] = {}
+    for pid, (_, _, sid, ticks, resident, shared) in rows.items():
         if sid in leaders:
             name = leaders[sid]
             cpu[name] += ticks
             rss[name] += resident * PAGE_KIB
             private[name] += (resident - shared) * PAGE_KIB
             count[name] += 1
-    return {n: Usage(cpu[n] / TICK, rss[n], private[n], count[n]) for n in leaders.values()}
+            by_pid.setdefault(name, {})[pid] = ticks / TICK
+    return {
+        n: Usage(cpu[n] / TICK, rss[n], private[n], count[n], by_pid.get(n, {}))
+        for n in leaders.values()
+    }
 
 
 def rss_kib(pid: int) -> int:
@@ -271,9 +277,15 @@ class ServiceProcess:
 def cpu_between(
     first: dict[str, Usage], last: dict[str, Usage], seconds: float
 ) -> dict[str, float]:
-    """Each process's CPU between two :func:`sessions` readings, in % of one core."""
+    """Each process's CPU between two :func:`sessions` readings, in % of one core: per
+    process (Dovecot's come and go), what those alive at the end used since the first
+    reading or since they started; what exited meanwhile is not seen (a lower bound)."""
+
+    def used(a: Usage, b: Usage) -> float:
+        return sum(cpu - a.cpu_by_pid.get(pid, 0.0) for pid, cpu in b.cpu_by_pid.items())
+
     return {
-        name: (last[name].cpu_s - first[name].cpu_s) / seconds * 100
+        name: used(first[name], last[name]) / seconds * 100
         for name in last
         if name in first and seconds > 0
     }
