@@ -220,7 +220,16 @@ Samples = list[tuple[str, dict[str, str], float]]
 class ServiceProcess:
     """One mailsync service as its own process (``python -m bench._service NAME``)."""
 
-    def __init__(self, name: str, overrides: dict[str, Any], work: Path, traced: Path | None):
+    def __init__(
+        self,
+        name: str,
+        overrides: dict[str, Any],
+        work: Path,
+        traced: Path | None,
+        service: str | None = None,
+    ):
+        """``name`` the process's (its data directory and log); ``service`` the mailsync
+        service it runs, when not its name (a second fetcher replica)."""
         self.name = name
         self.port = free_port()
         env = service_environ(
@@ -234,7 +243,7 @@ class ServiceProcess:
         )
         if traced is not None:
             env[TRACE_ENV] = str(traced)
-        argv = [sys.executable, "-m", "bench._service", name]
+        argv = [sys.executable, "-m", "bench._service", service or name]
         self.log = work / f"{name}{'-traced' if traced else ''}.log"
         self._proc = ChildProcess(name, argv, self.log, env)
 
@@ -242,7 +251,10 @@ class ServiceProcess:
     def pid(self) -> int:
         pid = self._proc.pid
         if pid is None:
-            raise RuntimeError(f"{self.name} is not running; its log: {self.log}")
+            tail = (
+                self.log.read_text(errors="replace").splitlines()[-5:] if self.log.exists() else []
+            )
+            raise RuntimeError(f"{self.name} is not running; its log ends: {' | '.join(tail)}")
         return pid
 
     def start(self) -> None:
@@ -916,7 +928,7 @@ async def measure(
             log(f"back idle after {run.storm.back_s}s; peak {run.storm.peak} logins/s")
             run.load.append(f"{_load()} after the storm")
 
-            second = ServiceProcess("fetcher-2", overrides, work, None)
+            second = ServiceProcess("fetcher-2", overrides, work, None, service="fetcher")
             ours.append(second)
             run.rebalance = await rebalance(http, fetcher, second, dovecot, n, timeout_s)
             run.load.append(f"{_load()} after the rebalance")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import ssl
+import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -54,7 +56,9 @@ class FetcherApp:
 
     def __init__(self, settings: FetcherSettings):
         self.settings = settings
-        self.worker_id = f"{socket.gethostname()}-{id(self):x}"
+        # Unique per process, not only per host: two replicas on one machine must not
+        # speak for each other's account states (one heartbeat document each).
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._mongo: AsyncMongoClient[dict[str, Any]] | None = None
