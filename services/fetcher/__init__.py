@@ -16,6 +16,9 @@
 - IMAP I/O (session, commands, parsers, errors) is :mod:`services.imap`
 - :mod:`.publish`    Kafka with acks=all, the blob store for large messages
 - :mod:`.cursor`, :mod:`.state`, :mod:`.reconcile_requests`  what is kept in MongoDB
+- :mod:`.due_work`   reconcile requests and waiting processed mail, read for all the
+  replica's accounts at once; wakes the accounts they are for
+- :mod:`.login_pacer`  logins per IMAP server host paced (a reconnect storm spread)
 - :mod:`.confirmations`, :mod:`.processed`  confirmed activities, queued for the
   processed-mail action
 - :mod:`.stored_sightings`  what became activities (read-only), for revalidation and reconcile

@@ -37,6 +37,7 @@ from services.fetcher.assigned_accounts import AccountTable
 from services.fetcher.confirmations import ConfirmationLoop
 from services.fetcher.cursor import CursorStore
 from services.fetcher.due_work import DueWork
+from services.fetcher.login_pacer import LoginPacer
 from services.fetcher.membership import SessionGuard
 from services.fetcher.processed import ProcessedQueue
 from services.fetcher.publish import EventPublisher, Publisher
@@ -95,6 +96,7 @@ class FetcherApp:
         tombstones = TombstoneStore(db)
         await tombstones.ensure_indexes()
         self._due = due = DueWork(ReconcileRequests(db), processed)
+        pacer = LoginPacer(s.fetcher_logins_per_s, s.fetcher_login_burst)
         await due.refresh()
         tls = ssl.create_default_context()
         if s.fetcher_ca_file is not None:
@@ -126,6 +128,7 @@ class FetcherApp:
                 tombstones=tombstones,
                 due=due,
                 ssl_context=tls,
+                pacer=pacer,
             )
 
         self.supervisor = Supervisor(s, states, Credentials(secrets, self._tokens), make_worker)

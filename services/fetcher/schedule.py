@@ -17,8 +17,9 @@ other folders are polled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from schemas.account import AccountRecord
 from schemas.common import FolderRole
@@ -44,6 +45,7 @@ class Schedule:
         states: StateStore,
         due: DueWork,
         connect: Callable[[], ImapSession],
+        admit: Callable[[], Awaitable[None]],
         folder_pass: FolderPass,
         processed: ProcessedActions,
         reconcile: ReconcilePass,
@@ -53,6 +55,7 @@ class Schedule:
         self._states = states
         self._due = due
         self._connect = connect
+        self._admit = admit
         self._pass = folder_pass
         self._processed = processed
         self._reconcile = reconcile
@@ -62,7 +65,7 @@ class Schedule:
         acc = self._account
         await self._states.set(acc.account_id, AccountStatus.CONNECTING)
         cap = acc.max_connections or self._settings.fetcher_max_connections
-        async with self._connect() as imap:
+        async with self._session() as imap:
             folders = self._synced_folders(await imap.list_folders())
             await self._states.set(acc.account_id, AccountStatus.SYNCING)
             inbox = next((f for f in folders if f.role is FolderRole.INBOX), None)
@@ -79,12 +82,20 @@ class Schedule:
                 return
             # IDLE holds its connection: INBOX gets one of its own, the other folders
             # share a second, and both import at once. Never more than the cap.
-            async with self._connect() as second:
+            async with self._session() as second:
                 inbox_synced = asyncio.Event()
                 await first_failure(
                     self._watch_inbox(imap, inbox, inbox_synced),
                     self._poll(second, folders, others, inbox_synced),
                 )
+
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[ImapSession]:
+        """A connection, logged in once the server's login pacer admits it
+        (:mod:`.login_pacer`: after a server restart, the accounts' logins are spread)."""
+        await self._admit()
+        async with self._connect() as imap:
+            yield imap
 
     async def _import(
         self, imap: ImapSession, inbox: Folder, others: list[Folder], *, second: bool
@@ -92,7 +103,7 @@ class Schedule:
         """The first pass: INBOX and the others at once on two connections when the
         others were never imported (and two are allowed), else one after the other."""
         if second and others and not await self._pass.imported(others):
-            async with self._connect() as other:
+            async with self._session() as other:
                 await first_failure(
                     self._pass.sync_all(imap, [inbox]), self._pass.sync_all(other, others)
                 )

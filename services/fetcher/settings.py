@@ -53,6 +53,15 @@ class FetcherSettings(CommonSettings):
         description="UIDs published more recently are not gaps yet (the writer's lag).",
     )
     fetcher_imap_timeout_s: float = Field(default=30.0, gt=0)
+    fetcher_logins_per_s: float = Field(
+        default=200.0,
+        gt=0,
+        description="Logins to one IMAP server host per second, past the burst: after the "
+        "server restarts, the replica's accounts reconnect spread over N / this seconds.",
+    )
+    fetcher_login_burst: int = Field(
+        default=50, ge=1, description="Logins to one IMAP server host at once before pacing."
+    )
     fetcher_notify: bool = Field(
         default=True,
         description=(

@@ -22,6 +22,7 @@ from services.fetcher.account_cursors import AccountCursors
 from services.fetcher.cursor import CursorStore
 from services.fetcher.due_work import DueWork
 from services.fetcher.folder_pass import FolderPass
+from services.fetcher.login_pacer import LoginPacer
 from services.fetcher.new_mail import NewMail
 from services.fetcher.processed import ProcessedQueue
 from services.fetcher.processed_actions import ProcessedActions
@@ -51,6 +52,7 @@ class AccountWorker:
         tombstones: TombstoneStore,
         due: DueWork,
         ssl_context: ssl.SSLContext,
+        pacer: LoginPacer,
     ):
         self.account = account
         acc_id = account.account_id
@@ -89,6 +91,7 @@ class AccountWorker:
             states=states,
             due=due,
             connect=connect,
+            admit=lambda: pacer.admit(account.imap.host),
             folder_pass=folder_pass,
             processed=ProcessedActions(
                 account, cursors=mine, processed=processed, due=due, events=events
