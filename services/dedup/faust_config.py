@@ -110,7 +110,7 @@ def _settle(fut: FutureMessage, ack: asyncio.Future[Any]) -> None:
 def faust_app(settings: DedupSettings) -> faust.App:
     """The faust app, configured, with mailsync's transport; no topics or agents yet."""
     s = settings
-    (s.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    (s.data_dir / "faust" / f"{s.topic_prefix}{s.dedup_app_id}").mkdir(parents=True, exist_ok=True)
     credentials, context = faust_auth(s)
     app = faust.App(
         f"{s.topic_prefix}{s.dedup_app_id}",
@@ -120,7 +120,9 @@ def faust_app(settings: DedupSettings) -> faust.App:
         # RocksDB through rocksdict (faust's own driver for it): the table on disk, a
         # restart on the same disk reads only the changelog written since (issue #16).
         store="rocksdb://" if s.dedup_table_store == "rocksdb" else "memory://",
-        datadir=str(s.data_dir / "faust"),
+        # One directory per app id: faust keys a partition's stored changelog offset by
+        # the partition alone, so another app's files would claim offsets of its topic.
+        datadir=str(s.data_dir / "faust" / f"{s.topic_prefix}{s.dedup_app_id}"),
         web_enabled=False,
         producer_acks=-1,
         producer_max_request_size=MAX_REQUEST_BYTES,

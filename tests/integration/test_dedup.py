@@ -44,8 +44,9 @@ async def stages(env: Env, account_id: str) -> str:
     return f"records of {account_id} per topic: {counts}"
 
 
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
 async def test_table_survives_a_dedup_restart_and_forwards_link(
-    env: Env, pipeline: Pipeline
+    env: Env, pipeline: Pipeline, store: str
 ) -> None:
     jana, info = env.mail_user("jana"), env.mail_user("info")
     suffix = env.overrides["mongo_database"]
@@ -56,7 +57,7 @@ async def test_table_survives_a_dedup_restart_and_forwards_link(
     env.dovecot.deliver(jana.address, mail.message)
 
     async with pipeline("fetcher", "activity-writer") as running, env.mongo() as db:
-        async with pipeline("dedup"):
+        async with pipeline("dedup", dedup_table_store=store):
 
             async def first() -> bool:
                 running.check()
@@ -73,8 +74,9 @@ async def test_table_survives_a_dedup_restart_and_forwards_link(
         assert forwarded != mail.message
         env.dovecot.deliver(info.address, forwarded)
 
-        # A new dedup worker: it recovers the table from its changelog topic.
-        async with pipeline("dedup"):
+        # A new dedup worker: it recovers the table from its changelog topic (in RocksDB,
+        # from its files on the same disk and the changelog's tail).
+        async with pipeline("dedup", dedup_table_store=store):
 
             async def second() -> list[dict[str, Any]] | None:
                 running.check()

@@ -208,8 +208,10 @@ async def test_a_replica_restarted_under_its_name_moves_no_account(
                 running.check()
                 states = {s["_id"]: s for s in await db.account_states.find().to_list(None)}
                 idle = all(s["status"] == "idle" for s in states.values())
+                # No worker: released by this replica, not yet taken up by the other.
                 workers = {s["worker"] for s in states.values()}
-                return states if len(states) == 6 and idle and len(workers) == 2 else None
+                taken = None not in workers
+                return states if len(states) == 6 and idle and taken and len(workers) == 2 else None
 
             first = await eventually(split, timeout=120, what="both replicas to hold accounts")
             await asyncio.sleep(3)  # settled: the join's rebalance is over
