@@ -18,7 +18,7 @@ import asyncio
 
 # One TLS record's worth (RFC 8446 5.1: at most 2^14 bytes of plaintext in one record).
 # Measured (bench/RESULTS.md, Scale): the fetcher imported as fast with 16 KiB as with
-# 32 or asyncio's 256 (10 alternating rounds each, medians 2,140, 2,106, 2,087 msgs/s).
+# 32 or asyncio's 256 (12 alternating rounds each, medians 2,140, 2,106, 2,111 msgs/s).
 DEFAULT_READ_BUFFER = 16 * 1024
 
 
