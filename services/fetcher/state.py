@@ -19,10 +19,9 @@ from schemas.mailbox_state import (
     WorkerHeartbeat,
 )
 from services.common import metrics
-from services.common.mongo import Document
+from services.common.mongo import IN_SLICE, Document
 
 KEPT_CHANGES = 20
-IN_SLICE = 100
 
 log = logging.getLogger("mailsync.fetcher.state")
 
@@ -66,6 +65,9 @@ class StateStore:
         # Set and not yet written, per account: ($set, $setOnInsert).
         self._pending: dict[str, tuple[Document, Document]] = {}
         self._changed = asyncio.Event()
+        # A flush in flight must land before a release: written after it, it would name
+        # this replica again on a state another replica now holds.
+        self._writing = asyncio.Lock()
 
     async def set(
         self,
@@ -113,6 +115,10 @@ class StateStore:
 
     async def flush(self) -> None:
         """Write every state set and not yet written, in one bulk write."""
+        async with self._writing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         self._changed.clear()
         batch, self._pending = self._pending, {}
         if not batch:
@@ -142,15 +148,19 @@ class StateStore:
     async def released(self, account_ids: list[str]) -> None:
         """This replica stopped running these accounts: not running until another takes
         them (only where no other replica has taken them already)."""
+        async with self._writing:
+            self._release(account_ids)
+            for i in range(0, len(account_ids), IN_SLICE):  # an $in's cost grows faster than it
+                await self._col.update_many(
+                    {"_id": {"$in": account_ids[i : i + IN_SLICE]}, "worker": self._worker},
+                    # No worker: the replica's heartbeat no longer speaks for it.
+                    {"$set": {"heartbeat_at": None, "worker": None}},
+                )
+
+    def _release(self, account_ids: list[str]) -> None:
         self.forget(account_ids)
         for account_id in account_ids:  # not to be written after this
             self._pending.pop(account_id, None)
-        for i in range(0, len(account_ids), IN_SLICE):  # an $in's cost grows faster than it
-            await self._col.update_many(
-                {"_id": {"$in": account_ids[i : i + IN_SLICE]}, "worker": self._worker},
-                # No worker: the replica's heartbeat no longer speaks for it.
-                {"$set": {"heartbeat_at": None, "worker": None}},
-            )
 
     def forget(self, account_ids: list[str]) -> None:
         """These accounts' tasks stopped: whatever they set next is written."""
