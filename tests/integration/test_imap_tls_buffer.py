@@ -14,6 +14,7 @@ import pytest
 
 from schemas.account import Endpoint, Security
 from services.imap import ImapSession
+from services.imap.tls_buffer import DEFAULT_READ_BUFFER
 from tests.fixtures.pipeline import Env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -37,7 +38,7 @@ def _large(size: int) -> bytes:
 
 async def test_a_small_tls_read_buffer_still_fetches_large_mail_whole(env: Env) -> None:
     user = env.mail_user("tlsbuf")
-    message = _large(600 * 1024)  # many TLS records, many reads of 32 KiB
+    message = _large(600 * 1024)  # many TLS records, many reads of 16 KiB
     env.dovecot.deliver(user.address, message)
     assert env.dovecot.cert is not None
     tls = ssl.create_default_context(cafile=str(env.dovecot.cert.cert))
@@ -47,9 +48,11 @@ async def test_a_small_tls_read_buffer_still_fetches_large_mail_whole(env: Env) 
         security=Security.TLS,
         username=user.address,
     )
-    async with ImapSession(endpoint, user.password, ssl_context=tls, read_buffer=32 * 1024) as imap:
+    async with ImapSession(
+        endpoint, user.password, ssl_context=tls, read_buffer=DEFAULT_READ_BUFFER
+    ) as imap:
         proto = imap.client.protocol.transport._ssl_protocol
-        assert len(proto._ssl_buffer) == 32 * 1024
+        assert len(proto._ssl_buffer) == DEFAULT_READ_BUFFER
         (inbox,) = [f for f in await imap.list_folders() if f.name == "INBOX"]
         await imap.examine(inbox)
         (fetched,) = await imap.uid_fetch([1])
@@ -58,4 +61,4 @@ async def test_a_small_tls_read_buffer_still_fetches_large_mail_whole(env: Env) 
         (sent,) = email.message_from_bytes(message, policy=policy.default).iter_attachments()
         assert got.get_content() == sent.get_content()
         assert len(fetched.body) > 600 * 1024
-        assert len(proto._ssl_buffer) == 32 * 1024  # the reads did not grow it back
+        assert len(proto._ssl_buffer) == DEFAULT_READ_BUFFER  # the reads did not grow it back
