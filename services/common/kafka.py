@@ -9,6 +9,8 @@
 - :func:`ensure_topics`: creates the registry's missing topics, or, where
   ``MAILSYNC_KAFKA_CREATE_TOPICS`` is off (Strimzi owns them), waits for them, naming
   the missing ones in the log and in readiness.
+- :func:`ensure_internal_topics`: creates a service's own topics outside the registry
+  (faust's changelog), before its consumer joins.
 - :func:`connected_admin`, :func:`connect_error`: what a failed connection means, as
   one clear error raised at once (a wrong password is not retried).
 """
@@ -343,20 +345,46 @@ async def _create(
     client: AIOKafkaAdminClient, settings: CommonSettings, specs: list[TopicSpec]
 ) -> None:
     durability = Durability(settings.kafka_replication_factor, settings.kafka_min_insync_replicas)
-    new = [
-        NewTopic(
-            settings.topic(s),
-            s.partitions,
-            durability.replicas,
-            topic_configs=s.config(durability),
-        )
-        for s in specs
-    ]
+    await _create_new(
+        client,
+        [
+            NewTopic(
+                settings.topic(s),
+                s.partitions,
+                durability.replicas,
+                topic_configs=s.config(durability),
+            )
+            for s in specs
+        ],
+    )
+
+
+async def _create_new(client: AIOKafkaAdminClient, new: list[NewTopic]) -> None:
     # Another replica may create one between list and create.
     with contextlib.suppress(TopicAlreadyExistsError):
         await client.create_topics(new)
     await _until_led(client, [t.name for t in new])
     log.info("created topics %s", [t.name for t in new])
+
+
+async def ensure_internal_topics(settings: CommonSettings, new: list[NewTopic]) -> None:
+    """Create a service's own internal topics (faust's table changelog) if missing, and
+    wait until every partition has a leader, whatever ``MAILSYNC_KAFKA_CREATE_TOPICS``
+    says: they are not in the registry, so no operator creates them (Strimzi's KafkaUser
+    of the service may create its prefix).
+
+    Before the service's consumer joins its group: a topic created after the group's
+    leader read the metadata is left out of the assignment, and faust's table then
+    takes it for a topic of 0 partitions until the next metadata refresh (5 min).
+    """
+    client = await connected_admin(settings, client_id="mailsync-admin")
+    try:
+        existing = set(await client.list_topics())
+        missing = [t for t in new if t.name not in existing]
+        if missing:
+            await _create_new(client, missing)
+    finally:
+        await client.close()
 
 
 async def _until_led(client: AIOKafkaAdminClient, names: list[str], timeout: float = 30) -> None:

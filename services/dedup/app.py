@@ -26,10 +26,10 @@ from pymongo import AsyncMongoClient
 from schemas.topics import ACCOUNTS, BY_FINGERPRINT, RAW_MESSAGES, topics_of
 from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
-from services.common.kafka import consumer, ensure_topics
+from services.common.kafka import consumer, ensure_internal_topics, ensure_topics
 from services.common.mongo import database, mongo_client
 from services.dedup.agents import define_agents
-from services.dedup.faust_config import declare_streams, faust_app
+from services.dedup.faust_config import changelog_topic, declare_streams, faust_app
 from services.dedup.settings import DedupSettings
 from services.dedup.tagger import Tagger
 
@@ -62,6 +62,10 @@ class DedupApp:
         await self._directory.start()
         await self._directory.wait_ready(timeout=60)
         self.faust = build_faust_app(s, Tagger(self._directory, blobs))
+        # faust would create its changelog itself, concurrently with its consumer's join:
+        # a group assigned before the topic exists leaves it out, and the table's first
+        # write then fails (PartitionsMismatch: 0 partitions) until metadata refreshes.
+        await ensure_internal_topics(s, [changelog_topic(self.faust)])
         await self.faust.start()
 
     def consumer_groups(self) -> list[tuple[str, tuple[str, ...]]]:

@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any, cast
 
 import faust
+from aiokafka.admin import NewTopic
 from faust.types import AppT, CodecArg, FutureMessage
 
 from schemas.topics import BY_FINGERPRINT, DEAD_LETTERS, RAW_MESSAGES, TAGGED_MESSAGES
@@ -176,3 +177,20 @@ def declare_streams(app: faust.App, settings: DedupSettings) -> Streams:
     )
     app.tables.add(table)
     return Streams(raw, by_fp, tagged, dead, table)
+
+
+def changelog_topic(app: faust.App) -> NewTopic:
+    """The sightings table's changelog as faust declares it (``Topic.declare`` and its
+    aiokafka driver's ``_topic_config``), for creating it before faust starts."""
+    topic = app.tables["sightings"].changelog_topic
+    policies = sorted(
+        p for p, on in (("compact", topic.compacting), ("delete", topic.deleting)) if on
+    )
+    configs = {"cleanup.policy": ",".join(policies)} if policies else {}
+    configs.update({k: str(v) for k, v in (topic.config or {}).items()})
+    return NewTopic(
+        topic.get_topic_name(),
+        topic.partitions or app.conf.topic_partitions,
+        topic.replicas or app.conf.topic_replication_factor or 1,
+        topic_configs=configs,
+    )

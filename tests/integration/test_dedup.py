@@ -7,7 +7,10 @@ import datetime as dt
 import random
 from typing import Any
 
+import faust.topics
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from devservers.corpus import build
 from schemas.account import SharedOwnership
@@ -42,6 +45,62 @@ async def stages(env: Env, account_id: str) -> str:
             if account_id.encode() in b"".join([r.key or b"", r.value or b"", *r.headers.values()])
         )
     return f"records of {account_id} per topic: {counts}"
+
+
+async def test_first_message_is_tagged_when_a_new_topic_shows_late(
+    env: Env, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new deployment on a busy broker: CreateTopics answers once the controller has
+    the topic, and the broker's metadata shows it a moment later (seconds, seen in CI
+    under load). Here faust's declare of its table changelog answers and the topic
+    appears 5 s later. The consumer group must not be assigned without the changelog:
+    faust's table would take it for a topic of 0 partitions and crash on every write
+    until the next metadata refresh, 5 minutes on."""
+    declare = faust.topics.Topic.declare
+    late: list[asyncio.Task[None]] = []
+
+    async def created_later(topic: faust.topics.Topic) -> None:
+        await asyncio.sleep(5)
+        await declare(topic)
+
+    async def late_declare(self: faust.topics.Topic) -> None:
+        if any(name.endswith("-changelog") for name in self.topics):
+            late.append(asyncio.create_task(created_later(self)))
+        else:
+            await declare(self)
+
+    monkeypatch.setattr(faust.topics.Topic, "declare", late_declare)
+    jana = env.mail_user("jana")
+    await env.publish_accounts(env.account(jana))
+    env.dovecot.deliver(
+        jana.address, build(random.Random(7), CUSTOMER, [("Jana", jana.address)], date=WHEN).message
+    )
+    async with pipeline("fetcher", "dedup") as running:
+
+        async def first() -> bool:
+            running.check()
+            return len(await tagged(env)) == 1
+
+        await eventually(first, timeout=60, what="the first message tagged")
+        for task in late:
+            await task  # faust's own declare, late: the topic exists, nothing changes
+
+    # The changelog as faust declares it: compacted, co-partitioned with its source.
+    admin = AIOKafkaAdminClient(bootstrap_servers=env.overrides["kafka_bootstrap"])
+    await admin.start()
+    try:
+        [name] = [
+            t
+            for t in await admin.list_topics()
+            if t.startswith(env.settings.topic_prefix) and t.endswith("-sightings-changelog")
+        ]
+        [described] = await admin.describe_topics([name])
+        [configs] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    finally:
+        await admin.close()
+    assert len(described["partitions"]) == BY_FINGERPRINT.partitions
+    values = {c[0]: c[1] for c in configs.resources[0][4]}
+    assert values["cleanup.policy"] == "compact"
 
 
 @pytest.mark.parametrize("store", ["memory", "rocksdb"])
