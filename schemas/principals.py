@@ -102,7 +102,8 @@ class Principal:
                     internal,
                     "prefix",
                     ("Create", "Read", "Write", "Describe"),
-                    "faust's internal topics (the table's changelog), created by faust",
+                    "faust's internal topics (the table's changelog), created by mailsync-dedup "
+                    "before faust starts",
                 )
             )
         for group in self.consumer_groups(topic_prefix):
