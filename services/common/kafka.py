@@ -383,6 +383,9 @@ async def ensure_internal_topics(settings: CommonSettings, new: list[NewTopic]) 
         missing = [t for t in new if t.name not in existing]
         if missing:
             await _create_new(client, missing)
+        else:
+            # Just after a broker restart a partition may have no leader yet.
+            await _until_led(client, [t.name for t in new])
     finally:
         await client.close()
 

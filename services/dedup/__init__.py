@@ -8,6 +8,7 @@ and direction, and repartitions by fingerprint; ``dedup`` keeps the sightings ta
 - :mod:`.faust_config`   the faust app's configuration, its topics and its table
 - :mod:`.agents`         the ``tag`` and ``dedup`` agents
 - :mod:`.tagger`         what ``tag`` does with one record (account lookup, blob fetch)
+- :mod:`.local_table`    the table's files on disk checked against its changelog at start
 - :mod:`.acks`           acking an event once its output is in the broker
 - :mod:`.transport`      faust's aiokafka transport, configured as every mailsync client
 - :mod:`.settings`       ``MAILSYNC_DEDUP_*`` | :mod:`.errors` records dead-lettered

@@ -30,6 +30,7 @@ from services.common.kafka import consumer, ensure_internal_topics, ensure_topic
 from services.common.mongo import database, mongo_client
 from services.dedup.agents import define_agents
 from services.dedup.faust_config import changelog_topic, declare_streams, faust_app
+from services.dedup.local_table import drop_stale_partitions
 from services.dedup.settings import DedupSettings
 from services.dedup.tagger import Tagger
 
@@ -66,6 +67,7 @@ class DedupApp:
         # a group assigned before the topic exists leaves it out, and the table's first
         # write then fails (PartitionsMismatch: 0 partitions) until metadata refreshes.
         await ensure_internal_topics(s, [changelog_topic(self.faust)])
+        await drop_stale_partitions(self.faust.tables["sightings"], s)
         await self.faust.start()
 
     def consumer_groups(self) -> list[tuple[str, tuple[str, ...]]]:

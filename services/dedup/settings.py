@@ -33,12 +33,11 @@ class DedupSettings(CommonSettings):
         "shutdown timeout.",
     )
     dedup_table_store: Literal["memory", "rocksdb"] = Field(
-        default="memory",
-        description="Where the sightings table lives: memory (the whole changelog read at "
-        "every start) or RocksDB on disk under data_dir (rocksdict; memory stays bounded, "
-        "and a restart on the same disk reads only the changelog written since). Not yet "
-        "the default: after a `mailsync run` restart the embedded broker's changelog was "
-        "empty while RocksDB kept its offsets, and faust stopped (ConsistencyError).",
+        default="rocksdb",
+        description="Where the sightings table lives: RocksDB on disk under data_dir "
+        "(rocksdict; memory stays bounded, and a restart on the same disk reads only the "
+        "changelog written since; files ahead of a lost changelog are rebuilt from it) or "
+        "memory (the whole changelog read at every start).",
     )
     dedup_processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         default="at_least_once",

@@ -170,6 +170,71 @@ async def test_table_survives_a_dedup_restart_and_forwards_link(
     assert first_meta["activity_id"] == second_meta["activity_id"] == doc["_id"]
 
 
+async def _delete_changelog(env: Env) -> None:
+    """The table's changelog topic deleted (a lost broker volume), and gone."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=env.overrides["kafka_bootstrap"])
+    await admin.start()
+    try:
+        prefix = env.settings.topic_prefix
+
+        async def mine() -> list[str]:
+            return [
+                t
+                for t in await admin.list_topics()
+                if t.startswith(prefix) and t.endswith("-sightings-changelog")
+            ]
+
+        await admin.delete_topics(await mine())
+        await eventually(lambda: _none(mine()), timeout=60, what="the changelog deleted")
+    finally:
+        await admin.close()
+
+
+async def _none(names: Any) -> bool:
+    return not await names
+
+
+async def test_a_table_on_disk_ahead_of_a_lost_changelog_is_rebuilt(
+    env: Env, pipeline: Pipeline
+) -> None:
+    """The broker lost the table's changelog while dedup's disk kept its RocksDB files,
+    which say they applied records the changelog no longer holds. faust would refuse to
+    start (ConsistencyError); the files of those partitions are dropped instead, and
+    dedup goes on tagging."""
+    jana = env.mail_user("jana")
+    await env.publish_accounts(env.account(jana))
+    rng = random.Random(33)
+    # Nine messages over eight partitions: one partition has two records at least, so
+    # its files applied offset 1 or more.
+    for i in range(9):
+        mail = build(rng, CUSTOMER, [("Jana", jana.address)], date=WHEN + dt.timedelta(hours=i))
+        env.dovecot.deliver(jana.address, mail.message)
+
+    async with pipeline("fetcher") as running:
+        async with pipeline("dedup", dedup_table_store="rocksdb"):
+
+            async def nine() -> set[str] | None:
+                running.check()
+                ids = {m["activity_id"] for m in await tagged(env)}
+                return ids if len(ids) == 9 else None
+
+            before = await eventually(nine, timeout=90, what="nine messages tagged")
+        await _delete_changelog(env)
+        late = build(rng, CUSTOMER, [("Jana", jana.address)], date=WHEN + dt.timedelta(days=1))
+        env.dovecot.deliver(jana.address, late.message)
+
+        async with pipeline("dedup", dedup_table_store="rocksdb") as dedup:
+
+            async def tenth() -> dict[str, Any] | None:
+                running.check()
+                dedup.check()
+                metas = await tagged(env)
+                return next((m for m in metas if m["activity_id"] not in before), None)
+
+            meta = await eventually(tenth, timeout=90, what="the message after the loss")
+    assert meta["canonical"] is True
+
+
 async def test_a_worker_stuck_on_an_event_stops_and_the_event_is_read_again(
     env: Env, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
