@@ -32,7 +32,9 @@ mode, 50 sessions per imap process, Dovecot's 2-minute IDLE keepalive).
   ``IDLE_WINDOW_S`` once all accounts are idle, as a share of one core: the fetcher,
   dedup, the writer, SecantusDB, the Kafka broker, Dovecot (all its processes).
 - **Delivery to activity**: ``DELIVERIES`` messages delivered over LMTP to random
-  accounts, one every ``SPACING_S``; latency from ``deliver()`` returning to the
+  accounts, one every ``SPACING_S`` (every ``SENT_EVERY``-th filed into the account's
+  Sent instead, as a mail client's APPEND would, ``doveadm save``: with NOTIFY its
+  change is pushed on the INBOX connection, RFC 5465); latency from ``deliver()`` returning to the
   activity found by a reader polling MongoDB every ``ACTIVITY_POLL_S`` (an upper bound
   by that much), and to its raw record read from raw-messages (the fetcher's part).
   The floor, measured in the same run with the N sessions open: a bare IDLE client
@@ -123,6 +125,7 @@ SETTLE_S = 15.0
 IDLE_WINDOW_S = 60.0
 DELIVERIES = 100
 SPACING_S = 0.5
+SENT_EVERY = 4  # every fourth probe filed into Sent: 25 of the 100
 ACTIVITY_POLL_S = 0.1
 # After the last delivery, how long the missing activities are waited for at most: a
 # message the fetcher missed would otherwise hold the run until --timeout.
@@ -431,9 +434,14 @@ class Latency:
     deliver_ms: list[float] = field(default_factory=list)
     raw: dict[str, float] = field(default_factory=dict)  # token -> record read
     activity: dict[str, float] = field(default_factory=dict)  # token -> activity found
+    folder: dict[str, str] = field(default_factory=dict)  # token -> INBOX or Sent
 
-    def ms(self, seen: dict[str, float]) -> list[float]:
-        return [(seen[t] - at) * 1000 for t, at in self.delivered.items() if t in seen]
+    def ms(self, seen: dict[str, float], folder: str | None = None) -> list[float]:
+        return [
+            (seen[t] - at) * 1000
+            for t, at in self.delivered.items()
+            if t in seen and folder in (None, self.folder.get(t, "INBOX"))
+        ]
 
     def late(self, over_ms: float) -> tuple[int, int]:
         """Deliveries whose activity took more than ``over_ms``, and how many of them
@@ -525,7 +533,12 @@ async def deliveries(
             token = f"scale-probe-{nonce}-{i:03d}"
             to = rng.choice(people).address
             took = time.perf_counter()
-            await asyncio.to_thread(dovecot.deliver, to, probe_message(token, to))
+            if i % SENT_EVERY == SENT_EVERY - 1:
+                await asyncio.to_thread(dovecot.save, to, "Sent", probe_message(token, to))
+                out.folder[token] = "Sent"
+            else:
+                await asyncio.to_thread(dovecot.deliver, to, probe_message(token, to))
+                out.folder[token] = "INBOX"
             out.delivered[token] = time.time()
             out.to[token] = to
             out.deliver_ms.append((time.perf_counter() - took) * 1000)
@@ -1264,11 +1277,17 @@ def _details(r: ScaleRun) -> list[str]:
                 return "—"
             return f"{_pct(v, 50):.0f} / {_pct(v, 90):.0f} / {_pct(v, 99):.0f} / {max(v):.0f}"
 
+        by_folder = "; ".join(
+            f"{f} {cells(lat.ms(lat.activity, f))} ({len(lat.ms(lat.activity, f))})"
+            for f in FOLDERS
+        )
         out.append(
-            f"- Latency from `deliver()` returning, ms (p50 / p90 / p99 / max): to the "
+            f"- Latency from `deliver()` (for Sent `doveadm save`) returning, ms "
+            f"(p50 / p90 / p99 / max): to the "
             f"activity found in MongoDB (polled every {ACTIVITY_POLL_S * 1000:.0f} ms) "
             f"{cells(act)} ({len(act)} of {len(lat.delivered)} within "
-            f"{LAST_ACTIVITY_WAIT_S:.0f} s of the last delivery); to the raw record read from "
+            f"{LAST_ACTIVITY_WAIT_S:.0f} s of the last delivery; by folder: {by_folder}); "
+            f"to the raw record read from "
             f"raw-messages (the fetcher's part) {cells(raw)}. Floor in the same run: a bare "
             f"IDLE client got `EXISTS` {', '.join(f'{v:.0f}' for v in lat.bare_ms)} ms after "
             f"`deliver()` (Dovecot's 500 ms notify delay). Each LMTP delivery took p50 "
