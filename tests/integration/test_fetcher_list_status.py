@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from devservers import LEAN_HOST
 from devservers.corpus import build
-from schemas.account import AccountRecord
+from schemas.account import AccountRecord, Endpoint, Security
 from tests.fixtures.pipeline import Env, Pipeline, Running, eventually
 from tests.integration.test_fetcher_notify import sessions
 
@@ -116,19 +117,18 @@ async def test_a_folder_gone_from_the_list_status_answer_reports_its_error(
 async def test_without_notify_or_list_status_two_sessions_watch_as_before(
     env: Env, pipeline: Pipeline
 ) -> None:
-    suffix = env.overrides["topic_prefix"].strip(".")
-    # Dovecot announces bare IMAP4rev1 to this user: no NOTIFY, no LIST-STATUS (nor
-    # IDLE or CONDSTORE: a per-user imap_capability cannot hold a space-separated list).
-    user = env.dovecot.add_user(
-        f"plain-{suffix}@example.com", "pw-plain", settings="userdb_imap_capability=IMAP4rev1"
-    )
+    user = env.mail_user("lean")
     old = _mailbox(env, user.address)
-    account = env.account(
-        user,
-        account_id=f"plain-{env.overrides['mongo_database']}",
-        folders=("INBOX", "Sent", "Archive"),
-        sent_folder="Sent",
+    # Dovecot's second listener announces neither NOTIFY nor LIST-STATUS, IDLE and
+    # CONDSTORE still (devservers: LEAN_CAPABILITY).
+    assert env.dovecot.lean_imap_port is not None
+    lean = Endpoint(
+        host=LEAN_HOST,
+        port=env.dovecot.lean_imap_port,
+        security=Security.PLAIN,
+        username=user.address,
     )
+    account = env.account(user, imap=lean, folders=("INBOX", "Sent", "Archive"), sent_folder="Sent")
     await env.publish_accounts(account)
     async with env.mongo() as db, pipeline(fetcher_poll_interval_s=POLL_S) as running:
         await _watched(env, running, db, account, old, held=2)
