@@ -9,9 +9,10 @@ reconcile when due.
 
 Without NOTIFY (the server lacks it, refuses it, or ``fetcher_notify`` is off) but with
 LIST-STATUS (RFC 5819), an idle account still holds one connection: it IDLEs (RFC 2177)
-on INBOX and, every poll interval, leaves IDLE for one LIST-STATUS that checks every
-synced folder at once, instead of a STATUS per folder; a second connection is again
-opened only for a first import.
+on INBOX and, every poll interval, leaves IDLE for one LIST-STATUS that checks the
+other synced folders at once, instead of a STATUS per folder (INBOX, selected for IDLE,
+is EXAMINEd afresh: RFC 3501 6.3.10 asks no STATUS of the selected folder); a second
+connection is again opened only for a first import.
 
 Without either, IDLE holds its connection: with two connections allowed, INBOX gets
 one of its own and the other folders share the second, so IDLE is never interrupted
@@ -86,8 +87,8 @@ class Schedule:
                     return
                 log.info("%s: NOTIFY refused (%s): polling instead", acc.account_id, refused)
             if inbox is not None and others and imap.has("LIST-STATUS"):
-                # A poll is one LIST-STATUS (RFC 5819) for every folder, brief enough to
-                # interrupt IDLE for: one connection, a second only for a first import.
+                # A poll is one LIST-STATUS (RFC 5819) for the other folders, brief enough
+                # to interrupt IDLE for: one connection, a second only for a first import.
                 if not imported:
                     await self._import(imap, inbox, others, second=cap >= 2)
                 await self._one_connection(imap, folders, inbox)
