@@ -96,6 +96,16 @@ def _many_connections(max_connections: int) -> tuple[str, str]:
     return login, imap
 
 
+# What the listener on LEAN_HOST announces after login (imap_capability): Dovecot's own
+# capabilities mailsync may use, without NOTIFY (RFC 5465) and LIST-STATUS (RFC 5819),
+# as many servers are: IDLE on one connection, the other folders polled on a second.
+LEAN_HOST = "127.0.0.2"  # all of 127.0.0.0/8 is loopback: plaintext IMAP is allowed there
+LEAN_CAPABILITY = (
+    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN UIDPLUS "
+    "LIST-EXTENDED SPECIAL-USE CONDSTORE QRESYNC MOVE"
+)
+
+
 def _config(
     root: Path,
     cert: SelfSignedCert,
@@ -104,6 +114,7 @@ def _config(
     lmtp: int,
     oauth2: Path | None = None,
     max_connections: int | None = None,
+    lean: int | None = None,
 ) -> str:
     if os.geteuid() == 0:
         # Dovecot refuses mail access as root; Debian's `mail` user owns the Maildirs.
@@ -127,6 +138,18 @@ def _config(
     password_mechanisms = "  mechanisms = plain login\n" if oauth2 is not None else ""
     mechanisms = "plain login" + (" xoauth2 oauthbearer" if oauth2 is not None else "")
     login_service, imap_service = "  process_min_avail = 1\n", ""
+    # Dovecot announces what a filter on the connection's local address says (config
+    # "local" filter): a second listener, on another loopback address, plays a server
+    # with fewer capabilities for the same users and mail.
+    lean_listener = lean_filter = ""
+    if lean is not None:
+        lean_listener = (
+            f"  inet_listener imap_lean {{\n    address = {LEAN_HOST}\n    port = {lean}\n  }}\n"
+        )
+        lean_filter = (
+            f"local {LEAN_HOST} {{\n  protocol imap {{\n"
+            f"    imap_capability = {LEAN_CAPABILITY}\n  }}\n}}\n"
+        )
     # "OK Still here" to every IDLE client: each second in tests, Dovecot's 2 minutes
     # when many clients are idle (a second each would be thousands of lines a second).
     keepalive = "1 secs"
@@ -173,7 +196,7 @@ service imap-login {{
     port = {imaps}
     ssl = yes
   }}
-{login_service}}}
+{lean_listener}{login_service}}}
 {imap_service}
 # Every test user logs in from 127.0.0.1: Dovecot's per-IP authentication penalty
 # (up to 15 s per login after failures, for everyone on that IP) would make one test's
@@ -198,7 +221,7 @@ protocol imap {{
   mail_max_userip_connections = 200
   imap_idle_notify_interval = {keepalive}
 }}
-protocol lmtp {{
+{lean_filter}protocol lmtp {{
   # Deliver to the mailbox user even when the RCPT names it by full address.
   lmtp_save_to_detail_mailbox = no
 }}
@@ -241,6 +264,9 @@ class DovecotServer:
             self._owns_root = False
         self.root = root
         self.imap_port, self.imaps_port, self.lmtp_port = free_port(), free_port(), free_port()
+        # Plaintext IMAP on LEAN_HOST, announcing LEAN_CAPABILITY: a server without
+        # NOTIFY and LIST-STATUS. Not with max_connections (bench.scale has no use for it).
+        self.lean_imap_port = free_port() if max_connections is None else None
         self.config = root / "dovecot.conf"
         self.users_file = root / "users"
         self.cert: SelfSignedCert | None = None
@@ -273,6 +299,7 @@ class DovecotServer:
                 self.lmtp_port,
                 oauth2,
                 self.max_connections,
+                self.lean_imap_port,
             )
         )
         self.users_file.touch()

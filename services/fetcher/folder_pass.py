@@ -48,12 +48,26 @@ class FolderPass:
         self._revalidate = revalidation
 
     async def sync_all(self, imap: ImapSession, folders: list[Folder]) -> None:
-        """A pass over each folder that STATUS says changed."""
+        """A pass over each folder that STATUS says changed.
+
+        Where the server has LIST-STATUS (RFC 5819) and several folders are checked, one
+        command asks them all instead of a STATUS each. A folder its answer left out
+        (deleted or renamed, the selected one) is asked with STATUS as before, so its
+        FolderError is reported, never skipped in silence."""
+        # The cursors first, then the status: a cursor that moved meanwhile only makes
+        # the comparison see a change that is not there (a pass finding nothing).
+        cursors = {f.name: await self._cursors.get(f.name) for f in folders}
+        checked = [f for f in folders if cursors[f.name] is not None]
+        listed: dict[str, FolderStatus] = {}
+        if len(checked) > 1 and imap.has("LIST-STATUS"):
+            listed = await imap.list_status(checked)
         for folder in folders:
             try:
-                cursor = await self._cursors.get(folder.name)
-                if cursor is not None and not has_changes(cursor, await imap.status(folder)):
-                    continue
+                cursor = cursors[folder.name]
+                if cursor is not None:
+                    status = listed.get(folder.name) or await imap.status(folder)
+                    if not has_changes(cursor, status):
+                        continue
                 await self.sync(imap, folder)
             except FolderError as exc:
                 log.warning("%s: %s", self._account_id, exc)

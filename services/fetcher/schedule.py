@@ -7,11 +7,18 @@ connection is opened only for a first import, and closed after it. Housekeeping 
 on that connection when the replica's :class:`DueWork` wakes the account, and a
 reconcile when due.
 
-Without NOTIFY, IDLE (RFC 2177) holds its connection: with two connections allowed,
-INBOX gets one of its own and the other folders share the second, so IDLE is never
-interrupted; with one, INBOX is watched with IDLE between polls of the others.
-Housekeeping (processed mail, then a reconcile when due or asked for) runs where the
-other folders are polled.
+Without NOTIFY (the server lacks it, refuses it, or ``fetcher_notify`` is off) but with
+LIST-STATUS (RFC 5819), an idle account still holds one connection: it IDLEs (RFC 2177)
+on INBOX and, every poll interval, leaves IDLE for one LIST-STATUS that checks the
+other synced folders at once, instead of a STATUS per folder (INBOX, selected for IDLE,
+is EXAMINEd afresh: RFC 3501 6.3.10 asks no STATUS of the selected folder); a second
+connection is again opened only for a first import.
+
+Without either, IDLE holds its connection: with two connections allowed, INBOX gets
+one of its own and the other folders share the second, so IDLE is never interrupted
+by a STATUS per folder; with one, INBOX is watched with IDLE between polls of the
+others. Housekeeping (processed mail, then a reconcile when due or asked for) runs
+where the other folders are polled.
 """
 
 from __future__ import annotations
@@ -70,13 +77,22 @@ class Schedule:
             await self._states.set(acc.account_id, AccountStatus.SYNCING)
             inbox = next((f for f in folders if f.role is FolderRole.INBOX), None)
             others = [f for f in folders if f is not inbox]
+            imported = False
             if self._settings.fetcher_notify and inbox is not None and imap.has("NOTIFY"):
                 await self._import(imap, inbox, others, second=cap >= 2)
+                imported = True
                 refused = await imap.notify(others)
                 if refused is None:
                     await self._notified(imap, folders, inbox)
                     return
                 log.info("%s: NOTIFY refused (%s): polling instead", acc.account_id, refused)
+            if inbox is not None and others and imap.has("LIST-STATUS"):
+                # A poll is one LIST-STATUS (RFC 5819) for the other folders, brief enough
+                # to interrupt IDLE for: one connection, a second only for a first import.
+                if not imported:
+                    await self._import(imap, inbox, others, second=cap >= 2)
+                await self._one_connection(imap, folders, inbox)
+                return
             if cap < 2 or inbox is None or not others:
                 await self._one_connection(imap, folders, inbox)
                 return
@@ -136,7 +152,8 @@ class Schedule:
     async def _one_connection(
         self, imap: ImapSession, folders: list[Folder], inbox: Folder | None
     ) -> None:
-        """Everything on one connection: IDLE on INBOX between polls of the others."""
+        """Everything on one connection: IDLE on INBOX between polls of the others (one
+        LIST-STATUS where the server has it, see :meth:`FolderPass.sync_all`)."""
         acc = self._account
         await self._pass.sync_all(imap, folders)
         await self._processed.act(imap, folders)

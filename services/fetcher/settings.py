@@ -40,7 +40,8 @@ class FetcherSettings(CommonSettings):
         ge=1,
         le=20,
         description="IMAP connections per account at most (an account's max_connections "
-        "overrides it); with 2 or more, INBOX IDLEs on its own connection.",
+        "overrides it); on a server without NOTIFY and LIST-STATUS, with 2 or more, "
+        "INBOX IDLEs on its own connection.",
     )
     fetcher_reconcile_interval_s: float = Field(
         default=3600.0,

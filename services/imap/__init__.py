@@ -3,9 +3,9 @@ with and the API verifies an account with; everything IMAP-specific lives here.
 
 - :mod:`.session`        :class:`ImapSession`: connect (TLS or STARTTLS), log in, the
                          commands, close
-- :mod:`.commands`       one module per command family (list, select, status, search,
-                         fetch, store, move, idle, notify, append; starttls, login,
-                         enable)
+- :mod:`.commands`       one module per command family (list, select, status,
+                         list_status, search, fetch, store, move, idle, notify,
+                         append; starttls, login, enable)
 - :mod:`.tls_buffer`     a smaller TLS read buffer for connections that mostly wait
 - :mod:`.protocol`       aioimaplib's protocol with its per-response costs removed, and
                          AUTHENTICATE for SASL mechanisms that answer challenges

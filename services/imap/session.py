@@ -28,6 +28,7 @@ from services.imap.commands.enable import enable_condstore
 from services.imap.commands.fetch import all_flags, flag_changes, headers, uid_fetch
 from services.imap.commands.idle import IdleNews, idle, idle_until
 from services.imap.commands.list import list_folders
+from services.imap.commands.list_status import list_status
 from services.imap.commands.login import login
 from services.imap.commands.move import move
 from services.imap.commands.notify import notify
@@ -158,6 +159,10 @@ class ImapSession:
 
     async def status_items(self, folder: Folder, items: str) -> dict[str, int]:
         return await status_items(self, folder, items)
+
+    async def list_status(self, folders: list[Folder]) -> dict[str, FolderStatus]:
+        """Only where ``has("LIST-STATUS")``; what is missing, ask with :meth:`status`."""
+        return await list_status(self, folders)
 
     async def uid_search(self, criteria: str) -> list[int]:
         return await uid_search(self, criteria)

@@ -9,7 +9,9 @@ from functools import partial
 
 import pytest
 
+from devservers import LEAN_HOST
 from devservers.corpus import build
+from schemas.account import Endpoint, Security
 from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -39,7 +41,16 @@ async def test_connections_never_exceed_the_cap_and_idle_keeps_its_own(
     one, two = env.mail_user("cap1"), env.mail_user("cap2")
     folders = ("INBOX", "Archive")
     capped = env.account(one, account_id=f"cap1-{suffix}", folders=folders, max_connections=1)
-    default = env.account(two, account_id=f"cap2-{suffix}", folders=folders)
+    # The second account's server has neither NOTIFY nor LIST-STATUS (Dovecot's lean
+    # listener): with two connections allowed, INBOX gets one of its own.
+    assert env.dovecot.lean_imap_port is not None
+    lean = Endpoint(
+        host=LEAN_HOST,
+        port=env.dovecot.lean_imap_port,
+        security=Security.PLAIN,
+        username=two.address,
+    )
+    default = env.account(two, account_id=f"cap2-{suffix}", imap=lean, folders=folders)
     await env.publish_accounts(capped, default)
     rng = random.Random(41)
     for user in (one, two):
@@ -48,7 +59,8 @@ async def test_connections_never_exceed_the_cap_and_idle_keeps_its_own(
 
     # Polling every 10 minutes: only IDLE on INBOX can bring new mail in time. NOTIFY
     # off plays a server without it (RFC 5465; with it one connection watches all
-    # folders: test_fetcher_notify.py).
+    # folders: test_fetcher_notify.py; with LIST-STATUS, RFC 5819, one connection
+    # IDLEs between polls: test_fetcher_list_status.py).
     watching = {"fetcher_poll_interval_s": 600.0, "fetcher_notify": False}
     async with env.mongo() as db, pipeline(**watching) as running:
 

@@ -7,6 +7,8 @@ open :class:`~services.imap.session.ImapSession` (whose methods call them).
 - :mod:`.list`      LIST (RFC 3501 6.3.8; roles from RFC 6154)
 - :mod:`.select`    EXAMINE (read-only, to sync) and SELECT (read-write, to act)
 - :mod:`.status`    STATUS (RFC 3501 6.3.10)
+- :mod:`.list_status` LIST-STATUS (RFC 5819, with RFC 5258's multiple patterns): many
+                    folders' STATUS in one command
 - :mod:`.search`    UID SEARCH (RFC 3501 6.4.4)
 - :mod:`.fetch`     UID FETCH: messages, header fields, flags, CHANGEDSINCE (RFC 7162)
 - :mod:`.store`     UID STORE +FLAGS.SILENT
