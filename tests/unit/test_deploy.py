@@ -403,6 +403,7 @@ def test_every_manifest_is_valid(target: str) -> None:
             kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
     assert {
         "Deployment",
+        "StatefulSet",
         "Service",
         "ConfigMap",
         "PodDisruptionBudget",
@@ -421,11 +422,21 @@ def test_every_manifest_is_valid(target: str) -> None:
 
 
 def test_a_wrong_manifest_is_caught() -> None:
-    """The validators do fail: a typo in a Deployment and in a KafkaTopic."""
+    """The validators do fail: a typo in a Deployment, a StatefulSet and a KafkaTopic."""
     deployment = json.loads(json.dumps(kinds(build("prod"), "Deployment")["mailsync-fetcher"]))
     deployment["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
+    sts = json.loads(json.dumps(kinds(build("prod"), "StatefulSet")["mailsync-dedup"]))
+    kubernetes_validate.validate(sts, K8S_VERSION, strict=True)
+    sts["spec"]["volumeClaimTemplate"] = sts["spec"].pop("volumeClaimTemplates")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(sts, K8S_VERSION, strict=True)
+    # A Deployment's field, in a StatefulSet.
+    sts = json.loads(json.dumps(kinds(build("prod"), "StatefulSet")["mailsync-dedup"]))
+    sts["spec"]["strategy"] = {"type": "RollingUpdate"}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(sts, K8S_VERSION, strict=True)
     topic = json.loads(json.dumps(next(iter(kinds(build("prod"), "KafkaTopic").values()))))
     topic["spec"]["partition"] = 3
     with pytest.raises(jsonschema.ValidationError):
@@ -833,8 +844,13 @@ def test_fetchers_and_senders_are_static_members_named_after_their_pod() -> None
 
 @pytest.mark.parametrize("target", ALL_OVERLAYS)
 def test_no_replica_count_where_an_autoscaler_owns_it(target: str) -> None:
-    """A workload's replicas, applied again, would undo what its HPA decided."""
+    """A workload's replicas, applied again, would undo what its HPA decided. Each HPA
+    targets its workload by its kind (dedup's is a StatefulSet)."""
     docs = build(target)
+    for hpa in kinds(docs, "HorizontalPodAutoscaler").values():
+        ref = hpa["spec"]["scaleTargetRef"]
+        workload = workloads(docs)[ref["name"]]
+        assert (ref["apiVersion"], ref["kind"]) == (workload["apiVersion"], workload["kind"])
     scaled = {
         h["spec"]["scaleTargetRef"]["name"] for h in kinds(docs, "HorizontalPodAutoscaler").values()
     }
@@ -847,6 +863,66 @@ def test_no_replica_count_where_an_autoscaler_owns_it(target: str) -> None:
         assert deployments[name]["spec"].get("replicas", 1) >= 1
 
 
+@pytest.mark.parametrize("target", ALL_OVERLAYS)
+def test_dedup_is_a_statefulset_keeping_its_table_on_a_claim_per_pod(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dedup's table files (RocksDB, under MAILSYNC_DATA_DIR) are on a PersistentVolumeClaim
+    of its own per pod, which follows the pod through restarts, moves and upgrades (a new,
+    empty disk reads the whole changelog: bench/RESULTS.md, "Dedup table"); its autoscaler
+    targets the StatefulSet, and the overlays patch it like the other workloads."""
+    docs = build(target)
+    assert set(kinds(docs, "StatefulSet")) == {"mailsync-dedup"}
+    assert "mailsync-dedup" not in kinds(docs, "Deployment")
+    sts = kinds(docs, "StatefulSet")["mailsync-dedup"]
+    spec = sts["spec"]
+    # The directory the service keeps its table in, as the pod's settings say.
+    _environ(monkeypatch, _materialized(target, "mailsync-dedup", tmp_path))
+    settings = DedupSettings()
+    assert settings.dedup_table_store == "rocksdb"
+    data_dir = _pod_env(target, "mailsync-dedup")["MAILSYNC_DATA_DIR"]
+    assert settings.data_dir == Path(data_dir)
+    pod, container = _pod(target, "mailsync-dedup")
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    claims = {c["metadata"]["name"]: c["spec"] for c in spec["volumeClaimTemplates"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    # MAILSYNC_DATA_DIR is a claim (no volume of the pod shadows it), /tmp an emptyDir.
+    assert mounts[data_dir] in claims and mounts[data_dir] not in volumes
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    claim = claims[mounts[data_dir]]
+    assert claim["accessModes"] == ["ReadWriteOnce"]
+    assert claim["resources"]["requests"]["storage"]
+    assert "storageClassName" not in claim  # the cluster's default
+    # The StatefulSet's own fields, and none of a Deployment's.
+    assert "strategy" not in spec
+    assert spec["podManagementPolicy"] == "Parallel"
+    assert spec["updateStrategy"]["type"] == "RollingUpdate"
+    assert spec["persistentVolumeClaimRetentionPolicy"]["whenScaled"] in {"Retain", "Delete"}
+    # Its governing Service: headless, in the rendering, selecting its pods.
+    service = kinds(docs, "Service")[spec["serviceName"]]
+    assert service["spec"]["clusterIP"] == "None"
+    labels = spec["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert spec["selector"]["matchLabels"].items() <= labels.items()
+    # Scaled by our HPA or by KEDA, either naming the StatefulSet.
+    scalers = [
+        *kinds(docs, "HorizontalPodAutoscaler").values(),
+        *kinds(docs, "ScaledObject").values(),
+    ]
+    (ref,) = [
+        o["spec"]["scaleTargetRef"]
+        for o in scalers
+        if o["spec"]["scaleTargetRef"]["name"] == "mailsync-dedup"
+    ]
+    assert ref == {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "mailsync-dedup"}
+    # The overlays' patches by kind reach it: the writer's resources and placement.
+    writer_pod, writer = _pod(target, "mailsync-activity-writer")
+    assert container["resources"] == writer["resources"]
+    spread = "topologySpreadConstraints"
+    assert pod.get(spread) == writer_pod.get(spread)
+    assert (spread in pod) == (cluster(target) == "prod")
+
+
 @pytest.mark.parametrize("target", KEDA_OVERLAYS)
 def test_keda_scales_dedup_and_the_writer_on_the_lag_of_the_group_they_consume_in(
     target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -857,8 +933,13 @@ def test_keda_scales_dedup_and_the_writer_on_the_lag_of_the_group_they_consume_i
     assert set(objects) == {PRINCIPALS[s].user for s in strimzi_users.KEDA_SCALED}
     for name, scaled in objects.items():
         spec = scaled["spec"]
-        assert spec["scaleTargetRef"] == {"name": name}
-        assert name in workloads(docs)
+        # The workload of that name, by its kind (KEDA assumes an apps/v1 Deployment
+        # where none is given): dedup's StatefulSet, the writer's Deployment.
+        workload = workloads(docs)[name]
+        ref = spec["scaleTargetRef"]
+        assert ref["name"] == name
+        assert ref.get("apiVersion", "apps/v1") == workload["apiVersion"], name
+        assert ref.get("kind", "Deployment") == workload["kind"], name
         (trigger,) = spec["triggers"]
         assert trigger["type"] == "kafka"
         meta = trigger["metadata"]
