@@ -32,6 +32,7 @@ from typing import Literal
 
 from schemas.topics import TOPICS
 
+Workload = Literal["Deployment", "StatefulSet"]
 Operation = Literal["Create", "Read", "Write", "Describe", "All"]
 ResourceType = Literal["topic", "group", "transactionalId"]
 PatternType = Literal["literal", "prefix"]
@@ -59,7 +60,8 @@ class Principal:
     ``groups``: the consumer groups it commits offsets in, as its settings name them by
     default (services/<service>/settings.py and app.py); ``faust_app_id``: dedup's faust
     application id, the name of its group and the prefix of its internal topics
-    (both after ``MAILSYNC_TOPIC_PREFIX``).
+    (both after ``MAILSYNC_TOPIC_PREFIX``). ``workload``: the kind of the service's
+    workload in deploy/base, which its login patch (kafka-credentials.yaml) targets.
     """
 
     service: str
@@ -67,10 +69,11 @@ class Principal:
     faust_app_id: str | None = None
     transactional_id_prefix: str | None = None  # exactly-once: not adopted (see above)
     watches: bool = False  # the status page: Describe on every topic and service group
+    workload: Workload = "Deployment"
 
     @property
     def user(self) -> str:
-        """The KafkaUser, its Secret, and the SASL username: the Deployment's name."""
+        """The KafkaUser, its Secret, and the SASL username: the workload's name."""
         return f"mailsync-{self.service}"
 
     def consumer_groups(self, topic_prefix: str = "") -> tuple[str, ...]:
@@ -136,8 +139,9 @@ PRINCIPALS: dict[str, Principal] = {
         # MAILSYNC_FETCHER_GROUP (the accounts topic shared among replicas) and its
         # "-confirmations" group (activity-confirmations).
         Principal("fetcher", groups=("mailsync-fetcher", "mailsync-fetcher-confirmations")),
-        # MAILSYNC_DEDUP_APP_ID: faust's group and internal topics.
-        Principal("dedup", faust_app_id="mailsync-dedup"),
+        # MAILSYNC_DEDUP_APP_ID: faust's group and internal topics. A StatefulSet: its
+        # table's files on a disk per pod (deploy/base/dedup.yaml).
+        Principal("dedup", faust_app_id="mailsync-dedup", workload="StatefulSet"),
         # MAILSYNC_WRITER_GROUP (tagged-messages) and its "-mailbox-events" group.
         Principal(
             "activity-writer",

@@ -1,4 +1,4 @@
-"""A Strimzi ``KafkaUser`` per service, and each Deployment's login, for the overlays
+"""A Strimzi ``KafkaUser`` per service, and each workload's login, for the overlays
 whose cluster authenticates (prod).
 
 ``mailsync deploy users`` writes, into ``deploy/overlays/<overlay>/``:
@@ -7,7 +7,8 @@ whose cluster authenticates (prod).
   authentication and the ``simple`` authorization of :mod:`schemas.principals` (ACLs
   derived from the topic registry). Strimzi's user operator makes each user's password
   and keeps it in a Secret of the user's name (key ``password``).
-- ``kafka-credentials.yaml``: a patch per Deployment: the user's name, its password
+- ``kafka-credentials.yaml``: a patch per workload (a Deployment, dedup's StatefulSet:
+  ``Principal.workload``): the user's name, its password
   mounted from that Secret and read through ``MAILSYNC_KAFKA_SASL_PASSWORD_FILE`` (never
   in the pod's environment), and the cluster CA from Strimzi's
   ``<cluster>-cluster-ca-cert`` Secret (``MAILSYNC_KAFKA_CA_FILE``).
@@ -50,7 +51,7 @@ CA_DIR = "/etc/mailsync/kafka-ca"
 FILE_MODE = 0o440
 
 # The services deploy/components/keda scales on consumer lag (its ScaledObjects, named
-# like the Deployments; a test checks).
+# like the workloads; a test checks).
 KEDA_SCALED = ("dedup", "activity-writer")
 KEDA_API_VERSION = "keda.sh/v1alpha1"
 # KEDA's Kafka scaler's names (TriggerAuthentication parameters) for SCRAM-SHA-512 and TLS.
@@ -62,12 +63,12 @@ USERS_HEADER = """\
 # do not edit by hand. A KafkaUser per service: SCRAM-SHA-512, and ACLs that allow what
 # the topic registry says the service produces and consumes, its consumer groups, and
 # nothing else. Strimzi's user operator keeps each password in a Secret of the user's
-# name (key "password"), which the service's Deployment mounts (kafka-credentials.yaml).
+# name (key "password"), which the service's workload mounts (kafka-credentials.yaml).
 """
 
 CREDENTIALS_HEADER = """\
 # Generated from schemas/principals.py by `mailsync deploy users`: do not edit by hand.
-# Each Deployment logs in to Kafka as its KafkaUser (kafka-users.yaml): the user's name,
+# Each workload logs in to Kafka as its KafkaUser (kafka-users.yaml): the user's name,
 # its password mounted from the Secret Strimzi keeps it in, and the cluster CA.
 """
 
@@ -108,7 +109,7 @@ def user(principal: Principal, overlay: Overlay) -> str:
 def credentials(principal: Principal) -> str:
     return (
         "apiVersion: apps/v1\n"
-        "kind: Deployment\n"
+        f"kind: {principal.workload}\n"
         "metadata:\n"
         f"  name: {principal.user}\n"
         "spec:\n"

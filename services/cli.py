@@ -18,7 +18,7 @@ mailsync reconcile ACCOUNT                   compare the account's folders with 
 mailsync schemas export [--check]            JSON Schemas of every topic and document
 mailsync deploy topics [--check]             Strimzi KafkaTopics per overlay, from the registry
 mailsync deploy users [--check]              Strimzi KafkaUsers (ACLs from the registry) and
-                                             each Deployment's Kafka login, for prod; KEDA's
+                                             each workload's Kafka login, for prod; KEDA's
                                              login (TriggerAuthentications) for prod-keda
 mailsync secret-key                          a new MAILSYNC_SECRET_KEY
 """
@@ -462,7 +462,7 @@ def cmd_schemas(check: bool) -> int:
 
 def cmd_deploy(what: str, check: bool) -> int:
     """Strimzi resources of the overlays: ``topics`` (KafkaTopics), ``users`` (a
-    KafkaUser per service, with ACLs, each Deployment's login, and KEDA's login as the
+    KafkaUser per service, with ACLs, each workload's login, and KEDA's login as the
     services it scales in the ``<overlay>-keda`` variant)."""
     from schemas import strimzi, strimzi_users
 
@@ -544,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dep.add_argument(
         "what",
         choices=["topics", "users"],
-        help="Strimzi KafkaTopics; KafkaUsers with their ACLs and the Deployments' logins",
+        help="Strimzi KafkaTopics; KafkaUsers with their ACLs and the workloads' logins",
     )
     dep.add_argument("--check", action="store_true", help="fail if the files are stale")
     era = sub.add_parser("erase", help="delete activities now (GDPR erasure)")

@@ -10,7 +10,7 @@ the structural schemas below, written from the CRDs' documented fields.
 The prod overlay's Kafka security is checked three ways: the KafkaUsers' ACLs allow
 exactly what the topic registry says each service does; they cover what the services'
 code does with the settings the overlay gives them (consumer groups, topics waited
-for); and every Deployment logs in as its user with files its volumes really mount.
+for); and every workload logs in as its user with files its volumes really mount.
 """
 
 from __future__ import annotations
@@ -92,6 +92,22 @@ def cluster(target: str) -> str:
 
 def kinds(docs: tuple[Doc, ...], kind: str) -> dict[str, Doc]:
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+
+
+def workloads(docs: tuple[Doc, ...]) -> dict[str, Doc]:
+    """Every workload, by name: the Deployments and the StatefulSets (dedup's), one per
+    service. What a test checks of every pod it checks through this."""
+    out: dict[str, Doc] = {}
+    for kind in WORKLOAD_KINDS:
+        found = kinds(docs, kind)
+        assert not found.keys() & out.keys(), f"two workloads named {found.keys() & out.keys()}"
+        out |= found
+    # Every service's, whatever its kind: no test over "every workload" misses one.
+    assert set(out) == {p.user for p in PRINCIPALS.values()}, sorted(out)
+    return out
 
 
 _NAME = {"type": "string", "minLength": 1}
@@ -387,6 +403,7 @@ def test_every_manifest_is_valid(target: str) -> None:
             kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
     assert {
         "Deployment",
+        "StatefulSet",
         "Service",
         "ConfigMap",
         "PodDisruptionBudget",
@@ -405,11 +422,21 @@ def test_every_manifest_is_valid(target: str) -> None:
 
 
 def test_a_wrong_manifest_is_caught() -> None:
-    """The validators do fail: a typo in a Deployment and in a KafkaTopic."""
+    """The validators do fail: a typo in a Deployment, a StatefulSet and a KafkaTopic."""
     deployment = json.loads(json.dumps(kinds(build("prod"), "Deployment")["mailsync-fetcher"]))
     deployment["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
+    sts = json.loads(json.dumps(kinds(build("prod"), "StatefulSet")["mailsync-dedup"]))
+    kubernetes_validate.validate(sts, K8S_VERSION, strict=True)
+    sts["spec"]["volumeClaimTemplate"] = sts["spec"].pop("volumeClaimTemplates")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(sts, K8S_VERSION, strict=True)
+    # A Deployment's field, in a StatefulSet.
+    sts = json.loads(json.dumps(kinds(build("prod"), "StatefulSet")["mailsync-dedup"]))
+    sts["spec"]["strategy"] = {"type": "RollingUpdate"}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(sts, K8S_VERSION, strict=True)
     topic = json.loads(json.dumps(next(iter(kinds(build("prod"), "KafkaTopic").values()))))
     topic["spec"]["partition"] = 3
     with pytest.raises(jsonschema.ValidationError):
@@ -451,7 +478,7 @@ def _environ(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
         monkeypatch.setenv(name, value)
 
 
-# -- Kafka users, their ACLs, and each Deployment's login -----------------------------
+# -- Kafka users, their ACLs, and each workload's login -------------------------------
 
 SETTINGS: dict[str, type[CommonSettings]] = {
     "fetcher": FetcherSettings,
@@ -490,9 +517,9 @@ def test_user_resources_are_generated_from_the_registry() -> None:
     assert not kinds(build("dev"), "KafkaUser")  # dev's cluster runs without authentication
     prefix = OVERLAY_SPECS["prod"].topic_prefix
     users = kinds(build("prod"), "KafkaUser")
-    # One per Deployment, of the same name (and so is the Secret Strimzi makes).
+    # One per workload, of the same name (and so is the Secret Strimzi makes).
     assert set(users) == {p.user for p in PRINCIPALS.values()}
-    assert set(users) == set(kinds(build("prod"), "Deployment"))
+    assert set(users) == set(workloads(build("prod")))
     for principal in PRINCIPALS.values():
         user = users[principal.user]
         assert user["metadata"]["labels"]["strimzi.io/cluster"] == CLUSTER
@@ -584,14 +611,14 @@ def test_no_user_may_do_everything_or_everywhere() -> None:
     assert not permits(eos.acls(), "transactionalId", "mailsync-fetcher-0", "Write")
 
 
-def _pod(target: str, deployment: str) -> tuple[Doc, Doc]:
-    pod = kinds(build(target), "Deployment")[deployment]["spec"]["template"]["spec"]
+def _pod(target: str, workload: str) -> tuple[Doc, Doc]:
+    pod = workloads(build(target))[workload]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     return pod, container
 
 
 def _pod_env(target: str, deployment: str) -> dict[str, str]:
-    """The MAILSYNC_* environment of the Deployment's container, as the kubelet sets it."""
+    """The MAILSYNC_* environment of the workload's container, as the kubelet sets it."""
     docs = build(target)
     _, container = _pod(target, deployment)
     env: dict[str, str] = {}
@@ -641,9 +668,9 @@ def _materialized(target: str, deployment: str, files: Path) -> dict[str, str]:
     return env
 
 
-def test_prod_deployments_log_in_as_their_user_with_files_their_volumes_mount() -> None:
+def test_prod_workloads_log_in_as_their_user_with_files_their_volumes_mount() -> None:
     users = kinds(build("prod"), "KafkaUser")
-    for name in kinds(build("prod"), "Deployment"):
+    for name in workloads(build("prod")):
         env = _pod_env("prod", name)
         assert env["MAILSYNC_KAFKA_BOOTSTRAP"] == f"{CLUSTER}-kafka-bootstrap:9093"
         assert env["MAILSYNC_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
@@ -656,7 +683,7 @@ def test_prod_deployments_log_in_as_their_user_with_files_their_volumes_mount() 
         assert _mounted("prod", name, password) == (name, "password")
         ca = env["MAILSYNC_KAFKA_CA_FILE"]
         assert _mounted("prod", name, ca) == (f"{CLUSTER}-cluster-ca-cert", "ca.crt")
-    for name in kinds(build("dev"), "Deployment"):
+    for name in workloads(build("dev")):
         env = _pod_env("dev", name)
         assert env.get("MAILSYNC_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT") == "PLAINTEXT"
         assert not any(v.startswith("MAILSYNC_KAFKA_SASL") for v in env)
@@ -673,7 +700,7 @@ def _constructed_at_start(settings: CommonSettings) -> None:
 
 
 @pytest.mark.parametrize("target", ALL_OVERLAYS)
-def test_every_deployment_loads_its_service_settings(
+def test_every_workload_loads_its_service_settings(
     target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What each pod would start with: its service's settings class accepts the
@@ -686,7 +713,7 @@ def test_every_deployment_loads_its_service_settings(
     changelog) gets the registry's durability."""
     env = cluster(target)
     durability = DURABILITY[env]
-    for name, deployment in kinds(build(target), "Deployment").items():
+    for name, deployment in workloads(build(target)).items():
         service = deployment["spec"]["template"]["spec"]["containers"][0]["args"][0]
         _environ(monkeypatch, _materialized(target, name, tmp_path))
         settings = SETTINGS[service]()
@@ -748,13 +775,13 @@ def test_each_user_covers_what_its_services_code_does_with_the_prod_settings(
 
 
 @pytest.mark.parametrize("target", OVERLAYS)
-def test_deployments_run_the_image_with_probes_resources_and_graceful_shutdown(
+def test_workloads_run_the_image_with_probes_resources_and_graceful_shutdown(
     target: str,
 ) -> None:
     docs = build(target)
     config = kinds(docs, "ConfigMap")["mailsync-config"]["data"]
     shutdown_s = float(config["MAILSYNC_SHUTDOWN_TIMEOUT_S"])
-    deployments = kinds(docs, "Deployment")
+    deployments = workloads(docs)
     commands = {
         d["spec"]["template"]["spec"]["containers"][0]["args"][0] for d in deployments.values()
     }
@@ -817,18 +844,83 @@ def test_fetchers_and_senders_are_static_members_named_after_their_pod() -> None
 
 @pytest.mark.parametrize("target", ALL_OVERLAYS)
 def test_no_replica_count_where_an_autoscaler_owns_it(target: str) -> None:
-    """A Deployment's replicas, applied again, would undo what its HPA decided."""
+    """A workload's replicas, applied again, would undo what its HPA decided. Each HPA
+    targets its workload by its kind (dedup's is a StatefulSet)."""
     docs = build(target)
+    for hpa in kinds(docs, "HorizontalPodAutoscaler").values():
+        ref = hpa["spec"]["scaleTargetRef"]
+        workload = workloads(docs)[ref["name"]]
+        assert (ref["apiVersion"], ref["kind"]) == (workload["apiVersion"], workload["kind"])
     scaled = {
         h["spec"]["scaleTargetRef"]["name"] for h in kinds(docs, "HorizontalPodAutoscaler").values()
     }
     scaled |= {o["spec"]["scaleTargetRef"]["name"] for o in kinds(docs, "ScaledObject").values()}
     assert scaled == {"mailsync-dedup", "mailsync-activity-writer"}
-    deployments = kinds(docs, "Deployment")
+    deployments = workloads(docs)
     for name in scaled:
         assert "replicas" not in deployments[name]["spec"], f"{target}: {name} sets replicas"
     for name in set(deployments) - scaled:
         assert deployments[name]["spec"].get("replicas", 1) >= 1
+
+
+@pytest.mark.parametrize("target", ALL_OVERLAYS)
+def test_dedup_is_a_statefulset_keeping_its_table_on_a_claim_per_pod(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dedup's table files (RocksDB, under MAILSYNC_DATA_DIR) are on a PersistentVolumeClaim
+    of its own per pod, which follows the pod through restarts, moves and upgrades (a new,
+    empty disk reads the whole changelog: bench/RESULTS.md, "Dedup table"); its autoscaler
+    targets the StatefulSet, and the overlays patch it like the other workloads."""
+    docs = build(target)
+    assert set(kinds(docs, "StatefulSet")) == {"mailsync-dedup"}
+    assert "mailsync-dedup" not in kinds(docs, "Deployment")
+    sts = kinds(docs, "StatefulSet")["mailsync-dedup"]
+    spec = sts["spec"]
+    # The directory the service keeps its table in, as the pod's settings say.
+    _environ(monkeypatch, _materialized(target, "mailsync-dedup", tmp_path))
+    settings = DedupSettings()
+    assert settings.dedup_table_store == "rocksdb"
+    data_dir = _pod_env(target, "mailsync-dedup")["MAILSYNC_DATA_DIR"]
+    assert settings.data_dir == Path(data_dir)
+    pod, container = _pod(target, "mailsync-dedup")
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    claims = {c["metadata"]["name"]: c["spec"] for c in spec["volumeClaimTemplates"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    # MAILSYNC_DATA_DIR is a claim (no volume of the pod shadows it), /tmp an emptyDir.
+    assert mounts[data_dir] in claims and mounts[data_dir] not in volumes
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    claim = claims[mounts[data_dir]]
+    assert claim["accessModes"] == ["ReadWriteOnce"]
+    assert claim["resources"]["requests"]["storage"]
+    assert "storageClassName" not in claim  # the cluster's default
+    # The StatefulSet's own fields, and none of a Deployment's.
+    assert "strategy" not in spec
+    assert spec["podManagementPolicy"] == "Parallel"
+    assert spec["updateStrategy"]["type"] == "RollingUpdate"
+    assert spec["persistentVolumeClaimRetentionPolicy"]["whenScaled"] in {"Retain", "Delete"}
+    # Its governing Service: headless, in the rendering, selecting its pods.
+    service = kinds(docs, "Service")[spec["serviceName"]]
+    assert service["spec"]["clusterIP"] == "None"
+    labels = spec["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert spec["selector"]["matchLabels"].items() <= labels.items()
+    # Scaled by our HPA or by KEDA, either naming the StatefulSet.
+    scalers = [
+        *kinds(docs, "HorizontalPodAutoscaler").values(),
+        *kinds(docs, "ScaledObject").values(),
+    ]
+    (ref,) = [
+        o["spec"]["scaleTargetRef"]
+        for o in scalers
+        if o["spec"]["scaleTargetRef"]["name"] == "mailsync-dedup"
+    ]
+    assert ref == {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "mailsync-dedup"}
+    # The overlays' patches by kind reach it: the writer's resources and placement.
+    writer_pod, writer = _pod(target, "mailsync-activity-writer")
+    assert container["resources"] == writer["resources"]
+    spread = "topologySpreadConstraints"
+    assert pod.get(spread) == writer_pod.get(spread)
+    assert (spread in pod) == (cluster(target) == "prod")
 
 
 @pytest.mark.parametrize("target", KEDA_OVERLAYS)
@@ -841,13 +933,18 @@ def test_keda_scales_dedup_and_the_writer_on_the_lag_of_the_group_they_consume_i
     assert set(objects) == {PRINCIPALS[s].user for s in strimzi_users.KEDA_SCALED}
     for name, scaled in objects.items():
         spec = scaled["spec"]
-        assert spec["scaleTargetRef"] == {"name": name}
-        assert name in kinds(docs, "Deployment")
+        # The workload of that name, by its kind (KEDA assumes an apps/v1 Deployment
+        # where none is given): dedup's StatefulSet, the writer's Deployment.
+        workload = workloads(docs)[name]
+        ref = spec["scaleTargetRef"]
+        assert ref["name"] == name
+        assert ref.get("apiVersion", "apps/v1") == workload["apiVersion"], name
+        assert ref.get("kind", "Deployment") == workload["kind"], name
         (trigger,) = spec["triggers"]
         assert trigger["type"] == "kafka"
         meta = trigger["metadata"]
         # What the pod itself is configured with, and the groups its code joins.
-        deployment = kinds(docs, "Deployment")[name]
+        deployment = workloads(docs)[name]
         service = deployment["spec"]["template"]["spec"]["containers"][0]["args"][0]
         _environ(monkeypatch, _materialized(target, name, tmp_path))
         settings = SETTINGS[service]()
@@ -887,7 +984,7 @@ def test_prod_keda_logs_in_as_the_kafka_user_of_the_service_it_scales() -> None:
     secrets = kinds(docs, "Secret")
     users = kinds(docs, "KafkaUser")
     config = kinds(docs, "ConfigMap")["mailsync-config"]["data"]
-    deployments = kinds(docs, "Deployment")
+    deployments = workloads(docs)
     made_by_strimzi = set(users) | {f"{CLUSTER}-cluster-ca-cert"}
     referenced = set()
     for name, scaled in kinds(docs, "ScaledObject").items():
@@ -1039,7 +1136,7 @@ def test_each_service_has_a_network_policy_with_what_it_needs_and_no_more(
         "namespace": {"kubernetes.io/metadata.name": namespace},
         "pod": {"strimzi.io/cluster": CLUSTER, "strimzi.io/kind": "Kafka"},
     }
-    for name, deployment in kinds(docs, "Deployment").items():
+    for name, deployment in workloads(docs).items():
         pod = deployment["spec"]["template"]
         service = pod["spec"]["containers"][0]["args"][0]
         mine = [
