@@ -46,6 +46,9 @@ class FolderPass:
         self._tombstones = tombstones
         self._new_mail = new_mail
         self._revalidate = revalidation
+        # folder -> (UIDVALIDITY, UIDNEXT) when its last pass, or a STATUS finding
+        # nothing new, looked: what a later EXAMINE is compared with.
+        self._looked: dict[str, tuple[int, int]] = {}
 
     async def sync_all(self, imap: ImapSession, folders: list[Folder]) -> None:
         """A pass over each folder that STATUS says changed.
@@ -67,6 +70,7 @@ class FolderPass:
                 if cursor is not None:
                     status = listed.get(folder.name) or await imap.status(folder)
                     if not has_changes(cursor, status):
+                        self._looked[folder.name] = (status.uidvalidity, status.uidnext)
                         continue
                 await self.sync(imap, folder)
             except FolderError as exc:
@@ -75,6 +79,13 @@ class FolderPass:
                     self._account_id,
                     FolderProgress(folder=folder.name, done=0, total=0, error=exc.reason),
                 )
+
+    def arrived_since(self, folder: Folder, status: FolderStatus) -> bool:
+        """Mail came into ``folder`` after its last pass looked (``status``, from an
+        EXAMINE, shows a higher UIDNEXT: UIDs only grow, RFC 3501 2.3.1.1), or it was
+        not looked at yet."""
+        looked = self._looked.get(folder.name)
+        return looked is None or looked[0] != status.uidvalidity or status.uidnext > looked[1]
 
     async def imported(self, folders: list[Folder]) -> bool:
         """Every one of ``folders`` was synced before (it has a cursor)."""
@@ -105,6 +116,7 @@ class FolderPass:
         # Only now, with every event acknowledged, may the cursor say "seen up to here".
         done = PassDone(frozenset(fetched), frozenset(gone), missing)
         await self._cursors.advance(folder, prev, status, done)
+        self._looked[folder.name] = (status.uidvalidity, status.uidnext)
         if missing:
             log.warning("%s/%s: server did not return UIDs %s", acc_id, folder.name, missing)
 

@@ -141,10 +141,10 @@ class Schedule:
                 wake.clear()  # before housekeeping reads what is due: no arrival is missed
                 next_reconcile = await self._housekeeping(imap, folders, next_reconcile)
                 await self._states.set(acc_id, AccountStatus.IDLE, synced=True)
-                await imap.examine(inbox)
                 due = min(s.fetcher_idle_renew_s, s.fetcher_notify_recheck_s)
                 wait = max(0.0, min(due, next_reconcile - loop.time()))
-                await imap.idle_until(wait, wake)
+                if not await self._examine_for_idle(imap, inbox):
+                    await imap.idle_until(wait, wake)
                 await self._pass.sync_all(imap, folders)
         finally:
             self._due.unwatch(acc_id)
@@ -164,8 +164,9 @@ class Schedule:
             await self._states.set(acc.account_id, AccountStatus.IDLE, synced=True)
             wait = max(0.0, next_poll - loop.time())
             if inbox is not None and wait > 0:
-                await imap.examine(inbox)
-                if await imap.idle(min(wait, self._settings.fetcher_idle_renew_s)):
+                if await self._examine_for_idle(imap, inbox) or await imap.idle(
+                    min(wait, self._settings.fetcher_idle_renew_s)
+                ):
                     await self._pass.sync(imap, inbox)
                     continue
             elif wait > 0:
@@ -182,8 +183,8 @@ class Schedule:
         # Without IDLE, idle() only waits: then wait one poll interval, not 25 minutes.
         wait = s.fetcher_idle_renew_s if imap.has("IDLE") else s.fetcher_poll_interval_s
         while True:
-            await imap.examine(inbox)
-            await imap.idle(wait)
+            if not await self._examine_for_idle(imap, inbox):
+                await imap.idle(wait)
             # Also when IDLE just ran out: a cheap STATUS-like check of what may have
             # been missed while it was being renewed.
             await self._pass.sync_all(imap, [inbox])
@@ -207,6 +208,13 @@ class Schedule:
             await self._states.set(acc.account_id, AccountStatus.IDLE, synced=True)
             await asyncio.sleep(self._settings.fetcher_poll_interval_s)
             await self._pass.sync_all(imap, others)
+
+    async def _examine_for_idle(self, imap: ImapSession, inbox: Folder) -> bool:
+        """EXAMINE INBOX to IDLE on it; True if mail came since its last pass looked.
+        IDLE reports what changes after it begins (RFC 2177): mail delivered while the
+        pass ran is counted in this EXAMINE's EXISTS and UIDNEXT and in no IDLE
+        response, and would wait for the next poll (minutes, with NOTIFY)."""
+        return self._pass.arrived_since(inbox, await imap.examine(inbox))
 
     async def _housekeeping(
         self, imap: ImapSession, folders: list[Folder], next_reconcile: float
