@@ -137,7 +137,10 @@ class FetcherApp:
         # every other replica keep their IDLE connections.
         session_ms = int(s.fetcher_session_timeout_s * 1000)
         self._table = AccountTable(
-            s.topic(ACCOUNTS), self.supervisor, SessionGuard(s.fetcher_session_timeout_s)
+            s.topic(ACCOUNTS),
+            self.supervisor,
+            SessionGuard(s.fetcher_session_timeout_s),
+            shared=self._directory.shared,
         )
         # Our sticky assignor first; roundrobin only while a replica of an older version
         # is in the group (see assigned_accounts.py). The rebalance timeout is the session's: the

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from pydantic import ValidationError
@@ -56,11 +57,18 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class AccountTable:
-    def __init__(self, topic: str, supervisor: Supervisor, guard: SessionGuard):
+    def __init__(
+        self,
+        topic: str,
+        supervisor: Supervisor,
+        guard: SessionGuard,
+        shared: Callable[[AccountRecord], AccountRecord] = lambda account: account,
+    ):
         self._consumer: AIOKafkaConsumer | None = None
         self._topic = topic
         self._supervisor = supervisor
         self._guard = guard
+        self._shared = shared  # the account directory's copy, when equal (one per account)
         self._partition_of: dict[str, TopicPartition] = {}
         # Partitions whose accounts this replica may be running (reported to the leader).
         self._held: set[TopicPartition] = set()
@@ -143,7 +151,7 @@ class AccountTable:
                 await self._supervisor.stop([account_id])
                 return
             try:
-                account = AccountRecord.model_validate_json(value)
+                account = self._shared(AccountRecord.model_validate_json(value))
             except ValidationError as exc:
                 log.error("invalid account record %r ignored: %s", account_id, exc)
                 return
