@@ -12,9 +12,11 @@ Folders are opened with EXAMINE (read-only, RFC 3501 6.3.2) and bodies fetched w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import ssl
+from collections.abc import Iterator
 from types import TracebackType
 
 import aioimaplib
@@ -43,7 +45,7 @@ from services.imap.fetch_response import FetchedMessage, FlagUpdate
 from services.imap.folder_status import FolderStatus
 from services.imap.folders import Folder
 from services.imap.protocol import FastIMAP4
-from services.imap.tls_buffer import shrink_read_buffer
+from services.imap.tls_buffer import IDLE_READ_BUFFER, shrink_read_buffer
 
 log = logging.getLogger("mailsync.fetcher.imap")
 
@@ -186,10 +188,26 @@ class ImapSession:
         return await move(self, uids, target)
 
     async def idle(self, seconds: float) -> bool:
-        return await idle(self, seconds)
+        with self._reading_lines():
+            return await idle(self, seconds)
 
     async def idle_until(self, seconds: float, wake: asyncio.Event | None = None) -> IdleNews:
-        return await idle_until(self, seconds, wake)
+        with self._reading_lines():
+            return await idle_until(self, seconds, wake)
+
+    @contextlib.contextmanager
+    def _reading_lines(self) -> Iterator[None]:
+        """The TLS read buffer at IDLE_READ_BUFFER for an IDLE, back to its size after
+        (:mod:`.tls_buffer`): an idle account holds 1 KiB there instead of 16."""
+        if self._read_buffer is None or self._client is None:
+            yield
+            return
+        shrink_read_buffer(self._client.protocol.transport, IDLE_READ_BUFFER)
+        try:
+            yield
+        finally:
+            if self._client is not None:
+                shrink_read_buffer(self._client.protocol.transport, self._read_buffer)
 
     async def notify(self, others: list[Folder]) -> str | None:
         return await notify(self, others)

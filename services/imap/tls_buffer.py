@@ -7,6 +7,9 @@ other folders polled): 512 of the 628 KiB each idle account cost (tracemalloc, i
 #16). A TLS record carries at most 16 KiB of plaintext (RFC 8446 5.1), so a buffer of a
 few records still takes whole records per read; a large import only makes more reads.
 
+While the connection waits in IDLE, the buffer is smaller still (``IDLE_READ_BUFFER``,
+:meth:`ImapSession.idle_until`) and grows back for the commands after it.
+
 The buffer is private to asyncio: :func:`shrink_read_buffer` changes it only where the
 attributes it knows are there (``tests/unit/test_dependency_internals.py`` pins them),
 and otherwise leaves the connection as it is.
@@ -20,6 +23,10 @@ import asyncio
 # Measured (bench/RESULTS.md, Scale): the fetcher imported as fast with 16 KiB as with
 # 32 or asyncio's 256 (12 alternating rounds each, medians 2,140, 2,106, 2,111 msgs/s).
 DEFAULT_READ_BUFFER = 16 * 1024
+# While a connection waits in IDLE it reads a short line now and then (RFC 2177 untagged
+# responses, NOTIFY's STATUS lines): a buffer this size holds them, and the 16 KiB one
+# is given back for the wait, which is where an idle account spends its life.
+IDLE_READ_BUFFER = 1024
 
 
 def shrink_read_buffer(transport: asyncio.BaseTransport | None, size: int) -> bool:

@@ -4,6 +4,7 @@ idle account cost)."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import hashlib
 import ssl
@@ -14,7 +15,7 @@ import pytest
 
 from schemas.account import Endpoint, Security
 from services.imap import ImapSession
-from services.imap.tls_buffer import DEFAULT_READ_BUFFER
+from services.imap.tls_buffer import DEFAULT_READ_BUFFER, IDLE_READ_BUFFER
 from tests.fixtures.pipeline import Env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -62,3 +63,32 @@ async def test_a_small_tls_read_buffer_still_fetches_large_mail_whole(env: Env) 
         assert got.get_content() == sent.get_content()
         assert len(fetched.body) > 600 * 1024
         assert len(proto._ssl_buffer) == DEFAULT_READ_BUFFER  # the reads did not grow it back
+
+
+async def test_idle_waits_on_a_smaller_buffer_and_mail_still_arrives_whole(env: Env) -> None:
+    """An idle account's connection gives its 16 KiB back while it waits in IDLE (issue
+    #16); what the server pushes then is read, and large mail after it arrives whole."""
+    user = env.mail_user("tlsidle")
+    assert env.dovecot.cert is not None
+    tls = ssl.create_default_context(cafile=str(env.dovecot.cert.cert))
+    endpoint = Endpoint(
+        host="127.0.0.1", port=env.dovecot.imaps_port, security=Security.TLS, username=user.address
+    )
+    async with ImapSession(
+        endpoint, user.password, ssl_context=tls, read_buffer=DEFAULT_READ_BUFFER
+    ) as imap:
+        proto = imap.client.protocol.transport._ssl_protocol
+        (inbox,) = [f for f in await imap.list_folders() if f.name == "INBOX"]
+        await imap.examine(inbox)
+        idling = asyncio.create_task(imap.idle_until(30))
+        await asyncio.sleep(0.5)
+        assert len(proto._ssl_buffer) == IDLE_READ_BUFFER
+        message = _large(600 * 1024)
+        await asyncio.to_thread(env.dovecot.deliver, user.address, message)
+        news = await asyncio.wait_for(idling, 20)
+        assert news.selected  # the EXISTS pushed during IDLE was read
+        assert len(proto._ssl_buffer) == DEFAULT_READ_BUFFER
+        (fetched,) = await imap.uid_fetch([1])
+        (got,) = email.message_from_bytes(fetched.body, policy=policy.default).iter_attachments()
+        (sent,) = email.message_from_bytes(message, policy=policy.default).iter_attachments()
+        assert got.get_content() == sent.get_content()
