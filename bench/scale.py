@@ -74,7 +74,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -435,6 +435,7 @@ class Latency:
     raw: dict[str, float] = field(default_factory=dict)  # token -> record read
     activity: dict[str, float] = field(default_factory=dict)  # token -> activity found
     folder: dict[str, str] = field(default_factory=dict)  # token -> INBOX or Sent
+    max_lag_s: float = 0.0  # the fetcher's event loop lag gauge meanwhile, the highest seen
 
     def ms(self, seen: dict[str, float], folder: str | None = None) -> list[float]:
         return [
@@ -502,6 +503,10 @@ async def _poll_activities(
         await mongo.close()
 
 
+async def _lag(http: aiohttp.ClientSession, proc: ServiceProcess) -> float:
+    return gauge(await proc.samples(http), "mailsync_event_loop_lag_seconds") or 0.0
+
+
 async def deliveries(
     overrides: dict[str, Any],
     dovecot: DovecotServer,
@@ -509,6 +514,7 @@ async def deliveries(
     floor_user: MailUser,
     rng: random.Random,
     timeout_s: float,
+    lag: Callable[[], Awaitable[float]],
 ) -> Latency:
     out = Latency()
     nonce = f"{rng.getrandbits(32):08x}"
@@ -523,6 +529,13 @@ async def deliveries(
     tail = asyncio.create_task(_tail_raw(settings, out.raw, ready))
     pending: set[str] = set()
     poller = asyncio.create_task(_poll_activities(settings, pending, out.activity))
+
+    async def lagging() -> None:
+        while True:
+            out.max_lag_s = max(out.max_lag_s, await lag())
+            await asyncio.sleep(0.5)
+
+    watcher = asyncio.create_task(lagging())
     try:
         await asyncio.wait_for(ready.wait(), 60)
         began = time.monotonic()
@@ -550,7 +563,7 @@ async def deliveries(
                     task.result()
             await asyncio.sleep(0.2)
     finally:
-        for task in (tail, poller):
+        for task in (tail, poller, watcher):
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
@@ -817,6 +830,7 @@ class ScaleRun:
     up: IdleUp = field(default_factory=IdleUp)
     rss_before_kib: int = 0
     rss_after_kib: int = 0
+    rss_window_end_kib: int = 0  # at the end of the idle window, IDLE_WINDOW_S later
     dovecot_kib: tuple[int, int] = (0, 0)  # private memory, before and after
     dovecot_procs: dict[str, int] = field(default_factory=dict)
     cpu_pct: dict[str, float] = field(default_factory=dict)
@@ -922,6 +936,8 @@ async def measure(
             run.db = await db_at_idle(CommonSettings(**overrides), IDLE_WINDOW_S)
             run.window_s = time.monotonic() - t0
             run.cpu_pct = cpu_between(first, sessions(names), run.window_s)
+            run.rss_window_end_kib = rss_kib(fetcher.pid)
+            log(f"RSS {run.rss_window_end_kib / 1024:.0f} MiB at the end of the idle window")
             run.load.append(f"{_load()} after the idle window")
             log(f"CPU at idle, % of a core: { {k: round(v, 1) for k, v in run.cpu_pct.items()} }")
 
@@ -932,6 +948,7 @@ async def measure(
                 floor_user,
                 random.Random(seed),
                 min(timeout_s, LAST_ACTIVITY_WAIT_S),
+                lambda: _lag(http, fetcher),
             )
             lat = run.latency.ms(run.latency.activity)
             log(f"{len(lat)} of {DELIVERIES} activities; p50 {_pct(lat, 50):.0f} ms")
@@ -1253,7 +1270,9 @@ def _details(r: ScaleRun) -> list[str]:
     out.append(
         f"- Fetcher RSS {r.rss_before_kib / 1024:,.0f} MiB with no account, "
         f"{r.rss_after_kib / 1024:,.0f} MiB with {r.n:,} idle ({SETTLE_S:.0f} s after the "
-        f"last became idle). Dovecot's own memory (RSS − shared, all its processes) "
+        f"last became idle), {r.rss_window_end_kib / 1024:,.0f} MiB at the end of the idle "
+        f"window ({(r.rss_window_end_kib - r.rss_before_kib) / r.n:.1f} KiB an account). "
+        f"Dovecot's own memory (RSS − shared, all its processes) "
         f"{r.dovecot_kib[0] / 1024:,.0f} → {r.dovecot_kib[1] / 1024:,.0f} MiB; processes: "
         f"{r.dovecot_procs.get('imap', 0)} imap, {r.dovecot_procs.get('imap-login', 0)} "
         f"imap-login, holding {r.dovecot_procs.get('inotify', 0)} inotify instances "
@@ -1291,7 +1310,8 @@ def _details(r: ScaleRun) -> list[str]:
             f"raw-messages (the fetcher's part) {cells(raw)}. Floor in the same run: a bare "
             f"IDLE client got `EXISTS` {', '.join(f'{v:.0f}' for v in lat.bare_ms)} ms after "
             f"`deliver()` (Dovecot's 500 ms notify delay). Each LMTP delivery took p50 "
-            f"{_pct(lat.deliver_ms, 50):.0f} ms."
+            f"{_pct(lat.deliver_ms, 50):.0f} ms; the fetcher's event loop meanwhile up to "
+            f"{lat.max_lag_s:.1f} s late (its lag gauge, read every 0.5 s)."
         )
         late, followed = lat.late(GOAL_P99_MS)
         if late:

@@ -87,6 +87,15 @@ class FetcherSettings(CommonSettings):
             "connection's life (asyncio's own is 256): most connections wait in IDLE."
         ),
     )
+    fetcher_heap_trim_s: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "Every so many seconds the fetcher gives the memory it freed back to the "
+            "system (glibc malloc_trim): idle connections free their buffers all through "
+            "the heap, which glibc keeps otherwise. 0: never."
+        ),
+    )
     fetcher_backoff_base_s: float = Field(default=1.0, gt=0)
     fetcher_backoff_cap_s: float = Field(default=300.0, gt=0)
     fetcher_ca_file: Path | None = Field(

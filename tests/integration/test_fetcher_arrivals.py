@@ -17,9 +17,7 @@ from typing import Any
 
 import pytest
 
-from devservers import LEAN_HOST
 from devservers.corpus import build
-from schemas.account import Endpoint, Security
 from services.fetcher.new_mail import NewMail
 from tests.fixtures.pipeline import Env, Pipeline, eventually
 
@@ -37,14 +35,7 @@ async def test_mail_arriving_during_a_pass_is_not_left_for_the_next_poll(
     env.dovecot.create_folder(user.address, "Sent")
     imap: dict[str, Any] = {}
     if mode == "two-connections":
-        # Dovecot's second listener announces neither NOTIFY nor LIST-STATUS.
-        assert env.dovecot.lean_imap_port is not None
-        imap["imap"] = Endpoint(
-            host=LEAN_HOST,
-            port=env.dovecot.lean_imap_port,
-            security=Security.PLAIN,
-            username=user.address,
-        )
+        imap["imap"] = env.lean_imap(user)  # neither NOTIFY nor LIST-STATUS
     account = env.account(user, folders=("INBOX", "Sent"), sent_folder="Sent", **imap)
     await env.publish_accounts(account)
     rng = random.Random(2177)

@@ -9,9 +9,7 @@ from functools import partial
 
 import pytest
 
-from devservers import LEAN_HOST
 from devservers.corpus import build
-from schemas.account import Endpoint, Security
 from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -43,13 +41,7 @@ async def test_connections_never_exceed_the_cap_and_idle_keeps_its_own(
     capped = env.account(one, account_id=f"cap1-{suffix}", folders=folders, max_connections=1)
     # The second account's server has neither NOTIFY nor LIST-STATUS (Dovecot's lean
     # listener): with two connections allowed, INBOX gets one of its own.
-    assert env.dovecot.lean_imap_port is not None
-    lean = Endpoint(
-        host=LEAN_HOST,
-        port=env.dovecot.lean_imap_port,
-        security=Security.PLAIN,
-        username=two.address,
-    )
+    lean = env.lean_imap(two)
     default = env.account(two, account_id=f"cap2-{suffix}", imap=lean, folders=folders)
     await env.publish_accounts(capped, default)
     rng = random.Random(41)

@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from devservers import LEAN_HOST
 from devservers.corpus import build
-from schemas.account import AccountRecord, Endpoint, Security
+from schemas.account import AccountRecord
 from tests.fixtures.pipeline import Env, Pipeline, Running, eventually
 from tests.integration.test_fetcher_notify import sessions
 
@@ -119,16 +118,10 @@ async def test_without_notify_or_list_status_two_sessions_watch_as_before(
 ) -> None:
     user = env.mail_user("lean")
     old = _mailbox(env, user.address)
-    # Dovecot's second listener announces neither NOTIFY nor LIST-STATUS, IDLE and
-    # CONDSTORE still (devservers: LEAN_CAPABILITY).
-    assert env.dovecot.lean_imap_port is not None
-    lean = Endpoint(
-        host=LEAN_HOST,
-        port=env.dovecot.lean_imap_port,
-        security=Security.PLAIN,
-        username=user.address,
+    # Dovecot's second listener announces neither NOTIFY nor LIST-STATUS.
+    account = env.account(
+        user, imap=env.lean_imap(user), folders=("INBOX", "Sent", "Archive"), sent_folder="Sent"
     )
-    account = env.account(user, imap=lean, folders=("INBOX", "Sent", "Archive"), sent_folder="Sent")
     await env.publish_accounts(account)
     async with env.mongo() as db, pipeline(fetcher_poll_interval_s=POLL_S) as running:
         await _watched(env, running, db, account, old, held=2)
