@@ -196,7 +196,9 @@ class FetcherApp:
         while every > 0 and not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)
-            if not stop.is_set() and not release_free_memory():
+            # In a thread: the first trim after a large import walks many free blocks
+            # (a second or so at 10,000 accounts); ctypes lets go of the GIL meanwhile.
+            if not stop.is_set() and not await asyncio.to_thread(release_free_memory):
                 return  # not glibc: nothing to do
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
