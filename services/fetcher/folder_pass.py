@@ -82,10 +82,13 @@ class FolderPass:
 
     def arrived_since(self, folder: Folder, status: FolderStatus) -> bool:
         """Mail came into ``folder`` after its last pass looked (``status``, from an
-        EXAMINE, shows a higher UIDNEXT: UIDs only grow, RFC 3501 2.3.1.1), or it was
-        not looked at yet."""
+        EXAMINE, shows a higher UIDNEXT: UIDs only grow, RFC 3501 2.3.1.1). False when
+        no pass completed yet (one that failed is retried at the next poll, as before,
+        not at once and again)."""
         looked = self._looked.get(folder.name)
-        return looked is None or looked[0] != status.uidvalidity or status.uidnext > looked[1]
+        if looked is None:
+            return False
+        return looked[0] != status.uidvalidity or status.uidnext > looked[1]
 
     async def imported(self, folders: list[Folder]) -> bool:
         """Every one of ``folders`` was synced before (it has a cursor)."""

@@ -88,12 +88,14 @@ class FetcherSettings(CommonSettings):
         ),
     )
     fetcher_heap_trim_s: float = Field(
-        default=60.0,
+        default=0.0,
         ge=0,
         description=(
             "Every so many seconds the fetcher gives the memory it freed back to the "
             "system (glibc malloc_trim): idle connections free their buffers all through "
-            "the heap, which glibc keeps otherwise. 0: never."
+            "the heap, which glibc keeps otherwise (60 made 10,000 idle accounts fit in "
+            "951 MiB, bench/RESULTS.md, Scale). 0 (the default until its pauses are "
+            "measured: malloc_trim holds the allocator's lock while it runs): never."
         ),
     )
     fetcher_backoff_base_s: float = Field(default=1.0, gt=0)
