@@ -52,6 +52,23 @@ member: the other workers get no partitions meanwhile. mailsync's wait ends afte
 ``dedup_wait_empty_timeout_s``: an event still unacked is not committed, so the next
 owner of its partition reads it again (at least once; the verdicts do not depend on
 arrival order, and the writer's documents are idempotent).
+
+faust commits an offset when the events before it are acked, and two of its rules let
+a commit pass an event that was never processed, so that a restart skips it for good
+(both seen losing 165 of 2,000 sightings when the broker restarted mid-sync):
+
+- an event caught by a rebalance is skipped as stale by its stream, and the skip acks
+  it. That ack lands in the new generation's bookkeeping, where, until the stream
+  partitions are sought to their committed offsets, no committed offset guards the
+  head, so the skipped events' offsets are committed and the seek then starts after
+  them. :meth:`_Consumer.ack` counts only an event handed to an agent in the current
+  generation; any other is read again from the committed offset.
+- with the head event still in flight at the committed offset N and the next ones
+  acked, faust's ``_new_offset`` allows a gap of one at the head (meant for an offset
+  compaction removed) and commits past N (faust-streaming issue #606, fix proposed in
+  PR #707, not released). Our agents ack out of order (an event is acked when its
+  records are in the broker), so this is the normal case. :meth:`_Consumer._new_offset`
+  never commits past the first event still in flight.
 """
 
 from __future__ import annotations
@@ -66,7 +83,9 @@ from typing import Any, cast
 import aiokafka
 from faust.auth import OAuthCredentials, SASLCredentials
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 from faust.types.auth import CredentialsT
+from faust.types.tuples import ack_lock
 from mode.services import WaitResults
 
 from services.common.kafka import client_options
@@ -159,6 +178,44 @@ class _Consumer(faust_aiokafka.Consumer):
             suspended.close()
             return WaitResults([deliver], [await deliver], False)
         return await super().wait_first(*coros, timeout=timeout)
+
+    def ack(self, message: Any) -> bool:
+        """faust's ``ack``, counting only an event an agent took in this generation (see
+        the module docstring): any other is not marked done, it is read again."""
+        if not message.tracked or message.generation_id != self.app.consumer_generation_id:
+            with ack_lock:
+                message.acked = True
+                self._unacked_messages.discard(message)
+            return False
+        return bool(super().ack(message))
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """faust's ``_new_offset``, never past an event still in flight (faust #606).
+
+        In flight in this generation: one of an earlier generation is read again from
+        the committed offset, which this one's own copy then holds back.
+        """
+        generation = self.app.consumer_generation_id
+        in_flight = min(
+            (
+                m.offset
+                for m in self._unacked_messages
+                if m.tp == tp and m.generation_id == generation
+            ),
+            default=None,
+        )
+        acked: list[int] = self._acked[tp]
+        later = [o for o in acked if in_flight is not None and o >= in_flight]
+        if not later:
+            return super()._new_offset(tp)
+        acked[:] = [o for o in acked if o < cast(int, in_flight)]
+        try:
+            # No gap faust fills reaches past the event in flight: a gap is offsets
+            # with no record, and that event has one.
+            return super()._new_offset(tp)
+        finally:
+            acked.extend(later)
+            acked.sort()
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, thread_loop=self.loop, beacon=self.beacon)

@@ -245,6 +245,27 @@ def test_faust_calls_the_factories_we_override() -> None:
     assert Transport.Producer.__mro__[1] is faust_aiokafka.Producer
 
 
+def test_faust_commit_bookkeeping_we_guard() -> None:
+    # _Consumer._new_offset hides the acked offsets past the first event in flight from
+    # faust's own, which must take its batch off the front of that very list (and the
+    # head guard it has must still be the one faust-streaming #606 reports).
+    consumer = faust.transport.consumer.Consumer
+    new_offset = _source(consumer._new_offset)
+    for used in ("acked = self._acked[tp]", "acked[: len(batch)] = []", "> 1:"):
+        assert used in new_offset, _changed("faust-streaming", "Consumer._new_offset", DEDUP_OURS)
+    # _Consumer.ack drops what no agent took in this generation, as faust's ack would.
+    ack = _source(consumer.ack)
+    assert "self._unacked_messages.discard(message)" in ack, _changed(
+        "faust-streaming", "Consumer.ack", DEDUP_OURS
+    )
+    stream = _source(faust.streams.Stream._py_aiter)
+    for used in (
+        "message.tracked = True",
+        "message.generation_id != self.app.consumer_generation_id",
+    ):
+        assert used in stream, _changed("faust-streaming", "Stream._py_aiter", DEDUP_OURS)
+
+
 def test_aiokafka_internals_we_set_or_call() -> None:
     consumer = aiokafka.AIOKafkaConsumer
     # transport.py sets _fetch_max_wait_ms after construction; start() must read it.

@@ -1,0 +1,77 @@
+"""dedup commits an offset only when every event before it was processed.
+
+Driven through faust's own consumer bookkeeping (the same calls its streams make: track
+an event handed to an agent, ack it, compute the offset to commit), so each case fails
+on faust-streaming 0.15.3 as released. See services/dedup/transport.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage
+
+from services.dedup.app import build_faust_app
+from services.dedup.settings import DedupSettings
+from services.dedup.tagger import Tagger
+
+TOPIC = "mailsync.dedup-by-fingerprint"
+PART = TP(TOPIC, 3)
+
+
+@pytest.fixture
+def consumer(tmp_path: Path) -> Any:
+    settings = DedupSettings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path)
+    app: Any = build_faust_app(settings, cast(Tagger, object()))
+    app.consumer_generation_id = 3
+    app.topics._acking_topics.add(TOPIC)  # an agent reads it (set when its stream starts)
+    consumer = app.consumer
+    consumer._committed_offset[PART] = 10  # the next event to process is offset 10
+    return consumer
+
+
+def _fetched(offset: int, generation: int = 3) -> ConsumerMessage:
+    return ConsumerMessage(
+        TOPIC, PART.partition, offset, 0.0, 0, [], b"k", b"v", None, tp=PART,
+        generation_id=generation,
+    )  # fmt: skip
+
+
+def _taken(consumer: Any, message: ConsumerMessage) -> ConsumerMessage:
+    """As a stream does when it hands the event to its agent."""
+    message.tracked = True
+    consumer.track_message(message)
+    return message
+
+
+def test_no_commit_past_an_event_still_in_flight(consumer: Any) -> None:
+    # The agent took 10, 11, 12; the records of 11 and 12 reached the broker first.
+    first, *rest = (_taken(consumer, _fetched(o)) for o in (10, 11, 12))
+    for message in rest:
+        message.ack(consumer)
+    # faust 0.15.3 commits 13 here: a crash now and 10 is never processed (issue #606).
+    assert consumer._new_offset(PART) is None
+    first.ack(consumer)
+    assert consumer._new_offset(PART) == 13
+
+
+def test_events_skipped_by_a_rebalance_are_read_again(consumer: Any) -> None:
+    # Fetched under generation 2, still queued when generation 3 began: the stream skips
+    # them unprocessed, and its skip acks them. Until the seek to the committed offsets
+    # sets the head, no committed offset guards it.
+    consumer._committed_offset.pop(PART)
+    for offset in range(225, 267):
+        _fetched(offset, generation=2).ack(consumer)
+    assert consumer._new_offset(PART) is None  # faust 0.15.3: 267, and 42 events lost
+
+
+def test_an_event_taken_in_an_earlier_generation_does_not_hold_commits(consumer: Any) -> None:
+    # Taken under generation 2 and never acked; generation 3 reads it again from the
+    # committed offset, and that copy is what must be finished first.
+    _taken(consumer, _fetched(10, generation=2))
+    again = _taken(consumer, _fetched(10))
+    again.ack(consumer)
+    assert consumer._new_offset(PART) == 11
