@@ -74,9 +74,9 @@ a commit pass an event that was never processed, so that a restart skips it for 
   commits them as done. dedup's input topics have neither without transactions, and a
   broker restart led faust to deliver a partition's records 226-266 never, then 267:
   the gap was committed and those sightings were lost. Without transactions
-  :meth:`_Consumer._add_gap` records no gap: the offsets stay uncommitted, read again
-  by the partition's next owner or the next start (never lost; late until then, with
-  a warning naming them). With ``exactly_once`` the markers are real gaps, as faust says.
+  :meth:`_Consumer._add_gap` records no gap: the offsets stay uncommitted, and the
+  partition is sought back to the first of them before the next fetch (a warning
+  names them). With ``exactly_once`` the markers are real gaps, as faust says.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ import asyncio
 import inspect
 import logging
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, cast
 
 import aiokafka
@@ -176,6 +176,11 @@ def _waits_on(coro: Any, event: Any) -> bool:
 
 
 class _Consumer(faust_aiokafka.Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Partitions to seek back before the next fetch: (generation, first offset).
+        self._rewind_to: dict[TP, tuple[int, int]] = {}
+
     async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
         """mode's ``wait_first``, without its tasks for the drain's call while the flow
         runs (see the module docstring)."""
@@ -226,18 +231,35 @@ class _Consumer(faust_aiokafka.Consumer):
             acked.sort()
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
-        """A gap only where transactions leave markers (see the module docstring)."""
+        """A gap only where transactions leave markers (see the module docstring);
+        otherwise the partition is read again from the first offset not delivered."""
         if self.in_transaction:
             await super()._add_gap(tp, offset_from, offset_to)
             return
         log.warning(
             "%s[%d]: offsets %d-%d were not delivered (a record after them was): not "
-            "committed, they are read again by the partition's next owner or next start",
+            "committed, read again from %d",
             tp.topic,
             tp.partition,
             offset_from,
             offset_to - 1,
+            offset_from,
         )
+        generation = self.app.consumer_generation_id
+        _, earlier = self._rewind_to.get(tp, (generation, offset_from))
+        self._rewind_to[tp] = (generation, min(earlier, offset_from))
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
+        """faust's ``getmany``, first seeking back the partitions whose records were
+        not all delivered (:meth:`_add_gap`). Between two batches, not inside one: the
+        rest of the batch would move faust's read offset past the seek again."""
+        rewinds, self._rewind_to = self._rewind_to, {}
+        for tp, (generation, offset) in rewinds.items():
+            # A rebalance since seeks every partition to its committed offset anyway.
+            if generation == self.app.consumer_generation_id and tp in self.assignment():
+                await self.seek(tp, offset)
+        async for item in super().getmany(timeout):
+            yield item
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, thread_loop=self.loop, beacon=self.beacon)

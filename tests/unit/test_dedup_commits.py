@@ -85,3 +85,23 @@ async def test_records_never_delivered_are_not_committed_as_a_gap(consumer: Any)
     await consumer._add_gap(PART, 226, 267)  # as faust's drain calls it
     _taken(consumer, _fetched(267)).ack(consumer)
     assert consumer._new_offset(PART) is None  # faust 0.15.3: 268, and 41 sightings lost
+
+
+async def test_records_never_delivered_are_fetched_again(consumer: Any) -> None:
+    # The partition is sought back to the first offset not delivered, between batches,
+    # so the next fetch brings those records to the agent.
+    sought: list[tuple[TP, int]] = []
+
+    async def seek(tp: TP, offset: int) -> None:
+        sought.append((tp, offset))
+
+    async def no_records(timeout: float) -> tuple[dict[TP, list[Any]], set[TP]]:
+        return {}, {PART}
+
+    consumer.seek, consumer.assignment = seek, lambda: {PART}
+    consumer._wait_next_records = no_records
+    await consumer._add_gap(PART, 230, 267)
+    await consumer._add_gap(PART, 226, 229)  # an earlier hole of the same partition
+    assert [m async for m in consumer.getmany(1.0)] == []
+    assert sought == [(PART, 226)]
+    assert [m async for m in consumer.getmany(1.0)] == [] and sought == [(PART, 226)]
