@@ -37,6 +37,7 @@ from services.common.secrets import SecretBox
 from services.fetcher.assigned_accounts import AccountTable
 from services.fetcher.confirmations import ConfirmationLoop
 from services.fetcher.cursor import CursorStore
+from services.fetcher.cursor_preload import Known, preload
 from services.fetcher.due_work import DueWork
 from services.fetcher.login_pacer import LoginPacer
 from services.fetcher.membership import SessionGuard
@@ -115,7 +116,9 @@ class FetcherApp:
             on_rotation=RotatedSecretWriter(db, self._producer, s, self._directory),
         )
 
-        def make_worker(record: AccountRecord, password: str | AccessToken) -> AccountWorker:
+        def make_worker(
+            record: AccountRecord, password: str | AccessToken, known: Known | None
+        ) -> AccountWorker:
             return AccountWorker(
                 record,
                 password,
@@ -130,6 +133,7 @@ class FetcherApp:
                 due=due,
                 ssl_context=tls,
                 pacer=pacer,
+                known_cursors=known,
             )
 
         self.supervisor = Supervisor(s, states, Credentials(secrets, self._tokens), make_worker)
@@ -142,6 +146,7 @@ class FetcherApp:
             self.supervisor,
             SessionGuard(s.fetcher_session_timeout_s),
             shared=self._directory.shared,
+            preload=lambda records: preload(cursors, records),
         )
         # Our sticky assignor first; roundrobin only while a replica of an older version
         # is in the group (see assigned_accounts.py). The rebalance timeout is the session's: the

@@ -20,6 +20,7 @@ from services.accounts.tombstones import TombstoneStore
 from services.common.oauth2 import AccessToken
 from services.fetcher.account_cursors import AccountCursors
 from services.fetcher.cursor import CursorStore
+from services.fetcher.cursor_preload import Known
 from services.fetcher.due_work import DueWork
 from services.fetcher.folder_pass import FolderPass
 from services.fetcher.login_pacer import LoginPacer
@@ -53,10 +54,13 @@ class AccountWorker:
         due: DueWork,
         ssl_context: ssl.SSLContext,
         pacer: LoginPacer,
+        known_cursors: Known | None = None,
     ):
         self.account = account
         acc_id = account.account_id
-        mine = AccountCursors(cursors, acc_id, grace_s=settings.fetcher_reconcile_grace_s)
+        mine = AccountCursors(
+            cursors, acc_id, grace_s=settings.fetcher_reconcile_grace_s, known=known_cursors
+        )
 
         def connect() -> ImapSession:
             return ImapSession(
