@@ -37,7 +37,7 @@ from services.common.secrets import SecretBox
 from services.fetcher.assigned_accounts import AccountTable
 from services.fetcher.confirmations import ConfirmationLoop
 from services.fetcher.cursor import CursorStore
-from services.fetcher.cursor_preload import Known, preload
+from services.fetcher.cursor_preload import preload
 from services.fetcher.due_work import DueWork
 from services.fetcher.login_pacer import LoginPacer
 from services.fetcher.membership import SessionGuard
@@ -49,6 +49,7 @@ from services.fetcher.state import StateStore
 from services.fetcher.stored_sightings import SightingReader
 from services.fetcher.supervisor import Supervisor
 from services.fetcher.worker import AccountWorker
+from services.fetcher.worker_start import Start
 from services.imap import Credentials
 
 log = logging.getLogger("mailsync.fetcher")
@@ -98,7 +99,11 @@ class FetcherApp:
         tombstones = TombstoneStore(db)
         await tombstones.ensure_indexes()
         self._due = due = DueWork(ReconcileRequests(db), processed)
-        pacer = LoginPacer(s.fetcher_logins_per_s, s.fetcher_login_burst)
+        pacer = LoginPacer(
+            s.fetcher_logins_per_s,
+            s.fetcher_login_burst,
+            handoff_rate=s.fetcher_handoff_logins_per_s,
+        )
         await due.refresh()
         tls = ssl.create_default_context()
         if s.fetcher_ca_file is not None:
@@ -117,7 +122,7 @@ class FetcherApp:
         )
 
         def make_worker(
-            record: AccountRecord, password: str | AccessToken, known: Known | None
+            record: AccountRecord, password: str | AccessToken, start: Start
         ) -> AccountWorker:
             return AccountWorker(
                 record,
@@ -133,7 +138,7 @@ class FetcherApp:
                 due=due,
                 ssl_context=tls,
                 pacer=pacer,
-                known_cursors=known,
+                start=start,
             )
 
         self.supervisor = Supervisor(s, states, Credentials(secrets, self._tokens), make_worker)

@@ -23,12 +23,13 @@ from services.fetcher.cursor_preload import Known
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.state import StateStore
 from services.fetcher.worker import AccountWorker
+from services.fetcher.worker_start import Start
 from services.imap import AuthenticationFailed, Credentials
 
 log = logging.getLogger("mailsync.fetcher.supervisor")
 
-# The account, its credential, and its cursors when already read (its first run only).
-WorkerFactory = Callable[[AccountRecord, str | AccessToken, Known | None], AccountWorker]
+
+WorkerFactory = Callable[[AccountRecord, str | AccessToken, Start], AccountWorker]
 
 # A run that lasted this long was healthy: the next failure starts the backoff afresh.
 HEALTHY_RUN_S = 60.0
@@ -118,9 +119,9 @@ class Supervisor:
                 register_secret(
                     credential.token if isinstance(credential, AccessToken) else credential
                 )
-                worker = self._make_worker(record, credential, cursors)
+                start = Start(handoff=attempt == 0, known_cursors=cursors)
                 cursors = None  # a retry reads them again: this run may have moved them
-                await worker.run()
+                await self._make_worker(record, credential, start).run()
                 return
             except asyncio.CancelledError:
                 raise

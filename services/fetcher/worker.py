@@ -20,7 +20,6 @@ from services.accounts.tombstones import TombstoneStore
 from services.common.oauth2 import AccessToken
 from services.fetcher.account_cursors import AccountCursors
 from services.fetcher.cursor import CursorStore
-from services.fetcher.cursor_preload import Known
 from services.fetcher.due_work import DueWork
 from services.fetcher.folder_pass import FolderPass
 from services.fetcher.login_pacer import LoginPacer
@@ -34,6 +33,7 @@ from services.fetcher.schedule import Schedule
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.state import StateStore
 from services.fetcher.stored_sightings import SightingReader
+from services.fetcher.worker_start import Start
 from services.imap import ImapSession
 
 
@@ -54,13 +54,17 @@ class AccountWorker:
         due: DueWork,
         ssl_context: ssl.SSLContext,
         pacer: LoginPacer,
-        known_cursors: Known | None = None,
+        start: Start | None = None,
     ):
         self.account = account
         acc_id = account.account_id
         mine = AccountCursors(
-            cursors, acc_id, grace_s=settings.fetcher_reconcile_grace_s, known=known_cursors
+            cursors,
+            acc_id,
+            grace_s=settings.fetcher_reconcile_grace_s,
+            known=start.known_cursors if start else None,
         )
+        handoff = start is not None and start.handoff
 
         def connect() -> ImapSession:
             return ImapSession(
@@ -95,7 +99,7 @@ class AccountWorker:
             states=states,
             due=due,
             connect=connect,
-            admit=lambda: pacer.admit(account.imap.host),
+            admit=lambda: pacer.admit(account.imap.host, handoff=handoff),
             folder_pass=folder_pass,
             processed=ProcessedActions(
                 account, cursors=mine, processed=processed, due=due, events=events
