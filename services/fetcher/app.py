@@ -54,6 +54,14 @@ from services.imap import Credentials
 
 log = logging.getLogger("mailsync.fetcher")
 
+# A member learns that the group rebalances from the answer to its next heartbeat: a
+# fifth of the 30 s session was up to 6 s of waiting, twice when a replica joins (the
+# old owner learns of the join, then the new one of the follow-up that hands out what
+# the old one stopped, see membership.py), once when one leaves, all while the moved
+# accounts sync nowhere (bench/scale.py; issue #16's 30 s). A heartbeat a second is one
+# small request a second per replica.
+HEARTBEAT_MS = 1000
+
 
 class FetcherApp:
     name = "fetcher"
@@ -162,6 +170,7 @@ class FetcherApp:
             client_id="mailsync-fetcher",
             group_instance_id=s.instance_id,
             session_timeout_ms=session_ms,
+            heartbeat_interval_ms=min(HEARTBEAT_MS, session_ms // 3),
             rebalance_timeout_ms=session_ms,
             partition_assignment_strategy=(self._table.assignor, RoundRobinPartitionAssignor),
         )
