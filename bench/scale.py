@@ -718,19 +718,36 @@ class _LoginLog:
         return [by_second[s] for s in sorted(by_second, key=_stamp_order)]
 
 
-def _profile(proc: ServiceProcess, phase: str) -> subprocess.Popen[bytes] | None:
-    """py-spy recording ``proc`` while ``phase`` runs, when ``PYSPY_ENV`` names a
-    directory (and ``PYSPY_BIN_ENV`` py-spy, if not on the PATH): collapsed stacks."""
+def _secantus_pid() -> int | None:
+    """The SecantusDB server's pid (our child of that name), to profile it too."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (row := _read_proc(int(entry.name))) is not None:
+            comm, ppid, sid = row[0], row[1], row[2]
+            if ppid == os.getpid() and sid == int(entry.name) and comm.startswith("secantusd"):
+                return int(entry.name)
+    return None
+
+
+def _profile(proc: ServiceProcess, phase: str) -> list[subprocess.Popen[bytes]]:
+    """py-spy recording ``proc`` (and SecantusDB) while ``phase`` runs, when ``PYSPY_ENV``
+    names a directory (and ``PYSPY_BIN_ENV`` py-spy, if not on the PATH): collapsed
+    stacks."""
     directory = os.environ.get(PYSPY_ENV)
     if not directory:
-        return None
+        return []
     Path(directory).mkdir(parents=True, exist_ok=True)
-    out = Path(directory) / f"{phase}-{proc.name}.txt"
+    targets = [(proc.pid, proc.name)]
+    if (db := _secantus_pid()) is not None:
+        targets.append((db, "secantus"))
+    return [_spy(pid, Path(directory) / f"{phase}-{name}.txt") for pid, name in targets]
+
+
+def _spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
     argv = [
         os.environ.get(PYSPY_BIN_ENV, "py-spy"),
         "record",
         "--pid",
-        str(proc.pid),
+        str(pid),
         "--rate",
         "50",
         "--format",
@@ -743,15 +760,15 @@ def _profile(proc: ServiceProcess, phase: str) -> subprocess.Popen[bytes] | None
         return subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT)
 
 
-def _stop_profile(spy: subprocess.Popen[bytes] | None) -> None:
-    if spy is None:
-        return
-    spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-    try:
-        spy.wait(30)
-    except subprocess.TimeoutExpired:
-        spy.kill()
-        spy.wait()
+def _stop_profile(spies: list[subprocess.Popen[bytes]]) -> None:
+    for spy in spies:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    for spy in spies:
+        try:
+            spy.wait(30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait()
 
 
 async def rebalance(
@@ -797,7 +814,6 @@ async def rebalance(
     first = sessions(names)
     began = time.monotonic()
     second.start()
-    spy = None
     await second.wait_ready(http)
     out.join.ready_s = time.monotonic() - began
     names[second.pid] = second.name
