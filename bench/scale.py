@@ -45,7 +45,14 @@ mode, 50 sessions per imap process, Dovecot's 2-minute IDLE keepalive).
 - **Rebalance**: a second fetcher replica joins the group, then is stopped (SIGTERM):
   how many accounts moved, the time until all N are idle again each way (goal: 30 s),
   and Dovecot's sessions per user sampled meanwhile (``doveadm who``): an idle account
-  holds one, so a user with two means an account synced by two replicas at once.
+  holds one, so a user with two means an account synced by two replicas at once. Each
+  way's phases from the same polls: the new replica ready, the losing replica's accounts
+  stopped, the first moved account running on the gaining one, the moved idle (50, 90,
+  100%); Dovecot's logins by second; CPU per moved account of each process.
+- **The bound** (after the rebalance, our services stopped): a bare asyncio client
+  (:mod:`bench.session_bound`, no mailsync code) opens as many sessions as moved and as
+  the storm brought back (TLS, LOGIN, SELECT INBOX, IDLE) to the same Dovecot at its best
+  concurrency; the rebalance and the storm are given over it.
 - **Where the memory goes** (first N only): a second fetcher process, on its own topics
   and database, starts ``tracemalloc`` (``MAILSYNC_BENCH_TRACEMALLOC``) just before its
   N accounts are saved and takes a snapshot once they are idle: what was allocated in
