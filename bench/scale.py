@@ -45,7 +45,14 @@ mode, 50 sessions per imap process, Dovecot's 2-minute IDLE keepalive).
 - **Rebalance**: a second fetcher replica joins the group, then is stopped (SIGTERM):
   how many accounts moved, the time until all N are idle again each way (goal: 30 s),
   and Dovecot's sessions per user sampled meanwhile (``doveadm who``): an idle account
-  holds one, so a user with two means an account synced by two replicas at once.
+  holds one, so a user with two means an account synced by two replicas at once. Each
+  way's phases from the same polls: the new replica ready, the losing replica's accounts
+  stopped, the first moved account running on the gaining one, the moved idle (50, 90,
+  100%); Dovecot's logins by second; CPU per moved account of each process.
+- **The bound** (after the rebalance, our services stopped): a bare asyncio client
+  (:mod:`bench.session_bound`, no mailsync code) opens as many sessions as moved and as
+  the storm brought back (TLS, LOGIN, SELECT INBOX, IDLE) to the same Dovecot at its best
+  concurrency; the rebalance and the storm are given over it.
 - **Where the memory goes** (first N only): a second fetcher process, on its own topics
   and database, starts ``tracemalloc`` (``MAILSYNC_BENCH_TRACEMALLOC``) just before its
   N accounts are saved and takes a snapshot once they are idle: what was allocated in
@@ -70,6 +77,7 @@ import os
 import random
 import re
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -87,8 +95,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
+from bench import session_bound as bare
 from bench._harness import KAFKA_CPU_NAME, bare_idle, server_name, service_environ
 from bench._service import TRACE_ENV, ours
+from bench.session_bound import Opened
 from devservers import DovecotServer, KafkaBroker, MailUser, SecantusServer
 from devservers._dovecot import imap_processes
 from devservers._process import ChildProcess, free_port
@@ -104,6 +114,13 @@ from services.common.secrets import SecretBox
 from services.common.settings import CommonSettings
 
 HEADING = "## Scale"
+# Set to a directory: py-spy records the fetcher during the storm and each rebalance
+# (collapsed stacks, ``py-spy record --format raw``); PYSPY_BIN_ENV names py-spy.
+PYSPY_ENV = "MAILSYNC_BENCH_PYSPY"
+PYSPY_BIN_ENV = "MAILSYNC_BENCH_PYSPY_BIN"
+# Set (to anything): no idle window and no deliveries, for quicker rebalance work
+# (the run then says it is incomplete).
+QUICK_ENV = "MAILSYNC_BENCH_SCALE_QUICK"
 DEFAULT_ACCOUNTS = (1000, 2000)
 
 # Issue #16's goal.
@@ -607,6 +624,7 @@ async def storm(
     with path.open("rb") as f:
         f.seek(0, os.SEEK_END)
         first = sessions(names)
+        spy = _profile(fetcher, "storm")
         began = time.monotonic()
         await asyncio.to_thread(dovecot.restart)
         out.restart_s = time.monotonic() - began
@@ -635,6 +653,7 @@ async def storm(
                 log(f"not back after {now:.0f}s: {out.states}")
                 break
             await asyncio.sleep(STORM_POLL_S)
+        _stop_profile(spy)
         out.cpu_pct = cpu_between(first, sessions(names), time.monotonic() - began)
         # Not Dovecot: the restart replaced its processes, their CPU is not comparable.
         out.cpu_pct.pop("dovecot", None)
@@ -649,6 +668,22 @@ async def storm(
 
 
 @dataclass
+class Move:
+    """One way of a rebalance, from the bench's polls (every ``POLL_S``), in seconds
+    from the second replica's start (join) or its SIGTERM (leave)."""
+
+    ready_s: float | None = None  # join: the new replica answers /readyz
+    drop_s: float | None = None  # the losing replica runs fewer accounts than before
+    released_s: float | None = None  # ... as few as it will (leave: its process exited)
+    gain_s: float | None = None  # the gaining replica runs a moved account
+    idle_at: dict[int, float] = field(default_factory=dict)  # % of the moved idle -> s
+    logins: list[int] = field(default_factory=list)  # Dovecot's logins, by second
+    cpu_pct: dict[str, float] = field(default_factory=dict)  # over the move
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds over the move
+    lag_s: float = 0.0  # the gaining replica's loop lag, the highest seen
+
+
+@dataclass
 class Rebalance:
     """A second fetcher replica started, then stopped (SIGTERM), on the same accounts."""
 
@@ -657,12 +692,90 @@ class Rebalance:
     left_s: float | None = None  # its stop until the first runs all N idle again
     most_sessions: int = 0  # the most IMAP sessions one user held at once (doveadm who)
     doubled: int = 0  # samples in which some user held two or more
+    join: Move = field(default_factory=Move)
+    leave: Move = field(default_factory=Move)
 
 
 def _sessions_by_user(dovecot: DovecotServer) -> Counter[str]:
     """IMAP sessions per user now, as Dovecot counts them (``doveadm who -1``)."""
     out = dovecot.doveadm("who", "-1")
     return Counter(line.split()[0] for line in out.splitlines()[1:] if line.strip())
+
+
+class _LoginLog:
+    """Dovecot's ``Login:`` lines from now on, by second."""
+
+    def __init__(self, dovecot: DovecotServer):
+        self._f = (dovecot.root / "dovecot.log").open("rb")
+        self._f.seek(0, os.SEEK_END)
+        self._carry = b""
+        self.stamps: list[str] = []
+
+    def read(self) -> None:
+        lines = (self._carry + self._f.read()).split(b"\n")
+        self._carry = lines.pop()
+        for line in lines:
+            if m := LOGIN.match(line.decode(errors="replace")):
+                self.stamps.append(m.group(1))
+
+    def per_second(self) -> list[int]:
+        self.read()
+        self._f.close()
+        by_second = Counter(self.stamps)
+        return [by_second[s] for s in sorted(by_second, key=_stamp_order)]
+
+
+def _secantus_pid() -> int | None:
+    """The SecantusDB server's pid (our child of that name), to profile it too."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (row := _read_proc(int(entry.name))) is not None:
+            comm, ppid, sid = row[0], row[1], row[2]
+            if ppid == os.getpid() and sid == int(entry.name) and comm.startswith("secantusd"):
+                return int(entry.name)
+    return None
+
+
+def _profile(proc: ServiceProcess, phase: str) -> list[subprocess.Popen[bytes]]:
+    """py-spy recording ``proc`` (and SecantusDB) while ``phase`` runs, when ``PYSPY_ENV``
+    names a directory (and ``PYSPY_BIN_ENV`` py-spy, if not on the PATH): collapsed
+    stacks."""
+    directory = os.environ.get(PYSPY_ENV)
+    if not directory:
+        return []
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    targets = [(proc.pid, proc.name)]
+    if (db := _secantus_pid()) is not None:
+        targets.append((db, "secantus"))
+    return [_spy(pid, Path(directory) / f"{phase}-{name}.txt") for pid, name in targets]
+
+
+def _spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    argv = [
+        os.environ.get(PYSPY_BIN_ENV, "py-spy"),
+        "record",
+        "--pid",
+        str(pid),
+        "--rate",
+        "50",
+        "--format",
+        "raw",
+        "--nonblocking",
+        "--output",
+        str(out),
+    ]
+    with out.with_suffix(".log").open("ab") as log_file:
+        return subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT)
+
+
+def _stop_profile(spies: list[subprocess.Popen[bytes]]) -> None:
+    for spy in spies:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    for spy in spies:
+        try:
+            spy.wait(30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait()
 
 
 async def rebalance(
@@ -672,11 +785,13 @@ async def rebalance(
     dovecot: DovecotServer,
     n: int,
     timeout_s: float,
+    names: dict[int, str],
 ) -> Rebalance:
     """Start ``second``: how long until the N accounts are idle split over both, how many
     moved; stop it: how long until the first runs all N idle again. Dovecot's sessions
     per user are sampled all along: an account synced by two replicas at once would show
-    as a user with two (an idle account holds one; the moved ones are imported)."""
+    as a user with two (an idle account holds one; the moved ones are imported). Each
+    way's phases (:class:`Move`) from the same polls."""
     out = Rebalance()
 
     async def sample() -> None:
@@ -684,32 +799,89 @@ async def rebalance(
         out.most_sessions = max(out.most_sessions, most)
         out.doubled += most >= 2
 
-    async def idle(proc: ServiceProcess) -> float:
-        return account_states(await proc.samples(http)).get("idle", 0)
+    async def states(proc: ServiceProcess) -> tuple[float, float, float]:
+        """(accounts run, idle, loop lag); zeros once the process is gone."""
+        try:
+            samples = await proc.samples(http)
+        except (aiohttp.ClientError, OSError):
+            return 0.0, 0.0, 0.0
+        by_state = account_states(samples)
+        lag = gauge(samples, "mailsync_event_loop_lag_seconds") or 0.0
+        return sum(by_state.values()), by_state.get("idle", 0.0), lag
 
+    def track(move: Move, now: float, lost: float, gained: float, base: float) -> None:
+        """The losing replica runs ``lost`` accounts (it ran ``base``), the gaining one
+        ``gained`` of the moved."""
+        if move.drop_s is None and lost < base:
+            move.drop_s = now
+        if move.gain_s is None and gained > 0:
+            move.gain_s = now
+
+    logins = _LoginLog(dovecot)
+    first = sessions(names)
     began = time.monotonic()
     second.start()
     await second.wait_ready(http)
+    out.join.ready_s = time.monotonic() - began
+    names[second.pid] = second.name
+    first[second.name] = Usage(0.0, 0, 0, 0, {})
+    spy = _profile(second, "join")
     settled = 0
+    joining: list[tuple[float, float, float, float]] = []  # (s, replica 1 runs, 2 runs, 2 idle)
     while out.joined_s is None:
         await sample()
-        one, two = await idle(fetcher), await idle(second)
+        (run1, one, _), (run2, two, lag) = await states(fetcher), await states(second)
+        now = time.monotonic() - began
+        out.join.lag_s = max(out.join.lag_s, lag)
+        joining.append((now, run1, run2, two))
+        track(out.join, now, run1, run2, n)
         settled = settled + 1 if one + two >= n and two > 0 else 0
         if settled >= 2:  # the same split two polls in a row
-            out.joined_s, out.moved = time.monotonic() - began, int(two)
-        elif time.monotonic() - began > timeout_s:
+            out.joined_s, out.moved = now, int(two)
+        elif now > timeout_s:
             raise TimeoutError(f"not settled after the join: {one:.0f} + {two:.0f} idle of {n}")
-        await asyncio.sleep(POLL_S)
+        else:
+            await asyncio.sleep(POLL_S)
+        logins.read()
+    _stop_profile(spy)
+    out.join.cpu_pct = cpu_between(first, last := sessions(names), out.joined_s)
+    out.join.cpu_s = {k: v * out.joined_s / 100 for k, v in out.join.cpu_pct.items()}
+    out.join.logins = logins.per_second()
+    kept = n - out.moved
+    out.join.released_s = next((t for t, r1, _, _ in joining if r1 <= kept), None)
+    for pct in (50, 90, 100):
+        out.join.idle_at[pct] = next(
+            (t for t, _, _, i2 in joining if i2 >= out.moved * pct / 100), out.joined_s
+        )
     log(f"replica 2 joined: {out.moved} accounts moved, all idle after {out.joined_s:.1f}s")
+
+    logins = _LoginLog(dovecot)
+    first = last
+    spy = _profile(fetcher, "leave")
     began = time.monotonic()
     stopping = asyncio.create_task(asyncio.to_thread(second.stop))
     while out.left_s is None:
         await sample()
-        if await idle(fetcher) >= n:
-            out.left_s = time.monotonic() - began
-        elif time.monotonic() - began > timeout_s:
+        (run2, _, _), (run1, one, lag) = await states(second), await states(fetcher)
+        now = time.monotonic() - began
+        out.leave.lag_s = max(out.leave.lag_s, lag)
+        if out.leave.released_s is None and stopping.done():
+            out.leave.released_s = now
+        track(out.leave, now, run2, run1 - kept, out.moved)
+        for pct in (50, 90, 100):
+            if pct not in out.leave.idle_at and one - kept >= out.moved * pct / 100:
+                out.leave.idle_at[pct] = now
+        if one >= n:
+            out.left_s = now
+        elif now > timeout_s:
             raise TimeoutError(f"not back on one replica after {timeout_s:.0f}s")
-        await asyncio.sleep(POLL_S)
+        else:
+            await asyncio.sleep(POLL_S)
+        logins.read()
+    _stop_profile(spy)
+    out.leave.cpu_pct = cpu_between(first, sessions(names), out.left_s)
+    out.leave.cpu_s = {k: v * out.left_s / 100 for k, v in out.leave.cpu_pct.items()}
+    out.leave.logins = logins.per_second()
     await stopping
     log(f"replica 2 left: all idle on replica 1 after {out.left_s:.1f}s")
     return out
@@ -824,6 +996,38 @@ def dovecot_warnings(dovecot: DovecotServer) -> list[str]:
 
 
 @dataclass
+class Bound:
+    """A bare client's sessions (:mod:`bench.session_bound`), and Dovecot's CPU for them."""
+
+    opened: Opened
+    dovecot_cpu_s: float
+
+
+async def session_bound(
+    dovecot: DovecotServer, people: list[MailUser], moved: int, names: dict[int, str]
+) -> dict[str, Bound]:
+    """The bare client's time to open as many sessions as the rebalance moved and as the
+    storm brought back (all N), at its best concurrency, with Dovecot otherwise idle."""
+    assert dovecot.cert is not None
+    tls = bare.context(str(dovecot.cert.cert))
+    host, port = "127.0.0.1", dovecot.imaps_port
+    tried = await bare.best_concurrency(host, port, tls, people)
+    level = max(tried, key=lambda c: tried[c])
+    log(f"bare sessions per second by concurrency: {tried}")
+    out = {}
+    for name, count in (("moved", moved), ("all", len(people))):
+        await asyncio.sleep(2)
+        first = sessions(names)
+        opened, held = await bare.open_sessions(host, port, tls, people[:count], level)
+        cpu = cpu_between(first, sessions(names), opened.seconds).get("dovecot", 0.0)
+        await bare.close_all(held)
+        opened.tried = tried
+        out[name] = Bound(opened, cpu * opened.seconds / 100)
+        log(f"bare client: {opened.sessions} sessions in {opened.seconds:.1f}s ({name})")
+    return out
+
+
+@dataclass
 class ScaleRun:
     n: int
     inotify: str = ""
@@ -839,6 +1043,7 @@ class ScaleRun:
     latency: Latency | None = None
     storm: Storm | None = None
     rebalance: Rebalance | None = None
+    bound: dict[str, Bound] = field(default_factory=dict)  # "moved", "all"
     trace: dict[str, Any] | None = None
     trace_idle_s: float | None = None
     warnings: list[str] = field(default_factory=list)
@@ -932,26 +1137,28 @@ async def measure(
             run.dovecot_procs = dovecot_processes()
             log(f"RSS {run.rss_after_kib / 1024:.0f} MiB: {run.kib_per_account:.1f} KiB/account")
 
-            first, t0 = sessions(names), time.monotonic()
-            run.db = await db_at_idle(CommonSettings(**overrides), IDLE_WINDOW_S)
-            run.window_s = time.monotonic() - t0
-            run.cpu_pct = cpu_between(first, sessions(names), run.window_s)
-            run.rss_window_end_kib = rss_kib(fetcher.pid)
-            log(f"RSS {run.rss_window_end_kib / 1024:.0f} MiB at the end of the idle window")
-            run.load.append(f"{_load()} after the idle window")
-            log(f"CPU at idle, % of a core: { {k: round(v, 1) for k, v in run.cpu_pct.items()} }")
+            if not os.environ.get(QUICK_ENV):
+                first, t0 = sessions(names), time.monotonic()
+                run.db = await db_at_idle(CommonSettings(**overrides), IDLE_WINDOW_S)
+                run.window_s = time.monotonic() - t0
+                run.cpu_pct = cpu_between(first, sessions(names), run.window_s)
+                run.rss_window_end_kib = rss_kib(fetcher.pid)
+                log(f"RSS {run.rss_window_end_kib / 1024:.0f} MiB at the end of the idle window")
+                run.load.append(f"{_load()} after the idle window")
+                cpu = {k: round(v, 1) for k, v in run.cpu_pct.items()}
+                log(f"CPU at idle, % of a core: {cpu}")
 
-            run.latency = await deliveries(
-                overrides,
-                dovecot,
-                people,
-                floor_user,
-                random.Random(seed),
-                min(timeout_s, LAST_ACTIVITY_WAIT_S),
-                lambda: _lag(http, fetcher),
-            )
-            lat = run.latency.ms(run.latency.activity)
-            log(f"{len(lat)} of {DELIVERIES} activities; p50 {_pct(lat, 50):.0f} ms")
+                run.latency = await deliveries(
+                    overrides,
+                    dovecot,
+                    people,
+                    floor_user,
+                    random.Random(seed),
+                    min(timeout_s, LAST_ACTIVITY_WAIT_S),
+                    lambda: _lag(http, fetcher),
+                )
+                lat = run.latency.ms(run.latency.activity)
+                log(f"{len(lat)} of {DELIVERIES} activities; p50 {_pct(lat, 50):.0f} ms")
 
             run.load.append(f"{_load()} before the restart")
             run.storm = await storm(http, fetcher, dovecot, n, timeout_s, names)
@@ -960,8 +1167,12 @@ async def measure(
 
             second = ServiceProcess("fetcher-2", overrides, work, None, service="fetcher")
             ours.append(second)
-            run.rebalance = await rebalance(http, fetcher, second, dovecot, n, timeout_s)
+            run.rebalance = await rebalance(http, fetcher, second, dovecot, n, timeout_s, names)
             run.load.append(f"{_load()} after the rebalance")
+            for proc in ours:  # the bound's sessions alone on Dovecot
+                proc.stop()
+            run.bound = await session_bound(dovecot, people, run.rebalance.moved, names)
+            run.load.append(f"{_load()} after the bound")
         except Exception as exc:
             run.error = f"{type(exc).__name__}: {exc}"
             log(f"failed: {run.error}")
@@ -1347,6 +1558,8 @@ def _details(r: ScaleRun) -> list[str]:
             f"{POLL_S:.0f} s meanwhile: at most {rb.most_sessions}; samples with a user "
             f"holding two: {rb.doubled}."
         )
+        out += _moves(rb, r.storm)
+    out += _bounds(r)
     if r.trace_idle_s is not None:
         out.append(
             f"- Under tracemalloc (the memory breakdown below) all {r.n:,} were idle after "
@@ -1358,6 +1571,86 @@ def _details(r: ScaleRun) -> list[str]:
     if r.error:
         out.append(f"- Error: `{r.error}`")
     return [*out, ""]
+
+
+def _moves(rb: Rebalance, st: Storm | None) -> list[str]:
+    """Each way's phases, and CPU per moved account."""
+    out = []
+    for way, move, gainer, total in (
+        ("join", rb.join, "fetcher-2", rb.joined_s),
+        ("leave", rb.leave, "fetcher", rb.left_s),
+    ):
+        idle = ", ".join(f"{p}% at {s:.1f}" for p, s in sorted(move.idle_at.items()))
+        logins = sum(move.logins)
+        per_login = {
+            k: v / max(rb.moved, 1) * 1000
+            for k, v in move.cpu_s.items()
+            if k in ("fetcher", "fetcher-2", "dovecot", "secantusd-py")
+        }
+        cpu = ", ".join(f"{k} {v:.1f}" for k, v in per_login.items())
+        out.append(
+            f"  - {way} (s from the {'start' if way == 'join' else 'SIGTERM'}): "
+            + (f"ready {_s(move.ready_s, 1)}; " if way == "join" else "")
+            + f"the losing replica stops accounts from {_s(move.drop_s, 1)}, done "
+            f"{_s(move.released_s, 1)}; the gaining one runs a moved account from "
+            f"{_s(move.gain_s, 1)}; the moved idle: {idle} (all: {_s(total, 1)}); "
+            f"{logins:,} logins ({', '.join(str(x) for x in move.logins[:40])}); "
+            f"{_busy(move.cpu_pct)}; CPU ms per moved account: {cpu}; {gainer}'s loop up "
+            f"to {move.lag_s:.1f} s late."
+        )
+    if st is not None and st.back_s and st.logins:
+        per = {
+            k: v * st.back_s / 100 / st.logins * 1000
+            for k, v in st.cpu_pct.items()
+            if k in ("fetcher", "secantusd-py")
+        }
+        cpu = ", ".join(f"{k} {v:.1f}" for k, v in per.items())
+        out.append(f"  - the storm's CPU ms per login: {cpu}")
+    return out
+
+
+def _bounds(r: ScaleRun) -> list[str]:
+    """The bare client's figures, and ours over them."""
+    if not r.bound:
+        return []
+    any_bound = next(iter(r.bound.values()))
+    tried = ", ".join(f"{c}: {v:.0f}/s" for c, v in any_bound.opened.tried.items())
+    out = [
+        f"- Bound (`bench/session_bound.py`, a bare asyncio client, after the rebalance with "
+        f"our services stopped): TLS + LOGIN + SELECT INBOX + IDLE, sessions per second by "
+        f"concurrency ({bare.SAMPLE} each): {tried}."
+    ]
+    rb, st = r.rebalance, r.storm
+    for name, b in r.bound.items():
+        o = b.opened
+        ours_s: list[str] = []
+        if name == "moved" and rb is not None:
+            ours_s = [
+                f"join {_s(rb.joined_s, 1)} s = {_ratio(rb.joined_s, o.seconds)}",
+                f"leave {_s(rb.left_s, 1)} s = {_ratio(rb.left_s, o.seconds)}",
+            ]
+        if name == "all" and st is not None:
+            ours_s = [f"storm {_s(st.back_s, 1)} s = {_ratio(st.back_s, o.seconds)}"]
+        out.append(
+            f"  - {o.sessions:,} sessions ({o.failed} failed) at concurrency {o.concurrency}: "
+            f"**{o.seconds:.1f} s** ({o.per_s:.0f}/s); CPU ms per session: client "
+            f"{o.client_cpu_s / max(o.sessions, 1) * 1000:.1f}, Dovecot "
+            f"{b.dovecot_cpu_s / max(o.sessions, 1) * 1000:.1f}. Ours over it: "
+            f"{'; '.join(ours_s) or '—'}."
+        )
+    moved = r.bound.get("moved")
+    if moved is not None and moved.opened.seconds > GOAL_REBALANCE_S:
+        out.append(
+            f"  - The bare client alone needs {moved.opened.seconds:.1f} s for the moved "
+            f"sessions: the {GOAL_REBALANCE_S:.0f} s goal is out of reach on this machine."
+        )
+    return out
+
+
+def _ratio(ours_s: float | None, bound_s: float) -> str:
+    if ours_s is None or not bound_s:
+        return "—"
+    return f"{ours_s / bound_s:.1f}× the bound"
 
 
 def _busy(cpu: dict[str, float]) -> str:

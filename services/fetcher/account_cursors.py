@@ -10,7 +10,8 @@ read-modify-write.
 
 The cursors are read from MongoDB once per worker and then kept: this worker is their
 only writer while it runs the account (a resync stops it before dropping them), and an
-idle account's poll then costs no query (issue #16).
+idle account's poll then costs no query (issue #16). A worker started with its cursors
+already read (:mod:`.cursor_preload`, a batch of accounts at once) reads none of those.
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ from services.imap import Folder, FolderStatus, uid_set
 
 
 class AccountCursors:
-    def __init__(self, store: CursorStore, account_id: str, *, grace_s: float):
+    def __init__(
+        self,
+        store: CursorStore,
+        account_id: str,
+        *,
+        grace_s: float,
+        known: dict[str, FolderCursor | None] | None = None,
+    ):
         self._store = store
         self._account_id = account_id
         self._grace_s = grace_s
@@ -37,6 +45,8 @@ class AccountCursors:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         # Per folder: the cursor as last read or written by this worker.
         self._known: dict[str, FolderCursor | None] = {}
+        for folder, cursor in (known or {}).items():
+            self._first_read(folder, cursor)
 
     def lock(self, folder: str) -> asyncio.Lock:
         return self._locks[folder]
@@ -45,10 +55,13 @@ class AccountCursors:
         if folder in self._known:
             return self._known[folder]
         cursor = await self._store.get(self._account_id, folder)
+        self._first_read(folder, cursor)
+        return cursor
+
+    def _first_read(self, folder: str, cursor: FolderCursor | None) -> None:
         self._known[folder] = cursor
         # The first read in this process: what an earlier run published is settled.
         self._marks.setdefault(folder, [(-math.inf, cursor.last_uid if cursor else 0)])
-        return cursor
 
     async def advance(
         self, folder: Folder, prev: FolderCursor | None, status: FolderStatus, change: Change

@@ -37,6 +37,7 @@ from services.common.secrets import SecretBox
 from services.fetcher.assigned_accounts import AccountTable
 from services.fetcher.confirmations import ConfirmationLoop
 from services.fetcher.cursor import CursorStore
+from services.fetcher.cursor_preload import preload
 from services.fetcher.due_work import DueWork
 from services.fetcher.login_pacer import LoginPacer
 from services.fetcher.membership import SessionGuard
@@ -48,9 +49,18 @@ from services.fetcher.state import StateStore
 from services.fetcher.stored_sightings import SightingReader
 from services.fetcher.supervisor import Supervisor
 from services.fetcher.worker import AccountWorker
+from services.fetcher.worker_start import Start
 from services.imap import Credentials
 
 log = logging.getLogger("mailsync.fetcher")
+
+# A member learns that the group rebalances from the answer to its next heartbeat: a
+# fifth of the 30 s session was up to 6 s of waiting, twice when a replica joins (the
+# old owner learns of the join, then the new one of the follow-up that hands out what
+# the old one stopped, see membership.py), once when one leaves, all while the moved
+# accounts sync nowhere (bench/scale.py; issue #16's 30 s). A heartbeat a second is one
+# small request a second per replica.
+HEARTBEAT_MS = 1000
 
 
 class FetcherApp:
@@ -97,7 +107,11 @@ class FetcherApp:
         tombstones = TombstoneStore(db)
         await tombstones.ensure_indexes()
         self._due = due = DueWork(ReconcileRequests(db), processed)
-        pacer = LoginPacer(s.fetcher_logins_per_s, s.fetcher_login_burst)
+        pacer = LoginPacer(
+            s.fetcher_logins_per_s,
+            s.fetcher_login_burst,
+            handoff_rate=s.fetcher_handoff_logins_per_s,
+        )
         await due.refresh()
         tls = ssl.create_default_context()
         if s.fetcher_ca_file is not None:
@@ -115,7 +129,9 @@ class FetcherApp:
             on_rotation=RotatedSecretWriter(db, self._producer, s, self._directory),
         )
 
-        def make_worker(record: AccountRecord, password: str | AccessToken) -> AccountWorker:
+        def make_worker(
+            record: AccountRecord, password: str | AccessToken, start: Start
+        ) -> AccountWorker:
             return AccountWorker(
                 record,
                 password,
@@ -130,6 +146,7 @@ class FetcherApp:
                 due=due,
                 ssl_context=tls,
                 pacer=pacer,
+                start=start,
             )
 
         self.supervisor = Supervisor(s, states, Credentials(secrets, self._tokens), make_worker)
@@ -142,6 +159,7 @@ class FetcherApp:
             self.supervisor,
             SessionGuard(s.fetcher_session_timeout_s),
             shared=self._directory.shared,
+            preload=lambda records: preload(cursors, records),
         )
         # Our sticky assignor first; roundrobin only while a replica of an older version
         # is in the group (see assigned_accounts.py). The rebalance timeout is the session's: the
@@ -152,6 +170,7 @@ class FetcherApp:
             client_id="mailsync-fetcher",
             group_instance_id=s.instance_id,
             session_timeout_ms=session_ms,
+            heartbeat_interval_ms=min(HEARTBEAT_MS, session_ms // 3),
             rebalance_timeout_ms=session_ms,
             partition_assignment_strategy=(self._table.assignor, RoundRobinPartitionAssignor),
         )

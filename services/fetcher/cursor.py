@@ -23,6 +23,11 @@ class CursorStore:
         doc = await self._col.find_one({"_id": cursor_id(account_id, folder)})
         return FolderCursor.model_validate(doc) if doc else None
 
+    async def get_many(self, ids: list[str]) -> dict[str, FolderCursor]:
+        """The cursors of these ids (:func:`cursor_id`) that exist, by id: one query."""
+        found = self._col.find({"_id": {"$in": ids}})
+        return {doc["_id"]: FolderCursor.model_validate(doc) async for doc in found}
+
     async def save(
         self,
         account_id: str,

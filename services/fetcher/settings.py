@@ -63,6 +63,14 @@ class FetcherSettings(CommonSettings):
     fetcher_login_burst: int = Field(
         default=50, ge=1, description="Logins to one IMAP server host at once before pacing."
     )
+    fetcher_handoff_logins_per_s: float = Field(
+        default=500.0,
+        gt=0,
+        description="Logins to one IMAP server host per second, past the burst, of accounts "
+        "this replica starts (it took them over in a rebalance, or it started): their "
+        "sessions move from another replica, the server is not restarting. Reconnects "
+        "after a failure keep fetcher_logins_per_s.",
+    )
     fetcher_notify: bool = Field(
         default=True,
         description=(

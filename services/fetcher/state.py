@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from dataclasses import dataclass
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
@@ -26,6 +27,15 @@ KEPT_CHANGES = 20
 log = logging.getLogger("mailsync.fetcher.state")
 
 
+@dataclass(frozen=True)
+class _Change:
+    """An account's status set and not yet written; ``synced``: it synced meanwhile."""
+
+    status: AccountStatus
+    reason: str | None
+    synced: bool
+
+
 class StateStore:
     """Account states, each owned by the replica that runs the account: every write and
     every :meth:`heartbeat` stamps ``worker`` and ``heartbeat_at``, so a state nobody
@@ -40,11 +50,16 @@ class StateStore:
     is alive, and those idle are watched (readers take it as their ``heartbeat_at`` and
     ``last_sync``: :func:`services.api.account_states.live_states`).
 
-    Changes are written by :meth:`run` in one unordered bulk write every ``flush_s``,
-    the latest per account: when an IMAP server restarts, each account goes error,
-    connecting, syncing and idle within a second or two, and its thousands of accounts
-    were four writes each (the database's busiest moment in bench/scale.py). A database
-    away keeps the changes for the next flush; other writes of a state flush first.
+    Changes are written by :meth:`run` every ``flush_s``, the latest per account: when
+    an IMAP server restarts, each account goes error, connecting, syncing and idle
+    within a second or two, and its thousands of accounts were four writes each (the
+    database's busiest moment in bench/scale.py). The accounts that got the same change
+    go in one ``update_many`` (per ``IN_SLICE``): SecantusDB commits (and syncs) each
+    statement of a bulk write on its own, most of its work when thousands of accounts
+    move between replicas (py-spy in bench/scale.py), and a multi-document update in one
+    commit per thousand documents. So ``since``, ``heartbeat_at`` and ``last_sync`` are
+    the flush's time, at most ``flush_s`` after the change. A database away keeps the
+    changes for the next flush; other writes of a state flush first.
     """
 
     def __init__(
@@ -62,8 +77,8 @@ class StateStore:
         self._flush_s = flush_s
         # What this process last set per account: (status, reason).
         self._written: dict[str, tuple[AccountStatus, str | None]] = {}
-        # Set and not yet written, per account: ($set, $setOnInsert).
-        self._pending: dict[str, tuple[Document, Document]] = {}
+        # Set and not yet written, per account.
+        self._pending: dict[str, _Change] = {}
         self._changed = asyncio.Event()
         # A flush in flight must land before a release: written after it, it would name
         # this replica again on a state another replica now holds.
@@ -80,25 +95,10 @@ class StateStore:
         metrics.account_status(account_id, status.value)
         if self._written.get(account_id) == (status, reason):
             return  # unchanged: the heartbeat keeps it alive (and its last_sync)
-        now = dt.datetime.now(dt.UTC)
-        update: Document = {
-            "schema_version": 1,
-            "status": status.value,
-            "reason": reason,
-            "since": now,
-            "worker": self._worker,
-            "heartbeat_at": now,
-            "stale_after_s": self._stale_after_s,
-        }
         earlier = self._pending.get(account_id)
-        if synced:
-            update["last_sync"] = now
-        elif earlier is not None and "last_sync" in earlier[0]:
-            update["last_sync"] = earlier[0]["last_sync"]  # a sync not yet written
-        on_insert: Document = {"folders": []}
-        if "last_sync" not in update:
-            on_insert["last_sync"] = None
-        self._pending[account_id] = (update, on_insert)
+        # A sync not yet written stays one: an error right after it keeps its last_sync.
+        synced = synced or (earlier is not None and earlier.synced)
+        self._pending[account_id] = _Change(status, reason, synced)
         self._written[account_id] = (status, reason)
         self._changed.set()
 
@@ -123,17 +123,54 @@ class StateStore:
         batch, self._pending = self._pending, {}
         if not batch:
             return
-        ops = [
-            UpdateOne({"_id": a}, {"$set": u, "$setOnInsert": i}, upsert=True)
-            for a, (u, i) in batch.items()
-        ]
         try:
-            await self._col.bulk_write(ops, ordered=False)
+            await self._write(batch)
         except BaseException:
             for account_id, change in batch.items():  # a newer one set meanwhile wins
                 self._pending.setdefault(account_id, change)
             self._changed.set()
             raise
+
+    async def _write(self, batch: dict[str, _Change]) -> None:
+        """The accounts of each (status, reason, synced) in one ``update_many`` per
+        ``IN_SLICE``; the few without a state yet (never run anywhere) inserted."""
+        now = dt.datetime.now(dt.UTC)
+        groups: dict[_Change, list[str]] = {}
+        for account_id, change in batch.items():
+            groups.setdefault(change, []).append(account_id)
+        for change, account_ids in groups.items():
+            update: Document = {
+                "schema_version": 1,
+                "status": change.status.value,
+                "reason": change.reason,
+                "since": now,
+                "worker": self._worker,
+                "heartbeat_at": now,
+                "stale_after_s": self._stale_after_s,
+            }
+            if change.synced:
+                update["last_sync"] = now
+            for i in range(0, len(account_ids), IN_SLICE):
+                ids = account_ids[i : i + IN_SLICE]
+                result = await self._col.update_many({"_id": {"$in": ids}}, {"$set": update})
+                if result.matched_count < len(ids):
+                    await self._insert_missing(ids, update)
+
+    async def _insert_missing(self, account_ids: list[str], update: Document) -> None:
+        """States for the accounts of ``account_ids`` that have none (upserts: another
+        write may have created one meanwhile)."""
+        found = self._col.find({"_id": {"$in": account_ids}}, {"_id": 1})
+        existing = {doc["_id"] async for doc in found}
+        on_insert: Document = {"folders": []}
+        if "last_sync" not in update:
+            on_insert["last_sync"] = None
+        ops = [
+            UpdateOne({"_id": a}, {"$set": update, "$setOnInsert": on_insert}, upsert=True)
+            for a in account_ids
+            if a not in existing
+        ]
+        if ops:
+            await self._col.bulk_write(ops, ordered=False)
 
     async def heartbeat(self) -> None:
         """This replica still runs its accounts: one write, however many it runs."""

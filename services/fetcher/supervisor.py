@@ -19,14 +19,17 @@ from services.common.logs import account_id_var, register_secret
 from services.common.oauth2 import AccessToken
 from services.common.retry import backoff
 from services.fetcher.classify import FailureVerdict, classify_failure
+from services.fetcher.cursor_preload import Known
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.state import StateStore
 from services.fetcher.worker import AccountWorker
+from services.fetcher.worker_start import Start
 from services.imap import AuthenticationFailed, Credentials
 
 log = logging.getLogger("mailsync.fetcher.supervisor")
 
-WorkerFactory = Callable[[AccountRecord, str | AccessToken], AccountWorker]
+
+WorkerFactory = Callable[[AccountRecord, str | AccessToken, Start], AccountWorker]
 
 # A run that lasted this long was healthy: the next failure starts the backoff afresh.
 HEALTHY_RUN_S = 60.0
@@ -52,8 +55,19 @@ class Supervisor:
         self._make_worker = make_worker
         self._accounts: dict[str, _Running] = {}
 
-    async def apply(self, record: AccountRecord) -> None:
-        """Start, restart (the record changed) or leave alone the account's task."""
+    def starts_afresh(self, record: AccountRecord) -> bool:
+        """Whether :meth:`apply` would start a task for ``record`` where none runs now:
+        then nothing writes the account's cursors until it starts (``cursor_preload``)."""
+        if record.pending_credentials or record.paused:
+            return False
+        current = self._accounts.get(record.account_id)
+        if current is not None and current.record == record:
+            return False  # left alone
+        return current is None or current.task is None or current.task.done()
+
+    async def apply(self, record: AccountRecord, cursors: Known | None = None) -> None:
+        """Start, restart (the record changed) or leave alone the account's task;
+        ``cursors``: its folder cursors, read just now for a batch (``cursor_preload``)."""
         current = self._accounts.get(record.account_id)
         if current is not None and current.record == record:
             return
@@ -64,7 +78,9 @@ class Supervisor:
         elif record.paused:
             await self._states.set(record.account_id, AccountStatus.PAUSED)
         else:
-            task = asyncio.create_task(self._supervise(record), name=f"account:{record.account_id}")
+            task = asyncio.create_task(
+                self._supervise(record, cursors), name=f"account:{record.account_id}"
+            )
         self._accounts[record.account_id] = _Running(record, task)
 
     async def stop(self, account_ids: Iterable[str], *, release: bool = True) -> None:
@@ -89,7 +105,7 @@ class Supervisor:
     async def stop_all(self) -> None:
         await self.stop(list(self._accounts))
 
-    async def _supervise(self, record: AccountRecord) -> None:
+    async def _supervise(self, record: AccountRecord, cursors: Known | None) -> None:
         # The task's own context: every line it (and the worker) logs names the account.
         account_id_var.set(record.account_id)
         acc_id = record.account_id
@@ -103,7 +119,9 @@ class Supervisor:
                 register_secret(
                     credential.token if isinstance(credential, AccessToken) else credential
                 )
-                await self._make_worker(record, credential).run()
+                start = Start(handoff=attempt == 0, known_cursors=cursors)
+                cursors = None  # a retry reads them again: this run may have moved them
+                await self._make_worker(record, credential, start).run()
                 return
             except asyncio.CancelledError:
                 raise

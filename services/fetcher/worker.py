@@ -33,6 +33,7 @@ from services.fetcher.schedule import Schedule
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.state import StateStore
 from services.fetcher.stored_sightings import SightingReader
+from services.fetcher.worker_start import Start
 from services.imap import ImapSession
 
 
@@ -53,10 +54,17 @@ class AccountWorker:
         due: DueWork,
         ssl_context: ssl.SSLContext,
         pacer: LoginPacer,
+        start: Start | None = None,
     ):
         self.account = account
         acc_id = account.account_id
-        mine = AccountCursors(cursors, acc_id, grace_s=settings.fetcher_reconcile_grace_s)
+        mine = AccountCursors(
+            cursors,
+            acc_id,
+            grace_s=settings.fetcher_reconcile_grace_s,
+            known=start.known_cursors if start else None,
+        )
+        handoff = start is not None and start.handoff
 
         def connect() -> ImapSession:
             return ImapSession(
@@ -91,7 +99,7 @@ class AccountWorker:
             states=states,
             due=due,
             connect=connect,
-            admit=lambda: pacer.admit(account.imap.host),
+            admit=lambda: pacer.admit(account.imap.host, handoff=handoff),
             folder_pass=folder_pass,
             processed=ProcessedActions(
                 account, cursors=mine, processed=processed, due=due, events=events

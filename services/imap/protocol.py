@@ -18,6 +18,10 @@ on bookkeeping that grows with the response:
   of every literal. Here a chunk only records the time, and the one timer, when it
   fires, re-arms itself if the command saw data since.
 
+- The greeting is always followed by a ``CAPABILITY`` command, a round trip per
+  connection. Here the greeting's ``[CAPABILITY ...]`` code is taken when it has one
+  (RFC 3501 7.1, :mod:`.capabilities`).
+
 Everything else (parsing, literals, IDLE, state) is aioimaplib's own, plus one command
 aioimaplib lacks: ``AUTHENTICATE`` with any SASL mechanism that answers challenges
 (OAUTHBEARER, and XOAUTH2 with its error challenge), for OAuth2 logins.
@@ -31,6 +35,8 @@ from collections.abc import Callable
 from typing import Any
 
 import aioimaplib
+
+from services.imap.capabilities import adopt
 
 
 class _FetchCommand(aioimaplib.FetchCommand):  # type: ignore[misc]
@@ -67,6 +73,19 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
     pending_sync_command: Any
     pending_async_commands: dict[str, Any]
     _sasl_replies: list[str]
+
+    @aioimaplib.change_state  # type: ignore[untyped-decorator]
+    async def welcome(self, command: bytes) -> None:
+        """aioimaplib's ``welcome``, but for the capabilities: the greeting's code when it
+        has one (RFC 3501 7.1), else the ``CAPABILITY`` command."""
+        if b"PREAUTH" in command:
+            self.state = aioimaplib.AUTH
+        elif b"OK" in command:
+            self.state = aioimaplib.NONAUTH
+        else:
+            raise aioimaplib.Error(command.decode())
+        if not adopt(self, command):
+            await self.capability()
 
     @aioimaplib.change_state  # type: ignore[untyped-decorator]
     async def authenticate(

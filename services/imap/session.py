@@ -1,4 +1,5 @@
-"""One IMAP connection for one account: open (TLS or STARTTLS, login, CAPABILITY, ENABLE),
+"""One IMAP connection for one account: open (TLS or STARTTLS, login, the capabilities as the
+server volunteers them or CAPABILITY, ENABLE),
 the commands (each in :mod:`services.imap.commands`), close. A thin layer over aioimaplib;
 every decision lives elsewhere.
 
@@ -25,6 +26,7 @@ from schemas.account import Endpoint, Security
 from services.common import metrics
 from services.common.loopback import is_loopback
 from services.common.oauth2 import AccessToken
+from services.imap.capabilities import adopt
 from services.imap.commands.append import append
 from services.imap.commands.enable import enable_condstore
 from services.imap.commands.fetch import all_flags, flag_changes, headers, uid_fetch
@@ -119,11 +121,13 @@ class ImapSession:
             await starttls(self, self._ssl)
         if self._read_buffer is not None:
             shrink_read_buffer(client.protocol.transport, self._read_buffer)
-        await login(self, self._credential)
+        completion = await login(self, self._credential)
         metrics.imap_connected()
         self._counted = True
-        # Capabilities change after login (RFC 3501 6.2.3: CONDSTORE, MOVE... appear now).
-        await client.protocol.capability()
+        # Capabilities change after login (RFC 3501 6.2.3: CONDSTORE, MOVE... appear now):
+        # those of the login's tagged OK when it lists them (.capabilities), else asked.
+        if not adopt(client.protocol, completion):
+            await client.protocol.capability()
         await enable_condstore(self)
 
     async def close(self) -> None:

@@ -1,6 +1,6 @@
 """Account states are written in bursts (issue #16): what an account goes through within
 a flush (error, connecting, syncing, idle after an IMAP server restart) is one write of
-the latest, and every account's change of the burst goes in one bulk write."""
+the latest, and the accounts of the burst that got the same change go in one update."""
 
 from __future__ import annotations
 
@@ -32,14 +32,38 @@ async def test_a_burst_of_changes_is_one_write_of_the_latest(env: Env) -> None:
             await states.set(account, AccountStatus.IDLE, synced=True)  # unchanged: nothing
         assert await db.account_states.count_documents({}) == 0  # not written yet
         await states.flush()
-        # One bulk write for the twenty (SecantusDB counts it as one update command).
-        assert await _updates(db) - before == 1
+        # The first ever: an update that finds none of them, then one bulk of upserts.
+        assert await _updates(db) - before == 2
 
         docs = {d["_id"]: d async for d in db.account_states.find()}
         assert set(docs) == set(accounts)
         for doc in docs.values():
             assert (doc["status"], doc["reason"], doc["worker"]) == ("idle", None, "replica-1")
             assert doc["last_sync"] is not None and doc["folders"] == []
+
+        # They move again (a server restart): one update for the twenty, two for two
+        # different changes; what was not set keeps its value.
+        before = await _updates(db)
+        for account in accounts:
+            await states.set(account, AccountStatus.ERROR, "connection lost (retrying)")
+            await states.set(account, AccountStatus.CONNECTING)
+        await states.flush()
+        assert await _updates(db) - before == 1
+        before = await _updates(db)
+        for account in accounts[:10]:
+            await states.set(account, AccountStatus.IDLE, synced=True)
+        for account in accounts[10:]:
+            await states.set(account, AccountStatus.AUTH_FAILED, "wrong password")
+        await states.flush()
+        assert await _updates(db) - before == 2
+        moved = {d["_id"]: d async for d in db.account_states.find()}
+        assert {moved[a]["status"] for a in accounts[:10]} == {"idle"}
+        assert {(moved[a]["status"], moved[a]["reason"]) for a in accounts[10:]} == {
+            ("auth_failed", "wrong password")
+        }
+        assert all(moved[a]["last_sync"] > docs[a]["last_sync"] for a in accounts[:10])
+        assert all(moved[a]["last_sync"] == docs[a]["last_sync"] for a in accounts[10:])
+        docs = moved
 
         # An error after a sync not yet written keeps the sync's time.
         await states.set("acc0", AccountStatus.SYNCING)
@@ -56,3 +80,4 @@ async def test_a_burst_of_changes_is_one_write_of_the_latest(env: Env) -> None:
         await states.flush()
         doc = await db.account_states.find_one({"_id": "acc1"})
         assert doc is not None and doc["status"] == "idle" and doc["heartbeat_at"] is None
+        assert doc["worker"] is None

@@ -36,3 +36,14 @@ def test_hosts_do_not_hold_each_other_up_and_a_quiet_host_refills() -> None:
     assert pacer.reserve("other.example.com") == 0.0
     clock.now += 60.0  # the busy host's queue has drained
     assert pacer.reserve("busy.example.com") == 0.0
+
+
+def test_handoffs_take_smaller_slots_and_reconnects_queue_behind_them() -> None:
+    clock = Clock()
+    pacer = LoginPacer(rate=200, burst=50, handoff_rate=500, clock=clock)
+    moved = [pacer.reserve("imap.example.com", handoff=True) for _ in range(5_000)]
+    # The 5,000 accounts a rebalance moves log in over ~10 s, not the 25 s of reconnects.
+    assert round(max(moved), 3) == round(4_999 / 500 - 49 / 200, 3)
+    reconnect = pacer.reserve("imap.example.com")
+    assert reconnect > max(moved)  # one schedule per host: never faster together
+    assert pacer.reserve("other.example.com") == 0.0

@@ -13,9 +13,10 @@ if TYPE_CHECKING:
     from services.imap.session import ImapSession
 
 
-async def login(imap: ImapSession, credential: str | AccessToken) -> None:
+async def login(imap: ImapSession, credential: str | AccessToken) -> bytes:
     """Authenticate; a refusal (NO, or AUTHENTICATIONFAILED, RFC 5530) is the
-    credential's fault, anything else the server's."""
+    credential's fault, anything else the server's. Returns the tagged OK's text (it
+    may list the capabilities, RFC 3501 6.2.3)."""
     ep, client = imap.endpoint, imap.client
     how = "login"
     if isinstance(credential, AccessToken):
@@ -36,3 +37,4 @@ async def login(imap: ImapSession, credential: str | AccessToken) -> None:
         if "AUTHENTICATIONFAILED" in text.upper() or response.result == "NO":
             raise AuthenticationFailed(f"IMAP {how} refused for {ep.username}: {text}")
         raise ImapUnavailable(f"IMAP {how} failed: {text}")
+    return bytes(response.lines[-1]) if response.lines else b""
