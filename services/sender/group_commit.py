@@ -36,6 +36,7 @@ from services.common.mongo import Document
 
 log = logging.getLogger("mailsync.sender")
 _Pending = tuple[Document, str, "asyncio.Future[bool]"]
+_TXN = __import__("os").environ.get("SP2_TXN", "1") == "1"  # TEMP A/B switch
 _ILLEGAL_OPERATION = 20  # "Transaction numbers are only allowed on a replica set member"
 
 
@@ -104,7 +105,7 @@ class GroupCommit:
                 done.set_result(rid in found)
 
     async def _bulk(self, ops: Sequence[UpdateOne | UpdateMany]) -> BulkWriteResult:
-        if len(ops) > 1 and self._transactions is not False:
+        if len(ops) > 1 and self._transactions is not False and _TXN:
             try:
                 result = await self._in_transaction(ops)
             except BulkWriteError:

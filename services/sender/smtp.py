@@ -32,6 +32,7 @@ from services.sender.smtp_failure import (
     worst,
 )
 
+_OVERLAP = __import__("os").environ.get("SP2_OVERLAP", "1") == "1"  # TEMP A/B switch
 _NETWORK = (aiosmtplib.SMTPException, OSError, TimeoutError)
 
 
@@ -133,14 +134,16 @@ class SmtpTransport:
 
         # The ledger's commit is what a burst waits on, and a session held across it
         # serves nobody: it runs alongside the commands that come before DATA.
-        durable = asyncio.ensure_future(before_data())
-        args = (mail_from, recipients, message, durable)
+        durable = asyncio.ensure_future(before_data()) if _OVERLAP else None  # TEMP A/B
+        args = (mail_from, recipients, message, durable, before_data)
         try:
             try:
                 return await self._attempt(account_id, identity, open_, *args, fresh=False)
             except _Stale:
                 return await self._attempt(account_id, identity, open_, *args, fresh=True)
         except BaseException:
+            if durable is None:
+                raise
             await asyncio.wait([durable])
             if not durable.cancelled():
                 durable.exception()  # the session's failure is the one told; the caller's
@@ -155,7 +158,8 @@ class SmtpTransport:
         mail_from: str,
         recipients: Sequence[str],
         message: bytes,
-        durable: asyncio.Future[None],
+        durable: asyncio.Future[None] | None,
+        before_data: Callable[[], Awaitable[None]],
         *,
         fresh: bool,
     ) -> str:
@@ -187,7 +191,7 @@ class SmtpTransport:
                 if refused:
                     await client.rset()
                     raise _failure(worst(refused))
-                await durable
+                await (durable if durable is not None else before_data())
                 stage = "DATA"
                 response = await client.data(message)
                 return f"{response.code} {response.message}"
