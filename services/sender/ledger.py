@@ -32,7 +32,6 @@ from services.sender.group_commit import GroupCommit
 _WINDOW = 4
 # How long due records read once are claimed from before the ledger is read again.
 _REREAD_S = 1.0
-_KEEP = __import__("os").environ.get("SP2_KEEP", "1") == "1"  # TEMP A/B switch
 ACTIVE = (SendState.ACCEPTED, SendState.SENDING, SendState.SENT)
 # Results a request's record is announced with, in the order they can be reached.
 ANNOUNCED = (SendState.SENT, SendState.FILED, SendState.FAILED, SendState.UNKNOWN)
@@ -148,7 +147,7 @@ class SendLedger:
         # below asks again that each record be free and due, atomically.
         kept = {i: w for i, w in self._window.items() if i not in busy}
         stale = time.monotonic() - self._window_read > _REREAD_S
-        if stale or (len(kept) < limit and not self._window_whole) or not _KEEP:
+        if stale or (len(kept) < limit and not self._window_whole):
             kept = await self._read_due(now, limit, busy)
             self._window_read = time.monotonic()
         chosen = fair_pick([(i, w.account) for i, w in kept.items()], limit, in_flight)
