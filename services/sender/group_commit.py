@@ -9,35 +9,20 @@ each its own commit (SecantusDB: 8 records in 15 ms one by one, in 3 ms as one).
 Every caller still learns whether its own update matched (the lease is still ours),
 and none is answered before the server acknowledged it, so a state is as durable,
 and reached in the same order per record, as with one write each.
-
-Several statements go in one multi-document transaction where the server takes them:
-one commit for all instead of one each (SecantusDB with ``--sync-on-commit``, 32
-distinct updates: 26 ms as a bulk write, 18 ms in a transaction). A server that refuses
-transactions (MongoDB without a replica set: IllegalOperation) is told once and gets
-plain bulk writes from then on. A write error aborts the whole transaction, so the
-batch is written again without one, to learn which update failed; a transient failure
-(TransientTransactionError: nothing was applied) is retried by the driver.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Sequence
 
 import bson
 from pymongo import UpdateMany, UpdateOne
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, OperationFailure
-from pymongo.results import BulkWriteResult
+from pymongo.errors import BulkWriteError
 
 from services.common.mongo import Document
 
-log = logging.getLogger("mailsync.sender")
 _Pending = tuple[Document, str, "asyncio.Future[bool]"]
-_TXN = __import__("os").environ.get("SP2_TXN", "1") == "1"  # TEMP A/B switch
-_ILLEGAL_OPERATION = 20  # "Transaction numbers are only allowed on a replica set member"
 
 
 class GroupCommit:
@@ -46,7 +31,6 @@ class GroupCommit:
         self._owner = owner
         self._waiting: list[_Pending] = []
         self._turn = asyncio.Lock()  # one write at a time
-        self._transactions: bool | None = None  # whether the server takes them (learnt)
 
     async def update(self, record_id: str, update: Document) -> bool:
         """Apply ``update`` to record ``record_id`` if its lease is ours; True if it was."""
@@ -74,7 +58,7 @@ class GroupCommit:
                 )
         failed: dict[str, Exception] = {}
         try:
-            result = await self._bulk(ops)
+            result = await self._col.bulk_write(ops, ordered=False)
             matched = result.matched_count
         except BulkWriteError as exc:
             matched = exc.details.get("nMatched", 0)
@@ -103,32 +87,3 @@ class GroupCommit:
                 done.set_exception(failed[rid])
             else:
                 done.set_result(rid in found)
-
-    async def _bulk(self, ops: Sequence[UpdateOne | UpdateMany]) -> BulkWriteResult:
-        if len(ops) > 1 and self._transactions is not False and _TXN:
-            try:
-                result = await self._in_transaction(ops)
-            except BulkWriteError:
-                pass  # all undone: the plain write below tells which one failed
-            except OperationFailure as exc:
-                if not refuses_transactions(exc):
-                    raise
-                log.info("the database takes no transactions: updates go as plain bulk writes")
-                self._transactions = False
-            else:
-                self._transactions = True
-                return result
-        return await self._col.bulk_write(ops, ordered=False)
-
-    async def _in_transaction(self, ops: Sequence[UpdateOne | UpdateMany]) -> BulkWriteResult:
-        async with self._col.database.client.start_session() as session:
-
-            async def write(s: AsyncClientSession) -> BulkWriteResult:
-                return await self._col.bulk_write(ops, ordered=False, session=s)
-
-            return await session.with_transaction(write)
-
-
-def refuses_transactions(exc: OperationFailure) -> bool:
-    """The server does not do multi-document transactions (a standalone mongod)."""
-    return exc.code == _ILLEGAL_OPERATION or "only allowed on a replica set" in str(exc)

@@ -32,7 +32,6 @@ from services.sender.smtp_failure import (
     worst,
 )
 
-_OVERLAP = __import__("os").environ.get("SP2_OVERLAP", "1") == "1"  # TEMP A/B switch
 _NETWORK = (aiosmtplib.SMTPException, OSError, TimeoutError)
 
 
@@ -134,16 +133,14 @@ class SmtpTransport:
 
         # The ledger's commit is what a burst waits on, and a session held across it
         # serves nobody: it runs alongside the commands that come before DATA.
-        durable = asyncio.ensure_future(before_data()) if _OVERLAP else None  # TEMP A/B
-        args = (mail_from, recipients, message, durable, before_data)
+        durable = asyncio.ensure_future(before_data())
+        args = (mail_from, recipients, message, durable)
         try:
             try:
                 return await self._attempt(account_id, identity, open_, *args, fresh=False)
             except _Stale:
                 return await self._attempt(account_id, identity, open_, *args, fresh=True)
         except BaseException:
-            if durable is None:
-                raise
             await asyncio.wait([durable])
             if not durable.cancelled():
                 durable.exception()  # the session's failure is the one told; the caller's
@@ -158,8 +155,7 @@ class SmtpTransport:
         mail_from: str,
         recipients: Sequence[str],
         message: bytes,
-        durable: asyncio.Future[None] | None,
-        before_data: Callable[[], Awaitable[None]],
+        durable: asyncio.Future[None],
         *,
         fresh: bool,
     ) -> str:
@@ -191,7 +187,7 @@ class SmtpTransport:
                 if refused:
                     await client.rset()
                     raise _failure(worst(refused))
-                await (durable if durable is not None else before_data())
+                await durable
                 stage = "DATA"
                 response = await client.data(message)
                 return f"{response.code} {response.message}"
