@@ -21,7 +21,14 @@ def _daemon() -> str:
 class SecantusServer:
     """A SecantusDB daemon keeping its data in ``storage`` (kept across restarts)."""
 
-    def __init__(self, storage: Path, port: int | None = None, *, durable: bool = True):
+    def __init__(
+        self,
+        storage: Path,
+        port: int | None = None,
+        *,
+        durable: bool = True,
+        test_commands: bool = False,
+    ):
         self.storage = storage
         self.port = port or free_port()
         self.uri = f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
@@ -29,6 +36,8 @@ class SecantusServer:
         argv += ["--storage-path", str(storage), "--log-level", "WARNING"]
         if durable:
             argv.append("--sync-on-commit")
+        if test_commands:  # failCommand failpoints: a test makes the server refuse things
+            argv.append("--enable-test-commands")
         self._proc = ChildProcess("secantusd", argv, storage.parent / f"{storage.name}.log")
 
     def start(self, timeout: float = 60) -> SecantusServer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from pathlib import Path
 from types import TracebackType
 
 from devservers._dovecot import DovecotServer
@@ -91,6 +92,11 @@ class SmtpServer:
         """Deliver the next ``times`` messages to ``address``, then hold the reply to
         DATA for ``seconds`` (a client killed meanwhile never hears it was delivered)."""
         self.fail_rcpt(f"slow-reply:{address}", str(seconds), times)
+
+    def hold_data(self, address: str, marker: Path) -> None:
+        """Hold the next DATA command of a message to ``address``, before its 354: the
+        server writes ``marker`` and goes on once ``marker`` + ``.go`` exists."""
+        self.fail_rcpt(f"hold-data:{address}", str(marker), 1)
 
     def logins(self, user: str) -> int:
         """How many times ``user`` has logged in (AUTH succeeded) so far."""

@@ -14,7 +14,10 @@ transactions) does. The fault ``lost-reply:<rcpt>`` delivers a message and then 
 the connection before the final reply: RFC 1047's case, which no client can tell from
 a message never delivered. The fault ``slow-reply:<rcpt>`` (its reply: seconds) delivers
 and then holds the final reply that long, as a server scanning a message does: a client
-killed meanwhile has a message delivered that it never heard of.
+killed meanwhile has a message delivered that it never heard of. The fault
+``hold-data:<rcpt>`` (its reply: a file path) holds the DATA command itself, before its
+354: the server writes the file and goes on only once the same path with ``.go`` added
+exists (a test looks at the client's own state at the moment DATA reached the server).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
 
 class Directory:
@@ -115,6 +118,15 @@ class TrackedSMTP(SMTP):
         self._live.discard(self)
         super().connection_lost(error)
 
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        handler = self.event_handler
+        if self.envelope is not None and isinstance(handler, LmtpHandoff):
+            for rcpt in self.envelope.rcpt_tos:
+                if (marker := handler.faults.take(f"hold-data:{rcpt}")) is not None:
+                    await _hold(Path(marker))
+        await super().smtp_DATA(arg)
+
     def drop_if_idle(self) -> None:
         """Cut the connection, unless a mail transaction (MAIL FROM up to the end of
         DATA) is under way."""
@@ -126,6 +138,16 @@ class TrackedSMTP(SMTP):
         transport = self._original_transport or self.transport
         if isinstance(transport, asyncio.Transport):
             transport.abort()
+
+
+async def _hold(marker: Path, limit_s: float = 120.0) -> None:
+    """Say so in ``marker`` and wait for ``marker.go`` (at most ``limit_s``)."""
+    await asyncio.to_thread(marker.write_text, "DATA")
+    go = marker.with_name(marker.name + ".go")
+    for _ in range(int(limit_s / 0.05)):
+        if await asyncio.to_thread(go.exists):
+            return
+        await asyncio.sleep(0.05)
 
 
 class LmtpHandoff:

@@ -2,8 +2,10 @@
 
 Three loops: the intake records send requests in the ledger; the pump claims what is
 due in the ledger (new requests, retries, unfiled or unannounced ones, work a dead
-replica left) and dispatches it, a bounded number at a time; the heartbeat renews the
-short leases of the requests in hand, so a dead replica's work is free within a lease.
+replica left) and dispatches it, a bounded number at work at a time (claimed in
+batches: up to as many again wait for a slot, holding their lease); the heartbeat
+renews the short leases of the requests in hand, so a dead replica's work is free
+within a lease.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
+from schemas.send_request import SendRecord
 from schemas.topics import (
     ACCOUNTS,
     DEAD_LETTERS,
@@ -67,6 +70,8 @@ class SenderApp:
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._account_of: dict[asyncio.Task[None], str] = {}  # the in-flight ones' accounts
+        # Requests at work at once; those claimed beyond it wait for a slot.
+        self._slots = asyncio.Semaphore(settings.sender_concurrency)
         self._tokens: TokenProvider | None = None
         self._pools: list[Pool[Any]] = []
         self._beat: asyncio.Task[None] | None = None
@@ -179,19 +184,32 @@ class SenderApp:
     async def _pump(self, stop: asyncio.Event) -> None:
         assert self._ledger is not None and self._dispatcher is not None
         limit = self.settings.sender_concurrency
+        # A claim costs the database a commit and a read of what it took (and every
+        # few claims a pass over the due backlog), however many it takes, so it takes
+        # a batch: up to ``limit`` more than can be at work, claimed once the ones
+        # waiting for a slot have all begun. In a burst that is one claim per
+        # ``limit`` requests, not one per request done (SecantusDB, 300 requests: 37
+        # claims, not 112); a lone request finds the pump idle and is claimed at once.
+        # Waiting ones hold their lease (renewed by the heartbeat like the rest) and
+        # start in the order claimed.
         while not stop.is_set():
-            room = limit - len(self._inflight)
-            if room > 0:
+            room = 2 * limit - len(self._inflight)
+            if room >= limit:
                 busy = {task.get_name() for task in self._inflight}  # named by record id
                 per_account = Counter(self._account_of.values())
                 for record in await self._ledger.claim_due(room, busy, per_account):
-                    task = asyncio.create_task(self._dispatcher.handle(record), name=record.id)
+                    task = asyncio.create_task(self._dispatch(record), name=record.id)
                     self._inflight.add(task)
                     self._account_of[task] = record.request.account_id
                     task.add_done_callback(self._done)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.sender_poll_interval_s)
+
+    async def _dispatch(self, record: SendRecord) -> None:
+        assert self._dispatcher is not None
+        async with self._slots:
+            await self._dispatcher.handle(record)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)

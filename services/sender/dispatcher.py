@@ -1,6 +1,6 @@
 """One send request through its states: accepted -> sending -> sent -> filed (or failed).
 
-    accepted ── authorise, build, connect, AUTH, MAIL, RCPT ──► sending ── DATA 250 ──► sent
+    accepted ── authorise, build; connect, AUTH, MAIL, RCPT ══ sending ── DATA 250 ──► sent
       │ ▲ 4xx / network: retry later, up to the max attempts                          │
       │ └──────────────── the user: resend ─┐                         search Sent by  │
       └── 5xx, unauthorised, bad input, out of tries ──► failed       Message-ID, else│
@@ -10,13 +10,19 @@
 
 Every state is written to the ledger before the next step, so a crash anywhere resumes
 from the last durable state: a sent message is never sent again and never forgotten
-unfiled. ``sending`` is written just before DATA; finding a request there after a
-crash means the server may have the message without us knowing, so it is not sent
-again: it ends ``unknown`` (with the transcript's last step) unless it turns up in the
-Sent folder, and the user decides (the API's resolve call). That is also why a
-message is filed before ``sent`` is written, and ``sent`` and ``filed`` then go in one
-write: a crash before it lands leaves ``sending``, and the copy in Sent is what
-recovery finds.
+unfiled. ``sending`` is written while the session is taken and MAIL and RCPT go (══),
+and DATA begins only once it is durable; finding a request there after a crash means
+the server may have the message without us knowing, so it is not sent again: it ends
+``unknown`` (with the transcript's last step) unless it turns up in the Sent folder,
+and the user decides (the API's resolve call). That is also why a message is filed
+before ``sent`` is written, and ``sent`` and ``filed`` then go in one write: a crash
+before it lands leaves ``sending``, and the copy in Sent is what recovery finds.
+
+The ``sending`` write runs alongside the session's commands before DATA (its commit is
+what a burst waits on), so a crash between it and DATA leaves ``unknown`` for a message
+never sent: the user resends it (never the other way round). A refusal before DATA
+takes a request in ``sending`` back to ``accepted`` (to retry) or to ``failed``:
+nothing was sent.
 """
 
 from __future__ import annotations
@@ -228,8 +234,8 @@ class Dispatcher:
             "request %s deferred (try %d), again in %.0fs: %s", record.id, attempts, delay, exc
         )
         if record.state is SendState.SENDING:
-            # DATA got a negative answer: the server did not take it, so the request is
-            # back to not sent.
+            # Refused before DATA (the session, MAIL or RCPT), or DATA got a negative
+            # answer: the server did not take it, so the request is back to not sent.
             record = await self._ledger.advance(
                 record, SendState.ACCEPTED, attempts=record.attempts
             )

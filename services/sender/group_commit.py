@@ -67,8 +67,8 @@ class GroupCommit:
                     failed[rid] = BulkWriteError({"writeErrors": [error]})
         except Exception as exc:
             for _, _, done in batch:
-                done.set_exception(exc)
-            raise
+                done.set_exception(exc)  # the writer's own caller too, through its future
+            return
         except BaseException:
             # This writer was cancelled (shutdown): the next one writes the batch. Its
             # updates are idempotent but for a try counted twice if this one got through.

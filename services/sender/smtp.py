@@ -14,6 +14,7 @@ message goes over a fresh connection with a fresh login; nothing was sent on it.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -111,8 +112,11 @@ class SmtpTransport:
         ``services.common.smtp_auth``); ``identity`` is what the session was opened with
         (endpoint and secret), so a changed account is not served by an old session.
 
-        ``before_data`` runs once every recipient was accepted, just before DATA: from
-        then on the server may have the message even if we never hear its reply.
+        ``before_data`` (the durable ``sending``: from DATA on the server may have the
+        message even if we never hear its reply) runs once, begun with the transaction,
+        while the session is taken and MAIL and RCPT go; DATA waits for it to end, and
+        never begins if it failed. A failure before DATA is raised only once it ended,
+        so the caller knows which state the request is in.
         """
 
         async def open_() -> aiosmtplib.SMTP:
@@ -127,11 +131,21 @@ class SmtpTransport:
                 raise _classified(exc, stage) from None
             return client
 
-        args = (mail_from, recipients, message, before_data)
+        # The ledger's commit is what a burst waits on, and a session held across it
+        # serves nobody: it runs alongside the commands that come before DATA.
+        durable = asyncio.ensure_future(before_data())
+        args = (mail_from, recipients, message, durable)
         try:
-            return await self._attempt(account_id, identity, open_, *args, fresh=False)
-        except _Stale:
-            return await self._attempt(account_id, identity, open_, *args, fresh=True)
+            try:
+                return await self._attempt(account_id, identity, open_, *args, fresh=False)
+            except _Stale:
+                return await self._attempt(account_id, identity, open_, *args, fresh=True)
+        except BaseException:
+            await asyncio.wait([durable])
+            if not durable.cancelled():
+                durable.exception()  # the session's failure is the one told; the caller's
+                # next ledger write meets the ledger's again (a lost lease, the database)
+            raise
 
     async def _attempt(
         self,
@@ -141,7 +155,7 @@ class SmtpTransport:
         mail_from: str,
         recipients: Sequence[str],
         message: bytes,
-        before_data: Callable[[], Awaitable[None]],
+        durable: asyncio.Future[None],
         *,
         fresh: bool,
     ) -> str:
@@ -173,7 +187,7 @@ class SmtpTransport:
                 if refused:
                     await client.rset()
                     raise _failure(worst(refused))
-                await before_data()
+                await durable
                 stage = "DATA"
                 response = await client.data(message)
                 return f"{response.code} {response.message}"

@@ -424,6 +424,34 @@ async def test_a_replica_that_died_during_data_is_not_resent(senv: Env, pipeline
     assert message_count(env, info, "Sent") == 1
 
 
+async def test_data_begins_only_once_sending_is_durable(
+    senv: Env, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """The ``sending`` write runs alongside the session's MAIL and RCPT, but the server
+    gets DATA only once the ledger holds ``sending`` (RFC 1047: from DATA on, a crash
+    must not lead to a second send)."""
+    env = senv
+    info, _, account = shared_info(env)
+    customer = env.mail_user("customer")
+    await env.publish_accounts(account)
+    begun = tmp_path / "data-begun"
+    env.smtp.hold_data(customer.address, begun)
+    req = request(account, customer)
+
+    async def data_begun() -> bool:
+        return await asyncio.to_thread(begun.exists)
+
+    async with env.mongo() as db, pipeline("sender") as running:
+        await publish(env, req)
+        await eventually(data_begun, timeout=60, what="the server to get DATA")
+        at_data = await db.send_requests.find_one({"_id": req.request_id})
+        await asyncio.to_thread(begun.with_name(begun.name + ".go").touch)
+        await waiter(env, running)({req.request_id}, {SendState.FILED})
+    assert at_data is not None and at_data["state"] == "sending"
+    assert message_count(env, customer, "INBOX") == 1
+    assert message_count(env, info, "Sent") == 1
+
+
 async def test_a_reply_lost_after_data_is_not_resent(senv: Env, pipeline: Pipeline) -> None:
     """The server delivers, then the link dies before its 250 (RFC 1047): the sender
     cannot know, so it says so (``unknown``, with the transcript's last step) and never
