@@ -1,8 +1,9 @@
 """dedup commits an offset only when every event before it was processed.
 
 Driven through faust's own consumer bookkeeping (the same calls its streams make: track
-an event handed to an agent, ack it, compute the offset to commit), so each case fails
-on faust-streaming 0.15.3 as released. See services/dedup/transport.py.
+an event handed to an agent, ack it, compute the offset to commit); every case but the
+one of an earlier generation's event fails on faust-streaming 0.15.3 as released. See
+services/dedup/transport.py.
 """
 
 from __future__ import annotations
