@@ -49,6 +49,7 @@ from services.sender.pool import Pool
 from services.sender.results import ResultPublisher
 from services.sender.reuse import Limits
 from services.sender.settings import SenderSettings
+from services.sender.slots import FairSlots
 from services.sender.smtp import SmtpTransport, close_session
 
 log = logging.getLogger("mailsync.sender")
@@ -71,7 +72,8 @@ class SenderApp:
         self._inflight: set[asyncio.Task[None]] = set()
         self._account_of: dict[asyncio.Task[None], str] = {}  # the in-flight ones' accounts
         # Requests at work at once; those claimed beyond it wait for a slot.
-        self._slots = asyncio.Semaphore(settings.sender_concurrency)
+        self._slots = FairSlots(settings.sender_concurrency)
+        self._accepted = False  # new requests in the ledger since the last claim
         self._tokens: TokenProvider | None = None
         self._pools: list[Pool[Any]] = []
         self._beat: asyncio.Task[None] | None = None
@@ -150,7 +152,7 @@ class SenderApp:
             self._producer,
             results_topic=s.topic(SEND_RESULTS),
             dead_letter_topic=s.topic(DEAD_LETTERS),
-            wake=self._wake,
+            on_accepted=self._on_accepted,
         )
 
     def consumer_groups(self) -> list[tuple[str, tuple[str, ...]]]:
@@ -191,10 +193,13 @@ class SenderApp:
         # ``limit`` requests, not one per request done (SecantusDB, 300 requests: 37
         # claims, not 112); a lone request finds the pump idle and is claimed at once.
         # Waiting ones hold their lease (renewed by the heartbeat like the rest) and
-        # start in the order claimed.
+        # take free slots account by account (FairSlots). Newly accepted requests are
+        # claimed at once, into whatever room there is: a quiet account's request does
+        # not wait for a busy one's batch to begin (fair_pick takes it first).
         while not stop.is_set():
             room = 2 * limit - len(self._inflight)
-            if room >= limit:
+            if room >= limit or (self._accepted and room > 0):
+                self._accepted = False
                 busy = {task.get_name() for task in self._inflight}  # named by record id
                 per_account = Counter(self._account_of.values())
                 for record in await self._ledger.claim_due(room, busy, per_account):
@@ -206,9 +211,13 @@ class SenderApp:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.sender_poll_interval_s)
 
+    def _on_accepted(self) -> None:
+        self._accepted = True
+        self._wake.set()
+
     async def _dispatch(self, record: SendRecord) -> None:
         assert self._dispatcher is not None
-        async with self._slots:
+        async with self._slots.hold(record.request.account_id):
             await self._dispatcher.handle(record)
 
     def _done(self, task: asyncio.Task[None]) -> None:

@@ -7,6 +7,9 @@ Claims go round-robin across accounts instead, the accounts with the fewest requ
 already in flight first: a lone request of a quiet account takes the next free slot
 whatever the busy one has queued, and a busy account still gets every slot nobody
 else wants. Within an account the ledger's order (oldest first) is kept.
+
+Claimed requests then wait for a slot to be at work (:mod:`services.sender.slots`), and
+a freed slot goes the same way: to the account with the fewest at work.
 """
 
 from __future__ import annotations
@@ -37,3 +40,10 @@ def fair_pick(
         heads[account] += 1
         load[account] += 1
     return picked
+
+
+def next_turn(waiting: Sequence[str], at_work: Mapping[str, int]) -> int:
+    """Which of the requests ``waiting`` for a slot (their accounts, in the order they
+    began to wait) gets the one just freed: the one whose account has the fewest at
+    work (``at_work``), the longest waiting among those."""
+    return min(range(len(waiting)), key=lambda i: (at_work.get(waiting[i], 0), i))

@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+from collections.abc import Callable
 from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
@@ -36,14 +37,14 @@ class Intake:
         *,
         results_topic: str,
         dead_letter_topic: str,
-        wake: asyncio.Event,
+        on_accepted: Callable[[], None],
     ):
         self._consumer = consumer
         self._ledger = ledger
         self._producer = producer
         self._results_topic = results_topic
         self._dead_topic = dead_letter_topic
-        self._wake = wake
+        self._on_accepted = on_accepted  # the pump claims new requests at once
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -55,7 +56,7 @@ class Intake:
                 await self._consumer.commit(
                     {tp: rs[-1].offset + 1 for tp, rs in batches.items() if rs}
                 )
-                self._wake.set()
+                self._on_accepted()
 
     async def _take(self, records: list[Record]) -> None:
         valid: list[tuple[Record, SendRequest]] = []

@@ -581,6 +581,51 @@ async def test_a_burst_of_100_requests_arrives_exactly_once_each(
     assert message_count(env, info, "Sent") == 100
 
 
+async def test_a_quiet_accounts_request_does_not_wait_for_a_busy_accounts_burst(
+    senv: Env, pipeline: Pipeline
+) -> None:
+    """info@ works through a burst of 24 over one SMTP session, which its recipient's
+    server answers slowly (0.5 s a message: 12 s); a lone request of complaints@,
+    published meanwhile, goes out within the next few of info@'s, not behind the
+    requests already claimed for info@: it is claimed as soon as it is accepted, and
+    the next freed slot goes to the account with the fewest at work."""
+    env = senv
+    env.overrides.update(sender_connections_per_account=1)
+    _, _, busy = shared_info(env)
+    complaints = env.mail_user("complaints")
+    quiet = env.account(
+        complaints,
+        account_id=f"complaints-{env.overrides['mongo_database']}",
+        ownership=SharedOwnership(group="sales"),
+        smtp=smtp_of(env, complaints),
+        folders=("INBOX", "Sent"),
+    )
+    customer, other = env.mail_user("customer"), env.mail_user("other")
+    await env.publish_accounts(busy, quiet)
+    env.smtp.slow_reply(customer.address, 0.5, times=24)
+    burst = [request(busy, customer, subject=f"Faktura {n:03d}") for n in range(24)]
+    lone = request(quiet, other, subject="Reklamace 2026/7")
+    async with pipeline("sender") as running:
+        await publish(env, *burst)
+
+        async def burst_begun() -> bool:
+            running.check()
+            return await asyncio.to_thread(message_count, env, customer, "INBOX") >= 1
+
+        await eventually(burst_begun, timeout=60, interval=0.1, what="info@'s first message")
+        published = dt.datetime.now(dt.UTC)
+        await publish(env, lone)
+        found = await waiter(env, running)(
+            {lone.request_id, *(r.request_id for r in burst)}, {SendState.FILED}, timeout=180
+        )
+    filed_at = {r.request_id: r.at for r in found if r.state is SendState.FILED}
+    ahead = [r for r in burst if published < filed_at[r.request_id] < filed_at[lone.request_id]]
+    assert len(ahead) <= 3, f"{len(ahead)} of info@'s burst went out first"
+    assert message_count(env, other, "INBOX") == 1
+    assert message_count(env, complaints, "Sent") == 1
+    assert message_count(env, customer, "INBOX") == 24
+
+
 async def test_an_oauth2_account_sends_and_files_with_access_tokens(
     senv: Env, pipeline: Pipeline, oauth: OAuthServer
 ) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.sender.fairness import fair_pick
+from services.sender.fairness import fair_pick, next_turn
 
 
 def test_a_quiet_account_behind_a_busy_ones_backlog_is_picked_at_once() -> None:
@@ -30,3 +30,9 @@ def test_fewer_due_than_room_takes_them_all_and_none_twice() -> None:
     assert sorted(fair_pick(due, 10)) == ["a1", "b1"]
     assert fair_pick([], 3) == []
     assert fair_pick(due, 0) == []
+
+
+def test_a_freed_slot_goes_to_the_account_with_fewest_at_work_longest_waiting_first() -> None:
+    assert next_turn(["busy", "busy", "quiet"], {"busy": 8}) == 2
+    assert next_turn(["a", "b", "a", "b"], {"a": 1, "b": 1}) == 0
+    assert next_turn(["only", "only"], {"only": 3}) == 0
