@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import socket
 import struct
 import subprocess
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,6 +171,22 @@ class KafkaBroker:
         if self._proc is not None:
             self._proc.kill()
             self._proc = None
+
+    def batch_codecs(self, topic: str) -> Counter[str]:
+        """How the record batches of ``topic`` (every partition) are compressed, as the
+        broker stored them: ``compresscodec`` of each batch by Kafka's own
+        ``kafka-dump-log`` (``kafka.tools.DumpLogSegments``), counted."""
+        partition = re.compile(re.escape(topic) + r"-\d+")
+        files = sorted(
+            str(f) for f in self.data.glob(f"{topic}-*/*.log") if partition.fullmatch(f.parent.name)
+        )
+        if not files:
+            return Counter()
+        tool = [java(), "-cp", classpath(), "kafka.tools.DumpLogSegments", "--files"]
+        out = subprocess.run(
+            [*tool, ",".join(files)], capture_output=True, text=True, check=True, timeout=120
+        ).stdout
+        return Counter(m.group(1) for m in re.finditer(r" compresscodec: (\S+) ", out))
 
     def __enter__(self) -> KafkaBroker:
         return self.start()

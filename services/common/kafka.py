@@ -129,8 +129,14 @@ def producer(settings: CommonSettings, *, client_id: str, **extra: Any) -> AIOKa
         max_batch_size=1024 * 1024,
         max_request_size=MAX_REQUEST_BYTES,
         request_timeout_ms=30_000,
+        compression_type=compression(settings),
         **extra,
     )
+
+
+def compression(settings: CommonSettings) -> str | None:
+    """The producers' ``compression_type`` (aiokafka's and faust's): None for none."""
+    return None if settings.kafka_compression == "none" else settings.kafka_compression
 
 
 def consumer(

@@ -19,6 +19,7 @@ from schemas.topics import DURABILITY
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+Compression = Literal["none", "gzip", "lz4", "zstd"]
 
 
 class KafkaSettings(BaseSettings):
@@ -47,6 +48,12 @@ class KafkaSettings(BaseSettings):
     kafka_oauth_client_id: str | None = None
     kafka_oauth_client_secret: SecretStr | None = None
     kafka_oauth_scope: str = ""
+    kafka_compression: Compression = Field(
+        default="none",
+        description="Compression of the record batches mailsync produces (every producer, "
+        "dedup's included): none, gzip, lz4 or zstd (lz4 and zstd through cramjam, "
+        "aiokafka's extra). Consumers read any of them.",
+    )
     kafka_create_topics: bool = Field(
         default=True,
         description="Create missing registry topics at start (embedded, dev). Off where "

@@ -16,7 +16,7 @@ from aiokafka.admin import NewTopic
 from faust.types import AppT, CodecArg, FutureMessage
 
 from schemas.topics import BY_FINGERPRINT, DEAD_LETTERS, RAW_MESSAGES, TAGGED_MESSAGES
-from services.common.kafka import MAX_REQUEST_BYTES
+from services.common.kafka import MAX_REQUEST_BYTES, compression
 from services.dedup.settings import DedupSettings
 from services.dedup.transport import Transport, faust_auth
 
@@ -134,6 +134,7 @@ def faust_app(settings: DedupSettings) -> faust.App:
         # partition and cut CPU per message by a third (bench/dedup.py, 2000 messages).
         producer_max_batch_size=1024 * 1024,
         producer_linger=0.05,
+        producer_compression_type=compression(s),
         consumer_max_fetch_size=MAX_REQUEST_BYTES,
         broker_session_timeout=s.dedup_session_timeout_s,
         broker_heartbeat_interval=max(s.dedup_session_timeout_s / 5, 0.5),

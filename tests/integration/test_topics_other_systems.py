@@ -26,10 +26,11 @@ from jsonschema import Draft202012Validator
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
+from devservers import KafkaBroker
 from devservers.corpus import build
 from schemas.account import SharedOwnership
 from schemas.export import JSON_DIR
-from schemas.topics import ACTIVITY_EVENTS, SEND_RESULTS, TAGGED_MESSAGES
+from schemas.topics import ACTIVITY_EVENTS, RAW_MESSAGES, SEND_RESULTS, TAGGED_MESSAGES
 from services.topic_reader import read_topic
 from tests.fixtures.pipeline import Env, Pipeline, eventually
 from tests.integration.test_end_to_end import smtp_send
@@ -142,10 +143,11 @@ def _names(partitions: Any) -> set[tuple[str, int]]:
 
 
 async def test_kcat_and_confluent_kafka_read_our_topics_and_every_record_fits_its_schema(
-    env: Env, pipeline: Pipeline
+    env: Env, pipeline: Pipeline, kafka: KafkaBroker
 ) -> None:
+    """With compressed batches (``MAILSYNC_KAFKA_COMPRESSION``): librdkafka reads them."""
     assert env.dovecot.cert is not None
-    env.overrides.update(sender_ca_file=env.dovecot.cert.cert, **FAST)
+    env.overrides.update(sender_ca_file=env.dovecot.cert.cert, kafka_compression="zstd", **FAST)
     suffix = env.overrides["mongo_database"]
     jana, info, customer = env.mail_user("jana"), env.mail_user("info"), env.mail_user("cust")
     orders = info.address.replace("info-", "orders-")
@@ -210,3 +212,8 @@ async def test_kcat_and_confluent_kafka_read_our_topics_and_every_record_fits_it
             (req.request_id, "sent"),
         ], reader
     assert [len(r) for r in by_reader.values()] == [10, 10]
+    # What the broker stored: every batch of ours compressed as configured (raw-messages
+    # from the fetcher and the sender, the rest from dedup, the writer and the sender).
+    for name in (RAW_MESSAGES.name, *PUBLIC):
+        codecs = kafka.batch_codecs(f"{env.overrides['topic_prefix']}{name}")
+        assert codecs and set(codecs) == {"zstd"}, (name, codecs)
