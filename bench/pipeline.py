@@ -25,6 +25,12 @@ as ``mailsync run`` and the integration tests run them, with production settings
   (fetch, dedup's two faust agents, the writer's bulk upserts): polled as the
   writer's committed offsets on tagged-messages (it commits after each bulk write
   returned), then confirmed by counting the activities.
+- **End to end, one process per service**: the same import again (its own database,
+  topics and groups), with fetcher, dedup and writer each in a process of its own
+  (``python -m bench._service NAME``, which is ``mailsync NAME``), as production runs
+  them, a pod each. In one process the three share one event loop, so one core; here
+  they can use both. The processes are ready (``/readyz``) before the account is
+  published, and the times count from its publication.
 - **Service start-up** (``start()`` of each service: topics checked, the account
   directory read, the consumer group joined; against Tansu most of it was the broker
   holding each group's first JoinGroup for 5 s) is *not* in either figure; it is
@@ -63,6 +69,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from bench._harness import (
     BASELINE_BATCH,
     MB,
@@ -85,6 +93,7 @@ from bench._harness import (
     steady_rate,
 )
 from bench.fetch_bound import Bound, measure
+from bench.scale import ServiceProcess
 from devservers import DovecotServer
 from schemas.topics import DEAD_LETTERS, RAW_MESSAGES
 from services.cli import SERVICES
@@ -95,6 +104,7 @@ from services.common.settings import CommonSettings
 HEADING = "## Pipeline end to end"
 POLL_S = 0.2
 PROGRESS_EVERY_S = 5.0
+INGEST = ("fetcher", "dedup", "activity-writer")  # the sender has no part in an import
 
 
 def log(text: str) -> None:
@@ -134,8 +144,7 @@ async def measure_pipeline(
     """
     result = PipelineRun(expected)
     marks: dict[str, tuple[float, float]] = {}
-    ingest = ("fetcher", "dedup", "activity-writer")  # the sender has no part in an import
-    services = [TimedService(SERVICES[name](dict(overrides)), marks) for name in ingest]
+    services = [TimedService(SERVICES[name](dict(overrides)), marks) for name in INGEST]
     probe = Probe(overrides)
     await probe.start()
     stop = asyncio.Event()
@@ -154,43 +163,13 @@ async def measure_pipeline(
         started = max(ended for _, ended in marks.values())
         cpu_before, proc_before = server_cpu_seconds(), time.process_time()
         log(f"services started ({', '.join(f'{k} {v:.1f}s' for k, v in result.startup_s.items())})")
-        next_progress = started + PROGRESS_EVERY_S
-        raw = activities = 0
-        while True:
-            if runner.done():
-                runner.result()
-                raise RuntimeError("services stopped unexpectedly")
-            if raw < last_uid:
-                raw = await probe.fetched_uid()  # UIDs are 1..N: the count fetched so far
-                now = time.monotonic() - started
-                if raw and result.first_raw_s is None:
-                    result.first_raw_s, result.raw_at_first = now, raw
-                if raw >= last_uid:
-                    result.fetch_s = now
-            activities = await probe.written()
-            now = time.monotonic() - started
-            if activities and result.first_activity_s is None:
-                result.first_activity_s = now
-            # Committed means written; the count confirms it (once, it is not cheap).
-            if activities >= expected and await probe.activities() >= expected:
-                result.end_to_end_s = now
-                break
-            if time.monotonic() >= next_progress:
-                log(f"t={now:6.1f}s  raw {raw}/{expected}  activities {activities}/{expected}")
-                next_progress += PROGRESS_EVERY_S
-            if time.monotonic() > deadline:
-                result.timed_out = True
-                log(f"timed out at t={now:.1f}s: raw {raw}, activities {activities}")
-                break
-            await asyncio.sleep(POLL_S)
+        await _follow(probe, result, started, last_uid, deadline, alive=lambda: _alive(runner))
         result.window_s = time.monotonic() - started
         cpu_after = server_cpu_seconds()
         result.cpu_s["bench process (3 services, one loop)"] = time.process_time() - proc_before
         for name, seconds in cpu_after.items():
             result.cpu_s[name] = seconds - cpu_before.get(name, 0.0)
-        result.raw_final = await probe.records(RAW_MESSAGES)
-        result.activities_final = await probe.activities()
-        result.dead_letters = await probe.records(DEAD_LETTERS)
+        await _count_what_is_left(probe, result)
     except Exception as exc:
         result.error = f"{type(exc).__name__}: {exc}"
         log(f"pipeline failed: {result.error}")
@@ -200,6 +179,122 @@ async def measure_pipeline(
             await asyncio.wait_for(runner, 60)
         except Exception as exc:  # reported, and the servers are stopped by the caller
             result.error = result.error or f"{type(exc).__name__}: {exc}"
+        await probe.stop()
+    return result
+
+
+def _alive(runner: asyncio.Task[None]) -> None:
+    if runner.done():
+        runner.result()
+        raise RuntimeError("services stopped unexpectedly")
+
+
+async def _follow(
+    probe: Probe,
+    result: PipelineRun,
+    started: float,
+    last_uid: int,
+    deadline: float,
+    alive: Callable[[], None],
+) -> None:
+    """Poll until ``result.expected`` activities exist (or the deadline), noting when the
+    fetch stage completed and when the first activity appeared; ``alive`` raises once a
+    service died."""
+    expected = result.expected
+    next_progress = started + PROGRESS_EVERY_S
+    raw = activities = 0
+    while True:
+        alive()
+        if raw < last_uid:
+            raw = await probe.fetched_uid()  # UIDs are 1..N: the count fetched so far
+            now = time.monotonic() - started
+            if raw and result.first_raw_s is None:
+                result.first_raw_s, result.raw_at_first = now, raw
+            if raw >= last_uid:
+                result.fetch_s = now
+        activities = await probe.written()
+        now = time.monotonic() - started
+        if activities and result.first_activity_s is None:
+            result.first_activity_s = now
+        # Committed means written; the count confirms it (once, it is not cheap).
+        if activities >= expected and await probe.activities() >= expected:
+            result.end_to_end_s = now
+            return
+        if time.monotonic() >= next_progress:
+            log(f"t={now:6.1f}s  raw {raw}/{expected}  activities {activities}/{expected}")
+            next_progress += PROGRESS_EVERY_S
+        if time.monotonic() > deadline:
+            result.timed_out = True
+            log(f"timed out at t={now:.1f}s: raw {raw}, activities {activities}")
+            return
+        await asyncio.sleep(POLL_S)
+
+
+async def _count_what_is_left(probe: Probe, result: PipelineRun) -> None:
+    """The checks: what the topics and the database hold once the run is over."""
+    result.raw_final = await probe.records(RAW_MESSAGES)
+    result.activities_final = await probe.activities()
+    result.dead_letters = await probe.records(DEAD_LETTERS)
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system, its reaped children's included) of one process."""
+    stat = (Path("/proc") / str(pid) / "stat").read_text()
+    f = stat[stat.rfind(")") + 2 :].split()
+    return (int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure_processes(
+    overrides: dict[str, Any],
+    dovecot: DovecotServer,
+    work: Path,
+    expected: int,
+    last_uid: int,
+    deadline: float,
+) -> PipelineRun:
+    """The same import with each service in a process of its own, as production runs
+    them (a pod each), so they use both cores rather than one event loop.
+
+    The processes start first and are ready (``/readyz``) before the account is
+    published: the time counts from the account's publication, and so includes its
+    pick-up (the accounts topic, IMAP connect and login), as the in-process figure does.
+    """
+    result = PipelineRun(expected)
+    procs = {name: ServiceProcess(name, overrides, work, None) for name in INGEST}
+    probe = Probe(overrides)
+    try:
+        began = time.monotonic()
+        for proc in procs.values():
+            proc.start()
+        async with aiohttp.ClientSession() as http:
+            for proc in procs.values():
+                await proc.wait_ready(http)
+        log(f"services ready in {time.monotonic() - began:.1f}s (one process each)")
+        await probe.start()
+        pids = {name: proc.pid for name, proc in procs.items()}
+        cpu_before = server_cpu_seconds()
+        own_before = {name: _process_cpu_seconds(pid) for name, pid in pids.items()}
+        started = time.monotonic()
+        await publish_account(CommonSettings(**overrides), dovecot.imaps_port)
+
+        def alive() -> None:
+            for proc in procs.values():
+                proc.pid  # noqa: B018  (raises, naming the log, once the process died)
+
+        await _follow(probe, result, started, last_uid, deadline, alive)
+        result.window_s = time.monotonic() - started
+        for name, pid in pids.items():
+            result.cpu_s[f"{name} (its process)"] = _process_cpu_seconds(pid) - own_before[name]
+        for name, seconds in server_cpu_seconds().items():
+            if not name.startswith("python"):  # the services, counted above by pid
+                result.cpu_s[name] = seconds - cpu_before.get(name, 0.0)
+        await _count_what_is_left(probe, result)
+    except Exception as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+        log(f"pipeline in processes failed: {result.error}")
+    finally:
+        for proc in procs.values():
+            proc.stop()
         await probe.stop()
     return result
 
@@ -215,6 +310,7 @@ class PipelineReport:
     bound: Bound | None = None
     fetch_alone: FetchRun | None = None
     pipeline: PipelineRun | None = None
+    processes: PipelineRun | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -273,6 +369,23 @@ def run(messages: int, seed: int, timeout_s: float) -> PipelineReport:
             )
             asyncio.run(_fetch_alone(alone, dovecot, last_uid, deadline, report))
             asyncio.run(_pipeline(overrides, dovecot, messages, last_uid, deadline, report))
+            separate = dict(
+                overrides,
+                mongo_database="bench_processes",
+                topic_prefix="bench-processes.",
+                fetcher_group="bench-processes-fetcher",
+                dedup_app_id="bench-processes-dedup",
+                writer_group="bench-processes-writer",
+            )
+            log("the same import with one process per service")
+            before = os.getloadavg()
+            report.processes = asyncio.run(
+                measure_processes(separate, dovecot, work, messages, last_uid, deadline)
+            )
+            report.notes.append(
+                f"Load average (1 min) {before[0]:.2f} before the processes' run, "
+                f"{os.getloadavg()[0]:.2f} after."
+            )
     return report
 
 
@@ -451,6 +564,25 @@ def render(report: PipelineReport) -> str:
             f"| **End to end** (IMAP → activities in MongoDB) | {sec} | **{mps}** | **{mbs}** | "
             f"from all services started; first activity at {first} |"
         )
+    q = report.processes
+    if q is not None:
+        if q.error or q.timed_out:
+            lines.append(
+                f"| End to end, one process per service | — | — | — | {q.error or 'timed out'} |"
+            )
+        else:
+            sec, mps, mbs = rate(n, total, q.fetch_s)
+            lines.append(
+                f"| Fetch stage, one process per service | {sec} | {mps} | {mbs} | from the "
+                "account's publication (the services ready); includes its pick-up and login |"
+            )
+            sec, mps, mbs = rate(n, total, q.end_to_end_s)
+            first = f"{q.first_activity_s:.2f}s" if q.first_activity_s is not None else "—"
+            lines.append(
+                f"| **End to end, one process per service** (production's shape: a pod "
+                f"each) | {sec} | **{mps}** | **{mbs}** | the same import, its own database "
+                f"and topics; first activity at {first} |"
+            )
     lines += _ratios(report)
     lines += [
         "",
@@ -464,24 +596,27 @@ def render(report: PipelineReport) -> str:
     if p is not None:
         for name, seconds in p.startup_s.items():
             lines.append(f"| `start()` of {name} | {seconds:.1f} |")
-    if p is not None and p.cpu_s:
-        lines += [
-            "",
-            f"CPU during the measured window ({p.window_s:.1f}s wall):",
-            "",
-            "| Process | CPU seconds | Share of one core |",
-            "|---|---:|---:|",
-        ]
-        for name, seconds in sorted(p.cpu_s.items(), key=lambda kv: -kv[1]):
-            share = seconds / p.window_s if p.window_s else 0.0
-            lines.append(f"| {name} | {seconds:.1f} | {share:.0%} |")
-    if p is not None:
-        lines += [
-            "",
-            f"Checks: raw-messages holds {p.raw_final} records, activities {p.activities_final} "
-            f"documents, dead-letters {p.dead_letters} records (expected {n}, {n}, 0). "
-            f"Times are when a probe polling every {POLL_S:.1f}s saw the count.",
-        ]
+    for run, what in ((p, "in one process"), (q, "one process per service")):
+        if run is not None and run.cpu_s:
+            lines += [
+                "",
+                f"CPU during the measured window, {what} ({run.window_s:.1f}s wall):",
+                "",
+                "| Process | CPU seconds | Share of one core |",
+                "|---|---:|---:|",
+            ]
+            for name, seconds in sorted(run.cpu_s.items(), key=lambda kv: -kv[1]):
+                share = seconds / run.window_s if run.window_s else 0.0
+                lines.append(f"| {name} | {seconds:.1f} | {share:.0%} |")
+    for run, what in ((p, ""), (q, " (one process per service)")):
+        if run is not None:
+            lines += [
+                "",
+                f"Checks{what}: raw-messages holds {run.raw_final} records, activities "
+                f"{run.activities_final} documents, dead-letters {run.dead_letters} records "
+                f"(expected {n}, {n}, 0). Times are when a probe polling every {POLL_S:.1f}s "
+                "saw the count.",
+            ]
     if report.notes:
         lines += ["", *(f"- {note}" for note in report.notes)]
     return "\n".join(lines) + "\n"
