@@ -31,6 +31,10 @@ as ``mailsync run`` and the integration tests run them, with production settings
   them, a pod each. In one process the three share one event loop, so one core; here
   they can use both. The processes are ready (``/readyz``) before the account is
   published, and the times count from its publication.
+- **End to end against the machine's CPU**: each end-to-end run's CPU seconds over all
+  processes (the services and the servers) per message give the most messages/s the
+  cores allow at that cost, were every core busy all the time; on a machine that also
+  runs the broker, the database and Dovecot this is the bound the figure can reach.
 - **Service start-up** (``start()`` of each service: topics checked, the account
   directory read, the consumer group joined; against Tansu most of it was the broker
   holding each group's first JoinGroup for 5 s) is *not* in either figure; it is
@@ -477,6 +481,32 @@ def _ratios(report: PipelineReport) -> list[str]:
     ]
 
 
+def cpu_bound(run: PipelineRun, messages: int, cores: int) -> float | None:
+    """The most messages/s the machine's cores allow at this run's CPU cost: ``cores``
+    busy all the time, over the CPU seconds every process (the services and the
+    servers) used per message in the run."""
+    used = sum(run.cpu_s.values())
+    return cores * messages / used if used > 0 else None
+
+
+def _cpu_bound(report: PipelineReport) -> list[str]:
+    """End to end against what the cores allow, each run against its own CPU cost."""
+    n, cores = len(report.corpus.messages), len(os.sched_getaffinity(0))
+    out = []
+    for run, what in ((report.pipeline, "in one process"), (report.processes, "one per service")):
+        if run is None or not run.end_to_end_s or (bound := cpu_bound(run, n, cores)) is None:
+            continue
+        rate_ = n / run.end_to_end_s
+        out.append(
+            f"{what}: {sum(run.cpu_s.values()) / n * 1000:.2f} ms of CPU a message over all "
+            f"processes, so at most {bound:.0f} msgs/s on {cores} cores; it reached {rate_:.0f}, "
+            f"**{rate_ / bound:.2f}** of that"
+        )
+    if not out:
+        return []
+    return ["", "**End to end against the machine's CPU** (same run): " + "; ".join(out) + "."]
+
+
 def _bound_rows(report: PipelineReport) -> list[str]:
     """The Kafka leg alone, and the best case of both legs at once (bench.fetch_bound)."""
     bound, n, total = report.bound, len(report.corpus.messages), report.corpus.total_bytes
@@ -584,6 +614,7 @@ def render(report: PipelineReport) -> str:
                 f"and topics; first activity at {first} |"
             )
     lines += _ratios(report)
+    lines += _cpu_bound(report)
     lines += [
         "",
         "| Not in the figures | Seconds |",
