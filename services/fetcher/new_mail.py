@@ -92,15 +92,17 @@ class NewMail:
         acc_id = self._account.account_id
         published: set[int] = set()
         missing: list[int] = []
-        # Pipelined: while Kafka acknowledges batch n, IMAP already returns batch n+1
-        # (one connection: IMAP commands stay sequential), and batch n+1 goes to Kafka
-        # before the cursor is saved past batch n, so the broker never waits for MongoDB.
-        # Nor does IMAP: the cursor and progress writes of batch n run while batch n+2
-        # is fetched (a durable write each, 15-20 ms a batch with IMAP idle when they
-        # were awaited in line: bench/RESULTS.md, Pipeline). The cursor still advances
-        # in order, each time only after its batch is acknowledged, and every write has
-        # landed before the pass goes on; at most two batches in memory. Its flag state
-        # stays where it was until the pass ends (see .cursor_rules.Published).
+        # Pipelined: while Kafka acknowledges batch n, IMAP already returns the next ones
+        # (.ordered_fetch: on one connection, or two for a large import, in UID order),
+        # and batch n+1 goes to Kafka before the cursor is saved past batch n, so the
+        # broker never waits for MongoDB. Nor does IMAP: the cursor and progress writes
+        # of batch n run while later batches are fetched (a durable write each, 15-20 ms
+        # a batch with IMAP idle when they were awaited in line: bench/RESULTS.md,
+        # Pipeline). The cursor still advances in order, each time only after its batch
+        # is acknowledged, and every write has landed before the pass goes on. In
+        # memory: the batch Kafka acknowledges, the one handed out, and at most
+        # ordered_fetch.AHEAD fetched ahead. The cursor's flag state stays where it was
+        # until the pass ends (see .cursor_rules.Published).
         in_flight: asyncio.Task[None] | None = None
         in_flight_uids: set[int] = set()
         # The progress so far (what is synced already), written while the first batch is
