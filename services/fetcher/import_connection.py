@@ -2,7 +2,9 @@
 
 A folder's first import (or any pass with many messages left) fetches on two IMAP
 connections at once when it has more than ``fetcher_second_connection_from`` messages
-to fetch and the account holds fewer connections than its cap
+to fetch (0, the default, never: on loopback and 2 cores it measured no faster than
+one, bench/RESULTS.md, Pipeline; a server farther away is where it could pay) and the
+account holds fewer connections than its cap
 (:mod:`.ordered_fetch` keeps raw-messages in UID order). The second one logs in through
 the server's login pacer like any other, examines the folder, and is closed as soon as
 the folder's new mail is published, so an idle account keeps one connection (issue
