@@ -100,6 +100,10 @@ def _many_connections(max_connections: int) -> tuple[str, str]:
 # capabilities mailsync may use, without NOTIFY (RFC 5465) and LIST-STATUS (RFC 5819),
 # as many servers are: IDLE on one connection, the other folders polled on a second.
 LEAN_HOST = "127.0.0.2"  # all of 127.0.0.0/8 is loopback: plaintext IMAP is allowed there
+# A plain listener on LIMITED_HOST lets a user hold one IMAP session at a time (from one
+# address): a server that refuses a second login (mail_max_userip_connections, 10 by
+# default in Dovecot; "NO [LIMIT]", RFC 5530).
+LIMITED_HOST = "127.0.0.3"
 LEAN_CAPABILITY = (
     "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN UIDPLUS "
     "LIST-EXTENDED SPECIAL-USE CONDSTORE QRESYNC MOVE"
@@ -115,6 +119,7 @@ def _config(
     oauth2: Path | None = None,
     max_connections: int | None = None,
     lean: int | None = None,
+    limited: int | None = None,
 ) -> str:
     if os.geteuid() == 0:
         # Dovecot refuses mail access as root; Debian's `mail` user owns the Maildirs.
@@ -150,6 +155,14 @@ def _config(
             f"local {LEAN_HOST} {{\n  protocol imap {{\n"
             f"    imap_capability = {LEAN_CAPABILITY}\n  }}\n}}\n"
         )
+    if limited is not None:
+        lean_listener += (
+            f"  inet_listener imap_limited {{\n    address = {LIMITED_HOST}\n"
+            f"    port = {limited}\n  }}\n"
+        )
+        # At the top level, not in "protocol imap": Dovecot takes the filter's value
+        # over a top-level one, and refuses two filters that both set it.
+        lean_filter += f"local {LIMITED_HOST} {{\n  mail_max_userip_connections = 1\n}}\n"
     # "OK Still here" to every IDLE client: each second in tests, Dovecot's 2 minutes
     # when many clients are idle (a second each would be thousands of lines a second).
     keepalive = "1 secs"
@@ -176,6 +189,7 @@ mail_uid = {mail_uid}
 mail_gid = {mail_gid}
 mail_location = maildir:{root}/mail/%d/%n/Maildir
 mail_plugins =
+mail_max_userip_connections = 200
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/users
@@ -218,7 +232,6 @@ namespace inbox {{
 {mailboxes}
 }}
 protocol imap {{
-  mail_max_userip_connections = 200
   imap_idle_notify_interval = {keepalive}
 }}
 {lean_filter}protocol lmtp {{
@@ -267,6 +280,8 @@ class DovecotServer:
         # Plaintext IMAP on LEAN_HOST, announcing LEAN_CAPABILITY: a server without
         # NOTIFY and LIST-STATUS. Not with max_connections (bench.scale has no use for it).
         self.lean_imap_port = free_port() if max_connections is None else None
+        # Plaintext IMAP on LIMITED_HOST: one session per user at a time.
+        self.limited_imap_port = free_port() if max_connections is None else None
         self.config = root / "dovecot.conf"
         self.users_file = root / "users"
         self.cert: SelfSignedCert | None = None
@@ -300,6 +315,7 @@ class DovecotServer:
                 oauth2,
                 self.max_connections,
                 self.lean_imap_port,
+                self.limited_imap_port,
             )
         )
         self.users_file.touch()

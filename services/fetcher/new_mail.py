@@ -7,6 +7,7 @@ What to fetch is decided by :mod:`.sync` (pure); this is the I/O, pipelined.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from schemas.mailbox_state import FolderCursor, FolderProgress
 from services.accounts.tombstones import TombstoneStore
 from services.fetcher.account_cursors import AccountCursors
 from services.fetcher.cursor_rules import Published
+from services.fetcher.import_connection import Connections
+from services.fetcher.ordered_fetch import ordered_batches
 from services.fetcher.publish import Publisher
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.state import StateStore
@@ -41,6 +44,7 @@ class NewMail:
         states: StateStore,
         publisher: Publisher,
         tombstones: TombstoneStore,
+        connections: Connections,
     ):
         self._account = account
         self._settings = settings
@@ -48,6 +52,7 @@ class NewMail:
         self._states = states
         self._publisher = publisher
         self._tombstones = tombstones
+        self._connections = connections
 
     async def fetch(
         self, imap: ImapSession, folder: Folder, status: FolderStatus, prev: FolderCursor | None
@@ -72,7 +77,6 @@ class NewMail:
         known = expand_uid_set(prev.uids) if prev else set()
         already = len(known - set(todo))
         progress = _Progress(done=already, total=already + len(todo))
-        await self._report(folder, progress)
         published, missing = await self._publish(imap, folder, status, prev, todo, progress)
         return published | erased, missing
 
@@ -88,44 +92,106 @@ class NewMail:
         acc_id = self._account.account_id
         published: set[int] = set()
         missing: list[int] = []
-        # Pipelined: while Kafka acknowledges batch n, IMAP already returns batch n+1
-        # (one connection: IMAP commands stay sequential), and batch n+1 goes to Kafka
-        # before the cursor is saved past batch n, so the broker never waits for MongoDB.
-        # The cursor advances in order, each time only after its batch is acknowledged;
-        # at most two batches in memory. Its flag state stays where it was until the
-        # pass ends (see .cursor_rules.Published).
+        # Pipelined: while Kafka acknowledges batch n, IMAP already returns the next ones
+        # (.ordered_fetch: on one connection, or two for a large import, in UID order),
+        # and batch n+1 goes to Kafka before the cursor is saved past batch n, so the
+        # broker never waits for MongoDB. Nor does IMAP: the cursor and progress writes
+        # of batch n run while later batches are fetched (a durable write each, 15-20 ms
+        # a batch with IMAP idle when they were awaited in line: bench/RESULTS.md,
+        # Pipeline). The cursor still advances in order, each time only after its batch
+        # is acknowledged, and every write has landed before the pass goes on. In
+        # memory: the batch Kafka acknowledges, the one handed out, and at most
+        # ordered_fetch.AHEAD fetched ahead. The cursor's flag state stays where it was
+        # until the pass ends (see .cursor_rules.Published).
         in_flight: asyncio.Task[None] | None = None
         in_flight_uids: set[int] = set()
+        # The progress so far (what is synced already), written while the first batch is
+        # fetched.
+        saving: asyncio.Task[None] | None = asyncio.create_task(
+            self._report(folder, _Progress(progress.done, progress.total))
+        )
+        # Many messages: a second connection fetches every other batch once it logged in
+        # (.import_connection), published all the same in UID order (.ordered_fetch).
+        joining: asyncio.Task[ImapSession | None] | None = None
+        if self._connections.second_wanted(len(todo)):
+            joining = asyncio.create_task(self._connections.second(folder, status.uidvalidity))
+        chunks = batches(todo, self._settings.fetcher_batch_size)
         try:
-            for batch in batches(todo, self._settings.fetcher_batch_size):
-                messages = await imap.uid_fetch(batch)
-                got = {m.uid for m in messages}
-                # A UID listed by SEARCH but not returned by FETCH is recorded and retried
-                # on every pass; it is never skipped silently.
-                missing += [uid for uid in batch if uid not in got]
-                previous, acked = in_flight, in_flight_uids
-                if previous is not None:
-                    await previous
-                publish = self._publisher.publish(
-                    acc_id, folder.name, folder.role, status.uidvalidity, messages
-                )
-                in_flight = asyncio.create_task(publish)
-                in_flight_uids = got
-                if previous is not None:
-                    published |= acked
-                    change = Published(frozenset(published), tuple(missing))
-                    await self._cursors.advance(folder, prev, status, change)
-                    await self._report(folder, progress)
-                progress.done += len(batch)
+            async with contextlib.aclosing(ordered_batches(imap, chunks, joining)) as fetched:
+                async for batch, messages in fetched:
+                    got = {m.uid for m in messages}
+                    # A UID listed by SEARCH but not returned by FETCH is recorded and
+                    # retried on every pass; it is never skipped silently.
+                    missing += [uid for uid in batch if uid not in got]
+                    previous, acked = in_flight, in_flight_uids
+                    if previous is not None:
+                        await previous
+                    publish = self._publisher.publish(
+                        acc_id, folder.name, folder.role, status.uidvalidity, messages
+                    )
+                    in_flight = asyncio.create_task(publish)
+                    in_flight_uids = got
+                    if previous is not None:
+                        published |= acked
+                        change = Published(frozenset(published), tuple(missing))
+                        saving = self._save(saving, folder, prev, status, change, progress)
+                    progress.done += len(batch)
+            await self._release(joining)
+            joining = None
             if in_flight is not None:
                 await in_flight
                 in_flight = None
                 published |= in_flight_uids
-                await self._report(folder, progress)
+            if saving is not None:
+                await saving
+                saving = None
+            await self._report(folder, progress)
         finally:
+            await self._release(joining)
             if in_flight is not None and not in_flight.done():
                 in_flight.cancel()  # its batch is fetched again next time: the cursor did not move
+            if saving is not None:
+                # Settled before the folder's lock is let go: no older write may land
+                # after a later pass's. Cancelled, it leaves the cursor behind: a refetch.
+                saving.cancel()
+                await asyncio.gather(saving, return_exceptions=True)
         return published, tuple(missing)
+
+    async def _release(self, joining: asyncio.Task[ImapSession | None] | None) -> None:
+        """The second connection closed, or its login given up, once every batch is in."""
+        if joining is None:
+            return
+        if not joining.done():
+            joining.cancel()
+        await asyncio.gather(joining, return_exceptions=True)
+        if not joining.cancelled() and joining.exception() is None:
+            second = joining.result()
+            if second is not None:
+                await self._connections.release(second)
+
+    def _save(
+        self,
+        before: asyncio.Task[None] | None,
+        folder: Folder,
+        prev: FolderCursor | None,
+        status: FolderStatus,
+        change: Published,
+        progress: _Progress,
+    ) -> asyncio.Task[None]:
+        """The cursor moved by ``change`` and the progress, written once ``before`` (the
+        previous batch's writes) has: the writes land in order. A failed write fails the
+        pass at its next batch."""
+        if before is not None and before.done():
+            before.result()  # raises what the last write raised
+        done = _Progress(progress.done, progress.total)
+
+        async def save() -> None:
+            if before is not None:
+                await before
+            await self._cursors.advance(folder, prev, status, change)
+            await self._report(folder, done)
+
+        return asyncio.create_task(save())
 
     async def _report(self, folder: Folder, progress: _Progress) -> None:
         await self._states.progress(

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from schemas.account import AccountRecord
 from schemas.common import FolderRole
@@ -34,6 +34,7 @@ from schemas.mailbox_state import AccountStatus
 from services.common.lifecycle import first_failure
 from services.fetcher.due_work import DueWork
 from services.fetcher.folder_pass import FolderPass
+from services.fetcher.import_connection import Connections
 from services.fetcher.processed_actions import ProcessedActions
 from services.fetcher.reconcile_pass import ReconcilePass
 from services.fetcher.settings import FetcherSettings
@@ -51,8 +52,7 @@ class Schedule:
         settings: FetcherSettings,
         states: StateStore,
         due: DueWork,
-        connect: Callable[[], ImapSession],
-        admit: Callable[[], Awaitable[None]],
+        connections: Connections,
         folder_pass: FolderPass,
         processed: ProcessedActions,
         reconcile: ReconcilePass,
@@ -61,8 +61,7 @@ class Schedule:
         self._settings = settings
         self._states = states
         self._due = due
-        self._connect = connect
-        self._admit = admit
+        self._connections = connections
         self._pass = folder_pass
         self._processed = processed
         self._reconcile = reconcile
@@ -107,10 +106,9 @@ class Schedule:
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[ImapSession]:
-        """A connection, logged in once the server's login pacer admits it
-        (:mod:`.login_pacer`: after a server restart, the accounts' logins are spread)."""
-        await self._admit()
-        async with self._connect() as imap:
+        """A connection, logged in once the server's login pacer admits it, counted
+        among the account's (:mod:`.import_connection`)."""
+        async with self._connections.session() as imap:
             yield imap
 
     async def _import(

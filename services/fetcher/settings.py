@@ -26,6 +26,15 @@ class FetcherSettings(CommonSettings):
         "one's accounts move this long after its death.",
     )
     fetcher_batch_size: int = Field(default=200, ge=1, le=5000, description="UIDs per FETCH.")
+    fetcher_second_connection_from: int = Field(
+        default=0,
+        ge=0,
+        description="A folder with more messages than this to fetch (a first import) "
+        "fetches on a second connection too, while the account holds fewer than its "
+        "max_connections; closed when the folder is done. A second login the server "
+        "refuses leaves the import on one. 0 (the default: on loopback, on 2 cores, it "
+        "did not measure faster, bench/RESULTS.md, Pipeline): never.",
+    )
     fetcher_poll_interval_s: float = Field(
         default=30.0, gt=0, description="How often folders other than INBOX are checked."
     )

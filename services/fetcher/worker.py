@@ -22,6 +22,7 @@ from services.fetcher.account_cursors import AccountCursors
 from services.fetcher.cursor import CursorStore
 from services.fetcher.due_work import DueWork
 from services.fetcher.folder_pass import FolderPass
+from services.fetcher.import_connection import Connections
 from services.fetcher.login_pacer import LoginPacer
 from services.fetcher.new_mail import NewMail
 from services.fetcher.processed import ProcessedQueue
@@ -75,6 +76,13 @@ class AccountWorker:
                 read_buffer=settings.fetcher_tls_read_buffer_kib * 1024,
             )
 
+        connections = Connections(
+            acc_id,
+            connect=connect,
+            admit=lambda: pacer.admit(account.imap.host, handoff=handoff),
+            cap=account.max_connections or settings.fetcher_max_connections,
+            second_from=settings.fetcher_second_connection_from,
+        )
         folder_pass = FolderPass(
             account,
             cursors=mine,
@@ -88,6 +96,7 @@ class AccountWorker:
                 states=states,
                 publisher=publisher,
                 tombstones=tombstones,
+                connections=connections,
             ),
             revalidation=Revalidation(
                 acc_id, cursors=mine, states=states, events=events, sightings=sightings
@@ -98,8 +107,7 @@ class AccountWorker:
             settings=settings,
             states=states,
             due=due,
-            connect=connect,
-            admit=lambda: pacer.admit(account.imap.host, handoff=handoff),
+            connections=connections,
             folder_pass=folder_pass,
             processed=ProcessedActions(
                 account, cursors=mine, processed=processed, due=due, events=events
