@@ -10,8 +10,6 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from pymongo.errors import PyMongoError
-
 from schemas.account import AccountRecord
 from schemas.mailbox_state import AccountStatus
 from services.common import metrics
@@ -97,10 +95,7 @@ class Supervisor:
             metrics.forget_account(entry.record.account_id)
         self._states.forget([e.record.account_id for e in entries])
         if release and entries:
-            try:
-                await self._states.released([e.record.account_id for e in entries])
-            except PyMongoError as exc:  # the heartbeat stops anyway: stale soon after
-                log.warning("released accounts not recorded: %s", exc)
+            await self._states.released([e.record.account_id for e in entries])
 
     async def stop_all(self) -> None:
         await self.stop(list(self._accounts))
