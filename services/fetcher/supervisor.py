@@ -121,6 +121,13 @@ class Supervisor:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if (task := asyncio.current_task()) is not None and task.cancelling():
+                    # Stopped meanwhile: asyncio.wait_for (Python 3.11) raises what the
+                    # awaited task raised when both end at once (a connection reset as
+                    # the stop closes it) instead of the cancellation. Retrying would run
+                    # an account this replica gave up, and stop() would wait for it for
+                    # ever (seen in bench/scale.py: the guard's stop during a storm hung).
+                    raise asyncio.CancelledError from exc
                 metrics.error("fetcher", exc)
                 verdict = classify_failure(exc)
                 healthy = loop.time() - started > HEALTHY_RUN_S
