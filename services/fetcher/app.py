@@ -87,22 +87,13 @@ class FetcherApp:
         s = self.settings
         s.log_startup(self.name)
         secrets = SecretBox(s.secret_key)
+        await ensure_topics(s, topics_of(self.name))
         self._mongo = mongo_client(s, app_name="mailsync-fetcher")
         db = database(self._mongo, s)
         self._producer = producer(s, client_id="mailsync-fetcher")
+        await self._producer.start()
         blobs = BlobStore(db)
-        tombstones = TombstoneStore(db)
-        processed = ProcessedQueue(db)
-        self._due = due = DueWork(ReconcileRequests(db), processed)
-        # Independent round trips at once: a replica that joins the group sooner takes
-        # its share of a rebalance sooner (bench/scale.py, issue #16).
-        await asyncio.gather(
-            ensure_topics(s, topics_of(self.name)),
-            self._producer.start(),
-            blobs.ensure_indexes(),
-            tombstones.ensure_indexes(),
-            due.refresh(),
-        )
+        await blobs.ensure_indexes()
         # A few poll intervals without a heartbeat: the account is not running.
         states = StateStore(
             db, self.worker_id, stale_after_s=max(3 * s.fetcher_poll_interval_s, 10)
@@ -111,12 +102,17 @@ class FetcherApp:
         cursors = CursorStore(db)
         publisher = Publisher(self._producer, s.topic(RAW_MESSAGES), blobs, s.inline_limit_bytes)
         events = EventPublisher(self._producer, s.topic(MAILBOX_EVENTS))
+        processed = ProcessedQueue(db)
         sightings = SightingReader(db)
+        tombstones = TombstoneStore(db)
+        await tombstones.ensure_indexes()
+        self._due = due = DueWork(ReconcileRequests(db), processed)
         pacer = LoginPacer(
             s.fetcher_logins_per_s,
             s.fetcher_login_burst,
             handoff_rate=s.fetcher_handoff_logins_per_s,
         )
+        await due.refresh()
         tls = ssl.create_default_context()
         if s.fetcher_ca_file is not None:
             tls.load_verify_locations(cafile=str(s.fetcher_ca_file))
@@ -124,7 +120,8 @@ class FetcherApp:
         self._directory = AccountDirectory(
             consumer(s, group_id=None, client_id="mailsync-fetcher-accounts"), s.topic(ACCOUNTS)
         )
-        await self._directory.start()  # read to its end below, after the group is joined
+        await self._directory.start()
+        await self._directory.wait_ready(timeout=60)
         self._tokens = TokenProvider(
             secrets,
             margin_s=s.oauth2_refresh_margin_s,
@@ -178,9 +175,6 @@ class FetcherApp:
             partition_assignment_strategy=(self._table.assignor, RoundRobinPartitionAssignor),
         )
         self._table.subscribe(self._consumer)
-        # The group joined while the directory is read (thousands of records): the
-        # accounts start only in run(), once it is, but the replica that gives up its
-        # share is told now (issue #16: the join of a replica, bench/scale.py).
         await self._consumer.start()
         self._confirmations_consumer = consumer(
             s,
@@ -192,7 +186,6 @@ class FetcherApp:
         self._confirmations = ConfirmationLoop(
             self._confirmations_consumer, self._directory, processed, due
         )
-        await self._directory.wait_ready(timeout=60)
 
     def consumer_groups(self) -> list[tuple[str, tuple[str, ...]]]:
         """Groups and topics whose lag the metrics report."""
