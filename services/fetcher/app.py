@@ -239,7 +239,9 @@ class FetcherApp:
         if self.supervisor is not None:
             await self.supervisor.stop_all()
         if self._consumer is not None:
-            await self._consumer.stop()
+            await self._consumer.stop()  # leaves the group: the accounts move on now
+        if self._states is not None:
+            await self._states.settle()  # their release written meanwhile
         if self._confirmations_consumer is not None:
             await self._confirmations_consumer.stop()
         if self._directory is not None:

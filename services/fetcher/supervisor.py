@@ -10,8 +10,6 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from pymongo.errors import PyMongoError
-
 from schemas.account import AccountRecord
 from schemas.mailbox_state import AccountStatus
 from services.common import metrics
@@ -97,10 +95,7 @@ class Supervisor:
             metrics.forget_account(entry.record.account_id)
         self._states.forget([e.record.account_id for e in entries])
         if release and entries:
-            try:
-                await self._states.released([e.record.account_id for e in entries])
-            except PyMongoError as exc:  # the heartbeat stops anyway: stale soon after
-                log.warning("released accounts not recorded: %s", exc)
+            await self._states.released([e.record.account_id for e in entries])
 
     async def stop_all(self) -> None:
         await self.stop(list(self._accounts))
@@ -126,6 +121,13 @@ class Supervisor:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if (task := asyncio.current_task()) is not None and task.cancelling():
+                    # Stopped meanwhile: asyncio.wait_for (Python 3.11) raises what the
+                    # awaited task raised when both end at once (a connection reset as
+                    # the stop closes it) instead of the cancellation. Retrying would run
+                    # an account this replica gave up, and stop() would wait for it for
+                    # ever (seen in bench/scale.py: the guard's stop during a storm hung).
+                    raise asyncio.CancelledError from exc
                 metrics.error("fetcher", exc)
                 verdict = classify_failure(exc)
                 healthy = loop.time() - started > HEALTHY_RUN_S

@@ -201,6 +201,15 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
 class FastIMAP4(aioimaplib.IMAP4):  # type: ignore[misc]
     """``aioimaplib.IMAP4`` on :class:`_Protocol`; TLS when given an ``ssl_context``."""
 
+    _idle_waiter: asyncio.TimerHandle | None
+
+    def forget_idle(self) -> None:
+        """An IDLE left without DONE (the connection is about to close): its timer,
+        which would keep this client alive until the IDLE's time ran out, cancelled."""
+        if self._idle_waiter is not None:
+            self._idle_waiter.cancel()
+            self._idle_waiter = None
+
     def create_client(
         self,
         host: str,

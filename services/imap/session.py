@@ -20,8 +20,6 @@ import ssl
 from collections.abc import Iterator
 from types import TracebackType
 
-import aioimaplib
-
 from schemas.account import Endpoint, Security
 from services.common import metrics
 from services.common.loopback import is_loopback
@@ -74,12 +72,12 @@ class ImapSession:
         self._ssl = ssl_context or ssl.create_default_context()
         # Bytes of asyncio's TLS read buffer (see tls_buffer); None: asyncio's own.
         self._read_buffer = read_buffer
-        self._client: aioimaplib.IMAP4 | None = None
+        self._client: FastIMAP4 | None = None
         self._counted = False  # in mailsync_imap_connections
         self.selected: str | None = None
 
     @property
-    def client(self) -> aioimaplib.IMAP4:
+    def client(self) -> FastIMAP4:
         if self._client is None:
             raise ImapUnavailable("IMAP session is not open")
         return self._client
@@ -138,7 +136,11 @@ class ImapSession:
             self._counted = False
             metrics.imap_disconnected()
         try:
-            if client.get_state() in ("AUTH", "SELECTED"):
+            if client.has_pending_idle():
+                # Left in IDLE by a stopping account (commands/idle.py): no LOGOUT, which
+                # could only follow a DONE; closing the connection ends the session.
+                client.forget_idle()
+            elif client.get_state() in ("AUTH", "SELECTED"):
                 await asyncio.wait_for(client.logout(), 5)
         except Exception as exc:  # the connection may already be gone; nothing to save
             log.debug("logout failed: %r", exc)

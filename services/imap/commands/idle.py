@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aioimaplib
 
@@ -50,13 +50,16 @@ async def idle_until(
     imap: ImapSession, seconds: float, wake: asyncio.Event | None = None
 ) -> IdleNews:
     """IDLE for up to ``seconds``, until the server reports a change or ``wake`` is set.
-    Without IDLE, wait (for ``wake`` too) and say the selected folder may have changed."""
+    Without IDLE, wait (for ``wake`` too) and say the selected folder may have changed.
+    Cancelled, it leaves the session in IDLE: the session is only closed after that."""
     client = imap.client
     if not imap.has("IDLE"):
         woken = await _wait(wake, seconds)
         return IdleNews(selected=not woken, woken=woken)
     waiting = await client.idle_start(timeout=seconds)
     news = IdleNews()
+    stopping = False
+    push: asyncio.Future[Any] | None = None
     try:
         woke = asyncio.ensure_future(wake.wait()) if wake is not None else None
         try:
@@ -79,10 +82,23 @@ async def idle_until(
         finally:
             if woke is not None:
                 woke.cancel()
+    except asyncio.CancelledError:
+        # The account is stopping here (a rebalance moved it, or the replica shuts
+        # down): no DONE, and ImapSession.close sends no LOGOUT to a session still in
+        # IDLE, it closes the connection. IDLE has nothing in flight to finish (RFC 2177:
+        # the server only reports), and closing a mailbox without CLOSE expunges
+        # nothing (RFC 3501 6.4.2): the two round trips only kept the next replica
+        # waiting (issue #16, bench/scale.py's rebalance).
+        stopping = True
+        if push is not None:
+            push.cancel()
+        waiting.cancel()
+        raise
     finally:
-        if client.has_pending_idle():
-            client.idle_done()
-        await asyncio.wait_for(waiting, imap.timeout)
+        if not stopping:
+            if client.has_pending_idle():
+                client.idle_done()
+            await asyncio.wait_for(waiting, imap.timeout)
     return news
 
 
