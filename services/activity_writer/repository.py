@@ -39,6 +39,11 @@ SYNCED_ID = "synced_addresses"
 INDEXED_ID = "message_ids_filled"
 # Activities recorded in ``message_ids`` per write when filling it.
 FILL_BATCH = 500
+# Thread keys per ``$in`` when looking up subject threads. SecantusDB tests each
+# activity the index finds against the whole ``$in`` list, so one query over a batch's
+# keys costs (activities with any of them) x (keys): 0.48 s of its CPU for the
+# benchmark's 2,000 messages in batches of 500, 0.19 s in slices of 100, 0.16 s in 50.
+THREAD_KEY_SLICE = 50
 
 
 @dataclass(frozen=True)
@@ -134,9 +139,14 @@ class ActivityRepository:
         if not keys:
             return {}
         # The latest is picked here, not by a sort: SecantusDB sorts in memory, after
-        # fetching every match.
-        cursor = self.collection.find(
-            {"thread_key": {"$in": sorted(keys)}}, {"thread_key": 1, "thread_id": 1, "date": 1}
+        # fetching every match. In slices (THREAD_KEY_SLICE): the cost of one ``$in``
+        # grows with its length times the activities it matches.
+        cursor = find_in(
+            self.collection,
+            "thread_key",
+            keys,
+            {"thread_key": 1, "thread_id": 1, "date": 1},
+            size=THREAD_KEY_SLICE,
         )
         return latest_threads(
             [(doc["thread_key"], doc["date"], doc["thread_id"]) async for doc in cursor]
