@@ -303,9 +303,14 @@ class WriterLoop:
         return True, ahead
 
     async def _link_and_announce(self, written: list[Written]) -> None:
-        """Both idempotent, and independent: linking Message-ID conflicts (mostly one
-        insert into message_ids) overlaps the events' round trip to Kafka."""
-        await asyncio.gather(self._repo.link_conflicts(written), self._announce(written))
+        """All idempotent, and independent: linking Message-ID conflicts (mostly one
+        insert into message_ids) and recording the subject threads (mostly one insert
+        into thread_keys) overlap the events' round trip to Kafka."""
+        await asyncio.gather(
+            self._repo.link_conflicts(written),
+            self._repo.record_threads(written),
+            self._announce(written),
+        )
 
     async def _announce(self, written: list[Written]) -> None:
         """Publish the activity events and confirmations of a durable write (acks=all)."""
