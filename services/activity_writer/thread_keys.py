@@ -41,10 +41,12 @@ Row = tuple[str, dt.datetime, str]  # (thread key, date, thread id) of one activ
 
 
 def to_recompute(wanted: Mapping[str, str], stored: Mapping[str, str]) -> set[str]:
-    """The keys whose stored entry may be wrong now: the batch's latest activity of the
-    key is in another thread than the entry names. One in the same thread leaves the
-    entry right (the latest activity is the stored one's or the batch's, both in it)."""
-    return {key for key, thread in wanted.items() if stored.get(key, thread) != thread}
+    """Of keys whose insert was refused (stored already), those whose entry may be
+    wrong now: the batch's latest activity of the key is in another thread than the
+    entry names, or the entry is gone again (erased meanwhile). One in the same thread
+    leaves the entry right: the latest activity is the stored one's or the batch's,
+    both in that thread."""
+    return {key for key, thread in wanted.items() if stored.get(key) != thread}
 
 
 class ThreadKeys:
