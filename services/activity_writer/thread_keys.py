@@ -36,6 +36,8 @@ COLLECTION = "thread_keys"
 # Keys per ``$in`` when the activities of some keys are read (recompute, fill): the
 # cost of one grows with its length times the activities it matches (SecantusDB).
 ACTIVITY_SLICE = 50
+# Entries inserted per write when filling the collection.
+FILL_BATCH = 500
 
 Row = tuple[str, dt.datetime, str]  # (thread key, date, thread id) of one activity
 
@@ -101,15 +103,15 @@ class ThreadKeys:
     async def fill(self, activities: AsyncCollection[Document]) -> int:
         """Entries for every key of the stored activities (for activities written before
         ``thread_keys`` existed); return how many keys. Inserts only: an entry a writer
-        recorded meanwhile stays."""
-        rows = [
-            (doc["thread_key"], doc["date"], doc["thread_id"])
-            async for doc in activities.find({}, {"thread_key": 1, "thread_id": 1, "date": 1})
-            if doc.get("thread_key")
-        ]
-        found = latest_threads(rows)
+        recorded meanwhile stays. One pass, keeping the latest per key (as
+        :func:`.batch_threads.latest_threads`)."""
+        found: dict[str, tuple[dt.datetime, str]] = {}
+        async for doc in activities.find({}, {"thread_key": 1, "thread_id": 1, "date": 1}):
+            key, date = doc.get("thread_key"), doc.get("date")
+            if key and date is not None and (key not in found or date >= found[key][0]):
+                found[key] = (date, doc["thread_id"])
         keys = sorted(found)
-        for i in range(0, len(keys), 500):
-            part = keys[i : i + 500]
-            await insert_new(self._col, [{"_id": k, "thread_id": found[k]} for k in part])
+        for i in range(0, len(keys), FILL_BATCH):
+            part = keys[i : i + FILL_BATCH]
+            await insert_new(self._col, [{"_id": k, "thread_id": found[k][1]} for k in part])
         return len(keys)
