@@ -16,7 +16,7 @@ Replaying any batch, any number of times, leaves the same documents.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
@@ -160,10 +160,13 @@ class ActivityRepository:
             return {}
         return await self._thread_keys.threads(keys)
 
-    async def record_threads(self, written: Sequence[Written]) -> None:
-        """Record the subject keys of a durable write (:mod:`.thread_keys`); idempotent."""
+    async def record_threads(
+        self, written: Sequence[Written], stored: Mapping[str, str] | None = None
+    ) -> None:
+        """Record the subject keys of a durable write (:mod:`.thread_keys`); idempotent.
+        ``stored``: the threads of keys as looked up before the write, if it was."""
         rows = [row for w in written if (row := w.thread_row) is not None]
-        await self._thread_keys.record(rows, self.collection)
+        await self._thread_keys.record(rows, self.collection, stored or {})
 
     async def write(self, items: Sequence[tuple[ActivityDocument, SightingDoc]]) -> list[Written]:
         """Write a batch of (activity, its sighting) once MongoDB acknowledged; say what it did.
