@@ -1,10 +1,11 @@
 """The threads of a batch of messages, with one lookup per kind for the whole batch (pure).
 
-A batch needs two lookups of stored activities: by Message-ID, for the parents its
-messages name (RFC 5322 3.6.4, ``In-Reply-To`` and ``References``), and by subject key,
-for the messages that name no parent at all (see :func:`threads.subject_key`). Both are
-one ``$in`` query each, planned here; the answers and the batch's own messages then
-decide every thread, so a reply that arrives with its original joins it.
+A batch needs two lookups: the stored activities by Message-ID, for the parents its
+messages name (RFC 5322 3.6.4, ``In-Reply-To`` and ``References``), and the subject
+threads by key (:mod:`.thread_keys`), for the messages that name no parent at all (see
+:func:`threads.subject_key`). Both are one query each, planned here; the answers and the
+batch's own messages then decide every thread, so a reply that arrives with its
+original joins it.
 """
 
 from __future__ import annotations

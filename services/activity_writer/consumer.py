@@ -208,16 +208,19 @@ class WriterLoop:
         log.info("dropped %d sightings of erased or expired mail", len(drop))
         return [m for i, m in enumerate(mapped) if i not in drop]
 
-    async def _prepare(self, mapped: list[Mapped]) -> list[Mapped]:
+    async def _prepare(self, mapped: list[Mapped]) -> tuple[list[Mapped], dict[str, str]]:
         """What of a parsed batch is to be written, as it is to be written: without the
         sightings of removed accounts and erased mail, each activity in its direction and
-        its thread, its attachments stored. Nothing is written to the activities yet."""
+        its thread, its attachments stored; and the subject threads stored before it
+        (thread key -> thread id). Nothing is written to the activities yet."""
         live = await self._not_erased(await self._of_live_accounts(mapped))
         synced = await self._directions_current()
-        return self._directed(await self._threaded(live), synced)
+        threaded, by_subject = await self._threaded(live)
+        return self._directed(threaded, synced), by_subject
 
-    async def _threaded(self, mapped: list[Mapped]) -> list[Mapped]:
-        """Join a parsed batch's threads and store its attachments; no activity is written yet."""
+    async def _threaded(self, mapped: list[Mapped]) -> tuple[list[Mapped], dict[str, str]]:
+        """Join a parsed batch's threads and store its attachments; no activity is written
+        yet. Also the stored subject threads found (for :meth:`_link_and_announce`)."""
         # One query of each kind for the batch, and the attachments (stored once per
         # SHA-256, in one write: one round trip and fsync each was the batch's longest
         # wait), all at once: they are independent.
@@ -235,7 +238,7 @@ class WriterLoop:
                 }
             ),
         )
-        return join_threads(mapped, known, by_subject)
+        return join_threads(mapped, known, dict(by_subject)), by_subject
 
     async def _map(self, record: Record, now: dt.datetime) -> Mapped:
         try:
@@ -266,14 +269,16 @@ class WriterLoop:
         next batch if it was read)."""
         ahead: _Fetched | None = None
 
-        async def prepare_and_write(mapped: list[Mapped]) -> tuple[list[Mapped], list[Written]]:
+        async def prepare_and_write(
+            mapped: list[Mapped],
+        ) -> tuple[list[Mapped], list[Written], dict[str, str]]:
             nonlocal ahead
             # Prepared again on each attempt: an account removed, or mail erased, while
             # the database was away is not written back by the retry.
-            items = await self._prepare(mapped)
+            items, by_subject = await self._prepare(mapped)
             pairs = [(m.activity, m.sighting) for m in items]
             if ahead is not None:
-                return items, await self._repo.write(pairs)
+                return items, await self._repo.write(pairs), by_subject
             # Parsing (CPU) overlaps the database's work on the write. Both are awaited,
             # so an outage never finds a read still going on.
             outcome, read = await asyncio.gather(
@@ -284,7 +289,7 @@ class WriterLoop:
             ahead = read  # kept when the write failed: its records are read already
             if isinstance(outcome, BaseException):
                 raise outcome
-            return items, outcome
+            return items, outcome, by_subject
 
         try:
             async with Durably(self._consumer, stop, retry_cap_s=self._retry_cap_s) as durably:
@@ -292,9 +297,9 @@ class WriterLoop:
                 if parsed is None:
                     parsed = await durably(lambda: self._map_all(batch.records))
                 mapped, dead = parsed
-                items, written = await durably(lambda: prepare_and_write(mapped))
+                items, written, by_subject = await durably(lambda: prepare_and_write(mapped))
                 _measure(items, written)
-                await durably(lambda: self._link_and_announce(written))
+                await durably(lambda: self._link_and_announce(written, by_subject))
                 for record, reason in dead:
                     await self._dead_letter(record, reason)
         except Stopped:
@@ -302,10 +307,16 @@ class WriterLoop:
         self.written += len(items)
         return True, ahead
 
-    async def _link_and_announce(self, written: list[Written]) -> None:
-        """Both idempotent, and independent: linking Message-ID conflicts (mostly one
-        insert into message_ids) overlaps the events' round trip to Kafka."""
-        await asyncio.gather(self._repo.link_conflicts(written), self._announce(written))
+    async def _link_and_announce(self, written: list[Written], by_subject: dict[str, str]) -> None:
+        """All idempotent, and independent: linking Message-ID conflicts (mostly one
+        insert into message_ids) and recording the subject threads the write brought
+        (``by_subject``: those stored before it, as looked up) overlap the events' round
+        trip to Kafka."""
+        await asyncio.gather(
+            self._repo.link_conflicts(written),
+            self._repo.record_threads(written, by_subject),
+            self._announce(written),
+        )
 
     async def _announce(self, written: list[Written]) -> None:
         """Publish the activity events and confirmations of a durable write (acks=all)."""

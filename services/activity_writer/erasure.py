@@ -1,9 +1,10 @@
 """Deleting activities: retention per account, and erasure on request (GDPR art. 17).
 
 Erasing deletes the activities, removes them from ``message_ids`` (with the Message-IDs
-no activity carries any more), removes their attachments and raw messages from the
-blob store unless another activity (or another message's manifest) still uses them, and
-publishes a ``deleted`` event for each. Retention
+no activity carries any more), sets the subject threads of their keys again from what
+remains (``thread_keys``; a key no activity has any more goes), removes their
+attachments and raw messages from the blob store unless another activity (or another
+message's manifest) still uses them, and publishes a ``deleted`` event for each. Retention
 works per account: an account's sightings older than its ``retention_days`` are
 removed; an activity with no sighting left is erased; one still held by another
 account only loses that sighting (and an ``updated`` event says so).
@@ -33,6 +34,7 @@ from services.accounts.tombstone_rules import left_by
 from services.accounts.tombstones import TombstoneStore
 from services.activity_writer.message_ids import MessageIdIndex
 from services.activity_writer.repository import COLLECTION
+from services.activity_writer.thread_keys import ThreadKeys
 from services.common.blobs import BlobStore
 from services.common.mongo import Document
 
@@ -42,6 +44,7 @@ _PROJECTION = {
     "account_ids": 1,
     "message_id": 1,
     "thread_id": 1,
+    "thread_key": 1,
     "attachments.sha256": 1,
     "sightings": 1,
 }
@@ -68,6 +71,7 @@ class Eraser:
         self._events_topic = events_topic
         self._tombstones = TombstoneStore(db)
         self._message_ids = MessageIdIndex(db)
+        self._thread_keys = ThreadKeys(db)
 
     async def erase(
         self, query: dict[str, Any], reason: str, tombstone: TombstoneReason | None = "erased"
@@ -85,6 +89,11 @@ class Eraser:
         # the writer never links (before it, a live activity would miss its entry).
         await self._message_ids.forget(
             (d["message_id"], d["_id"]) for d in docs if d.get("message_id")
+        )
+        # Stopped before this, a key may name the thread of an erased activity until
+        # the next erasure or thread change of that key: an id, no content.
+        await self._thread_keys.recompute(
+            {d["thread_key"] for d in docs if d.get("thread_key")}, self._col
         )
         shas = {a["sha256"] for d in docs for a in d.get("attachments", [])}
         shas |= {s["raw_blob"] for d in docs for s in d.get("sightings", []) if s.get("raw_blob")}

@@ -16,7 +16,7 @@ Replaying any batch, any number of times, leaves the same documents.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
@@ -25,10 +25,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from schemas.activity import ActivityDocument, SightingDoc
 from schemas.common import FolderRole
 from services.accounts.removed import removed_among
-from services.activity_writer.batch_threads import latest_threads
 from services.activity_writer.direction import activity_direction
 from services.activity_writer.merge import Place, conflict_links, fold, place, push_filter
 from services.activity_writer.message_ids import MessageIdIndex
+from services.activity_writer.thread_keys import Row, ThreadKeys
 from services.common.mongo import Document, find_in, insert_new
 
 COLLECTION = "activities"
@@ -39,6 +39,8 @@ SYNCED_ID = "synced_addresses"
 INDEXED_ID = "message_ids_filled"
 # Activities recorded in ``message_ids`` per write when filling it.
 FILL_BATCH = 500
+# Set once ``thread_keys`` holds the keys of every activity stored before it existed.
+THREAD_KEYS_ID = "thread_keys_filled"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,17 @@ class Written:
     account_ids: tuple[str, ...]
     added: bool = True  # the sighting was not stored before this write
     inserted: bool = True  # this write created the activity document
+    # Not inserted: the thread of the activity as stored (None: not found, erased).
+    stored_thread: str | None = None
+
+    @property
+    def thread_row(self) -> Row | None:
+        """(thread key, date, thread id) of the activity as stored, if it has a key."""
+        a = self.activity
+        thread = a.thread_id if self.inserted else self.stored_thread
+        if not a.thread_key or a.date is None or thread is None:
+            return None
+        return (a.thread_key, a.date, thread)
 
 
 def merge_op(activity: ActivityDocument, sighting: SightingDoc) -> UpdateOne:
@@ -74,6 +87,7 @@ class ActivityRepository:
         self.collection = db[COLLECTION]
         self._db = db
         self._message_ids = MessageIdIndex(db)
+        self._thread_keys = ThreadKeys(db)
 
     async def removed_accounts(self, account_ids: Collection[str]) -> set[str]:
         """Which of ``account_ids`` were removed (``services.accounts.removed``)."""
@@ -98,6 +112,7 @@ class ActivityRepository:
             ]
         )
         await self._fill_message_ids()
+        await self._fill_thread_keys()
 
     async def _fill_message_ids(self) -> None:
         """Record the activities stored before ``message_ids`` existed, once: a conflict
@@ -120,6 +135,16 @@ class ActivityRepository:
             upsert=True,
         )
 
+    async def _fill_thread_keys(self) -> None:
+        """Record the subject keys of the activities stored before ``thread_keys``
+        existed, once (as :meth:`_fill_message_ids`)."""
+        if await self._db[STATE].find_one({"_id": THREAD_KEYS_ID}) is not None:
+            return
+        keys = await self._thread_keys.fill(self.collection)
+        await self._db[STATE].replace_one(
+            {"_id": THREAD_KEYS_ID}, {"_id": THREAD_KEYS_ID, "keys": keys}, upsert=True
+        )
+
     async def threads_of(self, message_ids: Collection[str]) -> dict[str, str]:
         """Message id -> thread id, for the stored activities among ``message_ids``."""
         if not message_ids:
@@ -133,14 +158,15 @@ class ActivityRepository:
         """Thread key -> thread id of the latest stored activity with that key."""
         if not keys:
             return {}
-        # The latest is picked here, not by a sort: SecantusDB sorts in memory, after
-        # fetching every match.
-        cursor = self.collection.find(
-            {"thread_key": {"$in": sorted(keys)}}, {"thread_key": 1, "thread_id": 1, "date": 1}
-        )
-        return latest_threads(
-            [(doc["thread_key"], doc["date"], doc["thread_id"]) async for doc in cursor]
-        )
+        return await self._thread_keys.threads(keys)
+
+    async def record_threads(
+        self, written: Sequence[Written], stored: Mapping[str, str] | None = None
+    ) -> None:
+        """Record the subject keys of a durable write (:mod:`.thread_keys`); idempotent.
+        ``stored``: the threads of keys as looked up before the write, if it was."""
+        rows = [row for w in written if (row := w.thread_row) is not None]
+        await self._thread_keys.record(rows, self.collection, stored or {})
 
     async def write(self, items: Sequence[tuple[ActivityDocument, SightingDoc]]) -> list[Written]:
         """Write a batch of (activity, its sighting) once MongoDB acknowledged; say what it did.
@@ -153,17 +179,17 @@ class ActivityRepository:
         documents = [a.model_dump(by_alias=True) for a, _ in items]
         conflicts = await insert_new(self.collection, documents)
         stored: dict[str, tuple[tuple[Place, ...], tuple[str, ...]]] = {}
+        threads: dict[str, str] = {}
         if conflicts:
             ids = sorted({items[i][0].id for i in conflicts})
-            projection = {"account_ids": 1, "sightings": 1}
+            projection = {"account_ids": 1, "sightings": 1, "thread_id": 1}
             cursor = self.collection.find({"_id": {"$in": ids}}, projection)
-            stored = {
-                doc["_id"]: (
+            async for doc in cursor:
+                stored[doc["_id"]] = (
                     tuple(place(x) for x in doc.get("sightings", ())),
                     tuple(doc.get("account_ids", ())),
                 )
-                async for doc in cursor
-            }
+                threads[doc["_id"]] = doc["thread_id"]
             # Ordered: the sightings of one activity apply in arrival order.
             ops = [merge_op(*items[i]) for i in conflicts]
             await self.collection.bulk_write(ops, ordered=True)
@@ -182,7 +208,15 @@ class ActivityRepository:
             stored[activity.id] = (folded.sightings, accounts)
             as_stored = sighting.model_copy(update={"duplicate": not folded.created})
             out.append(
-                Written(activity, as_stored, folded.created, accounts, folded.added, inserted=False)
+                Written(
+                    activity,
+                    as_stored,
+                    folded.created,
+                    accounts,
+                    folded.added,
+                    inserted=False,
+                    stored_thread=threads.get(activity.id),
+                )
             )
         return out
 

@@ -43,11 +43,12 @@ async def find_in(
     field: str,
     values: Iterable[Any],
     projection: Mapping[str, Any] | None = None,
+    size: int = IN_SLICE,
 ) -> AsyncIterator[Document]:
-    """The documents whose ``field`` is among ``values``, one ``$in`` per slice."""
+    """The documents whose ``field`` is among ``values``, one ``$in`` per slice of ``size``."""
     ordered = sorted(set(values))
-    for i in range(0, len(ordered), IN_SLICE):
-        query = {field: {"$in": ordered[i : i + IN_SLICE]}}
+    for i in range(0, len(ordered), size):
+        query = {field: {"$in": ordered[i : i + size]}}
         async for doc in collection.find(query, projection):
             yield doc
 

@@ -11,6 +11,7 @@ from schemas.raw_message import RawMessageMeta
 from schemas.tagged_message import AccountTag, TaggedMessageMeta
 from services.activity_writer.batch_threads import join_threads, latest_threads, plan_lookups
 from services.activity_writer.mapping import Mapped, to_activity
+from services.activity_writer.thread_keys import to_recompute
 from services.activity_writer.threads import subject_key, thread_id_of
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
@@ -97,3 +98,9 @@ def test_a_subject_thread_stored_before_wins_over_the_batch() -> None:
     first, second = mail(20, "Reklamace"), mail(21, "Re: Reklamace")
     joined = join_threads([first, second], {}, {key("Reklamace") or "": "t-stored"})
     assert [m.activity.thread_id for m in joined] == ["t-stored", "t-stored"]
+
+
+def test_a_stored_subject_key_is_recomputed_only_when_a_batch_brings_another_thread() -> None:
+    wanted = {"k1": "t1", "k2": "t9", "k3": "t3"}
+    stored = {"k1": "t1", "k2": "t2"}  # k3: refused, then erased before it was read
+    assert to_recompute(wanted, stored) == {"k2", "k3"}
