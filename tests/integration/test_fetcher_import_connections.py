@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,6 +61,13 @@ async def raw_uids(env: Env) -> list[int]:
     return [r.meta["location"]["uid"] for r in raw if r.meta]
 
 
+async def imported_and_idle(db: Any, account_id: str, count: int) -> bool:
+    """The INBOX cursor at UID ``count`` and the account idle, as the user sees it."""
+    cur = await db.folder_cursors.find_one({"_id": f"{account_id}/INBOX"})
+    state = await db.account_states.find_one({"_id": account_id})
+    return bool(cur) and cur["last_uid"] == count and bool(state) and state["status"] == "idle"
+
+
 async def test_an_import_on_two_connections_publishes_each_message_once_in_uid_order(
     env: Env, pipeline: Pipeline
 ) -> None:
@@ -73,15 +81,8 @@ async def test_an_import_on_two_connections_publishes_each_message_once_in_uid_o
 
         async def idle_on_one_connection() -> bool:
             running.check()
-            cur = await db.folder_cursors.find_one({"_id": f"{account.account_id}/INBOX"})
-            state = await db.account_states.find_one({"_id": account.account_id})
-            return (
-                bool(cur)
-                and cur["last_uid"] == count
-                and bool(state)
-                and state["status"] == "idle"
-                and sessions(env, user.address) == 1
-            )
+            done = await imported_and_idle(db, account.account_id, count)
+            return done and sessions(env, user.address) == 1
 
         await eventually(idle_on_one_connection, timeout=180, what="idle on one connection")
 
@@ -171,11 +172,7 @@ async def test_a_second_login_refused_leaves_the_import_on_one_connection(
 
         async def imported() -> bool:
             running.check()
-            cur = await db.folder_cursors.find_one({"_id": f"{account.account_id}/INBOX"})
-            state = await db.account_states.find_one({"_id": account.account_id})
-            return (
-                bool(cur) and cur["last_uid"] == count and bool(state) and state["status"] == "idle"
-            )
+            return await imported_and_idle(db, account.account_id, count)
 
         await eventually(imported, timeout=180, what=f"the cursor at UID {count}, idle")
 

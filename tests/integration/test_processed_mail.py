@@ -48,14 +48,15 @@ async def test_processed_mail_moves_to_trash_after_its_activity_is_written(
             return (
                 env.dovecot.status(user.address, "INBOX")["messages"] == "0"
                 and env.dovecot.status(user.address, "Trash")["messages"] == "3"
+                # Done once the move is recorded (after it, not with it: a moment later).
+                and await db.processed_queue.count_documents({}) == 0
             )
 
-        await eventually(moved, timeout=120, what="the messages to be in Trash")
+        await eventually(moved, timeout=120, what="the messages in Trash, the queue empty")
         docs = await db.activities.find().to_list(None)
         assert sorted(d["message_id"] for d in docs) == sorted(ids)
         # We moved them ourselves: the sightings are not reported as expunged.
         assert all(d["sightings"][0].get("expunged_at") is None for d in docs)
-        assert await db.processed_queue.count_documents({}) == 0
 
 
 async def test_processed_mail_marked_with_a_keyword(env: Env, pipeline: Pipeline) -> None:
