@@ -5,13 +5,9 @@ on with one connection, and one connection left once the account is idle."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import signal
 import subprocess
 import sys
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +16,12 @@ import pytest
 from schemas.topics import RAW_MESSAGES
 from services.topic_reader import read_topic
 from tests.fixtures.pipeline import Env, Pipeline, eventually
+from tests.integration.test_fetcher_folders import small
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 # Small batches, and a second connection from 100 messages left: many batches on each.
 TWO = {"fetcher_batch_size": 25, "fetcher_second_connection_from": 100}
-
-
-def small(n: int, to: str) -> bytes:
-    msg = EmailMessage()
-    msg["From"] = "Bulk Sender <bulk@example.net>"
-    msg["To"] = to
-    msg["Subject"] = f"Faktura č. {n}"
-    msg["Date"] = format_datetime(dt.datetime(2026, 2, 1, tzinfo=dt.UTC) + dt.timedelta(hours=n))
-    msg["Message-ID"] = f"<imp-{n}@example.net>"
-    msg.set_content(f"Message {n}.\n")
-    return msg.as_bytes(policy=SMTP)
 
 
 def fill(env: Env, address: str, count: int) -> None:
