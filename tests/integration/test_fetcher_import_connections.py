@@ -97,7 +97,9 @@ async def test_an_import_killed_midway_resumes_without_loss_or_reordering(
         async with env.mongo() as db:
 
             async def midway_on_two() -> bool:
-                assert killed.poll() is None, "the fetcher exited"
+                if killed.poll() is not None:
+                    tail = (tmp_path / "fetcher.log").read_text(errors="replace")[-3000:]
+                    raise AssertionError(f"the fetcher exited ({killed.returncode}):\n{tail}")
                 cur = await db.folder_cursors.find_one({"_id": f"{account.account_id}/INBOX"})
                 return (
                     bool(cur)

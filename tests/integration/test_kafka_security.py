@@ -291,7 +291,7 @@ async def test_a_wrong_setting_fails_the_start_at_once_and_readiness_names_it(
 
 def test_the_command_exits_with_one_clear_line_on_a_wrong_password(secure_env: Env) -> None:
     env = secure_env
-    environ = env.environ(kafka_sasl_password="not-the-password", metrics_port="0")
+    environ = env.environ(kafka_sasl_password="not-the-password")
     began = time.monotonic()
     done = subprocess.run(
         # The console script, as the pod's command runs it.

@@ -89,12 +89,7 @@ async def test_metrics_health_and_logs_of_a_running_pipeline(
     smtp_send(env, CUSTOMER[1], [good_user.address], mail.message)
 
     # Per-account series on, as a small installation has them: the account's own.
-    overrides = {
-        **env.overrides,
-        "metrics_host": "127.0.0.1",
-        "metrics_port": 0,
-        "metrics_per_account": True,
-    }
+    overrides = {**env.overrides, "metrics_per_account": True}
     settings = CommonSettings(**overrides)
     services = [make(overrides) for make in SERVICES.values()]
     stop = asyncio.Event()
@@ -222,7 +217,7 @@ async def test_no_series_names_an_account_by_default(env: Env) -> None:
     mail = build(random.Random(9), CUSTOMER, [("Ops", user.address)], date=now)
     smtp_send(env, CUSTOMER[1], [user.address], mail.message)
 
-    overrides = {**env.overrides, "metrics_host": "127.0.0.1", "metrics_port": 0}
+    overrides = env.overrides
     settings = CommonSettings(**overrides)
     assert not settings.metrics_per_account
     ingest = ("fetcher", "dedup", "activity-writer")
