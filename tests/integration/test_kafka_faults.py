@@ -66,7 +66,10 @@ async def test_broker_killed_mid_sync_loses_and_doubles_nothing(
             before = await eventually(lambda: written(MESSAGES // 5), timeout=180, what="a fifth")
             broker.kill()
             await asyncio.sleep(2)
-            broker.start()  # the same data and, since it is free again, the same port
+            # The same data and, since it is free again, the same port. In a thread: the
+            # services keep running meanwhile, as they would in production (blocking the
+            # loop froze them for the broker's 10-15 s start and expired every session).
+            await asyncio.to_thread(broker.start)
             await eventually(lambda: written(MESSAGES), timeout=300, what="every message")
             await asyncio.sleep(3)  # anything doubled would be written by now
             docs = await db.activities.find({}, {"message_id": 1, "sightings": 1}).to_list(None)
