@@ -33,15 +33,12 @@ class DedupSettings(CommonSettings):
         "shutdown timeout.",
     )
     dedup_table_store: Literal["memory", "rocksdb"] = Field(
-        default="memory",
-        description="Where the sightings table lives: memory (the whole changelog read at "
-        "every start) or RocksDB on disk under data_dir (rocksdict; memory stays bounded, "
-        "a restart on the same disk reads only the changelog written since, and files ahead "
-        "of a lost changelog are rebuilt from it). Not yet the default: after the broker is "
-        "killed and restarted mid-sync, a RocksDB-backed worker catches up in minutes "
-        "where memory takes seconds (test_broker_killed_mid_sync: 225-245 s against "
-        "about 46 s; cause not found). Its loss of sightings there was faust's commit "
-        "bookkeeping, fixed for both stores (services/dedup/transport.py).",
+        default="rocksdb",
+        description="Where the sightings table lives: RocksDB on disk under data_dir "
+        "(rocksdict; memory stays bounded, a restart on the same disk reads only the "
+        "changelog written since, and files ahead of a lost changelog are rebuilt from it) "
+        "or memory (the whole changelog read at every start: minutes at a million "
+        "fingerprints, and the memory grows with them).",
     )
     dedup_processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         default="at_least_once",

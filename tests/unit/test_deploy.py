@@ -867,10 +867,11 @@ def test_no_replica_count_where_an_autoscaler_owns_it(target: str) -> None:
 def test_dedup_is_a_statefulset_keeping_its_table_on_a_claim_per_pod(
     target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """dedup's table files (RocksDB, opt-in; under MAILSYNC_DATA_DIR) are on a PersistentVolumeClaim
-    of its own per pod, which follows the pod through restarts, moves and upgrades (a new,
-    empty disk reads the whole changelog: bench/RESULTS.md, "Dedup table"); its autoscaler
-    targets the StatefulSet, and the overlays patch it like the other workloads."""
+    """dedup's table files (RocksDB, the default store; under MAILSYNC_DATA_DIR) are on a
+    PersistentVolumeClaim of its own per pod, which follows the pod through restarts, moves
+    and upgrades (a new, empty disk reads the whole changelog: bench/RESULTS.md, "Dedup
+    table"); its autoscaler targets the StatefulSet, and the overlays patch it like the
+    other workloads."""
     docs = build(target)
     assert set(kinds(docs, "StatefulSet")) == {"mailsync-dedup"}
     assert "mailsync-dedup" not in kinds(docs, "Deployment")
@@ -878,7 +879,8 @@ def test_dedup_is_a_statefulset_keeping_its_table_on_a_claim_per_pod(
     spec = sts["spec"]
     # The directory the service keeps its table in, as the pod's settings say.
     _environ(monkeypatch, _materialized(target, "mailsync-dedup", tmp_path))
-    settings = DedupSettings()  # its table there once MAILSYNC_DEDUP_TABLE_STORE=rocksdb
+    settings = DedupSettings()
+    assert settings.dedup_table_store == "rocksdb"  # its table there
     data_dir = _pod_env(target, "mailsync-dedup")["MAILSYNC_DATA_DIR"]
     assert settings.data_dir == Path(data_dir)
     pod, container = _pod(target, "mailsync-dedup")
