@@ -69,9 +69,9 @@ class Schedule:
     async def run(self) -> None:
         """Sync until cancelled; raises on connection-level failures."""
         acc = self._account
-        await self._states.set(acc.account_id, AccountStatus.CONNECTING)
+        self._states.waiting(acc.account_id)
         cap = acc.max_connections or self._settings.fetcher_max_connections
-        async with self._session() as imap:
+        async with self._session(connecting=True) as imap:
             folders = self._synced_folders(await imap.list_folders())
             await self._states.set(acc.account_id, AccountStatus.SYNCING)
             inbox = next((f for f in folders if f.role is FolderRole.INBOX), None)
@@ -105,10 +105,16 @@ class Schedule:
                 )
 
     @contextlib.asynccontextmanager
-    async def _session(self) -> AsyncIterator[ImapSession]:
+    async def _session(self, *, connecting: bool = False) -> AsyncIterator[ImapSession]:
         """A connection, logged in once the server's login pacer admits it, counted
-        among the account's (:mod:`.import_connection`)."""
-        async with self._connections.session() as imap:
+        among the account's (:mod:`.import_connection`); ``connecting``: the account's
+        state says so once admitted (waiting for the slot is no state of its own)."""
+        acc_id = self._account.account_id
+
+        async def admitted() -> None:
+            await self._states.set(acc_id, AccountStatus.CONNECTING)
+
+        async with self._connections.session(admitted if connecting else None) as imap:
             yield imap
 
     async def _import(
