@@ -26,7 +26,7 @@ from services.common.loopback import is_loopback
 from services.common.oauth2 import AccessToken
 from services.imap.capabilities import adopt
 from services.imap.commands.append import append
-from services.imap.commands.enable import enable_condstore
+from services.imap.commands.enable import defer_condstore
 from services.imap.commands.fetch import all_flags, flag_changes, headers, uid_fetch
 from services.imap.commands.idle import IdleNews, idle, idle_until
 from services.imap.commands.list import list_folders
@@ -126,7 +126,7 @@ class ImapSession:
         # those of the login's tagged OK when it lists them (.capabilities), else asked.
         if not adopt(client.protocol, completion):
             await client.protocol.capability()
-        await enable_condstore(self)
+        defer_condstore(self)
 
     async def close(self) -> None:
         client, self._client = self._client, None

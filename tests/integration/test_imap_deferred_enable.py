@@ -1,0 +1,62 @@
+"""ENABLE CONDSTORE goes out with the session's next command, in one write (pipelining,
+RFC 3501 5.5; issue #16: a round trip fewer per login): against Dovecot, CONDSTORE is
+enabled before that command runs, and a refusal fails the command it went with."""
+
+from __future__ import annotations
+
+import ssl
+
+import aioimaplib
+import pytest
+
+from schemas.account import Endpoint, Security
+from services.imap import ImapSession, ImapUnavailable
+from tests.fixtures.pipeline import Env
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+MESSAGE = b"From: a@example.net\r\nSubject: x\r\nMessage-ID: <de@example.net>\r\n\r\nhi\r\n"
+
+
+def _endpoint(env: Env, address: str) -> tuple[Endpoint, ssl.SSLContext]:
+    assert env.dovecot.cert is not None
+    endpoint = Endpoint(
+        host="127.0.0.1", port=env.dovecot.imaps_port, security=Security.TLS, username=address
+    )
+    return endpoint, ssl.create_default_context(cafile=str(env.dovecot.cert.cert))
+
+
+async def test_condstore_is_enabled_with_the_next_command(env: Env) -> None:
+    user = env.mail_user("deferredenable")
+    env.dovecot.deliver(user.address, MESSAGE)
+    endpoint, tls = _endpoint(env, user.address)
+    # EXAMINE first (a second import connection's first command): it reports
+    # HIGHESTMODSEQ only where CONDSTORE was enabled before it ran (RFC 7162 3.1).
+    async with ImapSession(endpoint, user.password, ssl_context=tls) as imap:
+        assert imap.has("CONDSTORE")
+        sent: list[bytes] = []
+        transport = imap.client.protocol.transport
+        write = transport.write
+
+        def recorded(data: bytes) -> None:
+            sent.append(bytes(data))
+            write(data)
+
+        transport.write = recorded
+        inbox = next(f for f in await imap.list_folders() if f.name == "INBOX")
+        assert len(sent) == 1 and b"ENABLE CONDSTORE\r\n" in sent[0] and b"LIST" in sent[0]
+        status = await imap.examine(inbox)
+        assert status.exists == 1 and status.highestmodseq is not None
+        assert not imap.client.protocol._ahead  # answered
+
+
+async def test_a_refused_deferred_command_fails_the_one_it_went_with(env: Env) -> None:
+    user = env.mail_user("deferredrefused")
+    endpoint, tls = _endpoint(env, user.address)
+    async with ImapSession(endpoint, user.password, ssl_context=tls) as imap:
+        protocol = imap.client.protocol
+        sent = next(f for f in await imap.list_folders() if f.name == "Sent")
+        # ENABLE without an extension to enable: BAD (RFC 5161 3.1, one or more).
+        protocol.defer(aioimaplib.Command("ENABLE", protocol.new_tag(), loop=protocol.loop))
+        with pytest.raises(ImapUnavailable, match="ENABLE failed: BAD"):
+            await imap.status(sent)
