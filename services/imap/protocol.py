@@ -45,6 +45,9 @@ import aioimaplib
 from services.imap.capabilities import adopt
 from services.imap.errors import ImapUnavailable
 
+# What takes a deferred command's answer: its result (OK, NO, BAD, BYE) and text.
+Answered = Callable[[str, str], None]
+
 
 class _FetchCommand(aioimaplib.FetchCommand):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any):
@@ -83,22 +86,25 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._deferred: list[aioimaplib.Command] = []  # to go out with the next command
-        self._ahead: dict[str, aioimaplib.Command] = {}  # went out so, not answered yet
+        # To go out with the next command, and went out so but not answered yet: each
+        # with what takes its answer (None: a refusal fails the command it went with).
+        self._deferred: list[tuple[aioimaplib.Command, Answered | None]] = []
+        self._ahead: dict[str, tuple[aioimaplib.Command, Answered | None]] = {}
 
-    def defer(self, command: aioimaplib.Command) -> None:
+    def defer(self, command: aioimaplib.Command, answered: Answered | None = None) -> None:
         """Send ``command`` with the next command, in the same write: for one whose
-        answer nothing waits for. The server answers it first (commands run in order);
-        a refusal fails the command it went with (as if it had failed on its own)."""
-        self._deferred.append(command)
+        answer nothing waits for. The server answers it first (commands run in order).
+        ``answered`` is given its result and text; without it, a refusal fails the
+        command it went with (as if it had failed on its own)."""
+        self._deferred.append((command, answered))
 
     def send(self, line: str, scrub: str | None = None) -> None:
         if not self._deferred:
             super().send(line, scrub)
             return
         ahead, self._deferred = self._deferred, []
-        self._ahead.update((c.tag, c) for c in ahead)
-        self.transport.write("".join(f"{c}\r\n" for c in [*ahead, line]).encode())
+        self._ahead.update((c.tag, (c, answered)) for c, answered in ahead)
+        self.transport.write("".join(f"{c}\r\n" for c in [*(c for c, _ in ahead), line]).encode())
 
     def _response_done(self, line: bytes) -> None:
         tag, _, response = line.partition(b" ")
@@ -106,12 +112,12 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
         if ahead is None:
             super()._response_done(line)
             return
-        result, _, text = response.partition(b" ")
-        if result != b"OK":
-            failed = ImapUnavailable(
-                f"{ahead.name} failed: {result.decode(errors='replace')} "
-                f"{text.decode(errors='replace')}"
-            )
+        command, answered = ahead
+        result, _, text = (part.decode(errors="replace") for part in response.partition(b" "))
+        if answered is not None:
+            answered(result, text)
+        elif result != "OK":
+            failed = ImapUnavailable(f"{command.name} failed: {result} {text}")
             for cmd in [self.pending_sync_command, *self.pending_async_commands.values()]:
                 if cmd is not None:
                     cmd._exception = failed

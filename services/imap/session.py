@@ -33,7 +33,7 @@ from services.imap.commands.list import list_folders
 from services.imap.commands.list_status import list_status
 from services.imap.commands.login import login
 from services.imap.commands.move import move
-from services.imap.commands.notify import notify
+from services.imap.commands.notify import defer_notify, notify
 from services.imap.commands.search import uid_search
 from services.imap.commands.select import examine, select
 from services.imap.commands.starttls import starttls
@@ -217,6 +217,10 @@ class ImapSession:
 
     async def notify(self, others: list[Folder]) -> str | None:
         return await notify(self, others)
+
+    def defer_notify(self, others: list[Folder]) -> asyncio.Future[str | None]:
+        """NOTIFY with the next command (see :func:`.commands.notify.defer_notify`)."""
+        return defer_notify(self, others)
 
     async def append(
         self, folder: Folder, message: bytes, flags: str, when: dt.datetime

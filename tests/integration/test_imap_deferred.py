@@ -1,6 +1,7 @@
-"""ENABLE CONDSTORE goes out with the session's next command, in one write (pipelining,
-RFC 3501 5.5; issue #16: a round trip fewer per login): against Dovecot, CONDSTORE is
-enabled before that command runs, and a refusal fails the command it went with."""
+"""Commands deferred to go out with the session's next command, in one write (pipelining,
+RFC 3501 5.5; issue #16: a round trip fewer each): against Dovecot, ENABLE CONDSTORE is
+in force before that command runs and its refusal fails that command; NOTIFY is set
+before it runs, and its refusal is only reported."""
 
 from __future__ import annotations
 
@@ -60,3 +61,28 @@ async def test_a_refused_deferred_command_fails_the_one_it_went_with(env: Env) -
         protocol.defer(aioimaplib.Command("ENABLE", protocol.new_tag(), loop=protocol.loop))
         with pytest.raises(ImapUnavailable, match="ENABLE failed: BAD"):
             await imap.status(sent)
+
+
+async def test_notify_goes_with_the_examine_and_its_refusal_is_only_reported(env: Env) -> None:
+    user = env.mail_user("deferrednotify")
+    endpoint, tls = _endpoint(env, user.address)
+    async with ImapSession(endpoint, user.password, ssl_context=tls) as imap:
+        by_name = {f.name: f for f in await imap.list_folders()}
+        agreed = imap.defer_notify([by_name["Sent"]])
+        assert not agreed.done()
+        await imap.examine(by_name["INBOX"])
+        assert agreed.done() and agreed.result() is None
+        env.dovecot.save(user.address, "Sent", MESSAGE)  # pushed during IDLE (RFC 5465)
+        news = await imap.idle_until(10)
+        assert news.mailboxes == {"Sent"}
+
+        # A refusal is what the server said; the command it went with goes on.
+        protocol = imap.client.protocol
+        refused: list[tuple[str, str]] = []
+        protocol.defer(
+            aioimaplib.Command("NOTIFY", protocol.new_tag(), "SET (nonsense)", loop=protocol.loop),
+            lambda result, text: refused.append((result, text)),
+        )
+        status = await imap.examine(by_name["INBOX"])
+        assert status.uidvalidity > 0
+        assert len(refused) == 1 and refused[0][0] in ("BAD", "NO")
