@@ -57,9 +57,9 @@ async def test_a_refused_deferred_command_fails_the_one_it_went_with(env: Env) -
     async with ImapSession(endpoint, user.password, ssl_context=tls) as imap:
         protocol = imap.client.protocol
         sent = next(f for f in await imap.list_folders() if f.name == "Sent")
-        # ENABLE without an extension to enable: BAD (RFC 5161 3.1, one or more).
-        protocol.defer(aioimaplib.Command("ENABLE", protocol.new_tag(), loop=protocol.loop))
-        with pytest.raises(ImapUnavailable, match="ENABLE failed: BAD"):
+        # A command the server does not know: BAD.
+        protocol.defer(aioimaplib.Command("XNONSENSE", protocol.new_tag(), loop=protocol.loop))
+        with pytest.raises(ImapUnavailable, match="XNONSENSE failed: BAD"):
             await imap.status(sent)
 
 
