@@ -27,9 +27,11 @@ from services.fetcher.cursor import CursorStore, cursor_id
 
 Known = dict[str, FolderCursor | None]  # folder name -> its cursor; None: it has none
 
-# Folder names per account are few (INBOX, Sent): this many accounts per query keeps
-# each $in near SecantusDB's cheap length (services.common.mongo.IN_SLICE).
-ACCOUNTS_PER_QUERY = 50
+# Folder names per account are few (INBOX, Sent). SecantusDB matches every cursor it
+# finds against the whole $in list: at 20,000 cursors, 0.08 ms of its CPU a cursor with
+# 20 ids per query, 0.11 with 50, 0.14 with 100 (each query costs the fetcher a round
+# trip too, a fraction of an account's start).
+ACCOUNTS_PER_QUERY = 10
 
 
 def folder_names(record: AccountRecord) -> list[str]:

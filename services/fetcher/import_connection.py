@@ -44,10 +44,15 @@ class Connections:
         self.open = 0
 
     @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[ImapSession]:
+    async def session(
+        self, admitted: Callable[[], Awaitable[None]] | None = None
+    ) -> AsyncIterator[ImapSession]:
         """A connection, logged in once the server's login pacer admits it
-        (:mod:`.login_pacer`: after a server restart, the accounts' logins are spread)."""
+        (:mod:`.login_pacer`: after a server restart, the accounts' logins are spread);
+        ``admitted`` is called then."""
         await self._admit()
+        if admitted is not None:
+            await admitted()
         async with self._connect() as imap:
             self.open += 1
             try:

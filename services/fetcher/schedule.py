@@ -39,7 +39,7 @@ from services.fetcher.processed_actions import ProcessedActions
 from services.fetcher.reconcile_pass import ReconcilePass
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.state import StateStore
-from services.imap import Folder, ImapSession, with_sent_folder
+from services.imap import Folder, ImapSession, ImapUnavailable, with_sent_folder
 
 log = logging.getLogger("mailsync.fetcher.worker")
 
@@ -69,9 +69,9 @@ class Schedule:
     async def run(self) -> None:
         """Sync until cancelled; raises on connection-level failures."""
         acc = self._account
-        await self._states.set(acc.account_id, AccountStatus.CONNECTING)
+        self._states.waiting(acc.account_id)
         cap = acc.max_connections or self._settings.fetcher_max_connections
-        async with self._session() as imap:
+        async with self._session(connecting=True) as imap:
             folders = self._synced_folders(await imap.list_folders())
             await self._states.set(acc.account_id, AccountStatus.SYNCING)
             inbox = next((f for f in folders if f.role is FolderRole.INBOX), None)
@@ -80,10 +80,8 @@ class Schedule:
             if self._settings.fetcher_notify and inbox is not None and imap.has("NOTIFY"):
                 await self._import(imap, inbox, others, second=cap >= 2)
                 imported = True
-                refused = await imap.notify(others)
-                if refused is None:
-                    await self._notified(imap, folders, inbox)
-                    return
+                # Sent with the next command (EXAMINE INBOX, usually): a round trip fewer.
+                refused = await self._notified(imap, folders, inbox, imap.defer_notify(others))
                 log.info("%s: NOTIFY refused (%s): polling instead", acc.account_id, refused)
             if inbox is not None and others and imap.has("LIST-STATUS"):
                 # A poll is one LIST-STATUS (RFC 5819) for the other folders, brief enough
@@ -105,10 +103,16 @@ class Schedule:
                 )
 
     @contextlib.asynccontextmanager
-    async def _session(self) -> AsyncIterator[ImapSession]:
+    async def _session(self, *, connecting: bool = False) -> AsyncIterator[ImapSession]:
         """A connection, logged in once the server's login pacer admits it, counted
-        among the account's (:mod:`.import_connection`)."""
-        async with self._connections.session() as imap:
+        among the account's (:mod:`.import_connection`); ``connecting``: the account's
+        state says so once admitted (waiting for the slot is no state of its own)."""
+        acc_id = self._account.account_id
+
+        async def admitted() -> None:
+            await self._states.set(acc_id, AccountStatus.CONNECTING)
+
+        async with self._connections.session(admitted if connecting else None) as imap:
             yield imap
 
     async def _import(
@@ -124,11 +128,20 @@ class Schedule:
             return
         await self._pass.sync_all(imap, [inbox, *others])
 
-    async def _notified(self, imap: ImapSession, folders: list[Folder], inbox: Folder) -> None:
+    async def _notified(
+        self,
+        imap: ImapSession,
+        folders: list[Folder],
+        inbox: Folder,
+        agreed: asyncio.Future[str | None],
+    ) -> str:
         """One connection, NOTIFY set: IDLE on INBOX until the server reports a change in
         any folder, work arrives (:class:`DueWork`), a reconcile or a recheck is due or
         IDLE is renewed; then every folder is checked (STATUS is cheap, and a
-        notification the server sent while another command ran was not seen)."""
+        notification the server sent while another command ran was not seen).
+
+        ``agreed``: the NOTIFY, answered before the first EXAMINE (or whatever command
+        it went with) is; returns what the server said if it refused, before any IDLE."""
         acc_id = self._account.account_id
         s = self._settings
         loop = asyncio.get_running_loop()
@@ -141,7 +154,12 @@ class Schedule:
                 await self._states.set(acc_id, AccountStatus.IDLE, synced=True)
                 due = min(s.fetcher_idle_renew_s, s.fetcher_notify_recheck_s)
                 wait = max(0.0, min(due, next_reconcile - loop.time()))
-                if not await self._examine_for_idle(imap, inbox):
+                arrived = await self._examine_for_idle(imap, inbox)
+                if not agreed.done():  # the server answers commands in order
+                    raise ImapUnavailable("NOTIFY not answered before the command after it")
+                if (refused := agreed.result()) is not None:
+                    return refused
+                if not arrived:
                     await imap.idle_until(wait, wake)
                 await self._pass.sync_all(imap, folders)
         finally:

@@ -20,11 +20,30 @@ from schemas.mailbox_state import (
     WorkerHeartbeat,
 )
 from services.common import metrics
-from services.common.mongo import IN_SLICE, Document
+from services.common.mongo import Document
 
 KEPT_CHANGES = 20
+# Accounts per ``update_many``: SecantusDB matches every document it updates against the
+# whole ``$in`` list, so its CPU per document grows with the slice (measured at 10,000
+# states: 0.34 ms a document in slices of 25, 0.36 of 50, 0.44-0.48 of 100), and each
+# statement is a commit of its own (0.35-0.39 in slices of 10).
+STATES_PER_WRITE = 25
 
 log = logging.getLogger("mailsync.fetcher.state")
+
+
+# The statuses an account passes through on its way to idle (or to an error): the next
+# one usually follows within a second, so each is written only once it has lasted
+# SETTLE_S (see StateStore).
+PASSING = frozenset({AccountStatus.CONNECTING, AccountStatus.SYNCING})
+SETTLE_S = 2.0
+
+
+def due(status: AccountStatus, unwritten_since: float, now: float, settle_s: float) -> bool:
+    """Whether a flush writes an account's pending ``status`` now: at once unless it is
+    one the account passes through, and that once the account has had something
+    unwritten for ``settle_s`` (the state is never more than that behind)."""
+    return status not in PASSING or now - unwritten_since >= settle_s
 
 
 @dataclass(frozen=True)
@@ -54,12 +73,21 @@ class StateStore:
     an IMAP server restarts, each account goes error, connecting, syncing and idle
     within a second or two, and its thousands of accounts were four writes each (the
     database's busiest moment in bench/scale.py). The accounts that got the same change
-    go in one ``update_many`` (per ``IN_SLICE``): SecantusDB commits (and syncs) each
+    go in one ``update_many`` (per ``STATES_PER_WRITE``): SecantusDB commits (and syncs) each
     statement of a bulk write on its own, most of its work when thousands of accounts
     move between replicas (py-spy in bench/scale.py), and a multi-document update in one
     commit per thousand documents. So ``since``, ``heartbeat_at`` and ``last_sync`` are
     the flush's time, at most ``flush_s`` after the change. A database away keeps the
     changes for the next flush; other writes of a state flush first.
+
+    ``connecting`` and ``syncing`` (:data:`PASSING`) wait for ``settle_s`` before a
+    flush writes them (:func:`due`; :meth:`flush` writes everything): an account a
+    rebalance moves here goes connecting, syncing and idle in a second or so, and its
+    state was up to three writes, each about 0.5 ms of SecantusDB's CPU per account
+    (bench/scale.py, issue #16's 30 s); now one, idle, for most. An import, or a login
+    that hangs, still shows as syncing or connecting, ``settle_s`` late. While it waits
+    for its login slot (:mod:`.login_pacer`) an account is connecting in the metrics only
+    (:meth:`waiting`): thousands wait seconds in a rebalance.
     """
 
     def __init__(
@@ -69,16 +97,20 @@ class StateStore:
         stale_after_s: float = 90.0,
         *,
         flush_s: float = 0.5,
+        settle_s: float = SETTLE_S,
     ):
         self._col = db["account_states"]
         self._workers = db["fetcher_workers"]
         self._worker = worker
         self._stale_after_s = stale_after_s
         self._flush_s = flush_s
+        self._settle_s = settle_s
         # What this process last set per account: (status, reason).
         self._written: dict[str, tuple[AccountStatus, str | None]] = {}
-        # Set and not yet written, per account.
+        # Set and not yet written, per account, and since when (loop time) it has had
+        # something unwritten.
         self._pending: dict[str, _Change] = {}
+        self._unwritten_since: dict[str, float] = {}
         self._changed = asyncio.Event()
         # A flush in flight must land before a release: written after it, it would name
         # this replica again on a state another replica now holds.
@@ -100,8 +132,14 @@ class StateStore:
         # A sync not yet written stays one: an error right after it keeps its last_sync.
         synced = synced or (earlier is not None and earlier.synced)
         self._pending[account_id] = _Change(status, reason, synced)
+        self._unwritten_since.setdefault(account_id, asyncio.get_running_loop().time())
         self._written[account_id] = (status, reason)
         self._changed.set()
+
+    def waiting(self, account_id: str) -> None:
+        """The account waits to connect (its login slot): connecting in the metrics, and
+        in the database once it connects (:meth:`set`)."""
+        metrics.account_status(account_id, AccountStatus.CONNECTING.value)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Write what was set, every ``flush_s`` while something was, until ``stop``.
@@ -126,7 +164,8 @@ class StateStore:
             if stop.is_set():
                 return
             try:
-                await self.flush()
+                async with self._writing:
+                    await self._flush(everything=False)
             except PyMongoError as exc:  # kept: the next flush writes them
                 log.warning("account states not stored (retrying): %s", exc)
 
@@ -135,9 +174,21 @@ class StateStore:
         async with self._writing:
             await self._flush()
 
-    async def _flush(self) -> None:
+    async def _flush(self, *, everything: bool = True) -> None:
         self._changed.clear()
-        batch, self._pending = self._pending, {}
+        now = asyncio.get_running_loop().time()
+        batch: dict[str, _Change] = {}
+        held: dict[str, _Change] = {}
+        for account_id, change in self._pending.items():
+            since = self._unwritten_since[account_id]
+            if everything or due(change.status, since, now, self._settle_s):
+                batch[account_id] = change
+            else:
+                held[account_id] = change
+        self._pending = held
+        since_of = {a: self._unwritten_since.pop(a) for a in batch}
+        if held:
+            self._changed.set()  # looked at again at the next flush
         if not batch:
             return
         try:
@@ -145,12 +196,16 @@ class StateStore:
         except BaseException:
             for account_id, change in batch.items():  # a newer one set meanwhile wins
                 self._pending.setdefault(account_id, change)
+                since = since_of[account_id]
+                self._unwritten_since[account_id] = min(
+                    self._unwritten_since.get(account_id, since), since
+                )
             self._changed.set()
             raise
 
     async def _write(self, batch: dict[str, _Change]) -> None:
         """The accounts of each (status, reason, synced) in one ``update_many`` per
-        ``IN_SLICE``; the few without a state yet (never run anywhere) inserted."""
+        ``STATES_PER_WRITE``; the few without a state yet (never run anywhere) inserted."""
         now = dt.datetime.now(dt.UTC)
         groups: dict[_Change, list[str]] = {}
         for account_id, change in batch.items():
@@ -167,8 +222,8 @@ class StateStore:
             }
             if change.synced:
                 update["last_sync"] = now
-            for i in range(0, len(account_ids), IN_SLICE):
-                ids = account_ids[i : i + IN_SLICE]
+            for i in range(0, len(account_ids), STATES_PER_WRITE):
+                ids = account_ids[i : i + STATES_PER_WRITE]
                 result = await self._col.update_many({"_id": {"$in": ids}}, {"$set": update})
                 if result.matched_count < len(ids):
                     await self._insert_missing(ids, update)
@@ -222,9 +277,9 @@ class StateStore:
     async def _clear(self, account_ids: list[str]) -> None:
         """Released states written (the caller holds the write lock: freed here)."""
         try:
-            for i in range(0, len(account_ids), IN_SLICE):  # an $in's cost grows faster than it
+            for i in range(0, len(account_ids), STATES_PER_WRITE):
                 await self._col.update_many(
-                    {"_id": {"$in": account_ids[i : i + IN_SLICE]}, "worker": self._worker},
+                    {"_id": {"$in": account_ids[i : i + STATES_PER_WRITE]}, "worker": self._worker},
                     # No worker: the replica's heartbeat no longer speaks for it.
                     {"$set": {"heartbeat_at": None, "worker": None}},
                 )
@@ -243,6 +298,7 @@ class StateStore:
         self.forget(account_ids)
         for account_id in account_ids:  # not to be written after this
             self._pending.pop(account_id, None)
+            self._unwritten_since.pop(account_id, None)
 
     def forget(self, account_ids: list[str]) -> None:
         """These accounts' tasks stopped: whatever they set next is written."""

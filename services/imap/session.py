@@ -26,14 +26,14 @@ from services.common.loopback import is_loopback
 from services.common.oauth2 import AccessToken
 from services.imap.capabilities import adopt
 from services.imap.commands.append import append
-from services.imap.commands.enable import enable_condstore
+from services.imap.commands.enable import defer_condstore
 from services.imap.commands.fetch import all_flags, flag_changes, headers, uid_fetch
 from services.imap.commands.idle import IdleNews, idle, idle_until
 from services.imap.commands.list import list_folders
 from services.imap.commands.list_status import list_status
 from services.imap.commands.login import login
 from services.imap.commands.move import move
-from services.imap.commands.notify import notify
+from services.imap.commands.notify import defer_notify, notify
 from services.imap.commands.search import uid_search
 from services.imap.commands.select import examine, select
 from services.imap.commands.starttls import starttls
@@ -126,7 +126,7 @@ class ImapSession:
         # those of the login's tagged OK when it lists them (.capabilities), else asked.
         if not adopt(client.protocol, completion):
             await client.protocol.capability()
-        await enable_condstore(self)
+        defer_condstore(self)
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -217,6 +217,10 @@ class ImapSession:
 
     async def notify(self, others: list[Folder]) -> str | None:
         return await notify(self, others)
+
+    def defer_notify(self, others: list[Folder]) -> asyncio.Future[str | None]:
+        """NOTIFY with the next command (see :func:`.commands.notify.defer_notify`)."""
+        return defer_notify(self, others)
 
     async def append(
         self, folder: Folder, message: bytes, flags: str, when: dt.datetime

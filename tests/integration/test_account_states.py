@@ -4,6 +4,7 @@ the latest, and the accounts of the burst that got the same change go in one upd
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -81,3 +82,28 @@ async def test_a_burst_of_changes_is_one_write_of_the_latest(env: Env) -> None:
         doc = await db.account_states.find_one({"_id": "acc1"})
         assert doc is not None and doc["status"] == "idle" and doc["heartbeat_at"] is None
         assert doc["worker"] is None
+
+
+async def test_a_status_passed_through_is_written_only_once_it_lasts(env: Env) -> None:
+    """Connecting and syncing wait ``settle_s`` (a moved account is idle a second
+    later: one write instead of three); idle and errors go at the next flush."""
+    async with env.mongo() as db:
+        states = StateStore(db, "replica-2", flush_s=0.05, settle_s=1.0)
+        stop = asyncio.Event()
+        flusher = asyncio.create_task(states.run(stop))
+        try:
+            await states.set("quick", AccountStatus.CONNECTING)
+            await states.set("slow", AccountStatus.CONNECTING)
+            await states.set("failed", AccountStatus.ERROR, "connection refused (retrying)")
+            await asyncio.sleep(0.3)
+            await states.set("quick", AccountStatus.SYNCING)
+            await states.set("quick", AccountStatus.IDLE, synced=True)
+            await asyncio.sleep(0.3)
+            written = {d["_id"]: d["status"] async for d in db.account_states.find()}
+            assert written == {"failed": "error", "quick": "idle"}
+            await asyncio.sleep(1.0)  # slow has been connecting for more than settle_s
+            written = {d["_id"]: d["status"] async for d in db.account_states.find()}
+            assert written == {"failed": "error", "quick": "idle", "slow": "connecting"}
+        finally:
+            stop.set()
+            await flusher

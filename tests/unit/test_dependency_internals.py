@@ -89,6 +89,8 @@ AIOIMAPLIB_SIGNATURES = {
     "IMAP4ClientProtocol.connection_lost": ["self", "exc"],
     "IMAP4ClientProtocol.data_received": ["self", "d"],
     "IMAP4ClientProtocol.execute": ["self", "command", "scrub"],
+    "IMAP4ClientProtocol.send": ["self", "line", "scrub"],
+    "IMAP4ClientProtocol._response_done": ["self", "line"],
     "IMAP4ClientProtocol.new_tag": ["self"],
     "IMAP4ClientProtocol.fetch": ["self", "message_set", "message_parts", "by_uid", "timeout"],
     "IMAP4.create_client": ["self", "host", "port", "loop", "conn_lost_cb", "ssl_context"],
@@ -156,6 +158,14 @@ def test_aioimaplib_calls_the_methods_we_override_where_we_expect() -> None:
     )
     assert "self._event.wait()" in command and "raise self._exception" in command, _changed(
         "aioimaplib", "Command.wait (ends on _event, raises _exception)", IMAP_OURS
+    )
+    # A deferred command goes out with the next one (send), and is answered through
+    # _response_done before that one's tagged response is matched.
+    assert "self.send(str(command)" in _source(aioimaplib.IMAP4ClientProtocol.execute), _changed(
+        "aioimaplib", "IMAP4ClientProtocol.execute (writes through send)", IMAP_OURS
+    )
+    assert "self._response_done(line)" in _source(aioimaplib.IMAP4ClientProtocol._handle_line), (
+        _changed("aioimaplib", "IMAP4ClientProtocol._handle_line (tagged lines)", IMAP_OURS)
     )
     # AUTHENTICATE's challenges reach _continuation; every chunk goes through data_received.
     assert "self._continuation(line)" in _source(aioimaplib.IMAP4ClientProtocol._handle_line), (
