@@ -7,7 +7,7 @@ Neither agent waits for its sends one by one: an event is acked when its output 
 the broker (:mod:`.acks`), so aiokafka gathers many events' records in one request.
 Both hand their records straight to the app's producer (faust's: idempotent, acks=all;
 with ``exactly_once`` the transaction manager, as faust would:
-:func:`~.faust_config.output_producer`), ``dedup`` the table's changelog records too
+:class:`~.faust_config.Output`), ``dedup`` the table's changelog records too
 (:class:`~.faust_config.SightingsTable`):
 faust's ``Topic.send`` wraps each record in a FutureMessage with sensor calls, and
 awaits ``App.maybe_start_producer``, whose mode ``stampede`` wrapper yields to the event
@@ -30,7 +30,7 @@ from services.common import metrics
 from services.common.retry import is_retriable
 from services.dedup.acks import ack_when_sent
 from services.dedup.errors import Untaggable
-from services.dedup.faust_config import Streams, output_producer
+from services.dedup.faust_config import Output, Streams
 from services.dedup.sighting_rules import record_sighting, tagged_meta
 from services.dedup.tagger import Tagger
 
@@ -63,11 +63,8 @@ def define_agents(app: faust.App, streams: Streams, tagger: Tagger) -> None:
         streams.sightings,
     )
     by_fp_topic, tagged_topic = by_fp.get_topic_name(), tagged.get_topic_name()
-
-    async def send(topic: str, key: bytes, value: bytes, headers: Any) -> Any:
-        """The future of the record's ack (see the module docstring)."""
-        producer = await output_producer(app)
-        return await producer.send(topic, key, value, None, None, headers)
+    output = Output(app)
+    send = output.send
 
     async def dead_letter(
         stage: str, reason: str, event: Any, headers: list[tuple[str, bytes]]
@@ -138,7 +135,7 @@ def define_agents(app: faust.App, streams: Streams, tagger: Tagger) -> None:
                 if not verdict.canonical:
                     metrics.duplicate_linked(tags.sighting.account_id)  # a new sighting, linked
                 table[key] = [v.model_dump(mode="json") for v in verdict.sightings]
-            logged = await table.publish_changelog()  # acked with the output (SightingsTable)
+            logged = await table.publish_changelog(output)  # acked with the output (SightingsTable)
             out = tagged_meta(tags, verdict)
             sent = await send(
                 tagged_topic,

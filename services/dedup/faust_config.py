@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, cast
 
 import faust
 from aiokafka.admin import NewTopic
-from faust.types import AppT, CodecArg, FutureMessage
+from faust.types import AppT, FutureMessage
 
 from schemas.topics import BY_FINGERPRINT, DEAD_LETTERS, RAW_MESSAGES, TAGGED_MESSAGES
 from services.common.kafka import MAX_REQUEST_BYTES, compression
@@ -41,71 +40,114 @@ class SightingsTable(faust.Table):  # type: ignore[type-arg]
     (three event-loop yields each, see :mod:`.agents`), and its conductor stops
     delivering events while the buffer holds over 100 records, polling it in 0.1 s
     waits ("producer buffer full" warnings, 28-103 per 2,000 messages once the agents
-    sent directly). Here :meth:`send_changelog` keeps each record, serialized as faust
+    sent directly). Here :meth:`on_key_set` keeps each record, serialized as faust
     serializes it, and the ``dedup`` agent, the table's one writer, publishes it after
     each write and acks the event once it and the tagged record are in the broker: a
     committed event's sighting is in the changelog too.
+
+    :meth:`on_key_set` keeps the record as bytes, not as faust's ``FutureMessage``
+    (``Channel.as_future_message``: a pending message, its future and faust's
+    serializer lookups for each write, a sixth of the ``dedup`` agent's own time,
+    py-spy); the table's keys never expire and the app has no sensors
+    (:func:`faust_app`), so faust's ``on_key_set`` does nothing else.
     """
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._unsent: list[FutureMessage] = []
+        self._unsent: list[tuple[int | None, bytes | None, bytes | None]] = []
 
-    def send_changelog(
-        self,
-        partition: int | None,
-        key: Any,
-        value: Any,
-        key_serializer: CodecArg | None = None,
-        value_serializer: CodecArg | None = None,
-    ) -> FutureMessage:
-        fut = self.changelog_topic.as_future_message(
-            key=key,
-            value=value,
-            partition=partition,
-            key_serializer=key_serializer or self.key_serializer,
-            value_serializer=value_serializer or self.value_serializer,
-            callback=self._on_changelog_sent,
-            eager_partitioning=True,
+    def on_key_set(self, key: Any, value: Any) -> None:
+        serializers = self.app.serializers
+        self._unsent.append(
+            (
+                self.partition_for_key(key),  # the current event's partition
+                serializers.dumps_key(self.key_type, key, serializer=self.key_serializer),
+                serializers.dumps_value(self.value_type, value, serializer=self.value_serializer),
+            )
         )
-        self._unsent.append(fut)
-        return fut
 
-    async def publish_changelog(self) -> list[asyncio.Future[Any]]:
-        """Hand the records of the writes so far to the app's producer; the futures of
-        their acks."""
+    async def publish_changelog(self, output: Output) -> list[asyncio.Future[Any]]:
+        """Hand the records of the writes so far to ``output``; the futures of their
+        acks."""
         unsent, self._unsent = self._unsent, []
-        topic, producer = self.changelog_topic.get_topic_name(), await output_producer(self.app)
+        topic = self.changelog_topic.get_topic_name()
         acks: list[asyncio.Future[Any]] = []
-        for fut in unsent:
-            m = fut.message
-            ack = await producer.send(topic, m.key, m.value, m.partition, m.timestamp, m.headers)
-            cast("asyncio.Future[Any]", ack).add_done_callback(partial(_settle, fut))
-            acks.append(cast("asyncio.Future[Any]", ack))
+        for partition, key, value in unsent:
+            ack = await output.send(topic, key, value, None, partition)
+            ack.add_done_callback(self._on_changelog_acked)
+            acks.append(ack)
         return acks
 
+    def _on_changelog_acked(self, ack: asyncio.Future[Any]) -> None:
+        """The table's bookkeeping of what the changelog holds, as faust's callback
+        does it once its send succeeded."""
+        if not ack.cancelled() and ack.exception() is None:
+            self._on_changelog_sent(cast("FutureMessage", ack))  # it reads .result() only
 
-async def output_producer(app: AppT) -> Any:
-    """The producer an agent's records go to, as ``Topic.send`` would pick it: with
+
+class Output:
+    """Where an agent's records go, as ``Topic.send`` would pick it: with
     ``exactly_once`` the consumer's transaction manager (each record in its partition's
-    transaction, committed with the input's offsets); otherwise the app's producer
-    itself, without ``App.maybe_start_producer``'s wrapper (see :mod:`.agents`)."""
-    if app.in_transaction:
-        return await app.maybe_start_producer()
-    return app.producer
+    transaction, committed with the input's offsets); otherwise the app's aiokafka
+    producer itself, without faust's ``Producer.send`` around it (a sensor signal, a
+    ``Mapping`` check of the headers, a settings read: a fifth of the cost of each
+    send, cProfile) nor ``App.maybe_start_producer``'s wrapper (see :mod:`.agents`)."""
+
+    def __init__(self, app: AppT):
+        self._app = app
+        self._transactions = app.in_transaction
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None,
+        partition: int | None = None,
+    ) -> asyncio.Future[Any]:
+        """The future of the record's ack."""
+        if self._transactions:
+            producer = await self._app.maybe_start_producer()
+            sent = await producer.send(topic, key, value, partition, None, headers)
+        else:
+            producer = cast("Any", self._app.producer)._ensure_producer()
+            sent = await producer.send(topic, value, key=key, partition=partition, headers=headers)
+        return cast("asyncio.Future[Any]", sent)
 
 
-def _settle(fut: FutureMessage, ack: asyncio.Future[Any]) -> None:
-    """Settle faust's future of a changelog record as its send did, and run its callback
-    (the table's bookkeeping of what the changelog holds)."""
-    if ack.cancelled():
-        fut.cancel()
-    elif (exc := ack.exception()) is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(ack.result())
-        if fut.message.callback:
-            fut.message.callback(fut)
+class _App(faust.App):
+    """faust's app without its sensors.
+
+    faust's one sensor by default, its ``Monitor``, keeps statistics that only faust's
+    web server shows (``web_enabled=False`` here; mailsync's metrics are its own):
+    four calls per event and one per table write, a fifteenth of the worker's time
+    (cProfile). The monitor object stays, for faust's consumer's direct calls to it.
+    """
+
+    def on_init_dependencies(self) -> Any:
+        deps = super().on_init_dependencies()
+        self.sensors.remove(self.monitor)  # added just now by faust
+        return deps
+
+
+class RawSchema(faust.Schema):  # type: ignore[type-arg]
+    """Keys and values as bytes, read without faust's serializer registry.
+
+    mailsync's records carry their own envelope (:mod:`schemas.envelope`), so the
+    topics are ``raw``; faust's registry would still look up the raw codec and pass
+    each key and value through it for every event.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        )
+
+    def loads_key(self, app: AppT, message: Any, **_: Any) -> Any:
+        return message.key
+
+    def loads_value(self, app: AppT, message: Any, **_: Any) -> Any:
+        return message.value
 
 
 def faust_app(settings: DedupSettings) -> faust.App:
@@ -113,7 +155,7 @@ def faust_app(settings: DedupSettings) -> faust.App:
     s = settings
     (s.data_dir / "faust" / f"{s.topic_prefix}{s.dedup_app_id}").mkdir(parents=True, exist_ok=True)
     credentials, context = faust_auth(s)
-    app = faust.App(
+    app = _App(
         f"{s.topic_prefix}{s.dedup_app_id}",
         broker=[f"kafka://{h}" for h in (s.kafka_bootstrap or "").split(",")],
         broker_credentials=credentials,
@@ -159,10 +201,10 @@ def faust_app(settings: DedupSettings) -> faust.App:
 def declare_streams(app: faust.App, settings: DedupSettings) -> Streams:
     """The app's topics (raw bytes in and out: the envelope is ours) and its table."""
     s = settings
-    raw = app.topic(s.topic(RAW_MESSAGES), key_serializer="raw", value_serializer="raw")
-    by_fp = app.topic(s.topic(BY_FINGERPRINT), key_serializer="raw", value_serializer="raw")
-    tagged = app.topic(s.topic(TAGGED_MESSAGES), key_serializer="raw", value_serializer="raw")
-    dead = app.topic(s.topic(DEAD_LETTERS), key_serializer="raw", value_serializer="raw")
+    raw = app.topic(s.topic(RAW_MESSAGES), schema=RawSchema())
+    by_fp = app.topic(s.topic(BY_FINGERPRINT), schema=RawSchema())
+    tagged = app.topic(s.topic(TAGGED_MESSAGES), schema=RawSchema())
+    dead = app.topic(s.topic(DEAD_LETTERS), schema=RawSchema())
     table = SightingsTable(
         app,
         name="sightings",
