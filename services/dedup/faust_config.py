@@ -120,8 +120,9 @@ class _App(faust.App):
 
     faust's one sensor by default, its ``Monitor``, keeps statistics that only faust's
     web server shows (``web_enabled=False`` here; mailsync's metrics are its own):
-    four calls per event and one per table write, a fifteenth of the worker's time
-    (cProfile). The monitor object stays, for faust's consumer's direct calls to it.
+    two calls per event and two per table write, each through faust's sensor delegate,
+    about 2% of the worker's time (cProfile). The monitor object stays, for faust's
+    consumer's direct calls to it.
     """
 
     def on_init_dependencies(self) -> Any:
@@ -135,7 +136,7 @@ class RawSchema(faust.Schema):  # type: ignore[type-arg]
 
     mailsync's records carry their own envelope (:mod:`schemas.envelope`), so the
     topics are ``raw``; faust's registry would still look up the raw codec and pass
-    each key and value through it for every event.
+    each key and value through it for every event (2% of the worker's time, cProfile).
     """
 
     def __init__(self) -> None:

@@ -276,6 +276,42 @@ def test_faust_commit_bookkeeping_we_guard() -> None:
         assert used in stream, _changed("faust-streaming", "Stream._py_aiter", DEDUP_OURS)
 
 
+def test_faust_internals_the_dedup_app_replaces_or_calls() -> None:
+    """services/dedup/faust_config.py: the table's writes, the output, the sensors, the
+    raw schema."""
+    import faust.serializers.schemas
+    import faust.tables.base
+    import faust.tables.table
+
+    ours = "services/dedup/faust_config.py"
+    # SightingsTable.on_key_set does what faust's does with neither expiring keys nor
+    # sensors: one changelog record, to the key's partition, serialized with the table's
+    # serializers; its acks go to _on_changelog_sent, which reads only .result().
+    on_key_set = _source(faust.tables.table.Table.on_key_set)
+    for used in (
+        "self.send_changelog(self.partition_for_key(key), key, value)",
+        "self._maybe_set_key_ttl(key, partition)",
+        "self._sensor_on_set(self, key, value)",
+    ):
+        assert used in on_key_set, _changed("faust-streaming", "Table.on_key_set", ours)
+    sent = _source(faust.tables.base.Collection._on_changelog_sent)
+    assert sent.count("fut.") == 1 and "fut.result()" in sent, _changed(
+        "faust-streaming", "Collection._on_changelog_sent", ours
+    )
+    # Output.send takes the aiokafka producer as faust's Producer.send does.
+    assert "transaction_producer = self._ensure_producer()" in _source(
+        faust_aiokafka.Producer.send
+    ), _changed("faust-streaming", "Producer.send", ours)
+    # _App removes the monitor that on_init_dependencies has just added.
+    assert "self.sensors.add(self.monitor)" in _source(faust.App.on_init_dependencies), _changed(
+        "faust-streaming", "App.on_init_dependencies", ours
+    )
+    # RawSchema's loads_key and loads_value are what decode calls for each event.
+    compiled = _source(faust.serializers.schemas.Schema.compile)
+    for used in ("schema_loads_key(app, message, loads=loads_key)", "schema_loads_value("):
+        assert used in compiled, _changed("faust-streaming", "Schema.compile", ours)
+
+
 def test_aiokafka_internals_we_set_or_call() -> None:
     consumer = aiokafka.AIOKafkaConsumer
     # transport.py sets _fetch_max_wait_ms after construction; start() must read it.
