@@ -5,7 +5,7 @@
 
 Neither agent waits for its sends one by one: an event is acked when its output is in
 the broker (:mod:`.acks`), so aiokafka gathers many events' records in one request.
-Both hand their records straight to the app's producer (faust's: idempotent, acks=all;
+Both hand their records straight to the app's aiokafka producer (idempotent, acks=all;
 with ``exactly_once`` the transaction manager, as faust would:
 :class:`~.faust_config.Output`), ``dedup`` the table's changelog records too
 (:class:`~.faust_config.SightingsTable`):
