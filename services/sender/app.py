@@ -217,8 +217,8 @@ class SenderApp:
 
     async def _dispatch(self, record: SendRecord) -> None:
         assert self._dispatcher is not None
-        async with self._slots.hold(record.request.account_id):
-            await self._dispatcher.handle(record)
+        async with self._slots.hold(record.request.account_id) as let_go:
+            await self._dispatcher.handle(record, let_go)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)

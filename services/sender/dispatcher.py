@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiosmtplib
@@ -74,6 +74,10 @@ def activity_of(message: bytes) -> str:
     return identify(parse_headers(message), message).activity_id
 
 
+def _nothing() -> None:
+    pass
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -104,16 +108,20 @@ class Dispatcher:
         self._built: dict[str, bytes] = {}  # by request id, while the request is in hand
         self._copies: dict[str, Filed | MailsyncError] = {}  # filed while "sent" was written
 
-    async def handle(self, record: SendRecord) -> None:
-        """Take a claimed record as far as it can go now; release it for later if not done."""
+    async def handle(self, record: SendRecord, worked: Callable[[], None] = _nothing) -> None:
+        """Take a claimed record as far as it can go now; release it for later if not done.
+
+        ``worked`` is called once its SMTP and IMAP work is over, before its results are
+        announced and its lease given back (the app frees its slot then).
+        """
         account_id = record.request.account_id
         with log_context(account_id=account_id, request_id=record.id):
             # Holding the account keeps its SMTP and IMAP sessions open for the requests
             # of it still in hand; the last one to finish closes them.
             async with self._transport.hold(account_id), self._filer.hold(account_id):
-                await self._handle(record)
+                await self._handle(record, worked)
 
-    async def _handle(self, record: SendRecord) -> None:
+    async def _handle(self, record: SendRecord, worked: Callable[[], None]) -> None:
         settled = False
         try:
             # Claimed for a result still to announce, its next try not yet due: the
@@ -125,6 +133,9 @@ class Dispatcher:
                 record = await self._recover_interrupted(record)
             if record.state is SendState.SENT and not waiting:
                 record = await self._file(record)
+            # Announcing and settling wait on Kafka and the ledger, not on a session: the
+            # next request begins meanwhile (a burst waits on those commits).
+            worked()
             announced = await self._announce(record)
             await self._ledger.settle(record, announced)
             settled = True

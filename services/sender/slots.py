@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from services.sender.fairness import next_turn
 
@@ -25,13 +25,22 @@ class FairSlots:
         self._waiting: list[tuple[str, asyncio.Future[None]]] = []
 
     @contextlib.asynccontextmanager
-    async def hold(self, account: str) -> AsyncIterator[None]:
-        """A slot for a request of ``account``, for the ``async with`` block."""
+    async def hold(self, account: str) -> AsyncIterator[Callable[[], None]]:
+        """A slot for a request of ``account``, for the ``async with`` block; it yields
+        a function that gives the slot back before the block ends (once)."""
         await self._acquire(account)
+        held = True
+
+        def let_go() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self._release(account)
+
         try:
-            yield
+            yield let_go
         finally:
-            self._release(account)
+            let_go()
 
     def at_work(self) -> dict[str, int]:
         """Requests holding a slot, by account."""

@@ -73,3 +73,24 @@ async def test_a_cancelled_waiter_gives_up_its_place_and_never_leaks_a_slot() ->
     async with slots.hold("c"):
         assert slots.at_work() == {"c": 1}
     assert started == ["a"]
+
+
+async def test_a_slot_given_back_early_goes_to_the_next_and_is_not_freed_twice() -> None:
+    slots = FairSlots(1)
+    started: list[str] = []
+    go = asyncio.Event()
+    async with slots.hold("a") as let_go:
+        waiting = asyncio.create_task(_queue(slots, "b", started, go))
+        await asyncio.sleep(0)
+        assert started == []  # the one slot is ours
+        let_go()
+        let_go()  # once only
+        await asyncio.sleep(0)
+        assert started == ["b"] and slots.at_work() == {"b": 1}
+    assert slots.at_work() == {"b": 1}  # leaving the block freed nothing more
+    third = asyncio.create_task(_queue(slots, "c", started, go))
+    await asyncio.sleep(0)
+    assert started == ["b"]  # still one slot, b's
+    go.set()
+    await asyncio.gather(waiting, third)
+    assert started == ["b", "c"] and slots.at_work() == {}
