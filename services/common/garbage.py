@@ -35,19 +35,13 @@ import gc
 import time
 from typing import Any
 
-from prometheus_client import Histogram
+from services.common.metrics import GC_PAUSES
 
 THRESHOLDS = (10_000, 10, 100)
 # Accounts released at once from which their garbage is collected on the spot.
 RELEASED_COLLECT = 100
 
-PAUSES = Histogram(
-    "mailsync_gc_pause_seconds",
-    "Time the cyclic garbage collector held the process, by generation collected.",
-    ["generation"],
-    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-)
-_by_generation = [PAUSES.labels(generation=str(g)) for g in range(3)]
+_by_generation = [GC_PAUSES.labels(generation=str(g)) for g in range(3)]
 _began = [0.0]
 
 

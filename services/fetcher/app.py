@@ -86,24 +86,14 @@ class FetcherApp:
     async def start(self) -> None:
         s = self.settings
         s.log_startup(self.name)
-        _t = [asyncio.get_running_loop().time()]
-
-        def _mark(what: str) -> None:  # TEMP diagnosis
-            now = asyncio.get_running_loop().time()
-            log.info("TEMP start %s %.3fs", what, now - _t[0])
-            _t[0] = now
-
         secrets = SecretBox(s.secret_key)
         await ensure_topics(s, topics_of(self.name))
-        _mark("topics")
         self._mongo = mongo_client(s, app_name="mailsync-fetcher")
         db = database(self._mongo, s)
         self._producer = producer(s, client_id="mailsync-fetcher")
         await self._producer.start()
-        _mark("producer")
         blobs = BlobStore(db)
         await blobs.ensure_indexes()
-        _mark("blob-indexes")
         # A few poll intervals without a heartbeat: the account is not running.
         states = StateStore(
             db, self.worker_id, stale_after_s=max(3 * s.fetcher_poll_interval_s, 10)
@@ -116,7 +106,6 @@ class FetcherApp:
         sightings = SightingReader(db)
         tombstones = TombstoneStore(db)
         await tombstones.ensure_indexes()
-        _mark("tombstone-indexes")
         self._due = due = DueWork(ReconcileRequests(db), processed)
         pacer = LoginPacer(
             s.fetcher_logins_per_s,
@@ -124,7 +113,6 @@ class FetcherApp:
             handoff_rate=s.fetcher_handoff_logins_per_s,
         )
         await due.refresh()
-        _mark("due")
         tls = ssl.create_default_context()
         if s.fetcher_ca_file is not None:
             tls.load_verify_locations(cafile=str(s.fetcher_ca_file))
@@ -134,7 +122,6 @@ class FetcherApp:
         )
         await self._directory.start()
         await self._directory.wait_ready(timeout=60)
-        _mark("directory")
         self._tokens = TokenProvider(
             secrets,
             margin_s=s.oauth2_refresh_margin_s,
@@ -189,7 +176,6 @@ class FetcherApp:
         )
         self._table.subscribe(self._consumer)
         await self._consumer.start()
-        _mark("consumer")
         self._confirmations_consumer = consumer(
             s,
             s.topic(ACTIVITY_CONFIRMATIONS),
@@ -197,7 +183,6 @@ class FetcherApp:
             client_id="mailsync-fetcher",
         )
         await self._confirmations_consumer.start()
-        _mark("confirmations")
         self._confirmations = ConfirmationLoop(
             self._confirmations_consumer, self._directory, processed, due
         )

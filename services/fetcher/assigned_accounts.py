@@ -163,9 +163,7 @@ class AccountTable:
             decoded.append((key.decode() if key is not None else None, self._decode(key, value)))
         latest = {a.account_id: a for _, a in decoded if a is not None}
         starting = [a for a in latest.values() if self._supervisor.starts_afresh(a)]
-        t0 = asyncio.get_running_loop().time()
         cursors = await self._preload(starting) if starting else {}
-        t1 = asyncio.get_running_loop().time()
         for (account_id, account), (_, value) in zip(decoded, records, strict=True):
             if account_id is None:
                 log.error("account record without a key on %s ignored", tp)
@@ -174,15 +172,6 @@ class AccountTable:
                 continue  # invalid, logged
             known = cursors.pop(account_id, None) if account is latest.get(account_id) else None
             await self._apply(tp, account_id, account, known)
-        if len(records) > 50:  # TEMP diagnosis
-            log.info(
-                "TEMP batch %s: %d records, %d starting, preload %.3fs, apply %.3fs",
-                tp.partition,
-                len(records),
-                len(starting),
-                t1 - t0,
-                asyncio.get_running_loop().time() - t1,
-            )
 
     def _decode(self, key: bytes | None, value: bytes | None) -> AccountRecord | None:
         """The record's account (the directory's copy when equal); None for a tombstone,
