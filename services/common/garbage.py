@@ -13,18 +13,17 @@ four full collections; the logins are the loop's work, so that was a sixth of th
 
 - :data:`THRESHOLDS`: a collection of the youngest generation every 10,000 net
   allocations, and a full one considered every 10 million (the quarter rule still
-  applies): a takeover of 5,000 accounts, about 1.5 million objects, sees none. At
-  N = 2,500 the replica taking 1,257 accounts collected for 0.30 s instead of 1.06
-  (its CPU per account 2.8 ms against 3.6), but the one taking its 1,243 back with its
-  own 1,257 still running collected for 1.46 s with a full collection every million.
-- :func:`collect_released`: what a replica gave up in a rebalance is collected at once
-  (sessions, tasks and their cycles): with full collections this rare, it would
-  otherwise wait for hours at idle, where little is allocated.
+  applies): a takeover of 5,000 accounts sees one at most. At N = 2,500 the replica
+  taking 1,257 accounts collected for 0.30 s instead of 1.06 s and spent 2.8 ms of CPU
+  per account instead of 3.6 (bench/RESULTS.md, Scale, run 10). What a replica gives up
+  in a rebalance waits for the next full collection, which the allocations of the
+  accounts it takes later bring on: collecting it at once cost the replica 5 s of its
+  loop at N = 10,000, in the middle of the handoff.
 - :func:`freeze_started` after a process's services started: what the start built
   (modules, settings, every account record of the directory) moves to the permanent
   generation (``gc.freeze``), which no collection examines again. Objects of it that
   become garbage are still freed by their reference counts, only cycles among them
-  would stay (a start builds none that it drops).
+  would stay (a start builds few that it drops).
 - The pauses as ``mailsync_gc_pause_seconds{generation}``: what the collector costs the
   loop, where ops can see it.
 """
@@ -38,8 +37,6 @@ from typing import Any
 from services.common.metrics import GC_PAUSES
 
 THRESHOLDS = (10_000, 10, 100)
-# Accounts released at once from which their garbage is collected on the spot.
-RELEASED_COLLECT = 100
 
 _by_generation = [GC_PAUSES.labels(generation=str(g)) for g in range(3)]
 _began = [0.0]
@@ -61,11 +58,6 @@ def configure() -> None:
 
 def freeze_started() -> None:
     """Everything alive now is kept out of every later collection (see the module doc)."""
-    gc.collect()  # the start's own garbage first: frozen, it would never be freed
+    # No collection first: a full one over the account directory is a second of the
+    # loop as the replica joins its group; the start leaves little garbage in cycles.
     gc.freeze()
-
-
-def collect_released(accounts: int) -> None:
-    """A full collection once ``accounts`` were stopped at once (see the module doc)."""
-    if accounts >= RELEASED_COLLECT:
-        gc.collect()

@@ -44,7 +44,6 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from pydantic import ValidationError
 
 from schemas.account import AccountRecord
-from services.common import garbage
 from services.fetcher.cursor_preload import Known
 from services.fetcher.membership import SessionGuard, StickyAssignor
 from services.fetcher.supervisor import Supervisor
@@ -131,7 +130,6 @@ class AccountTable:
             await self._supervisor.stop(lost)
         if lost:
             log.info("stopped %d accounts after losing partitions", len(lost))
-            garbage.collect_released(len(lost))
 
     async def guard(self, stop: asyncio.Event) -> None:
         """Stop every account before the broker could drop this member (see above)."""

@@ -39,12 +39,3 @@ def test_what_the_start_built_is_left_out_of_later_collections(restored: None) -
     built = [{"record": i} for i in range(1000)]
     garbage.freeze_started()
     assert gc.get_freeze_count() >= len(built)
-
-
-def test_a_large_release_is_collected_at_once(restored: None) -> None:
-    garbage.configure()
-    before = _pauses("2")
-    garbage.collect_released(garbage.RELEASED_COLLECT - 1)
-    assert _pauses("2") == before
-    garbage.collect_released(garbage.RELEASED_COLLECT)
-    assert _pauses("2") == before + 1
