@@ -76,6 +76,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -121,6 +122,10 @@ PYSPY_BIN_ENV = "MAILSYNC_BENCH_PYSPY_BIN"
 # Set (to anything): no idle window and no deliveries, for quicker rebalance work
 # (the run then says it is incomplete).
 QUICK_ENV = "MAILSYNC_BENCH_SCALE_QUICK"
+# Set to a directory: the services' logs (at INFO) are copied there at the end, and
+# py-spy records both replicas through the join as speedscope timelines (idle included:
+# where the wall time goes, not only the CPU).
+KEEP_ENV = "MAILSYNC_BENCH_SCALE_KEEP"
 DEFAULT_ACCOUNTS = (1000, 2000)
 
 # Issue #16's goal.
@@ -681,6 +686,7 @@ class Move:
     cpu_pct: dict[str, float] = field(default_factory=dict)  # over the move
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds over the move
     lag_s: float = 0.0  # the gaining replica's loop lag, the highest seen
+    gc_s: float | None = None  # its garbage collector's pauses over the move
 
 
 @dataclass
@@ -767,6 +773,41 @@ def _spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT)
 
 
+def _timelines(*procs: ServiceProcess) -> list[subprocess.Popen[bytes]]:
+    """Speedscope timelines of ``procs`` (idle stacks included) when ``KEEP_ENV`` names
+    a directory."""
+    directory = os.environ.get(KEEP_ENV)
+    if not directory:
+        return []
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    out = []
+    for proc in procs:
+        argv = [
+            os.environ.get(PYSPY_BIN_ENV, "py-spy"),
+            "record",
+            "--pid",
+            str(proc.pid),
+            "--rate",
+            "100",
+            "--idle",
+            "--format",
+            "speedscope",
+            "--nonblocking",
+            "--output",
+            str(Path(directory) / f"join-{proc.name}.speedscope.json"),
+        ]
+        with (Path(directory) / f"join-{proc.name}.spy.log").open("ab") as log_file:
+            out.append(subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT))
+    return out
+
+
+def _keep_logs(directory: Path, logs: list[Path]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in logs:
+        if path.exists():
+            shutil.copy(path, directory / path.name)
+
+
 def _stop_profile(spies: list[subprocess.Popen[bytes]]) -> None:
     for spy in spies:
         spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
@@ -799,6 +840,8 @@ async def rebalance(
         out.most_sessions = max(out.most_sessions, most)
         out.doubled += most >= 2
 
+    gc_s: dict[str, float] = {}  # each replica's garbage collector pauses so far, s
+
     async def states(proc: ServiceProcess) -> tuple[float, float, float]:
         """(accounts run, idle, loop lag); zeros once the process is gone."""
         try:
@@ -807,6 +850,7 @@ async def rebalance(
             return 0.0, 0.0, 0.0
         by_state = account_states(samples)
         lag = gauge(samples, "mailsync_event_loop_lag_seconds") or 0.0
+        gc_s[proc.name] = sum(v for n, _, v in samples if n == "mailsync_gc_pause_seconds_sum")
         return sum(by_state.values()), by_state.get("idle", 0.0), lag
 
     def track(move: Move, now: float, lost: float, gained: float, base: float) -> None:
@@ -821,11 +865,12 @@ async def rebalance(
     first = sessions(names)
     began = time.monotonic()
     second.start()
+    spy = _timelines(fetcher, second)
     await second.wait_ready(http)
     out.join.ready_s = time.monotonic() - began
     names[second.pid] = second.name
     first[second.name] = Usage(0.0, 0, 0, 0, {})
-    spy = _profile(second, "join")
+    spy += _profile(second, "join")
     settled = 0
     joining: list[tuple[float, float, float, float]] = []  # (s, replica 1 runs, 2 runs, 2 idle)
     while out.joined_s is None:
@@ -844,6 +889,7 @@ async def rebalance(
             await asyncio.sleep(POLL_S)
         logins.read()
     _stop_profile(spy)
+    out.join.gc_s = gc_s.get(second.name)
     out.join.cpu_pct = cpu_between(first, last := sessions(names), out.joined_s)
     out.join.cpu_s = {k: v * out.joined_s / 100 for k, v in out.join.cpu_pct.items()}
     out.join.logins = logins.per_second()
@@ -857,6 +903,7 @@ async def rebalance(
 
     logins = _LoginLog(dovecot)
     first = last
+    gc_before = gc_s.get(fetcher.name, 0.0)
     spy = _profile(fetcher, "leave")
     began = time.monotonic()
     stopping = asyncio.create_task(asyncio.to_thread(second.stop))
@@ -879,6 +926,7 @@ async def rebalance(
             await asyncio.sleep(POLL_S)
         logins.read()
     _stop_profile(spy)
+    out.leave.gc_s = gc_s.get(fetcher.name, 0.0) - gc_before
     out.leave.cpu_pct = cpu_between(first, sessions(names), out.left_s)
     out.leave.cpu_s = {k: v * out.left_s / 100 for k, v in out.leave.cpu_pct.items()}
     out.leave.logins = logins.per_second()
@@ -1100,6 +1148,8 @@ async def measure(
     kafka, secantus, dovecot = servers
     n = run.n
     overrides = _overrides(kafka, secantus, dovecot, "scale.")
+    if os.environ.get(KEEP_ENV):
+        overrides["log_level"] = "INFO"
     fetcher = ServiceProcess("fetcher", overrides, work, None)
     others = [ServiceProcess(name, overrides, work, None) for name in ("dedup", "activity-writer")]
     ours = [fetcher, *others]
@@ -1180,6 +1230,8 @@ async def measure(
             for proc in ours:
                 proc.stop()
         run.warnings = dovecot_warnings(dovecot)
+        if keep := os.environ.get(KEEP_ENV):
+            await asyncio.to_thread(_keep_logs, Path(keep), [p.log for p in ours])
         if trace and run.error is None:
             try:
                 await traced(run, work, servers, people, http, timeout_s)
@@ -1596,7 +1648,8 @@ def _moves(rb: Rebalance, st: Storm | None) -> list[str]:
             f"{_s(move.gain_s, 1)}; the moved idle: {idle} (all: {_s(total, 1)}); "
             f"{logins:,} logins ({', '.join(str(x) for x in move.logins[:40])}); "
             f"{_busy(move.cpu_pct)}; CPU ms per moved account: {cpu}; {gainer}'s loop up "
-            f"to {move.lag_s:.1f} s late."
+            f"to {move.lag_s:.1f} s late"
+            + (f", its garbage collector {move.gc_s:.2f} s." if move.gc_s is not None else ".")
         )
     if st is not None and st.back_s and st.logins:
         per = {

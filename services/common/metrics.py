@@ -176,6 +176,12 @@ EVENT_LOOP_LAG = Gauge(
     "mailsync_event_loop_lag_seconds",
     "How late the event loop woke a periodic timer, last time: a busy or blocked loop.",
 )
+GC_PAUSES = Histogram(
+    "mailsync_gc_pause_seconds",
+    "Time the cyclic garbage collector held the process, by generation collected.",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
 READY = Gauge(
     "mailsync_ready",
     "1 when every service of the process has started and its dependencies answer.",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from schemas.topics import TOPICS, topics_of
-from services.common import metrics
+from services.common import garbage, metrics
 from services.common.dependencies import DependencyProbe
 from services.common.health import HealthServer
 from services.common.lag_monitor import ConsumerGroup, LagMonitor
@@ -37,6 +37,7 @@ async def run_process(
     on_listening: Callable[[HealthServer], None] | None = None,
 ) -> None:
     """Run ``services`` until ``stop``; ``local``: a busy metrics port is not fatal."""
+    garbage.configure()
     metrics.configure(per_account=settings.metrics_per_account)
     metrics.initialise(s.name for s in services)
     groups = [g for s in services if isinstance(s, Consumes) for g in s.consumer_groups()]
@@ -49,6 +50,11 @@ async def run_process(
         DependencyProbe(settings, [t for t in TOPICS if t.name in used]),
     )
     await health.start(any_port_if_busy=local)
+
+    def started() -> None:
+        health.mark_started()
+        garbage.freeze_started()
+
     try:
         if on_listening is not None:
             on_listening(health)
@@ -56,7 +62,7 @@ async def run_process(
             [*services, *monitors],
             stop,
             settings.shutdown_timeout_s,
-            on_started=health.mark_started,
+            on_started=started,
             on_stopping=health.mark_stopping,
         )
     finally:

@@ -50,19 +50,27 @@ class FolderPass:
         # nothing new, looked: what a later EXAMINE is compared with.
         self._looked: dict[str, tuple[int, int]] = {}
 
-    async def sync_all(self, imap: ImapSession, folders: list[Folder]) -> None:
+    async def sync_all(
+        self,
+        imap: ImapSession,
+        folders: list[Folder],
+        known: dict[str, FolderStatus] | None = None,
+    ) -> None:
         """A pass over each folder that STATUS says changed.
 
         Where the server has LIST-STATUS (RFC 5819) and several folders are checked, one
         command asks them all instead of a STATUS each. A folder its answer left out
         (deleted or renamed, the selected one) is asked with STATUS as before, so its
-        FolderError is reported, never skipped in silence."""
+        FolderError is reported, never skipped in silence. ``known``: the status the
+        account's start listed its folders with (``ImapSession.list_chosen``), asked
+        before any of this account's cursors could move: its first pass asks nothing
+        again (a cursor is only written by this worker, which starts now)."""
         # The cursors first, then the status: a cursor that moved meanwhile only makes
         # the comparison see a change that is not there (a pass finding nothing).
         cursors = {f.name: await self._cursors.get(f.name) for f in folders}
         checked = [f for f in folders if cursors[f.name] is not None]
-        listed: dict[str, FolderStatus] = {}
-        if len(checked) > 1 and imap.has("LIST-STATUS"):
+        listed: dict[str, FolderStatus] = known or {}
+        if not listed and len(checked) > 1 and imap.has("LIST-STATUS"):
             listed = await imap.list_status(checked)
         for folder in folders:
             try:

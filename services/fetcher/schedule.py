@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from schemas.account import AccountRecord
 from schemas.common import FolderRole
@@ -39,7 +39,14 @@ from services.fetcher.processed_actions import ProcessedActions
 from services.fetcher.reconcile_pass import ReconcilePass
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.state import StateStore
-from services.imap import Folder, ImapSession, ImapUnavailable, with_sent_folder
+from services.imap import (
+    Folder,
+    FolderStatus,
+    IdleNews,
+    ImapSession,
+    ImapUnavailable,
+    with_sent_folder,
+)
 
 log = logging.getLogger("mailsync.fetcher.worker")
 
@@ -72,13 +79,13 @@ class Schedule:
         self._states.waiting(acc.account_id)
         cap = acc.max_connections or self._settings.fetcher_max_connections
         async with self._session(connecting=True) as imap:
-            folders = self._synced_folders(await imap.list_folders())
+            folders, known = await self._list(imap)
             await self._states.set(acc.account_id, AccountStatus.SYNCING)
             inbox = next((f for f in folders if f.role is FolderRole.INBOX), None)
             others = [f for f in folders if f is not inbox]
             imported = False
             if self._settings.fetcher_notify and inbox is not None and imap.has("NOTIFY"):
-                await self._import(imap, inbox, others, second=cap >= 2)
+                await self._import(imap, inbox, others, second=cap >= 2, known=known)
                 imported = True
                 # Sent with the next command (EXAMINE INBOX, usually): a round trip fewer.
                 refused = await self._notified(imap, folders, inbox, imap.defer_notify(others))
@@ -87,7 +94,7 @@ class Schedule:
                 # A poll is one LIST-STATUS (RFC 5819) for the other folders, brief enough
                 # to interrupt IDLE for: one connection, a second only for a first import.
                 if not imported:
-                    await self._import(imap, inbox, others, second=cap >= 2)
+                    await self._import(imap, inbox, others, second=cap >= 2, known=known)
                 await self._one_connection(imap, folders, inbox)
                 return
             if cap < 2 or inbox is None or not others:
@@ -115,18 +122,36 @@ class Schedule:
         async with self._connections.session(admitted if connecting else None) as imap:
             yield imap
 
+    async def _list(self, imap: ImapSession) -> tuple[list[Folder], dict[str, FolderStatus]]:
+        """The chosen folders as the server lists them, and, where it has LIST-STATUS,
+        their status from the same command (``ImapSession.list_chosen``). Else, or when
+        one of them is not listed so, every folder is listed (``LIST "" "*"``) and the
+        missing one is reported as before."""
+        if imap.has("LIST-STATUS") and self._account.folders:
+            chosen = await imap.list_chosen(list(self._account.folders))
+            if chosen is not None:
+                return self._synced_folders(chosen.folders), chosen.status
+        return self._synced_folders(await imap.list_folders()), {}
+
     async def _import(
-        self, imap: ImapSession, inbox: Folder, others: list[Folder], *, second: bool
+        self,
+        imap: ImapSession,
+        inbox: Folder,
+        others: list[Folder],
+        *,
+        second: bool,
+        known: dict[str, FolderStatus],
     ) -> None:
         """The first pass: INBOX and the others at once on two connections when the
-        others were never imported (and two are allowed), else one after the other."""
+        others were never imported (and two are allowed), else one after the other;
+        ``known``: the folders' status as listed (see :meth:`_list`)."""
         if second and others and not await self._pass.imported(others):
             async with self._session() as other:
                 await first_failure(
-                    self._pass.sync_all(imap, [inbox]), self._pass.sync_all(other, others)
+                    self._pass.sync_all(imap, [inbox], known), self._pass.sync_all(other, others)
                 )
             return
-        await self._pass.sync_all(imap, [inbox, *others])
+        await self._pass.sync_all(imap, [inbox, *others], known)
 
     async def _notified(
         self,
@@ -141,11 +166,18 @@ class Schedule:
         notification the server sent while another command ran was not seen).
 
         ``agreed``: the NOTIFY, answered before the first EXAMINE (or whatever command
-        it went with) is; returns what the server said if it refused, before any IDLE."""
+        it went with) is; returns what the server said if it refused (the IDLE sent
+        with that EXAMINE ended at once)."""
         acc_id = self._account.account_id
         s = self._settings
         loop = asyncio.get_running_loop()
         next_reconcile = loop.time() + s.fetcher_reconcile_interval_s
+
+        def refused() -> bool:
+            if not agreed.done():  # the server answers commands in order
+                raise ImapUnavailable("NOTIFY not answered before the command after it")
+            return agreed.result() is not None
+
         wake = self._due.watch(acc_id)
         try:
             while True:
@@ -154,13 +186,9 @@ class Schedule:
                 await self._states.set(acc_id, AccountStatus.IDLE, synced=True)
                 due = min(s.fetcher_idle_renew_s, s.fetcher_notify_recheck_s)
                 wait = max(0.0, min(due, next_reconcile - loop.time()))
-                arrived = await self._examine_for_idle(imap, inbox)
-                if not agreed.done():  # the server answers commands in order
-                    raise ImapUnavailable("NOTIFY not answered before the command after it")
-                if (refused := agreed.result()) is not None:
-                    return refused
-                if not arrived:
-                    await imap.idle_until(wait, wake)
+                await self._idle_on(imap, inbox, wait, wake, stop=refused)
+                if refused():
+                    return str(agreed.result())
                 await self._pass.sync_all(imap, folders)
         finally:
             self._due.unwatch(acc_id)
@@ -180,9 +208,8 @@ class Schedule:
             await self._states.set(acc.account_id, AccountStatus.IDLE, synced=True)
             wait = max(0.0, next_poll - loop.time())
             if inbox is not None and wait > 0:
-                if await self._examine_for_idle(imap, inbox) or await imap.idle(
-                    min(wait, self._settings.fetcher_idle_renew_s)
-                ):
+                renew = min(wait, self._settings.fetcher_idle_renew_s)
+                if (await self._idle_on(imap, inbox, renew)).changed:
                     await self._pass.sync(imap, inbox)
                     continue
             elif wait > 0:
@@ -199,8 +226,7 @@ class Schedule:
         # Without IDLE, idle() only waits: then wait one poll interval, not 25 minutes.
         wait = s.fetcher_idle_renew_s if imap.has("IDLE") else s.fetcher_poll_interval_s
         while True:
-            if not await self._examine_for_idle(imap, inbox):
-                await imap.idle(wait)
+            await self._idle_on(imap, inbox, wait)
             # Also when IDLE just ran out: a cheap STATUS-like check of what may have
             # been missed while it was being renewed.
             await self._pass.sync_all(imap, [inbox])
@@ -225,12 +251,27 @@ class Schedule:
             await asyncio.sleep(self._settings.fetcher_poll_interval_s)
             await self._pass.sync_all(imap, others)
 
-    async def _examine_for_idle(self, imap: ImapSession, inbox: Folder) -> bool:
-        """EXAMINE INBOX to IDLE on it; True if mail came since its last pass looked.
-        IDLE reports what changes after it begins (RFC 2177): mail delivered while the
-        pass ran is counted in this EXAMINE's EXISTS and UIDNEXT and in no IDLE
-        response, and would wait for the next poll (minutes, with NOTIFY)."""
-        return self._pass.arrived_since(inbox, await imap.examine(inbox))
+    async def _idle_on(
+        self,
+        imap: ImapSession,
+        inbox: Folder,
+        seconds: float,
+        wake: asyncio.Event | None = None,
+        *,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> IdleNews:
+        """EXAMINE INBOX and IDLE on it (one write: ``ImapSession.examine_and_idle``);
+        over at once if mail came since its last pass looked. IDLE reports what changes
+        after it begins (RFC 2177): mail delivered while the pass ran is counted in the
+        EXAMINE's EXISTS and UIDNEXT and in no IDLE response, and would wait for the
+        next poll (minutes, with NOTIFY)."""
+        return await imap.examine_and_idle(
+            inbox,
+            seconds,
+            wake,
+            arrived=lambda status: self._pass.arrived_since(inbox, status),
+            stop=stop,
+        )
 
     async def _housekeeping(
         self, imap: ImapSession, folders: list[Folder], next_reconcile: float

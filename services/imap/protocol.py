@@ -98,6 +98,20 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
         command it went with (as if it had failed on its own)."""
         self._deferred.append((command, answered))
 
+    def take_idle_lines(self) -> list[bytes | bytearray]:
+        """The untagged lines the pending IDLE holds and has not handed out yet: those of
+        a command deferred ahead of it (its answer came while IDLE waited for ``+``)."""
+        lines: list[bytes | bytearray] = []
+        while not self.idle_queue.empty():
+            item = self.idle_queue.get_nowait()
+            if isinstance(item, list):
+                lines += item
+        pending = self.pending_sync_command
+        if isinstance(pending, aioimaplib.IdleCommand):
+            lines += pending.buffer
+            pending.buffer.clear()
+        return lines
+
     def send(self, line: str, scrub: str | None = None) -> None:
         if not self._deferred:
             super().send(line, scrub)

@@ -17,7 +17,7 @@ import contextlib
 import datetime as dt
 import logging
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 from schemas.account import Endpoint, Security
@@ -28,9 +28,9 @@ from services.imap.capabilities import adopt
 from services.imap.commands.append import append
 from services.imap.commands.enable import defer_condstore
 from services.imap.commands.fetch import all_flags, flag_changes, headers, uid_fetch
-from services.imap.commands.idle import IdleNews, idle, idle_until
+from services.imap.commands.idle import IdleNews, examine_and_idle, idle, idle_until
 from services.imap.commands.list import list_folders
-from services.imap.commands.list_status import list_status
+from services.imap.commands.list_status import Chosen, list_chosen, list_status
 from services.imap.commands.login import login
 from services.imap.commands.move import move
 from services.imap.commands.notify import defer_notify, notify
@@ -158,6 +158,9 @@ class ImapSession:
     async def examine(self, folder: Folder) -> FolderStatus:
         return await examine(self, folder)
 
+    async def list_chosen(self, names: list[str]) -> Chosen | None:
+        return await list_chosen(self, names)
+
     async def select(self, folder: Folder) -> FolderStatus:
         """SELECT read-write: only to act on processed mail, never to sync."""
         return await select(self, folder)
@@ -200,6 +203,19 @@ class ImapSession:
     async def idle_until(self, seconds: float, wake: asyncio.Event | None = None) -> IdleNews:
         with self._reading_lines():
             return await idle_until(self, seconds, wake)
+
+    async def examine_and_idle(
+        self,
+        folder: Folder,
+        seconds: float,
+        wake: asyncio.Event | None = None,
+        *,
+        arrived: Callable[[FolderStatus], bool],
+        stop: Callable[[], bool] = lambda: False,
+    ) -> IdleNews:
+        """EXAMINE and IDLE in one write (see :func:`.commands.idle.examine_and_idle`)."""
+        with self._reading_lines():
+            return await examine_and_idle(self, folder, seconds, wake, arrived=arrived, stop=stop)
 
     @contextlib.contextmanager
     def _reading_lines(self) -> Iterator[None]:

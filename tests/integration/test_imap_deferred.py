@@ -5,13 +5,14 @@ before it runs, and its refusal is only reported."""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 
 import aioimaplib
 import pytest
 
 from schemas.account import Endpoint, Security
-from services.imap import ImapSession, ImapUnavailable
+from services.imap import Folder, FolderError, FolderStatus, ImapSession, ImapUnavailable
 from tests.fixtures.pipeline import Env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -86,3 +87,59 @@ async def test_notify_goes_with_the_examine_and_its_refusal_is_only_reported(env
         status = await imap.examine(by_name["INBOX"])
         assert status.uidvalidity > 0
         assert len(refused) == 1 and refused[0][0] in ("BAD", "NO")
+
+
+async def test_examine_and_idle_go_in_one_write_and_new_mail_ends_the_idle(env: Env) -> None:
+    user = env.mail_user("examineidle")
+    endpoint, tls = _endpoint(env, user.address)
+    async with ImapSession(endpoint, user.password, ssl_context=tls) as imap:
+        inbox = next(f for f in await imap.list_folders() if f.name == "INBOX")
+        looked = await imap.status(inbox)
+        sent: list[bytes] = []
+        transport = imap.client.protocol.transport
+        write = transport.write
+
+        def recorded(data: bytes) -> None:
+            sent.append(bytes(data))
+            write(data)
+
+        transport.write = recorded
+        seen: list[FolderStatus] = []
+
+        def arrived(status: FolderStatus) -> bool:
+            seen.append(status)
+            return status.uidnext > looked.uidnext
+
+        # Nothing new: it waits in IDLE until mail comes, and says so.
+        idling = asyncio.ensure_future(imap.examine_and_idle(inbox, 20, arrived=arrived))
+        await asyncio.sleep(1.0)
+        assert not idling.done() and imap.selected == "INBOX"
+        assert b"EXAMINE" in sent[0] and sent[0].endswith(b"IDLE\r\n")  # one write
+        env.dovecot.deliver(user.address, MESSAGE)
+        news = await asyncio.wait_for(idling, 15)
+        assert news.selected and seen[0].exists == 0
+
+        # Mail that came before the EXAMINE ends the IDLE at once (no push would tell).
+        news = await asyncio.wait_for(imap.examine_and_idle(inbox, 20, arrived=arrived), 5)
+        assert news.selected and seen[-1].exists == 1
+        assert not imap.client.has_pending_idle()
+        assert (await imap.status(by_name(await imap.list_folders(), "Sent"))).exists == 0
+
+
+async def test_a_refused_examine_before_idle_is_the_folder_error(env: Env) -> None:
+    user = env.mail_user("examineidlegone")
+    env.dovecot.create_folder(user.address, "Gone")
+    endpoint, tls = _endpoint(env, user.address)
+    async with ImapSession(endpoint, user.password, ssl_context=tls) as imap:
+        gone = by_name(await imap.list_folders(), "Gone")
+        env.dovecot.doveadm("mailbox", "delete", "-u", user.address, "Gone")
+        with pytest.raises(FolderError, match="EXAMINE refused"):
+            await asyncio.wait_for(imap.examine_and_idle(gone, 20, arrived=lambda s: False), 10)
+        assert imap.selected is None and not imap.client.has_pending_idle()
+        # The session goes on.
+        inbox = by_name(await imap.list_folders(), "INBOX")
+        assert (await imap.examine(inbox)).uidvalidity > 0
+
+
+def by_name(folders: list[Folder], name: str) -> Folder:
+    return next(f for f in folders if f.name == name)

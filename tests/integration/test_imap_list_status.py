@@ -8,7 +8,8 @@ import ssl
 import pytest
 
 from schemas.account import Endpoint, Security
-from services.imap import ImapSession
+from schemas.common import FolderRole
+from services.imap import Folder, ImapSession
 from tests.fixtures.pipeline import Env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -42,3 +43,42 @@ async def test_list_status_answers_as_status_does_for_every_folder_asked(env: En
         # The selected folder is left to STATUS, which EXAMINEs it afresh.
         await imap.examine(by_name["INBOX"])
         assert set(await imap.list_status(asked)) == {"Sent", "Odeslaná pošta"}
+
+
+async def test_chosen_folders_are_listed_with_their_status_in_one_command(env: Env) -> None:
+    user = env.mail_user("listchosen")
+    env.dovecot.create_folder(user.address, "Odeslaná pošta")
+    env.dovecot.deliver(user.address, MESSAGE)
+    assert env.dovecot.cert is not None
+    endpoint = Endpoint(
+        host="127.0.0.1", port=env.dovecot.imaps_port, security=Security.TLS, username=user.address
+    )
+    tls = ssl.create_default_context(cafile=str(env.dovecot.cert.cert))
+    async with ImapSession(endpoint, user.password, ssl_context=tls) as imap:
+        sent: list[bytes] = []
+        transport = imap.client.protocol.transport
+        write = transport.write
+
+        def recorded(data: bytes) -> None:
+            sent.append(bytes(data))
+            write(data)
+
+        transport.write = recorded
+        chosen = await imap.list_chosen(["inbox", "Sent", "Odeslaná pošta"])
+        assert chosen is not None and len(sent) == 1  # one write: ENABLE and the LIST
+        listed = {f.name: f for f in await imap.list_folders()}
+
+        def seen(f: Folder) -> tuple[str, str, FolderRole, bool]:
+            return f.name, f.wire_name, f.role, f.selectable
+
+        # As LIST "*" shows them, roles too (RETURN (SPECIAL-USE)), in the server's order.
+        assert sorted(map(seen, chosen.folders)) == sorted(
+            seen(listed[n]) for n in ("INBOX", "Sent", "Odeslaná pošta")
+        )
+        assert {f.role for f in chosen.folders} == {FolderRole.INBOX, FolderRole.SENT}
+        for f in chosen.folders:
+            assert chosen.status[f.name] == await imap.status(f)
+        assert chosen.status["INBOX"].exists == 1
+
+        # A chosen folder the server does not list: the caller lists every folder.
+        assert await imap.list_chosen(["INBOX", "Deleted meanwhile"]) is None

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from schemas.common import FolderRole
 from services.imap import Folder, FolderStatus
-from services.imap.commands.list_status import list_status_request, parse_list_status
+from services.imap.commands.list_status import (
+    list_status_request,
+    named,
+    parse_list_status,
+    parse_listed,
+)
 
 
 def folder(name: str, wire: str | None = None) -> Folder:
@@ -59,3 +64,29 @@ def test_a_folder_missing_from_the_answer_is_missing_from_the_result() -> None:
         b"List completed.",
     ]
     assert parse_list_status(lines, [folder("Sent"), folder("Gone"), folder("MESSAGES 4")]) == {}
+
+
+def test_folders_known_by_name_are_asked_with_their_roles_in_modified_utf7() -> None:
+    asked = named(["inbox", "Odeslané", "INBOX"])
+    assert [(f.name, f.wire_name) for f in asked] == [
+        ("INBOX", "INBOX"),
+        ("Odeslané", "Odeslan&AOk-"),
+    ]
+    assert list_status_request(asked, condstore=True, special_use=True) == (
+        '"" ("INBOX" "Odeslan&AOk-") '
+        "RETURN (SPECIAL-USE STATUS (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ))"
+    )
+
+
+def test_the_answer_lists_the_folders_with_their_roles() -> None:
+    lines: list[bytes | bytearray] = [
+        b'LIST (\\HasNoChildren) "/" INBOX',
+        b"STATUS INBOX (MESSAGES 3 UIDNEXT 4 UIDVALIDITY 7)",
+        b'LIST (\\HasNoChildren \\Sent) "/" "Odeslan&AOk-"',
+        b'STATUS "Odeslan&AOk-" (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 8)',
+        b"List completed (0.001 + 0.000 secs).",
+    ]
+    assert [(f.name, f.role) for f in parse_listed(lines)] == [
+        ("INBOX", FolderRole.INBOX),
+        ("Odeslané", FolderRole.SENT),
+    ]

@@ -2,6 +2,13 @@
 
 With NOTIFY set (RFC 5465, :mod:`.notify`) the server also reports, during IDLE, the
 other folders' changes as untagged ``STATUS`` lines: :class:`IdleNews` names them.
+
+:func:`examine_and_idle` opens the folder and IDLEs on it in one write (pipelining, RFC
+3501 5.5: the server answers EXAMINE before it takes IDLE): every return to IDLE after
+a pass was two round trips, and an account starting (5,000 at once in a rebalance,
+issue #16) spends its time on each command's write and read. The EXAMINE's answer
+arrives while IDLE waits for its ``+``; mail it shows that came after the last pass
+looked (RFC 2177: IDLE reports only what changes after it began) ends the IDLE at once.
 """
 
 from __future__ import annotations
@@ -9,12 +16,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aioimaplib
 
-from services.imap.folder_status import status_mailbox
+from services.imap.errors import FolderError, ImapUnavailable
+from services.imap.folder_status import FolderStatus, parse_select, status_mailbox
+from services.imap.folders import Folder, quote
 
 if TYPE_CHECKING:
     from services.imap.session import ImapSession
@@ -46,11 +56,77 @@ async def idle(imap: ImapSession, seconds: float) -> bool:
     return (await idle_until(imap, seconds)).changed
 
 
+async def examine_and_idle(
+    imap: ImapSession,
+    folder: Folder,
+    seconds: float,
+    wake: asyncio.Event | None = None,
+    *,
+    arrived: Callable[[FolderStatus], bool],
+    stop: Callable[[], bool] = lambda: False,
+) -> IdleNews:
+    """EXAMINE ``folder`` (read-only, RFC 3501 6.3.2) and IDLE on it as :func:`idle_until`
+    does, both in one write. Ends at once (``selected``) when ``arrived`` says the
+    EXAMINE shows mail the last pass did not see, or with no news when ``stop()`` says
+    so once the commands sent with these were answered (a NOTIFY the server refused).
+    A refused EXAMINE raises :class:`FolderError`, as ``examine`` does."""
+    if not folder.selectable:
+        raise FolderError(folder.name, "folder cannot be selected (\\Noselect)")
+    if not imap.has("IDLE"):
+        status = await imap.examine(folder)
+        if arrived(status):
+            return IdleNews(selected=True)
+        return IdleNews() if stop() else await idle_until(imap, seconds, wake)
+    protocol = imap.client.protocol
+    answer: asyncio.Future[tuple[str, str, list[bytes | bytearray]]] = protocol.loop.create_future()
+
+    def examined(result: str, text: str) -> None:
+        # Its untagged lines went to the IDLE sent with it, which hands out nothing
+        # before its "+": all of them are still there.
+        answer.set_result((result, text, protocol.take_idle_lines()))
+        if result == "OK":
+            imap.selected = folder.name
+        else:  # a failed EXAMINE leaves no folder selected (RFC 3501 6.3.2)
+            protocol.state = aioimaplib.AUTH
+
+    imap.selected = None
+    command = aioimaplib.Command("EXAMINE", protocol.new_tag(), quote(folder.wire_name))
+    protocol.defer(command, examined)
+    # aioimaplib tracks SELECT only, and checks the state as it sends IDLE: the EXAMINE
+    # goes first in the same write.
+    protocol.state = aioimaplib.SELECTED
+
+    def begun() -> IdleNews | None:
+        if not answer.done():
+            raise ImapUnavailable("EXAMINE not answered before the IDLE sent after it")
+        result, text, lines = answer.result()
+        if result == "NO":
+            raise FolderError(folder.name, f"EXAMINE refused: {text}")
+        if result != "OK":
+            raise ImapUnavailable(f"EXAMINE failed: {result} {text}")
+        if arrived(parse_select(lines)):
+            return IdleNews(selected=True)
+        return IdleNews() if stop() else None
+
+    try:
+        return await idle_until(imap, seconds, wake, begun=begun)
+    except aioimaplib.Abort:
+        if answer.done() and answer.result()[0] == "NO":  # IDLE refused after it
+            raise FolderError(folder.name, f"EXAMINE refused: {answer.result()[1]}") from None
+        raise
+
+
 async def idle_until(
-    imap: ImapSession, seconds: float, wake: asyncio.Event | None = None
+    imap: ImapSession,
+    seconds: float,
+    wake: asyncio.Event | None = None,
+    *,
+    begun: Callable[[], IdleNews | None] | None = None,
 ) -> IdleNews:
     """IDLE for up to ``seconds``, until the server reports a change or ``wake`` is set.
     Without IDLE, wait (for ``wake`` too) and say the selected folder may have changed.
+    ``begun``: asked once the server accepted the IDLE; news from it ends the IDLE at
+    once (DONE), as does anything it raises.
     Cancelled, it leaves the session in IDLE: the session is only closed after that."""
     client = imap.client
     if not imap.has("IDLE"):
@@ -61,9 +137,12 @@ async def idle_until(
     stopping = False
     push: asyncio.Future[Any] | None = None
     try:
-        woke = asyncio.ensure_future(wake.wait()) if wake is not None else None
+        early = begun() if begun is not None else None
+        woke = asyncio.ensure_future(wake.wait()) if wake is not None and early is None else None
+        if early is not None:
+            news = early
         try:
-            while client.has_pending_idle():
+            while early is None and client.has_pending_idle():
                 push = asyncio.ensure_future(client.wait_server_push(timeout=seconds + 5))
                 pending = {push} if woke is None else {push, woke}
                 await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)

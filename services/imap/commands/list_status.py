@@ -16,19 +16,29 @@ asks those one by one with :func:`.status.status`, which reports a folder's fail
 
 A name holding ``*`` or ``%`` is a pattern here (RFC 3501 6.3.8) and may list more
 mailboxes than asked; only the folders asked about are kept, so it costs lines only.
+
+:func:`list_chosen` asks the same of folders known by name only (an account's chosen
+folders, before anything was listed): its ``* LIST`` lines are the folders (with their
+RFC 6154 roles, ``RETURN (SPECIAL-USE)`` where the server has it) and its ``* STATUS``
+lines their status. An account starting needs both, and ``LIST "" "*"`` followed by
+this command was two round trips where one does (issue #16: a replica taking over
+5,000 accounts spends its time on each command's write and read).
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import aioimaplib
 from aioimaplib.aioimaplib import AUTH, SELECTED, Cmd, Commands, Exec
 
+from schemas.common import FolderRole
+from services.imap import mutf7
 from services.imap.errors import ImapUnavailable
 from services.imap.folder_status import FolderStatus, parse_status, status_mailbox, status_of
-from services.imap.folders import Folder, quote
+from services.imap.folders import Folder, parse_list_line, quote
 from services.imap.responses import completion_text
 
 if TYPE_CHECKING:
@@ -47,13 +57,43 @@ class _ListStatus(aioimaplib.Command):  # type: ignore[misc]
         return f"{self.tag} LIST {' '.join(str(a) for a in self.args)}"
 
 
-def list_status_request(folders: list[Folder], condstore: bool) -> str:
+@dataclass(frozen=True)
+class Chosen:
+    """Folders asked for by name, as the server listed them, and their status."""
+
+    folders: list[Folder]
+    status: dict[str, FolderStatus]  # by folder name; see list_status for what is missing
+
+
+def list_status_request(
+    folders: list[Folder], condstore: bool, *, special_use: bool = False
+) -> str:
     """The arguments of ``LIST`` asking ``folders``' status (pure): their names as
     patterns (RFC 5258 3), and the items STATUS asks for (HIGHESTMODSEQ only once
-    CONDSTORE is there, RFC 7162 3.1.3)."""
+    CONDSTORE is there, RFC 7162 3.1.3); ``special_use``: the folders' roles too
+    (RFC 6154 5.2)."""
     names = " ".join(quote(f.wire_name) for f in folders)
     items = "MESSAGES UIDNEXT UIDVALIDITY" + (" HIGHESTMODSEQ" if condstore else "")
-    return f'"" ({names}) RETURN (STATUS ({items}))'
+    options = "SPECIAL-USE " if special_use else ""
+    return f'"" ({names}) RETURN ({options}STATUS ({items}))'
+
+
+def named(names: list[str]) -> list[Folder]:
+    """Folders known only by their (decoded) names, to ask about (pure)."""
+    return [
+        Folder(name=n, wire_name=mutf7.encode(n), flags=frozenset(), role=FolderRole.OTHER)
+        for n in dict.fromkeys("INBOX" if n.upper() == "INBOX" else n for n in names)
+    ]
+
+
+def parse_listed(lines: list[bytes | bytearray]) -> list[Folder]:
+    """The folders of a LIST-STATUS answer's ``LIST`` lines (pure)."""
+    out = []
+    for line in lines:
+        raw = bytes(line)
+        if raw.startswith(b"LIST ") and (folder := parse_list_line(raw[5:])) is not None:
+            out.append(folder)
+    return out
 
 
 def parse_list_status(
@@ -80,15 +120,27 @@ def parse_list_status(
     return result
 
 
-async def list_status(imap: ImapSession, folders: list[Folder]) -> dict[str, FolderStatus]:
-    """The status of ``folders`` in one command, by folder name; the ones the answer
-    did not name (see the module's docstring), and all of them when the server
-    refused the command, are missing. A lost connection raises as any command does."""
-    asked = [f for f in folders if f.name != imap.selected]
-    if not asked:
-        return {}
+async def list_chosen(imap: ImapSession, names: list[str]) -> Chosen | None:
+    """The folders named ``names`` and their status in one command; None when the server
+    refused it, or did not list every one of them (deleted, renamed, a name sent as a
+    literal): the caller then lists every folder as before, and reports what is
+    missing. Before any folder is selected."""
+    asked = named(names)
+    response = await _execute(
+        imap, list_status_request(asked, imap.has("CONDSTORE"), special_use=imap.has("SPECIAL-USE"))
+    )
+    if response is None:
+        return None
+    wanted = {f.name for f in asked}
+    folders = [f for f in parse_listed(response.lines) if f.name in wanted]
+    if {f.name for f in folders} != wanted:
+        return None
+    return Chosen(folders, parse_list_status(response.lines, folders))
+
+
+async def _execute(imap: ImapSession, request: str) -> aioimaplib.Response | None:
+    """``LIST request`` under LIST-STATUS's name (see above); None if refused."""
     protocol = imap.client.protocol
-    request = list_status_request(asked, imap.has("CONDSTORE"))
     # A time limit as aioimaplib puts on its own commands (and login here does).
     response = await asyncio.wait_for(
         protocol.execute(_ListStatus(_NAME, protocol.new_tag(), request, loop=protocol.loop)),
@@ -96,6 +148,15 @@ async def list_status(imap: ImapSession, folders: list[Folder]) -> dict[str, Fol
     )
     if response.result == "BYE":
         raise ImapUnavailable(f"LIST-STATUS: server said BYE: {completion_text(response)}")
-    if response.result != "OK":
+    return response if response.result == "OK" else None
+
+
+async def list_status(imap: ImapSession, folders: list[Folder]) -> dict[str, FolderStatus]:
+    """The status of ``folders`` in one command, by folder name; the ones the answer
+    did not name (see the module's docstring), and all of them when the server
+    refused the command, are missing. A lost connection raises as any command does."""
+    asked = [f for f in folders if f.name != imap.selected]
+    if not asked:
         return {}
-    return parse_list_status(response.lines, asked)
+    response = await _execute(imap, list_status_request(asked, imap.has("CONDSTORE")))
+    return {} if response is None else parse_list_status(response.lines, asked)
