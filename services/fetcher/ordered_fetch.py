@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Sequence
 
-from services.imap import FetchAnswer, FetchedMessage, ImapSession
+from services.imap import FetchedMessage, ImapSession
 
 AHEAD = 2  # one batch per connection
 
@@ -32,7 +32,7 @@ async def ordered_batches(
     and on what ``joining`` gives once it does (None: nothing joins). Each connection
     has the folder selected. Close it (``contextlib.aclosing``) to stop early."""
     loop = asyncio.get_running_loop()
-    fetched: list[asyncio.Future[FetchAnswer]] = [loop.create_future() for _ in chunks]
+    fetched: list[asyncio.Future[list[FetchedMessage]]] = [loop.create_future() for _ in chunks]
     taken = [asyncio.Event() for _ in chunks]
     claimed = 0  # batches a connection has taken on
 
@@ -43,12 +43,11 @@ async def ordered_batches(
             if i >= AHEAD:
                 await taken[i - AHEAD].wait()
             try:
-                # Parsed by the caller: the next batch's FETCH goes out first.
-                answer = await session.uid_fetch_answer(chunks[i])
+                messages = await session.uid_fetch(chunks[i])
             except Exception as exc:  # the caller gets it at batch i, in order
                 fetched[i].set_exception(exc)
                 return
-            fetched[i].set_result(answer)
+            fetched[i].set_result(messages)
 
     async def join() -> None:
         assert joining is not None
@@ -61,9 +60,9 @@ async def ordered_batches(
         workers.append(asyncio.create_task(join()))
     try:
         for i, chunk in enumerate(chunks):
-            answer = await fetched[i]
+            messages = await fetched[i]
             taken[i].set()
-            yield chunk, answer.messages()
+            yield chunk, messages
     finally:
         for worker in workers:
             worker.cancel()

@@ -29,7 +29,7 @@ from services.imap.errors import (
     ImapUnavailable,
     InsecureConnection,
 )
-from services.imap.fetch_response import FetchAnswer, FetchedMessage, FlagUpdate
+from services.imap.fetch_response import FetchedMessage, FlagUpdate
 from services.imap.folder_status import FolderStatus
 from services.imap.folders import Folder, quote, with_sent_folder
 from services.imap.sequence_set import expand_uid_set, uid_set
@@ -39,7 +39,6 @@ __all__ = [
     "AuthenticationFailed",
     "CopyUid",
     "Credentials",
-    "FetchAnswer",
     "FetchedMessage",
     "FlagUpdate",
     "Folder",

@@ -32,18 +32,6 @@ class FetchedMessage:
     modseq: int | None = None
 
 
-@dataclass(frozen=True)
-class FetchAnswer:
-    """A UID FETCH answer as received, parsed when asked: a connection's next command
-    need not wait while a few hundred messages are parsed (milliseconds, the server
-    idle meanwhile)."""
-
-    lines: list[bytes | bytearray]
-
-    def messages(self) -> list[FetchedMessage]:
-        return parse_fetch(self.lines)
-
-
 def parse_fetch(lines: list[bytes | bytearray]) -> list[FetchedMessage]:
     """Messages in a UID FETCH response; lines that are not part of one are ignored."""
     out: list[FetchedMessage] = []

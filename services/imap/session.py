@@ -27,13 +27,7 @@ from services.common.oauth2 import AccessToken
 from services.imap.capabilities import adopt
 from services.imap.commands.append import append
 from services.imap.commands.enable import defer_condstore
-from services.imap.commands.fetch import (
-    all_flags,
-    flag_changes,
-    headers,
-    uid_fetch,
-    uid_fetch_answer,
-)
+from services.imap.commands.fetch import all_flags, flag_changes, headers, uid_fetch
 from services.imap.commands.idle import IdleNews, idle, idle_until
 from services.imap.commands.list import list_folders
 from services.imap.commands.list_status import list_status
@@ -47,7 +41,7 @@ from services.imap.commands.status import status, status_items
 from services.imap.commands.store import add_flags
 from services.imap.copyuid import CopyUid
 from services.imap.errors import ImapUnavailable, InsecureConnection
-from services.imap.fetch_response import FetchAnswer, FetchedMessage, FlagUpdate
+from services.imap.fetch_response import FetchedMessage, FlagUpdate
 from services.imap.folder_status import FolderStatus
 from services.imap.folders import Folder
 from services.imap.protocol import FastIMAP4
@@ -183,10 +177,6 @@ class ImapSession:
 
     async def uid_fetch(self, uids: list[int]) -> list[FetchedMessage]:
         return await uid_fetch(self, uids)
-
-    async def uid_fetch_answer(self, uids: list[int]) -> FetchAnswer:
-        """:meth:`uid_fetch` unparsed: the next command can go out first."""
-        return await uid_fetch_answer(self, uids)
 
     async def headers(self, fields: str) -> list[FetchedMessage]:
         return await headers(self, fields)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from services.imap.fetch_response import (
-    FetchAnswer,
     FetchedMessage,
     FlagUpdate,
     parse_fetch,
@@ -25,14 +24,8 @@ FETCH_ITEMS = "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])"
 
 
 async def uid_fetch(imap: ImapSession, uids: list[int]) -> list[FetchedMessage]:
-    return (await uid_fetch_answer(imap, uids)).messages()
-
-
-async def uid_fetch_answer(imap: ImapSession, uids: list[int]) -> FetchAnswer:
-    """:func:`uid_fetch`, its answer parsed by the caller, once the connection is free
-    for the next command."""
     response = check(await imap.client.uid("fetch", uid_set(uids), FETCH_ITEMS), "UID FETCH")
-    return FetchAnswer(response.lines)
+    return parse_fetch(response.lines)
 
 
 async def headers(imap: ImapSession, fields: str) -> list[FetchedMessage]:
