@@ -21,7 +21,7 @@ from services.fetcher.ordered_fetch import ordered_batches
 from services.fetcher.publish import Publisher
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.state import StateStore
-from services.fetcher.sync import ramped_batches, retention_floor, search_criteria, select_uids
+from services.fetcher.sync import batches, retention_floor, search_criteria, select_uids
 from services.imap import Folder, FolderStatus, ImapSession, expand_uid_set
 
 
@@ -115,7 +115,7 @@ class NewMail:
         joining: asyncio.Task[ImapSession | None] | None = None
         if self._connections.second_wanted(len(todo)):
             joining = asyncio.create_task(self._connections.second(folder, status.uidvalidity))
-        chunks = ramped_batches(todo, self._settings.fetcher_batch_size)
+        chunks = batches(todo, self._settings.fetcher_batch_size)
         try:
             async with contextlib.aclosing(ordered_batches(imap, chunks, joining)) as fetched:
                 async for batch, messages in fetched:

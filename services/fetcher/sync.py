@@ -88,30 +88,3 @@ def select_uids(
 
 def batches(uids: Sequence[int], size: int) -> list[list[int]]:
     return [list(uids[i : i + size]) for i in range(0, len(uids), size)]
-
-
-def ramped_batches(uids: Sequence[int], size: int) -> list[list[int]]:
-    """``uids`` in batches of at most ``size``, in order, the first and last ones small.
-
-    Fetching and publishing overlap (batch n is published while n+1 is fetched), except
-    while the first batch is fetched and the last one published: there only one of
-    them works, for a whole batch. So the batches grow from an eighth of ``size``,
-    doubling, and shrink the same way at the end. What fits in one batch stays one (a
-    poll's few new messages: one FETCH, one publish, one cursor write).
-    """
-    if len(uids) <= size:
-        return batches(uids, size)
-    head: list[int] = []  # batch sizes from the start
-    tail: list[int] = []  # and from the end, the last first
-    left = len(uids)
-    for step in (size // 8, size // 4, size // 2):
-        for side in (head, tail):
-            if take := min(step, left):
-                side.append(take)
-                left -= take
-    middle = [size] * (left // size) + ([left % size] if left % size else [])
-    out, i = [], 0
-    for n in head + middle + tail[::-1]:
-        out.append(list(uids[i : i + n]))
-        i += n
-    return out

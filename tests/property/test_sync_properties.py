@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from schemas.account import ImportAll, ImportLastN
 from services.common.retry import backoff_delay
-from services.fetcher.sync import batches, ramped_batches, select_uids
+from services.fetcher.sync import batches, select_uids
 from services.imap.sequence_set import uid_set
 from tests.property.strategies import FAST
 
@@ -54,14 +54,6 @@ def test_batches_partition_the_input(uids: list[int], size: int) -> None:
     assert [u for part in parts for u in part] == uids
     assert all(1 <= len(part) <= size for part in parts)
     assert all(len(part) == size for part in parts[:-1])
-
-
-@FAST
-@given(uid_lists, st.integers(min_value=1, max_value=25))
-def test_ramped_batches_partition_the_input_in_order(uids: list[int], size: int) -> None:
-    parts = ramped_batches(uids, size)
-    assert [u for part in parts for u in part] == uids
-    assert all(1 <= len(part) <= size for part in parts)
 
 
 @FAST

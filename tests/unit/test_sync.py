@@ -12,7 +12,6 @@ from schemas.mailbox_state import FolderCursor
 from services.fetcher.sync import (
     batches,
     has_changes,
-    ramped_batches,
     retention_floor,
     search_criteria,
     select_uids,
@@ -167,17 +166,6 @@ def test_batches() -> None:
     assert batches([1, 2, 3, 4, 5], 2) == [[1, 2], [3, 4], [5]]
     assert batches([1, 2], 5) == [[1, 2]]
     assert batches([], 3) == []
-
-
-def test_a_large_import_starts_and_ends_with_small_batches() -> None:
-    sizes = [len(b) for b in ramped_batches(list(range(1, 2001)), 200)]
-    assert sizes == [25, 50, 100, *[200] * 8, 50, 100, 50, 25]
-
-
-def test_what_fits_in_one_batch_stays_one() -> None:
-    assert ramped_batches([7, 8, 9], 200) == [[7, 8, 9]]
-    assert ramped_batches(list(range(1, 201)), 200) == [list(range(1, 201))]
-    assert ramped_batches([], 200) == []
 
 
 def test_retention_keeps_the_first_import_from_fetching_what_it_would_delete() -> None:
