@@ -25,7 +25,7 @@ import faust
 
 from schemas.dead_letter import DeadLetterMeta
 from schemas.envelope import encode_headers, meta_header
-from schemas.tagged_message import MessageTags
+from schemas.tagged_message import MessageTags, Sighting
 from services.common import metrics
 from services.common.retry import is_retriable
 from services.dedup.acks import ack_when_sent
@@ -129,12 +129,12 @@ def define_agents(app: faust.App, streams: Streams, tagger: Tagger) -> None:
             # (services.mail.identity) share the partition but not the sightings.
             # The changelog record goes to this event's partition, as the key's would.
             key = tags.activity_id.encode()
-            known = table.sightings(key)
+            known = [Sighting.model_validate(d) for d in table[key]]
             verdict = record_sighting(known, tags.sighting)
             if len(verdict.sightings) > len(known):
                 if not verdict.canonical:
                     metrics.duplicate_linked(tags.sighting.account_id)  # a new sighting, linked
-                table.record(key, verdict.sightings)
+                table[key] = [v.model_dump(mode="json") for v in verdict.sightings]
             logged = await table.publish_changelog(output)  # acked with the output (SightingsTable)
             out = tagged_meta(tags, verdict)
             sent = await send(

@@ -12,20 +12,13 @@ from typing import Any, cast
 
 import faust
 from aiokafka.admin import NewTopic
-from faust.stores.base import SerializedStore
 from faust.types import AppT, FutureMessage
-from pydantic import TypeAdapter
 
-from schemas.tagged_message import Sighting
 from schemas.topics import BY_FINGERPRINT, DEAD_LETTERS, RAW_MESSAGES, TAGGED_MESSAGES
 from services.common.kafka import MAX_REQUEST_BYTES, compression
 from services.dedup.settings import DedupSettings
 from services.dedup.stream import EventStream
 from services.dedup.transport import Transport, faust_auth
-
-# An activity's sightings as the table stores them: a JSON array (faust's json codec
-# reads what this writes, and this reads what faust's wrote).
-_SIGHTINGS = TypeAdapter(tuple[Sighting, ...])
 
 
 @dataclass(frozen=True)
@@ -58,43 +51,11 @@ class SightingsTable(faust.Table):  # type: ignore[type-arg]
     serializer lookups for each write, a sixth of the ``dedup`` agent's own time,
     py-spy); the table's keys never expire and the app has no sensors
     (:func:`faust_app`), so faust's ``on_key_set`` does nothing else.
-
-    The agent reads and writes an activity's sightings with :meth:`sightings` and
-    :meth:`record`. In RocksDB (faust's store keeps a value as the bytes of its
-    changelog record) the value is encoded once, by pydantic, for the store and the
-    changelog alike, and read back in one step: through the table's mapping, faust
-    looked the key up twice (``in``, then ``[]``), and encoded each value twice through
-    its serializer registry (the store's bytes, then the changelog's). In memory (values
-    kept decoded) they go through the mapping, as before.
-
-    Each changelog ack moves the partition's persisted offset (in RocksDB, a write of
-    its own); :meth:`_on_changelog_acked` takes, of the acks that arrive together, the
-    last of each partition (see its docstring).
     """
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._unsent: list[tuple[int | None, bytes | None, bytes | None]] = []
-        self._acked: dict[Any, asyncio.Future[Any]] = {}  # partition -> its latest ack
-
-    def sightings(self, key: bytes) -> tuple[Sighting, ...]:
-        """The sightings of activity ``key`` so far (in the current event's partition)."""
-        store = self.data
-        if isinstance(store, SerializedStore):
-            raw = store._get(key)  # a bytes key is its own encoding (the raw serializer)
-            return () if raw is None else _SIGHTINGS.validate_json(raw)
-        return tuple(Sighting.model_validate(d) for d in self[key])
-
-    def record(self, key: bytes, sightings: tuple[Sighting, ...]) -> None:
-        """Store ``sightings`` as activity ``key``'s, keeping its changelog record for
-        :meth:`publish_changelog`."""
-        store = self.data
-        if isinstance(store, SerializedStore):
-            value = _SIGHTINGS.dump_json(sightings)
-            store._set(key, value)
-            self._unsent.append((self.partition_for_key(key), key, value))
-        else:
-            self[key] = [s.model_dump(mode="json") for s in sightings]  # via on_key_set
 
     def on_key_set(self, key: Any, value: Any) -> None:
         serializers = self.app.serializers
@@ -120,21 +81,8 @@ class SightingsTable(faust.Table):  # type: ignore[type-arg]
 
     def _on_changelog_acked(self, ack: asyncio.Future[Any]) -> None:
         """The table's bookkeeping of what the changelog holds, as faust's callback
-        does it once its send succeeded, for the last ack of each partition among
-        those of this pass of the event loop (a produce response acks a batch of
-        records at once): the persisted offset is the latest acked either way."""
-        if ack.cancelled() or ack.exception() is not None:
-            return
-        if not self._acked:
-            asyncio.get_running_loop().call_soon(self._persist_acked)
-        tp = ack.result().topic_partition
-        last = self._acked.get(tp)
-        if last is None or last.result().offset < ack.result().offset:
-            self._acked[tp] = ack
-
-    def _persist_acked(self) -> None:
-        acked, self._acked = self._acked, {}
-        for ack in acked.values():
+        does it once its send succeeded."""
+        if not ack.cancelled() and ack.exception() is None:
             self._on_changelog_sent(cast("FutureMessage", ack))  # it reads .result() only
 
 
