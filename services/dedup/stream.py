@@ -2,14 +2,15 @@
 trip around the event loop before each one.
 
 faust's stream iterator (``Stream._c_aiter`` and its Cython ``StreamIterator``) awaits
-``asyncio.sleep(0)`` before every event, then the channel's ``__anext__`` (the queue's
-``get``, three coroutines deep) even when the queue holds events already: for 2,000
-messages through both agents, 4,000 passes of the event loop (each an ``epoll`` call)
-and 16,000 coroutines that the relay bound (``bench/dedup_bound.py``), which works
-through a fetched batch in a plain loop, does not pay. faust's consumer, which fills the
-queues, yields every 100 messages (``Consumer._drain_messages``); this iterator takes
-what is queued with ``get_nowait`` and yields to the loop every :data:`YIELD_EVERY`
-events, and awaits the queue only when it is empty.
+``asyncio.sleep(0)`` before every event, then the channel's ``__anext__`` (four
+coroutines down to asyncio's ``Queue.get``) even when the queue holds events already:
+for 2,000 messages through both agents, 4,000 passes of the event loop (each an
+``epoll`` call and a turn of every task ready) that the relay bound
+(``bench/dedup_bound.py``), which works through a fetched batch in a plain loop, does
+not pay. faust's consumer, which fills the queues, yields every 100 messages
+(``Consumer._drain_messages``); this iterator takes what is queued with ``get_nowait``,
+yields to the loop every :data:`YIELD_EVERY` events, and awaits the queue only when it
+is empty.
 
 Per event it does what faust's iterator does for a stream without processors, join or
 automatic acks (the agents' ``stream.noack()``; any other stream iterates as faust's):
