@@ -11,6 +11,7 @@ and direction, and repartitions by fingerprint; ``dedup`` keeps the sightings ta
 - :mod:`.local_table`    the table's files on disk checked against its changelog at start
 - :mod:`.acks`           acking an event once its output is in the broker
 - :mod:`.transport`      faust's aiokafka transport, configured as every mailsync client
+- :mod:`.stream`         faust's stream for the agents: queued events without a loop pass each
 - :mod:`.settings`       ``MAILSYNC_DEDUP_*`` | :mod:`.errors` records dead-lettered
 - pure decisions: :mod:`.tagging` (alias, direction), :mod:`.sighting_rules` (canonical
   or duplicate); the header block and a message's identity (its fingerprint and activity

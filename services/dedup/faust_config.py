@@ -17,6 +17,7 @@ from faust.types import AppT, FutureMessage
 from schemas.topics import BY_FINGERPRINT, DEAD_LETTERS, RAW_MESSAGES, TAGGED_MESSAGES
 from services.common.kafka import MAX_REQUEST_BYTES, compression
 from services.dedup.settings import DedupSettings
+from services.dedup.stream import EventStream
 from services.dedup.transport import Transport, faust_auth
 
 
@@ -168,6 +169,7 @@ def faust_app(settings: DedupSettings) -> faust.App:
         # the partition alone, so another app's files would claim offsets of its topic.
         datadir=str(s.data_dir / "faust" / f"{s.topic_prefix}{s.dedup_app_id}"),
         web_enabled=False,
+        Stream=EventStream,  # the agents' events without a loop pass each (stream.py)
         producer_acks=-1,
         producer_max_request_size=MAX_REQUEST_BYTES,
         # faust's 16 KB default batch is below one average message: every send to a

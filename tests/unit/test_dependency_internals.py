@@ -27,6 +27,7 @@ import inspect
 import textwrap
 from collections.abc import Callable
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import aioimaplib
@@ -310,6 +311,44 @@ def test_faust_internals_the_dedup_app_replaces_or_calls() -> None:
     compiled = _source(faust.serializers.schemas.Schema.compile)
     for used in ("schema_loads_key(app, message, loads=loads_key)", "schema_loads_value("):
         assert used in compiled, _changed("faust-streaming", "Schema.compile", ours)
+
+
+def test_faust_stream_iteration_the_dedup_stream_replaces() -> None:
+    """services/dedup/stream.py: EventStream inlines faust's stream iterator for a noack
+    stream; what it does per event and around the iteration must still be faust's."""
+    import faust._cython.streams  # the extension's source ships beside it
+    import faust.streams
+
+    ours = "services/dedup/stream.py"
+    aiter = _source(faust.streams.Stream.__aiter__)
+    assert "self._active_agens.add(" in aiter, _changed("faust-streaming", "Stream.__aiter__", ours)
+    c_aiter = _source(faust.streams.Stream._c_aiter)
+    for used in (
+        "started_by_aiter = await self.maybe_start()",
+        "event, self.current_event = self.current_event, None",
+        "except StopAsyncIteration:",
+        "self._channel_stop_iteration(self.channel)",
+        "self.service_reset()",
+    ):
+        assert used in c_aiter, _changed("faust-streaming", "Stream._c_aiter", ours)
+    pyx = Path(faust._cython.streams.__file__).with_name("streams.pyx").read_text()
+    for used in (
+        "self.acking_topics = stream.app.topics._acking_topics",
+        "self.unacked = self.consumer._unacked_messages",
+        "not self.app.flow_control.is_active()",
+        "or message.generation_id != self.app.consumer_generation_id",
+        "if topic in self.acking_topics and not message.tracked:",
+        "self.on_message_in(tp, offset, message)",
+        "stream_state = self.on_stream_event_in(",
+        "self.stream._set_current_event(event)",
+        "if do_ack and event is not None:",
+        "self.on_stream_event_out(",
+        "for processor in self.processors:",
+        "value = await self.on_merge(value)",
+    ):
+        assert used in pyx, _changed(
+            "faust-streaming", "StreamIterator (_cython/streams.pyx)", ours
+        )
 
 
 def test_aiokafka_internals_we_set_or_call() -> None:
