@@ -7,12 +7,10 @@ Searching first also makes filing idempotent: after a crash between APPEND and t
 ledger update, the next try finds our own copy instead of appending a second one.
 
 The IMAP session (and its LIST of folders) comes from a per-account pool, so a burst
-logs in once. The folder is EXAMINEd once per session (RFC 3501 6.3.2) and stays
-selected; each later search goes in one write with a NOOP before it (RFC 3501 6.1.2,
-5.5), which has the server report the copies it, another replica or another of our
-sessions filed meanwhile, so the search sees them (an EXAMINE each time cost Dovecot a
-reopening of the folder and a round trip). A reused session that fails is thrown away
-and the same step is done once more over a new one: searching first makes that safe.
+logs in once. The folder is EXAMINEd afresh for every search (RFC 3501 6.3.2), so
+copies the server or another replica filed meanwhile are seen. A reused session that
+fails is thrown away and the same step is done once more over a new one: searching
+first makes that safe.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ import datetime as dt
 import ssl
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 import aioimaplib
@@ -58,12 +56,10 @@ class Filed:
 
 @dataclass(frozen=True)
 class ImapLink:
-    """A logged-in session, the folders it listed when it was opened, and the
-    UIDVALIDITY of each folder it EXAMINEd (by name)."""
+    """A logged-in session and the folders it listed when it was opened."""
 
     session: ImapSession
     folders: list[Folder]
-    examined: dict[str, int] = field(default_factory=dict)
 
 
 async def close_link(link: ImapLink) -> None:
@@ -97,12 +93,12 @@ class SentFiler:
                 wanted = account.sent_folder or "a folder marked \\Sent"
                 raise FilingFailed(f"no Sent folder: {wanted} not found on the server")
             imap = link.session
-            found = await self._search(link, folder, message_id, sent_at)
+            found = await self._search(imap, folder, message_id, sent_at)
             if found is not None:
                 return Filed(folder, found[0], found[1], appended=False)
             appended = await imap.append(folder, message, "\\Seen", sent_at)
             if appended is None:  # no UIDPLUS: look our copy up
-                appended = await self._search(link, folder, message_id, sent_at)
+                appended = await self._search(imap, folder, message_id, sent_at)
                 if appended is None:
                     raise FilingFailed("APPEND succeeded but the copy cannot be found")
             return Filed(folder, appended[0], appended[1], appended=True)
@@ -118,7 +114,7 @@ class SentFiler:
             folder = sent_folder(link.folders, account.sent_folder)
             if folder is None:
                 return None
-            found = await self._search(link, folder, message_id, sent_at)
+            found = await self._search(link.session, folder, message_id, sent_at)
             return Filed(folder, found[0], found[1], appended=False) if found else None
 
         return await self._over_link(account, look_in, "looking in Sent failed")
@@ -158,24 +154,13 @@ class SentFiler:
 
     @staticmethod
     async def _search(
-        link: ImapLink, folder: Folder, message_id: str, sent_at: dt.datetime
+        imap: ImapSession, folder: Folder, message_id: str, sent_at: dt.datetime
     ) -> tuple[int, int] | None:
-        imap = link.session
-        uidvalidity = link.examined.get(folder.name) if imap.selected == folder.name else None
-        if uidvalidity is None:
-            uidvalidity = link.examined[folder.name] = (await imap.examine(folder)).uidvalidity
-        else:
-            # Still selected by this session: the NOOP has the server report what was
-            # filed since, before the search runs (commands run in order, RFC 3501 5.5).
-            # The UIDVALIDITY stands while the folder stays selected (RFC 3501 2.3.1.1);
-            # a folder deleted or recreated meanwhile ends the session or fails the NOOP,
-            # and a failed NOOP fails the search with it.
-            protocol = imap.client.protocol
-            protocol.defer(aioimaplib.Command("NOOP", protocol.new_tag(), loop=protocol.loop))
+        status = await imap.examine(folder)
         # RFC 3501 6.4.4: HEADER matches a substring; the angle brackets anchor it. SINCE
         # (by INTERNALDATE, which the server's index holds) keeps a Sent folder of years
         # from being read header by header on every send; a day's margin covers time zones.
         day = sent_at - dt.timedelta(days=1)
         since = search_date(day)
         uids = await imap.uid_search(f"SINCE {since} HEADER Message-ID {quote(message_id)}")
-        return (uidvalidity, min(uids)) if uids else None
+        return (status.uidvalidity, min(uids)) if uids else None
