@@ -102,3 +102,33 @@ async def test_a_refused_write_reaches_every_caller(
     outcome = await together(writes, {"mine-1": {"$set": {"n": 1}}, "mine-2": {"$set": {"n": 2}}})
     assert all(isinstance(o, OperationFailure) and o.code == 13 for o in outcome)
     assert await col.count_documents({"n": {"$exists": True}}) == 0
+
+
+async def test_different_updates_written_together_do_what_each_does_alone(
+    ledger: AsyncCollection[Doc],
+) -> None:
+    col = ledger
+    start = {"lease_owner": "me", "state": "sending", "unpublished": ["sent"], "reason": "x"}
+    updates: dict[str, Doc] = {
+        "filed": {
+            "$set": {"state": "filed", "sent_uid": 7, "reason": None, "smtp_reply": "$250 ok"},
+            "$currentDate": {"updated_at": True},
+            "$addToSet": {"unpublished": {"$each": ["sent", "filed"]}},
+        },
+        "settled": {"$set": {"lease_until": None}, "$pull": {"unpublished": {"$in": ["sent"]}}},
+        "sending": {"$set": {"state": "sending", "attempts": 0}},
+    }
+    await col.insert_many(
+        [{"_id": f"{how}-{rid}", **start} for rid in updates for how in ("together", "alone")]
+    )
+    writes = GroupCommit(col, "me")
+    outcome = await together(writes, {f"together-{rid}": u for rid, u in updates.items()})
+    assert outcome == [True, True, True]
+    for rid, update in updates.items():
+        await col.update_one({"_id": f"alone-{rid}"}, update)
+    docs = {d.pop("_id"): d async for d in col.find({}, {"updated_at": 0})}
+    for rid in updates:
+        assert docs[f"together-{rid}"] == docs[f"alone-{rid}"]
+    assert docs["together-filed"]["unpublished"] == ["sent", "filed"]
+    assert docs["together-settled"]["unpublished"] == []
+    assert "sent_uid" not in docs["together-settled"]  # fields others set are left alone
