@@ -8,12 +8,6 @@ only then are the offsets committed. While the database works on a batch's write
 next batch is read and parsed (it is written, and committed, only after this one). When
 the database fails, consumption pauses and the same batch is retried with backoff
 (:mod:`.durably`); nothing is skipped and the consumer stays in its group.
-
-The database is the writer's limit (SecantusDB is one Python process), so it is kept
-busy: a written batch is settled (its Message-ID links and subject threads recorded, its
-events published, its offsets committed) while the next batch's attachments are stored,
-or as soon as no batch follows. The first batch after an idle spell is small, so the
-database starts while the rest is read and parsed.
 """
 
 from __future__ import annotations
@@ -22,7 +16,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import TypeAlias
 
@@ -59,9 +52,6 @@ log = logging.getLogger("mailsync.activity_writer")
 
 Record: TypeAlias = ConsumerRecord  # ConsumerRecord[bytes, bytes]; aiokafka ships no types
 Dead: TypeAlias = list[tuple[Record, str]]
-# Records in the first batch after an idle spell: written while the next batch (up to
-# the batch size) is read and parsed, instead of the database waiting for a whole one.
-FIRST_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -74,22 +64,6 @@ class _Fetched:
     @property
     def records(self) -> list[Record]:
         return [r for rs in self.batches.values() for r in rs]
-
-
-@dataclass
-class _Behind:
-    """A batch written durably whose links, subject threads, events, dead letters and
-    offsets are still to come (:meth:`WriterLoop._settle`); each step done once, a
-    retried settlement goes on from the first step not done."""
-
-    batches: dict[TopicPartition, list[Record]]
-    written: list[Written]
-    by_subject: dict[str, str]  # the subject threads stored before its write
-    dead: Dead
-    recording: asyncio.Future[None] | None = None  # its links and subject threads
-    settling: asyncio.Future[None] | None = None  # all of it
-    delivered: list[asyncio.Future[object]] | None = None  # its events, once sent
-    dead_lettered: bool = False
 
 
 class WriterLoop:
@@ -161,17 +135,10 @@ class WriterLoop:
 
     async def run(self, stop: asyncio.Event) -> None:
         ahead: _Fetched | None = None
-        behind: _Behind | None = None
         while not stop.is_set():
-            if ahead is not None:
-                batch, ahead = ahead, None
-            else:
-                batch = await self._fetch(timeout_ms=500, max_records=FIRST_BATCH)
+            batch = ahead if ahead is not None else await self._fetch(timeout_ms=500)
+            ahead = None
             if not batch.records:
-                if behind is not None:
-                    if not await self._settle_durably(behind, stop):
-                        return
-                    behind = None
                 # Idle: accounts that changed still change the stored directions now.
                 try:
                     await self._directions_current()
@@ -180,15 +147,13 @@ class WriterLoop:
                         raise
                     log.warning("directions not recomputed yet: %s", exc)
                 continue
-            done, ahead, behind = await self._write_until_done(batch, stop, behind)
+            done, ahead = await self._write_until_done(batch, stop)
             if not done:
                 return  # stopped during an outage: nothing committed, the batch comes again
-        if behind is not None:
-            await self._settle_durably(behind, stop)
+            await self._commit(batch.batches)
 
-    async def _fetch(self, timeout_ms: int, max_records: int | None = None) -> _Fetched:
-        limit = min(max_records or self._batch_size, self._batch_size)
-        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=limit)
+    async def _fetch(self, timeout_ms: int) -> _Fetched:
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=self._batch_size)
         return _Fetched(batches)
 
     async def _read_ahead(self) -> _Fetched:
@@ -243,38 +208,26 @@ class WriterLoop:
         log.info("dropped %d sightings of erased or expired mail", len(drop))
         return [m for i, m in enumerate(mapped) if i not in drop]
 
-    async def _prepare(
-        self, mapped: list[Mapped], behind: _Behind | None
-    ) -> tuple[list[Mapped], dict[str, str]]:
+    async def _prepare(self, mapped: list[Mapped]) -> tuple[list[Mapped], dict[str, str]]:
         """What of a parsed batch is to be written, as it is to be written: without the
         sightings of removed accounts and erased mail, each activity in its direction and
         its thread, its attachments stored; and the subject threads stored before it
-        (thread key -> thread id). Nothing is written to the activities yet; the batch
-        ``behind`` it gets its links and subject threads recorded meanwhile."""
+        (thread key -> thread id). Nothing is written to the activities yet."""
         live = await self._not_erased(await self._of_live_accounts(mapped))
         synced = await self._directions_current()
-        threaded, by_subject = await self._threaded(live, behind)
+        threaded, by_subject = await self._threaded(live)
         return self._directed(threaded, synced), by_subject
 
-    async def _threaded(
-        self, mapped: list[Mapped], behind: _Behind | None
-    ) -> tuple[list[Mapped], dict[str, str]]:
+    async def _threaded(self, mapped: list[Mapped]) -> tuple[list[Mapped], dict[str, str]]:
         """Join a parsed batch's threads and store its attachments; no activity is written
-        yet. Also the stored subject threads found (for :meth:`_recorded`)."""
+        yet. Also the stored subject threads found (for :meth:`_link_and_announce`)."""
         # One query of each kind for the batch, and the attachments (stored once per
         # SHA-256, in one write: one round trip and fsync each was the batch's longest
-        # wait), all at once: they are independent. The subject threads are looked up
-        # once the batch behind recorded its own (a reply to it must find them).
-
-        async def by_key(keys: frozenset[str]) -> dict[str, str]:
-            if behind is not None:
-                await asyncio.shield(self._recorded(behind))
-            return await self._repo.threads_by_key(keys)
-
+        # wait), all at once: they are independent.
         lookups = plan_lookups(mapped)
         known, by_subject, _ = await asyncio.gather(
             self._repo.threads_of(lookups.message_ids),
-            by_key(lookups.subject_keys),
+            self._repo.threads_by_key(lookups.subject_keys),
             self._blobs.put_many(
                 {
                     a.sha256: content
@@ -309,11 +262,11 @@ class WriterLoop:
             raise NotAnActivity(f"message cannot become an activity: {exc}") from None
 
     async def _write_until_done(
-        self, batch: _Fetched, stop: asyncio.Event, behind: _Behind | None
-    ) -> tuple[bool, _Fetched | None, _Behind | None]:
-        """Prepare ``batch`` and write it (retried through an outage), settling the batch
-        ``behind`` it and reading the next one meanwhile: (False, None, None) when stopped
-        first, else (True, the next batch if it was read, this batch still to settle)."""
+        self, batch: _Fetched, stop: asyncio.Event
+    ) -> tuple[bool, _Fetched | None]:
+        """Prepare ``batch``, write it, announce it (each step retried through an outage),
+        and read the next one meanwhile: (False, None) when stopped first, else (True, the
+        next batch if it was read)."""
         ahead: _Fetched | None = None
 
         async def prepare_and_write(
@@ -321,12 +274,8 @@ class WriterLoop:
         ) -> tuple[list[Mapped], list[Written], dict[str, str]]:
             nonlocal ahead
             # Prepared again on each attempt: an account removed, or mail erased, while
-            # the database was away is not written back by the retry. The batch behind
-            # is settled meanwhile: the database works on this batch during its Kafka
-            # round trips.
-            (items, by_subject), _ = await asyncio.gather(
-                self._prepare(mapped, behind), self._settled(behind)
-            )
+            # the database was away is not written back by the retry.
+            items, by_subject = await self._prepare(mapped)
             pairs = [(m.activity, m.sighting) for m in items]
             if ahead is not None:
                 return items, await self._repo.write(pairs), by_subject
@@ -349,61 +298,28 @@ class WriterLoop:
                     parsed = await durably(lambda: self._map_all(batch.records))
                 mapped, dead = parsed
                 items, written, by_subject = await durably(lambda: prepare_and_write(mapped))
+                _measure(items, written)
+                await durably(lambda: self._link_and_announce(written, by_subject))
+                for record, reason in dead:
+                    await self._dead_letter(record, reason)
         except Stopped:
-            return False, None, None
-        _measure(items, written)
-        return True, ahead, _Behind(batch.batches, written, by_subject, dead)
+            return False, None
+        self.written += len(items)
+        return True, ahead
 
-    def _recorded(self, behind: _Behind) -> asyncio.Future[None]:
-        """The recording of a written batch's Message-ID links (mostly one insert into
-        message_ids) and the subject threads its write brought (``by_subject``: those
-        stored before it, as looked up): started once, again after a failure."""
-        behind.recording = _once(behind.recording, lambda: self._record(behind))
-        return asyncio.shield(behind.recording)
-
-    async def _record(self, behind: _Behind) -> None:
+    async def _link_and_announce(self, written: list[Written], by_subject: dict[str, str]) -> None:
+        """All idempotent, and independent: linking Message-ID conflicts (mostly one
+        insert into message_ids) and recording the subject threads the write brought
+        (``by_subject``: those stored before it, as looked up) overlap the events' round
+        trip to Kafka."""
         await asyncio.gather(
-            self._repo.link_conflicts(behind.written),
-            self._repo.record_threads(behind.written, behind.by_subject),
+            self._repo.link_conflicts(written),
+            self._repo.record_threads(written, by_subject),
+            self._announce(written),
         )
 
-    def _settled(self, behind: _Behind | None) -> asyncio.Future[None]:
-        """The settling of a written batch (:meth:`_settle`): started once, again after a
-        failure (going on from the first step not done)."""
-        if behind is None:
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
-        behind.settling = _once(behind.settling, lambda: self._settle(behind))
-        return asyncio.shield(behind.settling)
-
-    async def _settle(self, behind: _Behind) -> None:
-        """Record a written batch's links and subject threads, publish its events and
-        confirmations (acks=all), dead-letter its unusable records, then commit its
-        offsets."""
-        if behind.delivered is None:
-            behind.delivered = await self._send_events(behind.written)
-        await asyncio.gather(self._recorded(behind), *behind.delivered)
-        if not behind.dead_lettered:
-            for record, reason in behind.dead:
-                await self._dead_letter(record, reason)
-            behind.dead_lettered = True
-        self.written += len(behind.written)
-        await self._commit(behind.batches)
-
-    async def _settle_durably(self, behind: _Behind, stop: asyncio.Event) -> bool:
-        """Settle a written batch when no batch follows it; False when stopped during an
-        outage first (its offsets are not committed: it comes again, idempotently)."""
-        try:
-            async with Durably(self._consumer, stop, retry_cap_s=self._retry_cap_s) as durably:
-                await durably(lambda: self._settled(behind))
-        except Stopped:
-            return False
-        return True
-
-    async def _send_events(self, written: list[Written]) -> list[asyncio.Future[object]]:
-        """Send the activity events and confirmations of a durable write (acks=all);
-        the futures of their acknowledgements."""
+    async def _announce(self, written: list[Written]) -> None:
+        """Publish the activity events and confirmations of a durable write (acks=all)."""
         now = dt.datetime.now(dt.UTC)
         pending = []
         for w in written:
@@ -438,7 +354,7 @@ class WriterLoop:
                     key=s.account_id.encode(),
                 )
             )
-        return pending
+        await asyncio.gather(*pending)
 
     async def _dead_letter(self, record: Record, reason: str) -> None:
         meta = DeadLetterMeta.for_record(
@@ -467,15 +383,6 @@ class WriterLoop:
         except (CommitFailedError, IllegalStateError) as exc:
             # Partitions moved to another writer mid-batch; it redoes the batch, idempotently.
             log.info("commit skipped after rebalance: %s", exc)
-
-
-def _once(
-    task: asyncio.Future[None] | None, start: Callable[[], Coroutine[object, object, None]]
-) -> asyncio.Future[None]:
-    """``task`` while it runs or once it succeeded, else a new task of ``start()``."""
-    if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-        return asyncio.ensure_future(start())
-    return task
 
 
 def _measure(items: list[Mapped], written: list[Written]) -> None:
