@@ -13,6 +13,7 @@ import pytest
 
 from schemas.account import Endpoint, Security
 from services.imap import Folder, FolderError, FolderStatus, ImapSession, ImapUnavailable
+from tests.fixtures.imap_writes import record_writes
 from tests.fixtures.pipeline import Env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -36,15 +37,7 @@ async def test_condstore_is_enabled_with_the_next_command(env: Env) -> None:
     # HIGHESTMODSEQ only where CONDSTORE was enabled before it ran (RFC 7162 3.1).
     async with ImapSession(endpoint, user.password, ssl_context=tls) as imap:
         assert imap.has("CONDSTORE")
-        sent: list[bytes] = []
-        transport = imap.client.protocol.transport
-        write = transport.write
-
-        def recorded(data: bytes) -> None:
-            sent.append(bytes(data))
-            write(data)
-
-        transport.write = recorded
+        sent = record_writes(imap)
         inbox = next(f for f in await imap.list_folders() if f.name == "INBOX")
         assert len(sent) == 1 and b"ENABLE CONDSTORE\r\n" in sent[0] and b"LIST" in sent[0]
         status = await imap.examine(inbox)
@@ -95,15 +88,7 @@ async def test_examine_and_idle_go_in_one_write_and_new_mail_ends_the_idle(env: 
     async with ImapSession(endpoint, user.password, ssl_context=tls) as imap:
         inbox = next(f for f in await imap.list_folders() if f.name == "INBOX")
         looked = await imap.status(inbox)
-        sent: list[bytes] = []
-        transport = imap.client.protocol.transport
-        write = transport.write
-
-        def recorded(data: bytes) -> None:
-            sent.append(bytes(data))
-            write(data)
-
-        transport.write = recorded
+        sent = record_writes(imap)
         seen: list[FolderStatus] = []
 
         def arrived(status: FolderStatus) -> bool:

@@ -10,6 +10,7 @@ import pytest
 from schemas.account import Endpoint, Security
 from schemas.common import FolderRole
 from services.imap import Folder, ImapSession
+from tests.fixtures.imap_writes import record_writes
 from tests.fixtures.pipeline import Env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -55,15 +56,7 @@ async def test_chosen_folders_are_listed_with_their_status_in_one_command(env: E
     )
     tls = ssl.create_default_context(cafile=str(env.dovecot.cert.cert))
     async with ImapSession(endpoint, user.password, ssl_context=tls) as imap:
-        sent: list[bytes] = []
-        transport = imap.client.protocol.transport
-        write = transport.write
-
-        def recorded(data: bytes) -> None:
-            sent.append(bytes(data))
-            write(data)
-
-        transport.write = recorded
+        sent = record_writes(imap)
         chosen = await imap.list_chosen(["inbox", "Sent", "Odeslaná pošta"])
         assert chosen is not None and len(sent) == 1  # one write: ENABLE and the LIST
         listed = {f.name: f for f in await imap.list_folders()}
