@@ -45,7 +45,7 @@ from pydantic import ValidationError
 
 from schemas.account import AccountRecord
 from services.fetcher.cursor_preload import Known
-from services.fetcher.membership import SessionGuard, StickyAssignor
+from services.fetcher.membership import SessionGuard, StickyAssignor, join_once
 from services.fetcher.supervisor import Supervisor
 
 log = logging.getLogger("mailsync.fetcher.accounts")
@@ -103,7 +103,9 @@ class AccountTable:
 
     async def revoked(self, revoked: set[TopicPartition]) -> None:
         # Called before every JoinGroup, the first one included: time to watch it.
-        self._guard.watch(self.consumer._coordinator)
+        coordinator = self.consumer._coordinator
+        self._guard.watch(coordinator)
+        join_once(coordinator)  # outside the guard's wrapper: a request not sent confirms nothing
         if self._eager or self._guard.expired():
             await self.drop_partitions(set(self._held))
 

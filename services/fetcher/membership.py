@@ -17,9 +17,17 @@
   marks the coordinator dead when its heartbeats fail for a session, and keeps the
   assignment until it rejoins.
 
+- :func:`join_once` makes each join one JoinGroup request. aiokafka 0.14 sends one per
+  assignor (aio-libs/aiokafka#1168, unreleased): the first with our protocol alone,
+  the next with roundrobin added. The broker takes a known member's JoinGroup with
+  other protocols as a reason for a new rebalance, so every join started the next;
+  two replicas starting together went on failing each other's SyncGroup for minutes
+  (CI: no accounts held after 120 s).
+
 Private aiokafka API (0.14), checked by tests/unit/test_dependency_internals.py:
-``GroupCoordinator._send_req`` is wrapped to see the coordinator's answers, and
-``GroupCoordinator.request_rejoin`` asks for the follow-up rebalance.
+``GroupCoordinator._send_req`` is wrapped to see the coordinator's answers (and to
+hold back the extra JoinGroup requests), and ``GroupCoordinator.request_rejoin`` asks
+for the follow-up rebalance.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -135,3 +144,33 @@ class SessionGuard:
         """Ask for a rebalance (``GroupCoordinator.request_rejoin``, private)."""
         if self._coordinator is not None:
             self._coordinator.request_rejoin()
+
+
+@dataclass(frozen=True)
+class _NotSent:
+    """What aiokafka gets for a JoinGroup :func:`join_once` holds back: no error, so it
+    goes on to the next assignor's request (it reads nothing else of the answer)."""
+
+    error_code: int = 0
+
+
+_NOT_SENT = _NotSent()
+
+
+def join_once(coordinator: Any) -> None:
+    """Send only the JoinGroup that carries every assignor's protocol (see above).
+
+    Wraps ``coordinator._send_req`` (private) once; install it after
+    :meth:`SessionGuard.watch`, so that an answer not received confirms nothing."""
+    if coordinator is None or getattr(coordinator, "_mailsync_join_once", False):
+        return
+    protocols = len(coordinator._assignors)
+    send = coordinator._send_req
+
+    async def send_req(request: Any) -> Any:
+        if isinstance(request, JoinGroupRequest) and len(request._group_protocols) < protocols:
+            return _NOT_SENT
+        return await send(request)
+
+    coordinator._send_req = send_req
+    coordinator._mailsync_join_once = True

@@ -390,6 +390,7 @@ def test_the_failure_message_says_what_to_do() -> None:
 def test_aiokafka_group_internals_the_fetchers_membership_relies_on() -> None:
     """services/fetcher/membership.py and assigned_accounts.py: the sticky assignor, the guard."""
     from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance, GroupCoordinator
+    from aiokafka.protocol.group import JoinGroupRequest
 
     ours = "services/fetcher/membership.py"
     coordinator = GroupCoordinator
@@ -407,6 +408,15 @@ def test_aiokafka_group_internals_the_fetchers_membership_relies_on() -> None:
     # The assignor is used as the instance we pass: metadata() at each JoinGroup.
     assert "assignor.metadata(topics)" in join, _changed(
         "aiokafka", "perform_group_join (asks each assignor for its metadata)", ours
+    )
+    # join_once: the protocols a JoinGroup carries, the assignors configured, and an
+    # answer read for its error code only, unless it is the last one.
+    assert "self._group_protocols = group_protocols" in _source(JoinGroupRequest.__init__)
+    assert "self._assignors = assignors" in _source(coordinator.__init__), _changed(
+        "aiokafka", "GroupCoordinator._assignors", ours
+    )
+    assert "error_type = Errors.for_code(response.error_code)" in join, _changed(
+        "aiokafka", "perform_group_join (reads each JoinGroup answer's error)", ours
     )
     sync = _source(CoordinatorGroupRebalance._send_sync_group_request)
     assert "self._coordinator._send_req(request)" in sync, _changed(
@@ -452,4 +462,20 @@ def test_asyncio_tls_read_buffer_as_tls_buffer_shrinks_it() -> None:
     assert "self.max_size" in get and "return self._ssl_buffer_view" in get, what % "get_buffer"
     assert "self._ssl_buffer_view[:nbytes]" in _source(proto.buffer_updated), what % (
         "buffer_updated"
+    )
+
+
+def test_aiokafka_still_sends_a_join_group_per_assignor() -> None:
+    """services/fetcher/membership.py::join_once works around aio-libs/aiokafka#1168:
+    once aiokafka builds one JoinGroup after its loop over the assignors, join_once has
+    nothing left to hold back and can go."""
+    from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance
+
+    lines = _source(CoordinatorGroupRebalance.perform_group_join).splitlines()
+    loop = next(line for line in lines if "for assignor in self._assignors:" in line)
+    build = next(line for line in lines if "request = JoinGroupRequest(" in line)
+    indent = len(build) - len(build.lstrip())
+    assert indent > len(loop) - len(loop.lstrip()), (
+        f"aiokafka {version('aiokafka')} sends one JoinGroup per join now: remove join_once "
+        "from services/fetcher/membership.py and its use in assigned_accounts.py"
     )
