@@ -9,9 +9,12 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaClient
 from aiokafka.partitioner import murmur2
+from aiokafka.protocol.group import JoinGroupRequest
 
 from devservers.corpus import build
 from schemas.topics import ACCOUNTS
@@ -136,8 +139,10 @@ async def test_a_killed_replica_hands_its_accounts_over(
             async def split() -> set[str] | None:
                 running.check()
                 states = await db.account_states.find().to_list(None)
-                workers = {s["worker"] for s in states if s["status"] == "idle"}
-                return workers if len(states) == 6 and len(workers) == 2 else None
+                # No worker: released by one replica, not yet taken up by the other.
+                idle = all(s["status"] == "idle" and s["worker"] for s in states)
+                workers = {s["worker"] for s in states}
+                return workers if len(states) == 6 and idle and len(workers) == 2 else None
 
             workers = await eventually(split, timeout=120, what="both replicas to hold accounts")
             assert here in workers
@@ -172,6 +177,59 @@ async def test_a_killed_replica_hands_its_accounts_over(
         if other.poll() is None:
             other.kill()
             other.wait()
+
+
+async def test_a_lone_replica_joins_the_accounts_group_in_one_generation(
+    env: Env, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One JoinGroup per join: aiokafka 0.14 sent one per assignor, and the second (our
+    protocol and roundrobin) started a new rebalance (services/fetcher/membership.py)."""
+    await env.publish_accounts()  # the topic, with no account
+    group = env.overrides["fetcher_group"]
+    joins: list[list[str]] = []  # the protocols of each JoinGroup the broker got
+    send = AIOKafkaClient.send
+
+    async def recorded(client: AIOKafkaClient, node_id: int, request: Any, **kw: Any) -> Any:
+        if isinstance(request, JoinGroupRequest) and request._group == group:
+            joins.append([name for name, _ in request._group_protocols])
+        return await send(client, node_id, request, **kw)
+
+    monkeypatch.setattr(AIOKafkaClient, "send", recorded)
+    async with pipeline("fetcher") as running:
+
+        async def held() -> Any:
+            running.check()
+            consumer = running.services[0]._consumer  # set once the fetcher has started
+            return consumer if consumer and len(consumer.assignment()) == 8 else None
+
+        consumer = await eventually(held, timeout=60, what="the replica to hold every partition")
+        assert consumer._coordinator.generation == 1
+    # Some twice (a member id asked for first, KIP-394; a coordinator not ready yet).
+    assert joins and all(j == ["mailsync-sticky", "roundrobin"] for j in joins)
+
+
+async def test_two_replicas_started_together_both_run_accounts(
+    env: Env, pipeline: Pipeline
+) -> None:
+    """Two replicas starting at the same moment (a deployment's pods) split the accounts
+    and idle them. Each failed the other's SyncGroup for minutes before join_once (CI:
+    neither held an account after 120 s, one run in four here)."""
+    suffix = env.overrides["mongo_database"]
+    users = [env.mail_user(f"t{i}") for i in range(6)]
+    ids = _spread_ids(suffix, len(users))
+    await env.publish_accounts(
+        *(env.account(u, account_id=i) for i, u in zip(ids, users, strict=True))
+    )
+    async with env.mongo() as db, pipeline("fetcher", "fetcher") as running:
+        replicas = {r.worker_id for r in running.services}
+
+        async def split() -> bool:
+            running.check()
+            states = await db.account_states.find().to_list(None)
+            idle = all(s["status"] == "idle" for s in states)
+            return len(states) == 6 and idle and {s["worker"] for s in states} == replicas
+
+        await eventually(split, timeout=90, what="both replicas to idle accounts")
 
 
 async def test_a_replica_restarted_under_its_name_moves_no_account(
