@@ -200,7 +200,9 @@ async def test_a_lone_replica_joins_the_accounts_group_in_one_generation(
         async def held() -> Any:
             running.check()
             consumer = running.services[0]._consumer  # set once the fetcher has started
-            return consumer if consumer and len(consumer.assignment()) == 8 else None
+            return (
+                consumer if consumer and len(consumer.assignment()) == ACCOUNTS.partitions else None
+            )
 
         consumer = await eventually(held, timeout=60, what="the replica to hold every partition")
         assert consumer._coordinator.generation == 1
