@@ -9,36 +9,21 @@ services/dedup/transport.py.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from services.dedup.app import build_faust_app
-from services.dedup.settings import DedupSettings
-from services.dedup.tagger import Tagger
-
-TOPIC = "mailsync.dedup-by-fingerprint"
-PART = TP(TOPIC, 3)
+from tests.fixtures.faust_app import PART, dedup_app
+from tests.fixtures.faust_app import fetched as _fetched
 
 
 @pytest.fixture
 def consumer(tmp_path: Path) -> Any:
-    settings = DedupSettings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path)
-    app: Any = build_faust_app(settings, cast(Tagger, object()))
-    app.consumer_generation_id = 3
-    app.topics._acking_topics.add(TOPIC)  # an agent reads it (set when its stream starts)
-    consumer = app.consumer
+    consumer = dedup_app(tmp_path).consumer
     consumer._committed_offset[PART] = 10  # the next event to process is offset 10
     return consumer
-
-
-def _fetched(offset: int, generation: int = 3) -> ConsumerMessage:
-    return ConsumerMessage(
-        TOPIC, PART.partition, offset, 0.0, 0, [], b"k", b"v", None, tp=PART,
-        generation_id=generation,
-    )  # fmt: skip
 
 
 def _taken(consumer: Any, message: ConsumerMessage) -> ConsumerMessage:

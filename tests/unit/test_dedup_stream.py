@@ -5,41 +5,27 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from faust.events import Event
-from faust.types import TP
-from faust.types.tuples import ConsumerMessage
 
-from services.dedup.app import build_faust_app
-from services.dedup.settings import DedupSettings
 from services.dedup.stream import YIELD_EVERY, EventStream
-from services.dedup.tagger import Tagger
-
-TOPIC = "mailsync.dedup-by-fingerprint"
-PART = TP(TOPIC, 3)
+from tests.fixtures.faust_app import GENERATION, dedup_app, fetched
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Any:
-    settings = DedupSettings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path)
-    app: Any = build_faust_app(settings, cast(Tagger, object()))
-    app.consumer_generation_id = 3
-    app.topics._acking_topics.add(TOPIC)  # an agent reads it (set when its stream starts)
+    app = dedup_app(tmp_path)
     app.flow_control.resume()  # as faust does once partitions are assigned
     return app
 
 
-def _queue(app: Any, stream: Any, offsets: range, generation: int = 3) -> list[Event]:
+def _queue(app: Any, stream: Any, offsets: range, generation: int = GENERATION) -> list[Event]:
     """Events fetched under ``generation``, queued for the stream as the conductor does."""
     events = []
     for offset in offsets:
-        message = ConsumerMessage(
-            TOPIC, PART.partition, offset, 0.0, 0, [], b"k", b"v", None, tp=PART,
-            generation_id=generation,
-        )  # fmt: skip
-        events.append(Event(app, b"k", b"v", [], message))
+        events.append(Event(app, b"k", b"v", [], fetched(offset, generation)))
     for event in events:
         stream.channel.queue.put_nowait(event)
     return events
