@@ -28,7 +28,11 @@ class SenderSettings(CommonSettings):
         "of it while the work runs: a dead replica's requests are free this long after "
         "its death.",
     )
-    sender_concurrency: int = Field(default=8, ge=1, description="Requests in flight.")
+    sender_concurrency: int = Field(
+        default=16,
+        ge=1,
+        description="Requests in flight (16: bench/RESULTS.md, Sender, 2026-12-06).",
+    )
     sender_connections_per_account: int = Field(
         default=4,
         ge=1,
