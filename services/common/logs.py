@@ -99,6 +99,20 @@ class TextFormatter(logging.Formatter):
         return redact(text)
 
 
+class RetriedLookupAsWarning(logging.Filter):
+    """aiokafka logs a group coordinator lookup that failed at ERROR, then, if the error
+    is retriable, looks again: a fresh broker refuses them until it has created
+    ``__consumer_offsets``, so every first start printed an ERROR for nothing. A
+    retriable one is logged as WARNING here (still logged: readiness says whether the
+    group ever comes up); any other stays an ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.levelno == logging.ERROR and any(getattr(a, "retriable", False) for a in args):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def setup_logging(level: str, fmt: LogFormat = "json") -> None:
     """Route every logger to stderr in ``fmt``; call once, at the entry point."""
     handler = logging.StreamHandler()
@@ -111,3 +125,6 @@ def setup_logging(level: str, fmt: LogFormat = "json") -> None:
     # Chatty libraries: their INFO lines are per-rebalance noise at our INFO level.
     for noisy in ("aiokafka", "faust", "mode", "aioimaplib", "pymongo", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
+    if not any(isinstance(f, RetriedLookupAsWarning) for f in coordinator.filters):
+        coordinator.addFilter(RetriedLookupAsWarning())

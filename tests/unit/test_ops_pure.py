@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from aiokafka.errors import GroupCoordinatorNotAvailableError, InvalidGroupIdError
 from prometheus_client import REGISTRY
 
 from services.activity_writer.latency import ingest_latency, pipeline_latency
@@ -20,6 +21,7 @@ from services.common.logs import (
     TextFormatter,
     log_context,
     register_secret,
+    setup_logging,
 )
 from services.common.readiness import readiness
 from services.common.settings import CommonSettings
@@ -209,3 +211,30 @@ def test_imap_connections_count_open_sessions() -> None:
     assert _sample("mailsync_imap_connections") == before + 1
     metrics.imap_disconnected()
     assert _sample("mailsync_imap_connections") == before
+
+
+def test_a_retried_coordinator_lookup_is_a_warning_and_a_refusal_an_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What a first ``make run`` printed: aiokafka's ERROR for a lookup it retries."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        setup_logging("INFO", "json")
+        coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
+        # The very call aiokafka makes (consumer/group_coordinator.py).
+        coordinator.error(
+            "Group Coordinator Request failed: %s", GroupCoordinatorNotAvailableError()
+        )
+        coordinator.error("Group Coordinator Request failed: %s", InvalidGroupIdError())
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(line["level"], line["message"].split(": ", 1)[1]) for line in lines] == [
+        ("WARNING", "[Error 15] GroupCoordinatorNotAvailableError"),
+        ("ERROR", "[Error 24] InvalidGroupIdError"),
+    ]
