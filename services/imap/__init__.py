@@ -32,7 +32,7 @@ from services.imap.errors import (
 from services.imap.fetch_response import FetchedMessage, FlagUpdate
 from services.imap.folder_status import FolderStatus
 from services.imap.folders import Folder, quote, with_sent_folder
-from services.imap.sequence_set import expand_uid_set, uid_set
+from services.imap.sequence_set import expand_uid_set, uid_list, uid_set
 from services.imap.session import ImapSession
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "expand_uid_set",
     "quote",
     "search_date",
+    "uid_list",
     "uid_set",
     "with_sent_folder",
 ]

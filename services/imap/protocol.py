@@ -26,7 +26,8 @@ on bookkeeping that grows with the response:
   the next command in one write (pipelining, RFC 3501 5.5), and the server answers it
   first. Each write to a loopback socket was about a third of the fetcher's CPU when a
   rebalance moves thousands of accounts (bench/scale.py, py-spy), and each command
-  wakes the server once more.
+  wakes the server once more. A command with non-synchronizing literals (RFC 7888
+  LITERAL+: MULTIAPPEND) goes out whole in that write too, with no ``+`` awaited.
 
 Everything else (parsing, literals, IDLE, state) is aioimaplib's own, plus one command
 aioimaplib lacks: ``AUTHENTICATE`` with any SASL mechanism that answers challenges
@@ -90,6 +91,7 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
         # with what takes its answer (None: a refusal fails the command it went with).
         self._deferred: list[tuple[aioimaplib.Command, Answered | None]] = []
         self._ahead: dict[str, tuple[aioimaplib.Command, Answered | None]] = {}
+        self._literals: bytes | None = None  # the rest of the next command (LITERAL+)
 
     def defer(self, command: aioimaplib.Command, answered: Answered | None = None) -> None:
         """Send ``command`` with the next command, in the same write: for one whose
@@ -112,13 +114,21 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
             pending.buffer.clear()
         return lines
 
+    def complete_next_with(self, literals: bytes) -> None:
+        """Send ``literals`` right after the next command's line, in the same write: the
+        bytes of the non-synchronizing literals (RFC 7888, ``{n+}``) its line announces,
+        and what follows each, up to the command's final CRLF. No ``+`` is awaited."""
+        self._literals = literals
+
     def send(self, line: str, scrub: str | None = None) -> None:
-        if not self._deferred:
+        literals, self._literals = self._literals, None
+        if not self._deferred and literals is None:
             super().send(line, scrub)
             return
         ahead, self._deferred = self._deferred, []
         self._ahead.update((c.tag, (c, answered)) for c, answered in ahead)
-        self.transport.write("".join(f"{c}\r\n" for c in [*(c for c, _ in ahead), line]).encode())
+        head = "".join(f"{c}\r\n" for c in [*(c for c, _ in ahead), line]).encode()
+        self.transport.write(head if literals is None else head + literals)
 
     def _response_done(self, line: bytes) -> None:
         tag, _, response = line.partition(b" ")

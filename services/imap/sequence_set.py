@@ -29,3 +29,14 @@ def expand_uid_set(text: str) -> set[int]:
         first, _, last = part.partition(":")
         out.update(range(int(first), int(last or first) + 1))
     return out
+
+
+def uid_list(text: str) -> list[int]:
+    """``5:7,3`` -> ``[5, 6, 7, 3]``: the UIDs in the order written, as APPENDUID names
+    those of a MULTIAPPEND, one per message appended (RFC 4315 3)."""
+    out: list[int] = []
+    for part in filter(None, text.split(",")):
+        first, _, last = part.partition(":")
+        low, high = sorted((int(first), int(last or first)))
+        out.extend(range(low, high + 1))
+    return out

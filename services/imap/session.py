@@ -17,7 +17,7 @@ import contextlib
 import datetime as dt
 import logging
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 
 from schemas.account import Endpoint, Security
@@ -25,7 +25,7 @@ from services.common import metrics
 from services.common.loopback import is_loopback
 from services.common.oauth2 import AccessToken
 from services.imap.capabilities import adopt
-from services.imap.commands.append import append
+from services.imap.commands.append import Appended, append, append_many, can_append_many
 from services.imap.commands.enable import defer_condstore
 from services.imap.commands.fetch import all_flags, flag_changes, headers, uid_fetch
 from services.imap.commands.idle import IdleNews, examine_and_idle, idle, idle_until
@@ -242,3 +242,13 @@ class ImapSession:
         self, folder: Folder, message: bytes, flags: str, when: dt.datetime
     ) -> tuple[int, int] | None:
         return await append(self, folder, message, flags, when)
+
+    @property
+    def can_append_many(self) -> bool:
+        """Several messages in one APPEND (MULTIAPPEND with LITERAL+)."""
+        return can_append_many(self)
+
+    async def append_many(
+        self, folder: Folder, messages: Sequence[Appended]
+    ) -> tuple[int, list[int]] | None:
+        return await append_many(self, folder, messages)

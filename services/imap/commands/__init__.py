@@ -14,5 +14,6 @@ open :class:`~services.imap.session.ImapSession` (whose methods call them).
 - :mod:`.store`     UID STORE +FLAGS.SILENT
 - :mod:`.move`      UID MOVE (RFC 6851), else UID COPY + \\Deleted + UID EXPUNGE (RFC 4315)
 - :mod:`.idle`      IDLE (RFC 2177)
-- :mod:`.append`    APPEND (RFC 3501 6.3.11; APPENDUID from RFC 4315)
+- :mod:`.append`    APPEND (RFC 3501 6.3.11; APPENDUID from RFC 4315), several messages
+                    in one (MULTIAPPEND, RFC 3502, with LITERAL+, RFC 7888)
 """
