@@ -9,7 +9,8 @@ What is measured, and why
   N requests are published at once on send-requests; each is authorised, recorded in
   the ledger (SecantusDB with ``--sync-on-commit``), built, sent (RSET, MAIL, RCPT,
   DATA) over one of the account's SMTP sessions (STARTTLS and AUTH once per session),
-  filed in Sent over one of its IMAPS sessions (EXAMINE, SEARCH by Message-ID, APPEND),
+  filed in Sent over one of its IMAPS sessions (EXAMINE, SEARCH by Message-ID, APPEND;
+  the requests that reach filing while one is filed go together, one MULTIAPPEND),
   published as a raw message, and announced on send-results. The clock stops at the
   last ``filed`` result. The SMTP logins the server counted are reported.
 - **Latency**: per request, from its ``requested_at`` (set when it was published) to

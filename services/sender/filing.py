@@ -94,6 +94,8 @@ class _Queue:
     """An account's messages waiting to be filed; one batch of them filed at a time."""
 
     waiting: list[_Pending] = field(default_factory=list)
+    # Two at a time were measured no faster (bench/RESULTS.md, Sender), and one lets
+    # the most messages wait for the next batch.
     turn: asyncio.Lock = field(default_factory=asyncio.Lock)
     callers: int = 0  # in file() now: the queue is dropped when the last one leaves
 
@@ -129,25 +131,29 @@ class SentFiler:
         queue.callers += 1
         try:
             async with queue.turn:
-                while not done.done():  # nobody filed ours yet: file what waits
+                while mine in queue.waiting:  # in no batch yet: file the oldest waiting
                     # One account record per batch (it may change mid-burst: the oldest's).
                     head = queue.waiting[0].account
                     batch, _ = take_batch([p for p in queue.waiting if p.account == head])
                     queue.waiting = [p for p in queue.waiting if p not in batch]
-                    await self._file_batch(queue, batch)
+                    await self._file_batch(batch)
+            return await done  # filed in our batch, or in another caller's
         finally:
             if mine in queue.waiting:  # cancelled before its turn
                 queue.waiting.remove(mine)
+            if not done.done():
+                done.cancel()
+            elif not done.cancelled():
+                done.exception()  # told (or nobody is left to tell)
             queue.callers -= 1
             if not queue.callers:
                 del self._queues[account.account_id]
-        return done.result()
 
-    async def _file_batch(self, queue: _Queue, batch: list[_Pending]) -> None:
-        """File ``batch``, each caller's outcome on its future; a batch cut short (we
-        were cancelled) goes back to the front of the queue for the next caller."""
+    async def _file_batch(self, batch: list[_Pending]) -> None:
+        """File ``batch``, each caller's outcome on its future. Cut short (the caller
+        filing it was cancelled: the replica stops), the others are told to try again."""
         try:
-            outcomes = await self._over_link(
+            outcomes: Sequence[Filed | MailsyncError] = await self._over_link(
                 batch[0].account,
                 lambda link: self._file_in(link, batch),
                 "filing in Sent failed",
@@ -155,13 +161,16 @@ class SentFiler:
         except MailsyncError as exc:
             outcomes = [exc] * len(batch)
         except BaseException:
-            queue.waiting[:0] = [p for p in batch if not p.done.done()]
+            outcomes = [FilingFailed("filing in Sent was interrupted")] * len(batch)
             raise
-        for pending, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, Filed):
-                pending.done.set_result(outcome)
-            else:
-                pending.done.set_exception(outcome)
+        finally:
+            for pending, outcome in zip(batch, outcomes, strict=True):
+                if pending.done.done():  # its caller was cancelled meanwhile
+                    continue
+                if isinstance(outcome, Filed):
+                    pending.done.set_result(outcome)
+                else:
+                    pending.done.set_exception(outcome)
 
     async def _file_in(
         self, link: ImapLink, batch: Sequence[_Pending]

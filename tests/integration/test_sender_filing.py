@@ -174,3 +174,41 @@ async def test_a_server_without_multiappend_gets_one_append_each(
     assert sorted(mid for mid, _, _ in sent.values()) == sorted(mid for mid, _ in messages)
     assert_told_their_own(sent, messages, filed)
     assert carried == [1] * 5
+
+
+async def test_a_batch_cut_short_leaves_no_one_waiting_and_no_copy_twice(
+    env: Env, filer: SentFiler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request filing a batch is cancelled (its replica stops) mid-way: the others
+    in the batch are told to try again instead of waiting for ever, and trying again
+    files each once."""
+    user = env.mail_user("filingcut")
+    account = env.account(user)
+    (first, raw_first), (mid_b, raw_b), (mid_c, raw_c) = (message(n) for n in range(3))
+    appending = asyncio.Event()
+    many = ImapSession.append_many
+
+    async def stuck_once(self: ImapSession, folder: Any, messages: Any) -> Any:
+        if not appending.is_set():
+            appending.set()
+            await asyncio.sleep(60)  # the server is slow to answer: cancelled here
+        return await many(self, folder, messages)
+
+    monkeypatch.setattr(ImapSession, "append_many", stuck_once)
+    async with filer.hold(account.account_id):
+        a = asyncio.create_task(filer.file(account, first, raw_first, SENT_AT))
+        await asyncio.sleep(0)  # A files alone; B and C wait, then go as one batch
+        b = asyncio.create_task(filer.file(account, mid_b, raw_b, SENT_AT))
+        c = asyncio.create_task(filer.file(account, mid_c, raw_c, SENT_AT))
+        await a
+        await asyncio.wait_for(appending.wait(), 10)  # B files the batch of B and C
+        b.cancel()
+        done, _ = await asyncio.wait([b, c], timeout=10)
+        assert c in done, "C still waits for a batch that was cut short"
+        assert isinstance(c.exception(), FilingFailed)
+        again = [
+            await filer.file(account, m, r, SENT_AT) for m, r in ((mid_b, raw_b), (mid_c, raw_c))
+        ]
+    sent = await sent_folder(env, user)
+    assert sorted(mid for mid, _, _ in sent.values()) == sorted([first, mid_b, mid_c])
+    assert [sent[f.uid][0] for f in again] == [mid_b, mid_c]
