@@ -41,6 +41,7 @@ from services.common.oauth2 import TokenProvider
 from services.common.secrets import SecretBox
 from services.fetcher.publish import Publisher
 from services.imap import Credentials
+from services.sender.byte_budget import ByteBudget, bytes_in_hand
 from services.sender.dispatcher import Dispatcher
 from services.sender.filing import SentFiler, close_link
 from services.sender.intake import Intake
@@ -73,6 +74,7 @@ class SenderApp:
         self._account_of: dict[asyncio.Task[None], str] = {}  # the in-flight ones' accounts
         # Requests at work at once; those claimed beyond it wait for a slot.
         self._slots = FairSlots(settings.sender_concurrency)
+        self._bytes = ByteBudget(settings.sender_max_bytes_in_hand)
         self._accepted = False  # new requests in the ledger since the last claim
         self._tokens: TokenProvider | None = None
         self._pools: list[Pool[Any]] = []
@@ -217,7 +219,10 @@ class SenderApp:
 
     async def _dispatch(self, record: SendRecord) -> None:
         assert self._dispatcher is not None
-        async with self._slots.hold(record.request.account_id) as let_go:
+        async with (
+            self._slots.hold(record.request.account_id) as let_go,
+            self._bytes.hold(bytes_in_hand(record.request)),
+        ):
             await self._dispatcher.handle(record, let_go)
 
     def _done(self, task: asyncio.Task[None]) -> None:

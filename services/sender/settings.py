@@ -29,9 +29,15 @@ class SenderSettings(CommonSettings):
         "its death.",
     )
     sender_concurrency: int = Field(
-        default=16,
+        default=32,
         ge=1,
-        description="Requests in flight (16: bench/RESULTS.md, Sender, 2026-12-06).",
+        description="Requests in flight (32: bench/RESULTS.md, Sender, 2026-12-06, round 4).",
+    )
+    sender_max_bytes_in_hand: int = Field(
+        default=128 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Bytes of built messages a replica holds at once, about (their "
+        "attachments base64-encoded); a larger message goes alone.",
     )
     sender_connections_per_account: int = Field(
         default=4,
