@@ -52,8 +52,7 @@ class ByteBudget:
         except BaseException:
             if turn.done() and not turn.cancelled():  # admitted as we were cancelled
                 self._used -= size
-            else:
-                self._queue.remove((size, turn))
+            turn.cancel()  # a cancelled turn is passed over (and dropped) by _admit
             self._admit()
             raise
         try:
@@ -66,6 +65,9 @@ class ByteBudget:
         """Let in the longest waiting while they fit (or the budget is all free)."""
         while self._queue:
             size, turn = self._queue[0]
+            if turn.done():  # its caller was cancelled while it waited
+                self._queue.popleft()
+                continue
             if self._used and self._used + size > self._limit:
                 return
             self._queue.popleft()

@@ -104,3 +104,20 @@ def test_a_message_weighs_its_attachments_in_base64_and_its_bodies() -> None:
         requested_at=dt.datetime(2026, 12, 6, tzinfo=dt.UTC),
     )
     assert bytes_in_hand(request) == 4_000_000 + 4 * len("Dobrý den") + HEADERS_BYTES
+
+
+async def test_bytes_given_back_as_the_next_in_line_is_cancelled_go_to_the_one_after() -> None:
+    budget, log = ByteBudget(100), list[int]()
+    release, never, later = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    a = asyncio.create_task(_holding(budget, 80, release, log))
+    await _settle()
+    b = asyncio.create_task(_holding(budget, 80, never, log))
+    c = asyncio.create_task(_holding(budget, 30, later, log))
+    await _settle()
+    release.set()  # A gives its bytes back in the same turn of the loop as B is cancelled
+    b.cancel()
+    await _settle()
+    assert log == [80, 30] and budget.used == 30
+    later.set()
+    await asyncio.gather(a, c)
+    assert b.cancelled() and budget.used == 0

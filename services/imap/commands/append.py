@@ -53,7 +53,8 @@ async def append_many(
 ) -> tuple[int, list[int]] | None:
     """Add ``messages`` to ``folder`` in one APPEND (needs :func:`can_append_many`):
     (UIDVALIDITY, the UID of each, in order) from APPENDUID, else None and the caller
-    searches for them. A refusal (:class:`FolderError`) appended none of them."""
+    searches for them. A refusal (:class:`FolderError`, for a NO or a BAD) appended none
+    of them."""
     if not messages:
         raise ValueError("nothing to append")
 
@@ -78,6 +79,8 @@ async def append_many(
     )
     protocol.complete_next_with(b"".join(tail))
     response = await protocol.execute(command)
+    if response.result == "BAD":  # announced, but not taken so: each message alone then
+        raise FolderError(folder.name, f"MULTIAPPEND refused: {completion_text(response)}")
     uids = _appended(response, folder)
     if uids is None or len(uids[1]) != len(messages):
         return None
