@@ -24,9 +24,16 @@ from devservers._process import free_port
 from schemas.account import AccountRecord, Endpoint, PersonalOwnership, Security, SharedOwnership
 from schemas.account_document import AccountDocument
 from schemas.common import Address
-from schemas.send_request import SendRecord, SendRequest, SendResult, SendState
+from schemas.send_request import (
+    OutboundAttachment,
+    SendRecord,
+    SendRequest,
+    SendResult,
+    SendState,
+)
 from schemas.topics import SEND_REQUESTS, SEND_RESULTS
 from services.accounts.records import COLLECTION as ACCOUNTS_COLLECTION
+from services.common.blobs import BlobStore
 from services.common.kafka import ensure_topics, producer
 from services.sender.compose import build_message, message_id_for
 from services.topic_reader import read_topic
@@ -579,6 +586,52 @@ async def test_a_burst_of_100_requests_arrives_exactly_once_each(
     assert subjects == [f"Faktura {n:03d}" for n in range(100)]
     assert len({m.message["Message-ID"] for m in inbox}) == 100
     assert message_count(env, info, "Sent") == 100
+
+
+@pytest.mark.parametrize("budget", [1024 * 1024, None], ids=["budget-below-one", "default"])
+async def test_a_burst_of_large_attachments_arrives_whole_and_is_filed_once_each(
+    senv: Env, pipeline: Pipeline, tmp_path: Path, budget: int | None
+) -> None:
+    """Four 3 MB attachments: with a budget of bytes in hand smaller than one message
+    each goes alone; with the default they go together, and filing takes them in
+    batches of at most 8 MiB. Either way the recipient and Sent get every one whole."""
+    env = senv
+    info, _, account = shared_info(env)
+    customer = env.mail_user("customer")
+    await env.publish_accounts(account)
+    pdfs = [b"%PDF-1.4\n" + os.urandom(3_000_000) + b"\n%%EOF\n" for _ in range(4)]
+    async with env.mongo() as db:
+        refs = [await BlobStore(db).put(pdf) for pdf in pdfs]
+    burst = [
+        request(
+            account,
+            customer,
+            subject=f"Výkres {n}",
+            attachments=(
+                OutboundAttachment(
+                    filename=f"výkres-{n}.pdf", content_type="application/pdf", blob=ref
+                ),
+            ),
+        )
+        for n, ref in enumerate(refs)
+    ]
+    extra = {} if budget is None else {"sender_max_bytes_in_hand": budget}
+    async with pipeline("sender", **extra) as running:
+        await publish(env, *burst)
+        await waiter(env, running)({r.request_id for r in burst}, {SendState.FILED}, timeout=180)
+
+    def attachments(folder: list[Any]) -> dict[str, bytes]:
+        out = {}
+        for m in folder:
+            (part,) = list(m.message.iter_attachments())
+            out[m.message["Subject"]] = part.get_content()
+        return out
+
+    want = {f"Výkres {n}": pdf for n, pdf in enumerate(pdfs)}
+    inbox = mbsync_folder(env.dovecot, customer, "INBOX", tmp_path / "customer")
+    assert attachments(inbox) == want and len(inbox) == 4
+    sent = mbsync_folder(env.dovecot, info, "Sent", tmp_path / "info")
+    assert attachments(sent) == want and len(sent) == 4
 
 
 async def test_a_quiet_accounts_request_does_not_wait_for_a_busy_accounts_burst(
