@@ -51,16 +51,16 @@ def take_batch(
     return batch, rest
 
 
-def search_any(batch: Sequence[Pending]) -> str:
-    """UID SEARCH criteria matching any message of ``batch`` by its Message-ID.
+def search_any(message_ids: Sequence[str], earliest: dt.datetime) -> str:
+    """UID SEARCH criteria matching any of ``message_ids``, sent at ``earliest`` or after.
 
     RFC 3501 6.4.4: OR takes two keys, so n keys are ``OR OR k1 k2 k3`` (prefix form);
     HEADER matches a substring, the angle brackets anchor it. SINCE (by INTERNALDATE,
     which the server's index holds) keeps a Sent folder of years from being read header
-    by header; a day's margin before the earliest covers time zones.
+    by header on every send; a day's margin covers time zones.
     """
-    if not batch:
-        raise ValueError("an empty batch matches nothing")
-    since = search_date(min(p.sent_at for p in batch) - dt.timedelta(days=1))
-    keys = " ".join(f"HEADER Message-ID {quote(p.message_id)}" for p in batch)
-    return f"SINCE {since} {'OR ' * (len(batch) - 1)}{keys}"
+    if not message_ids:
+        raise ValueError("no Message-ID to search for")
+    since = search_date(earliest - dt.timedelta(days=1))
+    keys = " ".join(f"HEADER Message-ID {quote(m)}" for m in message_ids)
+    return f"SINCE {since} {'OR ' * (len(message_ids) - 1)}{keys}"

@@ -43,8 +43,6 @@ from services.imap import (
     FolderError,
     ImapSession,
     ImapUnavailable,
-    quote,
-    search_date,
 )
 from services.sender.errors import FilingFailed
 from services.sender.file_batches import search_any, take_batch
@@ -183,7 +181,8 @@ class SentFiler:
         imap = link.session
         if len(batch) > 1:
             await imap.examine(folder)
-            if not await imap.uid_search(search_any(batch)):  # none filed yet
+            criteria = search_any([p.message_id for p in batch], min(p.sent_at for p in batch))
+            if not await imap.uid_search(criteria):  # none filed yet
                 return await self._append_batch(imap, folder, batch)
         return [await self._file_one(imap, folder, p, search=True) for p in batch]
 
@@ -280,10 +279,5 @@ class SentFiler:
         imap: ImapSession, folder: Folder, message_id: str, sent_at: dt.datetime
     ) -> tuple[int, int] | None:
         status = await imap.examine(folder)
-        # RFC 3501 6.4.4: HEADER matches a substring; the angle brackets anchor it. SINCE
-        # (by INTERNALDATE, which the server's index holds) keeps a Sent folder of years
-        # from being read header by header on every send; a day's margin covers time zones.
-        day = sent_at - dt.timedelta(days=1)
-        since = search_date(day)
-        uids = await imap.uid_search(f"SINCE {since} HEADER Message-ID {quote(message_id)}")
+        uids = await imap.uid_search(search_any([message_id], sent_at))
         return (status.uidvalidity, min(uids)) if uids else None

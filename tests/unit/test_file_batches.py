@@ -39,12 +39,12 @@ def test_one_message_id_twice_waits_for_the_next_batch() -> None:
 
 
 def test_one_search_matches_any_of_the_batch_since_the_day_before_the_earliest() -> None:
-    batch = [P("<a@x>"), P("<b@x>", sent_at=AT - dt.timedelta(days=3)), P('<c"q@x>')]
-    assert search_any(batch) == (
+    ids = ["<a@x>", "<b@x>", '<c"q@x>']
+    assert search_any(ids, AT - dt.timedelta(days=3)) == (
         'SINCE 2-Dec-2026 OR OR HEADER Message-ID "<a@x>" HEADER Message-ID "<b@x>" '
         'HEADER Message-ID "<c\\"q@x>"'
     )
-    assert search_any(batch[:1]) == 'SINCE 5-Dec-2026 HEADER Message-ID "<a@x>"'
+    assert search_any(ids[:1], AT) == 'SINCE 5-Dec-2026 HEADER Message-ID "<a@x>"'
 
 
 def test_appenduid_names_a_multiappends_uids_in_order() -> None:
