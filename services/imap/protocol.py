@@ -17,6 +17,13 @@ on bookkeeping that grows with the response:
 - The command timeout is re-armed (a new timer, the old one cancelled) for every chunk
   of every literal. Here a chunk only records the time, and the one timer, when it
   fires, re-arms itself if the command saw data since.
+- A ``FETCH`` answer is handed over only once its tagged completion came, every message
+  of it held until then. Here a ``FETCH`` may take a callback that is given each
+  message's lines as soon as that message's response is complete (its parentheses
+  balance after its literal), and keeps none of them: the caller can publish the first
+  message of a batch while the server still sends the rest, and holds no batch twice.
+  A caller that cannot keep up *holds* the connection: its data is no longer read, TCP
+  holds the server back, and the held time does not count toward the command's timeout.
 
 - The greeting is always followed by a ``CAPABILITY`` command, a round trip per
   connection. Here the greeting's ``[CAPABILITY ...]`` code is taken when it has one
@@ -48,20 +55,33 @@ from services.imap.errors import ImapUnavailable
 
 # What takes a deferred command's answer: its result (OK, NO, BAD, BYE) and text.
 Answered = Callable[[str, str], None]
+# What takes one FETCH response's lines (the line with its literal, the literal, the rest).
+Responses = Callable[[list[bytes | bytearray]], None]
 
 
 class _FetchCommand(aioimaplib.FetchCommand):  # type: ignore[misc]
-    def __init__(self, *args: Any, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        each: Responses | None = None,
+        held: Callable[[], bool] = lambda: False,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
+        self._held = held  # True while the caller holds the connection (not idle: waiting)
         self._depth = 0  # open parentheses in the current FETCH response, outside literals
         self._last_data = self._loop.time()
+        self._each = each  # given each FETCH response once complete, instead of keeping it
+        self._began: int | None = None  # where the current FETCH response's lines begin
 
     def _reset_timer(self) -> None:
         self._last_data = self._loop.time()
 
     def _timeout_callback(self) -> None:
         idle = self._loop.time() - self._last_data
-        if idle < self._timeout:
+        if self._held():
+            self._timer = self._loop.call_later(self._timeout, self._timeout_callback)
+        elif idle < self._timeout:
             self._timer = self._loop.call_later(self._timeout - idle, self._timeout_callback)
         else:
             super()._timeout_callback()
@@ -72,7 +92,13 @@ class _FetchCommand(aioimaplib.FetchCommand):  # type: ignore[misc]
         if type(line) is bytes:
             if self.FETCH_MESSAGE_DATA_RE.match(line):
                 self._depth = 0
+                self._began = len(self._resp_lines) - 1
             self._depth += line.count(b"(") - line.count(b")")
+            if self._depth == 0 and self._began is not None and self._each is not None:
+                lines = self._resp_lines[self._began :]
+                del self._resp_lines[self._began :]
+                self._began = None
+                self._each(lines)
 
     def wait_data(self) -> bool:
         return self._depth != 0
@@ -92,6 +118,23 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
         self._deferred: list[tuple[aioimaplib.Command, Answered | None]] = []
         self._ahead: dict[str, tuple[aioimaplib.Command, Answered | None]] = {}
         self._literals: bytes | None = None  # the rest of the next command (LITERAL+)
+        self._held = False  # the caller stopped reading (hold, release)
+
+    def hold(self) -> None:
+        """Stop reading the server's data until :meth:`release`: what it sends waits in
+        the socket buffers, and TCP holds the server back. A pending FETCH does not time
+        out meanwhile (it waits for us, not for the server)."""
+        if not self._held:
+            self._held = True
+            self.transport.pause_reading()
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self.transport.resume_reading()
+            fetch = self.pending_async_commands.get("FETCH")
+            if isinstance(fetch, _FetchCommand):
+                fetch._reset_timer()  # its idle time counts from now
 
     def defer(self, command: aioimaplib.Command, answered: Answered | None = None) -> None:
         """Send ``command`` with the next command, in the same write: for one whose
@@ -257,7 +300,10 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
         message_parts: str,
         by_uid: bool = False,
         timeout: float | None = None,
+        each: Responses | None = None,
     ) -> aioimaplib.Response:
+        """``each``: given each FETCH response as soon as it is complete; the
+        response returned then holds only the other lines."""
         return await self.execute(
             _FetchCommand(
                 self.new_tag(),
@@ -266,6 +312,8 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
                 prefix="UID" if by_uid else "",
                 loop=self.loop,
                 timeout=timeout,
+                each=each,
+                held=lambda: self._held,
             )
         )
 
@@ -274,6 +322,15 @@ class FastIMAP4(aioimaplib.IMAP4):  # type: ignore[misc]
     """``aioimaplib.IMAP4`` on :class:`_Protocol`; TLS when given an ``ssl_context``."""
 
     _idle_waiter: asyncio.TimerHandle | None
+
+    async def uid_fetch_each(
+        self, message_set: str, message_parts: str, each: Responses
+    ) -> aioimaplib.Response:
+        """``UID FETCH``, each response given to ``each`` as soon as it is complete."""
+        response: aioimaplib.Response = await self.protocol.fetch(
+            message_set, message_parts, by_uid=True, timeout=self.timeout, each=each
+        )
+        return response
 
     def forget_idle(self) -> None:
         """An IDLE left without DONE (the connection is about to close): its timer,

@@ -27,7 +27,13 @@ from services.common.oauth2 import AccessToken
 from services.imap.capabilities import adopt
 from services.imap.commands.append import Appended, append, append_many, can_append_many
 from services.imap.commands.enable import defer_condstore
-from services.imap.commands.fetch import all_flags, flag_changes, headers, uid_fetch
+from services.imap.commands.fetch import (
+    all_flags,
+    flag_changes,
+    headers,
+    uid_fetch,
+    uid_fetch_each,
+)
 from services.imap.commands.idle import IdleNews, examine_and_idle, idle, idle_until
 from services.imap.commands.list import list_folders
 from services.imap.commands.list_status import Chosen, list_chosen, list_status
@@ -180,6 +186,19 @@ class ImapSession:
 
     async def uid_fetch(self, uids: list[int]) -> list[FetchedMessage]:
         return await uid_fetch(self, uids)
+
+    async def uid_fetch_each(self, uids: list[int], each: Callable[[FetchedMessage], None]) -> None:
+        await uid_fetch_each(self, uids, each)
+
+    def hold(self) -> None:
+        """Read nothing more from the server until :meth:`release` (flow control: the
+        server is held back by TCP; a pending FETCH does not time out meanwhile)."""
+        if self._client is not None:
+            self._client.protocol.hold()
+
+    def release(self) -> None:
+        if self._client is not None:  # closed meanwhile: nothing left to read
+            self._client.protocol.release()
 
     async def headers(self, fields: str) -> list[FetchedMessage]:
         return await headers(self, fields)

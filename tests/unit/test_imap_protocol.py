@@ -110,3 +110,62 @@ def test_a_literal_split_across_many_chunks_is_reassembled(
     pieces = iter([data[a:b] for a, b in itertools.pairwise(cuts)])
     result = feed(loop, pieces)
     assert summary(parse_fetch(result.lines)) == summary(expected())
+
+
+def feed_each(
+    loop: asyncio.AbstractEventLoop, pieces: Iterator[bytes]
+) -> tuple[list[FetchedMessage], list[int], aioimaplib.Response]:
+    """As :func:`feed`, with a FETCH that hands over each response once complete: the
+    messages handed over, how many pieces had been fed when each was, the response."""
+    protocol = _Protocol(loop, None)
+    protocol.state = aioimaplib.SELECTED
+    got: list[FetchedMessage] = []
+    when: list[int] = []
+    fed = 0
+
+    def each(lines: list[bytes | bytearray]) -> None:
+        for message in parse_fetch(lines):
+            got.append(message)
+            when.append(fed)
+
+    command = _FetchCommand("A1", "11:14", "(BODY.PEEK[])", prefix="UID", loop=loop, each=each)
+    protocol.pending_sync_command = command
+    for piece in pieces:
+        fed += 1
+        protocol.data_received(piece)
+    assert command._event.is_set(), "the tagged completion was not seen"
+    return got, when, command.response
+
+
+@pytest.mark.parametrize("size", [1, 7, 100, 4096, 10**6])
+def test_each_message_is_handed_over_whole_and_not_kept(
+    loop: asyncio.AbstractEventLoop, size: int
+) -> None:
+    got, _, result = feed_each(loop, chunks(response("A1"), size))
+    assert result.result == "OK"
+    assert summary(got) == summary(expected())
+    # Nothing of the messages stays in the response: a batch is not held twice.
+    assert not any(isinstance(line, bytearray) for line in result.lines)
+    assert parse_fetch(result.lines) == []
+
+
+def test_every_cut_hands_over_the_same_messages(loop: asyncio.AbstractEventLoop) -> None:
+    data = response("A1")
+    want = summary(expected())
+    for cut in range(1, len(data), 7):
+        got, _, _ = feed_each(loop, iter([data[:cut], data[cut:]]))
+        assert summary(got) == want, f"cut at byte {cut}"
+
+
+def test_a_message_is_handed_over_as_soon_as_its_response_is_complete(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """The first message is the caller's once its own ``)`` came, while the server is
+    still sending the others: the fetcher publishes it without waiting for the batch."""
+    data = response("A1")
+    ends = [data.index(b")\r\n* 2 FETCH") + 3, data.index(b"* 4 FETCH"), len(data)]
+    pieces = iter([data[a:b] for a, b in itertools.pairwise([0, *ends])])
+    got, when, result = feed_each(loop, pieces)
+    assert [m.uid for m in got] == [11, 12, 13, 14]
+    assert when == [1, 2, 2, 3]  # UID 11 after the first piece, long before the completion
+    assert result.result == "OK"

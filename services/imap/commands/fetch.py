@@ -6,6 +6,7 @@ Bodies are fetched with ``BODY.PEEK[]``, so fetching never sets \\Seen.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from services.imap.fetch_response import (
@@ -24,8 +25,34 @@ FETCH_ITEMS = "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])"
 
 
 async def uid_fetch(imap: ImapSession, uids: list[int]) -> list[FetchedMessage]:
-    response = check(await imap.client.uid("fetch", uid_set(uids), FETCH_ITEMS), "UID FETCH")
-    return parse_fetch(response.lines)
+    out: list[FetchedMessage] = []
+    await uid_fetch_each(imap, uids, out.append)
+    return out
+
+
+async def uid_fetch_each(
+    imap: ImapSession, uids: list[int], each: Callable[[FetchedMessage], None]
+) -> None:
+    """``UID FETCH`` of whole messages, each given to ``each`` as soon as the server has
+    sent it, in the server's order, while the rest still arrive. Returns once the
+    command completed; a message ``each`` was not given was not returned."""
+    failed: list[Exception] = []
+
+    def take(lines: list[bytes | bytearray]) -> None:
+        # Called from the protocol's data_received: what it raises must not reach the
+        # transport, so it fails the command when the command completes.
+        if failed:
+            return
+        try:
+            for message in parse_fetch(lines):
+                each(message)
+        except Exception as exc:
+            failed.append(exc)
+
+    response = await imap.client.uid_fetch_each(uid_set(uids), FETCH_ITEMS, take)
+    check(response, "UID FETCH")
+    if failed:
+        raise failed[0]
 
 
 async def headers(imap: ImapSession, fields: str) -> list[FetchedMessage]:
