@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from schemas.account import AccountRecord
 from schemas.mailbox_state import FolderCursor, FolderProgress
 from services.accounts.tombstones import TombstoneStore
+from services.common import metrics
+from services.fetcher import ordered_fetch
 from services.fetcher.account_cursors import AccountCursors
 from services.fetcher.cursor_rules import Published
 from services.fetcher.import_connection import Connections
@@ -94,17 +96,18 @@ class NewMail:
         missing: list[int] = []
         # Pipelined: while Kafka acknowledges batch n, IMAP already returns the next ones
         # (.ordered_fetch: on one connection, or two for a large import, in UID order),
-        # and batch n+1 goes to Kafka before the cursor is saved past batch n, so the
-        # broker never waits for MongoDB. Nor does IMAP: the cursor and progress writes
-        # of batch n run while later batches are fetched (a durable write each, 15-20 ms
-        # a batch with IMAP idle when they were awaited in line: bench/RESULTS.md,
-        # Pipeline). The cursor still advances in order, each time only after its batch
-        # is acknowledged, and every write has landed before the pass goes on. In
-        # memory: the batch Kafka acknowledges, the one handed out, and at most
-        # ordered_fetch.AHEAD fetched ahead. The cursor's flag state stays where it was
-        # until the pass ends (see .cursor_rules.Published).
-        in_flight: asyncio.Task[None] | None = None
-        in_flight_uids: set[int] = set()
+        # and each message of batch n+1 goes to Kafka as soon as it arrived, so the broker
+        # never waits for MongoDB. Nor does IMAP: the cursor and progress writes of batch
+        # n run, once Kafka acknowledged it, while later batches are fetched (a durable
+        # write each, 15-20 ms a batch with IMAP idle when they were awaited in line:
+        # bench/RESULTS.md, Pipeline). The cursor still advances in order, each time only
+        # after its batch is acknowledged, and every write has landed before the pass
+        # goes on. The cursor's flag state stays where it was until the pass ends (see
+        # .cursor_rules.Published). In memory: what .ordered_fetch reads ahead (at most
+        # AHEAD batches and AHEAD_BYTES), and what the producer holds until the broker
+        # acknowledges it: this batch and the one before, or AHEAD_BYTES of them.
+        acks: list[asyncio.Task[None]] = []  # the batch before's acknowledgement, if due
+        unacked = 0  # bytes sent since all before them were acknowledged
         # The progress so far (what is synced already), written while the first batch is
         # fetched.
         saving: asyncio.Task[None] | None = asyncio.create_task(
@@ -118,43 +121,62 @@ class NewMail:
         chunks = batches(todo, self._settings.fetcher_batch_size)
         try:
             async with contextlib.aclosing(ordered_batches(imap, chunks, joining)) as fetched:
-                async for batch, messages in fetched:
-                    got = {m.uid for m in messages}
+                left = len(chunks)
+                async for batch, arriving in fetched:
+                    left -= 1
+                    # Each message goes to the producer as soon as IMAP returned it, while
+                    # the broker still acknowledges the batch before it (its records go
+                    # out after that batch's: one producer, in the order sent).
+                    sent = []
+                    got: set[int] = set()
+                    mine = 0  # bytes of this batch sent since all before were acknowledged
+                    async for msg in arriving:
+                        got.add(msg.uid)
+                        sent.append(
+                            await self._publisher.send(
+                                acc_id, folder.name, folder.role, status.uidvalidity, msg
+                            )
+                        )
+                        mine += len(msg.body)
+                        if unacked + mine > ordered_fetch.AHEAD_BYTES:  # large mail: broker first
+                            while acks:
+                                await acks.pop(0)
+                            await asyncio.gather(*sent)
+                            unacked = mine = 0
+                    metrics.fetched(acc_id, folder.name, len(sent))
                     # A UID listed by SEARCH but not returned by FETCH is recorded and
                     # retried on every pass; it is never skipped silently.
                     missing += [uid for uid in batch if uid not in got]
-                    previous, acked = in_flight, in_flight_uids
-                    if previous is not None:
-                        await previous
-                    publish = self._publisher.publish(
-                        acc_id, folder.name, folder.role, status.uidvalidity, messages
-                    )
-                    in_flight = asyncio.create_task(publish)
-                    in_flight_uids = got
-                    if previous is not None:
-                        published |= acked
-                        change = Published(frozenset(published), tuple(missing))
-                        saving = self._save(saving, folder, prev, status, change, progress)
+                    published |= got
                     progress.done += len(batch)
+                    acks.append(
+                        asyncio.create_task(self._publisher.acknowledged(acc_id, folder.name, sent))
+                    )
+                    if left:  # the last batch's cursor is the caller's to write
+                        change = Published(frozenset(published), tuple(missing))
+                        saving = self._save(
+                            saving, acks[-1], folder, prev, status, change, progress
+                        )
+                    if len(acks) > 1:
+                        await acks.pop(0)
+                    unacked = mine
             await self._release(joining)
             joining = None
-            if in_flight is not None:
-                await in_flight
-                in_flight = None
-                published |= in_flight_uids
+            while acks:
+                await acks.pop(0)
             if saving is not None:
                 await saving
                 saving = None
             await self._report(folder, progress)
         finally:
             await self._release(joining)
-            if in_flight is not None and not in_flight.done():
-                in_flight.cancel()  # its batch is fetched again next time: the cursor did not move
+            for ack in acks:  # its batch is fetched again next time: the cursor did not move
+                ack.cancel()
             if saving is not None:
                 # Settled before the folder's lock is let go: no older write may land
                 # after a later pass's. Cancelled, it leaves the cursor behind: a refetch.
                 saving.cancel()
-                await asyncio.gather(saving, return_exceptions=True)
+            await asyncio.gather(*acks, *[saving] if saving else [], return_exceptions=True)
         return published, tuple(missing)
 
     async def _release(self, joining: asyncio.Task[ImapSession | None] | None) -> None:
@@ -172,6 +194,7 @@ class NewMail:
     def _save(
         self,
         before: asyncio.Task[None] | None,
+        acked: asyncio.Task[None],
         folder: Folder,
         prev: FolderCursor | None,
         status: FolderStatus,
@@ -179,8 +202,9 @@ class NewMail:
         progress: _Progress,
     ) -> asyncio.Task[None]:
         """The cursor moved by ``change`` and the progress, written once ``before`` (the
-        previous batch's writes) has: the writes land in order. A failed write fails the
-        pass at its next batch."""
+        previous batch's writes) has, and the broker acknowledged the batch (``acked``):
+        the writes land in order, as soon as they may. A failed write fails the pass at
+        its next batch."""
         if before is not None and before.done():
             before.result()  # raises what the last write raised
         done = _Progress(progress.done, progress.total)
@@ -188,6 +212,7 @@ class NewMail:
         async def save() -> None:
             if before is not None:
                 await before
+            await acked
             await self._cursors.advance(folder, prev, status, change)
             await self._report(folder, done)
 

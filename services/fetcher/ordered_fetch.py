@@ -1,53 +1,166 @@
-"""Batches of UIDs fetched on one or two connections, handed out strictly in UID order.
+"""Batches of UIDs fetched on one or two connections, handed out strictly in UID order,
+each batch's messages as they arrive.
 
-Each connection takes the next batch not yet taken as soon as it is free, so while the
-caller publishes batch n the next ones are already on their way, and a connection that
-comes late (a second one, still logging in when the first batch goes out) joins at the
-batch it finds. The caller still sees batch 0, 1, 2... in order: the order of
-raw-messages, and of the cursor, is the order of UIDs. The reorder buffer is bounded:
-batch i is asked for only once the caller took batch i - ``AHEAD``, so at most
-``AHEAD`` batches are fetched, or being fetched, ahead of the caller.
+On one connection, one ``UID FETCH`` asks for ``SPAN`` batches at once and the server
+streams them without a pause between commands; each message is the caller's as soon as
+the server sent it (``ImapSession.uid_fetch_each``): the first message of an import goes
+to Kafka while Dovecot still sends the rest, the last batch's publishing runs alongside
+its FETCH instead of after it, and no response is held whole before it is parsed
+(bench/RESULTS.md, "Issue #19, round 5": the same import in less CPU).
 
-A connection that fails fails the whole fetch at that batch (when the caller comes to
-it); what was handed out before stays handed out. The caller owns the connections.
+What the connections read ahead of the caller is bounded, so that a slow publisher (a
+broker that does not acknowledge, a blob store that stalls) holds the server back rather
+than filling the fetcher's memory: a connection is *held* (it reads nothing more, TCP
+stops the server) while it is more than ``AHEAD`` batches ahead of the caller, or while
+the caller has more than ``AHEAD_BYTES`` not yet taken; at most one message beyond.
+
+A second connection, when one joins (a large import, .import_connection), takes every
+other batch, one ``UID FETCH`` each, from the batch it finds. The caller still sees batch
+0, 1, 2... in order: the order of raw-messages, and of the cursor, is the order of UIDs.
+
+A connection that fails fails the whole fetch at that batch (when the caller comes to it,
+after the messages that batch did return); what was handed out before stays handed out.
+The caller owns the connections.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Sequence
+import bisect
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 
 from services.imap import FetchedMessage, ImapSession
 
-AHEAD = 2  # one batch per connection
+AHEAD = 2  # batches a connection may read ahead of the one the caller reads
+AHEAD_BYTES = 32 * 1024 * 1024  # bytes of messages the caller has not taken yet
+SPAN = 10  # batches per UID FETCH on a connection of its own (a command line of ~15 KB
+# at most for 2,000 scattered UIDs, well within a server's limit: Dovecot's is 64 KB)
+
+
+class _Window:
+    """How far the connections may read ahead of the caller; holds and releases them."""
+
+    def __init__(self) -> None:
+        self.reading = 0  # the batch the caller reads
+        self.unread = 0  # bytes of messages arrived that the caller has not taken
+        self._held: dict[ImapSession, int] = {}  # connection -> the batch it fills
+
+    def arrived(self, session: ImapSession, batch: int, size: int) -> None:
+        self.unread += size
+        if session in self._held:  # what was read before the hold still comes in
+            self._held[session] = max(batch, self._held[session])
+        elif self._full(batch):
+            session.hold()
+            self._held[session] = batch
+
+    def moved(self) -> None:
+        """The caller took a message or began a batch: release what may read again."""
+        for session, batch in list(self._held.items()):
+            if not self._full(batch):
+                del self._held[session]
+                session.release()
+
+    def done(self, session: ImapSession) -> None:
+        """``session``'s FETCH is over: it reads freely again."""
+        if self._held.pop(session, None) is not None:
+            session.release()
+
+    def _full(self, batch: int) -> bool:
+        return batch - self.reading > AHEAD or self.unread > AHEAD_BYTES
+
+
+class _Arriving:
+    """One batch's messages as they arrive, for one reader."""
+
+    def __init__(self, window: _Window) -> None:
+        self._window = window
+        self._messages: deque[FetchedMessage] = deque()
+        self._more = asyncio.Event()
+        self._ended = False
+        self._error: BaseException | None = None
+
+    def put(self, message: FetchedMessage) -> None:
+        self._messages.append(message)
+        self._more.set()
+
+    def end(self, error: BaseException | None = None) -> None:
+        if not self._ended:
+            self._ended, self._error = True, error
+            self._more.set()
+
+    async def __aiter__(self) -> AsyncIterator[FetchedMessage]:
+        while True:
+            while self._messages:
+                message = self._messages.popleft()
+                self._window.unread -= len(message.body)
+                self._window.moved()
+                yield message
+            if self._ended:
+                if self._error is not None:
+                    raise self._error
+                return
+            self._more.clear()
+            await self._more.wait()
 
 
 async def ordered_batches(
     first: ImapSession,
     chunks: Sequence[list[int]],
     joining: Awaitable[ImapSession | None] | None = None,
-) -> AsyncGenerator[tuple[list[int], list[FetchedMessage]]]:
-    """``(batch, its messages)`` for each of ``chunks`` in order, fetched on ``first``
-    and on what ``joining`` gives once it does (None: nothing joins). Each connection
-    has the folder selected. Close it (``contextlib.aclosing``) to stop early."""
-    loop = asyncio.get_running_loop()
-    fetched: list[asyncio.Future[list[FetchedMessage]]] = [loop.create_future() for _ in chunks]
-    taken = [asyncio.Event() for _ in chunks]
+) -> AsyncGenerator[tuple[list[int], AsyncIterator[FetchedMessage]]]:
+    """``(batch, its messages as they arrive)`` for each of ``chunks`` (each in
+    ascending UID order, one after another) in order, fetched on ``first`` and on what
+    ``joining`` gives once it does (None: nothing joins). Each connection has the folder
+    selected. Read each batch's messages to their end before the next batch; close this
+    (``contextlib.aclosing``) to stop early."""
+    window = _Window()
+    arriving = [_Arriving(window) for _ in chunks]
+    begun = [asyncio.Event() for _ in chunks]  # the caller began reading batch i
+    lasts = [chunk[-1] for chunk in chunks]
+    span = SPAN if joining is None else 1
     claimed = 0  # batches a connection has taken on
+
+    async def fetch_span(session: ImapSession, start: int, end: int) -> bool:
+        """Batches ``start`` to ``end - 1`` with one UID FETCH; False once it failed."""
+        at = start  # the batch being filled
+
+        def route(message: FetchedMessage) -> None:
+            # Servers answer in sequence order, which is UID order (RFC 3501 2.3.1.1): a
+            # message past batch j's last UID ends batch j. One that came late, out of
+            # order, is not handed over: the caller counts its UID as missing, and it is
+            # fetched again on the next pass.
+            nonlocal at
+            j = bisect.bisect_left(lasts, message.uid, start, end)
+            if j == end or j < at:
+                return
+            while at < j:
+                arriving[at].end()
+                at += 1
+            arriving[j].put(message)
+            window.arrived(session, j, len(message.body))
+
+        try:
+            await session.uid_fetch_each([u for c in chunks[start:end] for u in c], route)
+        except Exception as exc:  # the caller gets it at the batch, in order
+            for batch in arriving[at:end]:
+                batch.end(exc)
+            return False
+        finally:
+            window.done(session)
+        for batch in arriving[at:end]:
+            batch.end()
+        return True
 
     async def fetch_on(session: ImapSession) -> None:
         nonlocal claimed
         while claimed < len(chunks):
-            i, claimed = claimed, claimed + 1
-            if i >= AHEAD:
-                await taken[i - AHEAD].wait()
-            try:
-                messages = await session.uid_fetch(chunks[i])
-            except Exception as exc:  # the caller gets it at batch i, in order
-                fetched[i].set_exception(exc)
+            start = claimed
+            claimed = end = min(len(chunks), start + span)
+            if start >= AHEAD:
+                await begun[start - AHEAD].wait()
+            if not await fetch_span(session, start, end):
                 return
-            fetched[i].set_result(messages)
 
     async def join() -> None:
         assert joining is not None
@@ -60,14 +173,11 @@ async def ordered_batches(
         workers.append(asyncio.create_task(join()))
     try:
         for i, chunk in enumerate(chunks):
-            messages = await fetched[i]
-            taken[i].set()
-            yield chunk, messages
+            window.reading = i
+            window.moved()
+            begun[i].set()
+            yield chunk, aiter(arriving[i])
     finally:
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-        for future in fetched:  # a failure after the one the caller saw: nobody to tell
-            if future.done() and not future.cancelled():
-                with contextlib.suppress(Exception):
-                    future.result()

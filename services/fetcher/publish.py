@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
 
 from schemas.common import FolderRole, MessageLocation
 from schemas.envelope import encode_headers
@@ -59,23 +60,39 @@ class Publisher:
         messages: list[FetchedMessage],
     ) -> None:
         """Send every message and wait until the broker acknowledged all of them."""
-        key = account_id.encode()
         metrics.fetched(account_id, folder, len(messages))
-        pending = []
-        for msg in messages:
-            sha256 = hashlib.sha256(msg.body).hexdigest()
-            meta = raw_meta(account_id, folder, role, uidvalidity, msg, sha256)
-            value = msg.body
-            if len(msg.body) > self._inline_limit:
-                ref = await self._blobs.put_message(msg.body, sha256)
-                meta = meta.model_copy(update={"blob": ref})
-                value = b""
-            headers = encode_headers(meta, in_blob=meta.blob is not None)
-            pending.append(
-                await self._producer.send(self._topic, value=value, key=key, headers=headers)
-            )
+        pending = [await self.send(account_id, folder, role, uidvalidity, m) for m in messages]
+        await self.acknowledged(account_id, folder, pending)
+
+    async def send(
+        self,
+        account_id: str,
+        folder: str,
+        role: FolderRole,
+        uidvalidity: int,
+        msg: FetchedMessage,
+    ) -> asyncio.Future[RecordMetadata]:
+        """Hand one message to the producer (its blob stored first, when it has one); the
+        future ends with the broker's acknowledgement. Records go out in the order sent."""
+        sha256 = hashlib.sha256(msg.body).hexdigest()
+        meta = raw_meta(account_id, folder, role, uidvalidity, msg, sha256)
+        value = msg.body
+        if len(msg.body) > self._inline_limit:
+            ref = await self._blobs.put_message(msg.body, sha256)
+            meta = meta.model_copy(update={"blob": ref})
+            value = b""
+        headers = encode_headers(meta, in_blob=meta.blob is not None)
+        sent: asyncio.Future[RecordMetadata] = await self._producer.send(
+            self._topic, value=value, key=account_id.encode(), headers=headers
+        )
+        return sent
+
+    async def acknowledged(
+        self, account_id: str, folder: str, pending: list[asyncio.Future[RecordMetadata]]
+    ) -> None:
+        """Once the broker acknowledged every one of ``pending`` (what :meth:`send` gave)."""
         await asyncio.gather(*pending)
-        metrics.published(account_id, folder, len(messages))
+        metrics.published(account_id, folder, len(pending))
 
 
 class EventPublisher:
