@@ -244,10 +244,18 @@ async def prefill(
         before()
         began, out.began_at = time.perf_counter(), time.time()
         step = s.fetcher_batch_size
+        # As services.fetcher.new_mail publishes: each batch's records sent while the
+        # broker acknowledges the batch before it.
+        acks: list[asyncio.Task[None]] = []
         for i in range(0, len(fetched), step):
-            await publisher.publish(
-                ACCOUNT_ID, FOLDER, FolderRole.INBOX, UIDVALIDITY, fetched[i : i + step]
-            )
+            sent = [
+                await publisher.send(ACCOUNT_ID, FOLDER, FolderRole.INBOX, UIDVALIDITY, m)
+                for m in fetched[i : i + step]
+            ]
+            acks.append(asyncio.create_task(publisher.acknowledged(ACCOUNT_ID, FOLDER, sent)))
+            if len(acks) > 1:
+                await acks.pop(0)
+        await asyncio.gather(*acks)
         out.seconds = time.perf_counter() - began
     finally:
         await prod.stop()

@@ -8,8 +8,9 @@ with nothing in common:
 
 - the IMAP leg is the stdlib ``imaplib`` baseline itself (``imaplib_baseline``), the
   fastest client we have, doing no Kafka work;
-- the Kafka leg is the fetcher's own ``Publisher.publish`` in the fetcher's batches
-  (``bench._harness.prefill``), publishing the same messages, doing no IMAP work.
+- the Kafka leg is the fetcher's own ``Publisher`` in the fetcher's batches, each sent
+  while the one before is acknowledged (``bench._harness.prefill``), publishing the same
+  messages, doing no IMAP work.
 
 Each runs in its own process, started at the same moment (both log in first, then wait
 on one event), so they overlap perfectly and neither pays for the other's Python. The

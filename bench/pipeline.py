@@ -49,7 +49,7 @@ as ``mailsync run`` and the integration tests run them, with production settings
   session pays it once or twice at 20,000 messages, the fetcher's longer one more
   often. At the default 2,000 it is not seen.)
 - **Best case of the fetch stage** (``bench.fetch_bound``): the imaplib baseline and the
-  fetcher's Kafka leg (``Publisher.publish``, no IMAP) at the same moment in two
+  fetcher's Kafka leg (its ``Publisher``, no IMAP) at the same moment in two
   processes, so they overlap perfectly: what any fetcher on this producer could reach
   on these cores. The Kafka leg is also timed alone.
 - **CPU seconds** of this process (the three services, the probes) and of each server
@@ -516,7 +516,7 @@ def _bound_rows(report: PipelineReport) -> list[str]:
         return [f"| Best case of the fetch stage | — | — | — | failed: {bound.error} |"]
     sec, mps, mbs = rate(n, total, bound.kafka_alone_s)
     rows = [
-        f"| Kafka leg alone (`Publisher.publish`, the fetcher's batches, no IMAP) | {sec} | "
+        f"| Kafka leg alone (the fetcher's `Publisher`, its batches, no IMAP) | {sec} | "
         f"{mps} | {mbs} | producer and Kafka broker only, acks=all; nothing else running |"
     ]
     sec, mps, mbs = rate(n, total, bound.together_s)
