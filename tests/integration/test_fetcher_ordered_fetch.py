@@ -6,39 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 from collections.abc import Callable
 
 import pytest
 
-from schemas.account import Endpoint, Security
 from schemas.topics import RAW_MESSAGES
 from services.fetcher import ordered_fetch
 from services.fetcher.ordered_fetch import ordered_batches
 from services.imap import FetchedMessage, ImapSession
 from services.topic_reader import read_topic
+from tests.fixtures.imap_session import filler, inbox_uids, session
 from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 MB = 1_000_000
-
-
-def _message(i: int, size: int) -> bytes:
-    line = f"line of message {i:03d}, long enough to fill it up quickly\r\n".encode()
-    return (
-        f"From: archive@example.net\r\nTo: user@example.com\r\nSubject: scan {i}\r\n"
-        f"Message-ID: <scan-{i}@example.net>\r\n\r\n"
-    ).encode() + line * (size // len(line))
-
-
-def _session(env: Env, address: str, password: str, timeout: float = 30.0) -> ImapSession:
-    assert env.dovecot.cert is not None
-    tls = ssl.create_default_context(cafile=str(env.dovecot.cert.cert))
-    endpoint = Endpoint(
-        host="127.0.0.1", port=env.dovecot.imaps_port, security=Security.TLS, username=address
-    )
-    return ImapSession(endpoint, password, ssl_context=tls, timeout=timeout)
 
 
 def _counting(imap: ImapSession, handed: list[int]) -> None:
@@ -55,12 +37,6 @@ def _counting(imap: ImapSession, handed: list[int]) -> None:
     imap.uid_fetch_each = counted  # type: ignore[method-assign]
 
 
-async def _open_inbox(imap: ImapSession) -> list[int]:
-    (inbox,) = [f for f in await imap.list_folders() if f.name == "INBOX"]
-    await imap.examine(inbox)
-    return await imap.uid_search("ALL")
-
-
 async def test_a_caller_that_stalls_holds_the_server_back(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -69,11 +45,11 @@ async def test_a_caller_that_stalls_holds_the_server_back(
     on when the publisher does, with every message whole and in order."""
     monkeypatch.setattr(ordered_fetch, "AHEAD_BYTES", 4 * MB)
     user = env.mail_user("stall")
-    sent = [_message(i, MB) for i in range(30)]  # 30 MB, 6 batches of 5
+    sent = [filler(i, MB) for i in range(30)]  # 30 MB, 6 batches of 5
     for raw in sent:
         env.dovecot.deliver(user.address, raw)
-    async with _session(env, user.address, user.password) as imap:
-        uids = await _open_inbox(imap)
+    async with session(env, user.address, user.password) as imap:
+        uids = await inbox_uids(imap)
         handed: list[int] = []
         _counting(imap, handed)
         chunks = [uids[i : i + 5] for i in range(0, len(uids), 5)]
@@ -99,11 +75,11 @@ async def test_a_hold_longer_than_the_imap_timeout_does_not_fail_the_fetch(
     toward the FETCH's timeout, or a slow broker would fail every import."""
     monkeypatch.setattr(ordered_fetch, "AHEAD_BYTES", 2 * MB)
     user = env.mail_user("holdlong")
-    sent = [_message(i, MB) for i in range(12)]
+    sent = [filler(i, MB) for i in range(12)]
     for raw in sent:
         env.dovecot.deliver(user.address, raw)
-    async with _session(env, user.address, user.password, timeout=1.0) as imap:
-        uids = await _open_inbox(imap)
+    async with session(env, user.address, user.password, timeout=1.0) as imap:
+        uids = await inbox_uids(imap)
         chunks = [uids[i : i + 4] for i in range(0, len(uids), 4)]
         got: list[int] = []
         async with contextlib.aclosing(ordered_batches(imap, chunks)) as batches:
@@ -127,7 +103,7 @@ async def test_an_import_of_large_inline_mail_past_the_window_is_whole_and_in_or
     user = env.mail_user("inline")
     account = env.account(user, account_id=f"inline-{env.overrides['mongo_database']}")
     await env.publish_accounts(account)
-    sent = [_message(i, 900_000) for i in range(24)]  # inline: under the 1 MiB limit
+    sent = [filler(i, 900_000) for i in range(24)]  # inline: under the 1 MiB limit
     for raw in sent:
         env.dovecot.deliver(user.address, raw)
     async with env.mongo() as db, pipeline("fetcher", fetcher_batch_size=10) as running:
@@ -148,13 +124,13 @@ async def test_a_second_connection_that_joins_late_takes_its_share_in_order(env:
     """With a second connection (a large import), every batch is handed out once, whole
     and in UID order, whichever connection fetched it and whenever it joined."""
     user = env.mail_user("twoconn")
-    assert env.dovecot.deliver_many(user.address, (_message(i, 2000) for i in range(1200)))
+    assert env.dovecot.deliver_many(user.address, (filler(i, 2000) for i in range(1200)))
     async with (
-        _session(env, user.address, user.password) as first,
-        _session(env, user.address, user.password) as second,
+        session(env, user.address, user.password) as first,
+        session(env, user.address, user.password) as second,
     ):
-        uids = await _open_inbox(first)
-        await _open_inbox(second)
+        uids = await inbox_uids(first)
+        await inbox_uids(second)
         fetched_by_second: list[int] = []
         _counting(second, fetched_by_second)
 

@@ -3,45 +3,24 @@ the server sent it, and a caller that fails on one leaves the connection in step
 
 from __future__ import annotations
 
-import ssl
-
 import pytest
 
-from schemas.account import Endpoint, Security
-from services.imap import FetchedMessage, ImapSession
+from services.imap import FetchedMessage
+from tests.fixtures.imap_session import filler, inbox_uids, session
 from tests.fixtures.pipeline import Env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 COUNT = 40
-
-
-def _message(i: int) -> bytes:
-    body = (f"line {i} of a long enough message\r\n" * 1500).encode()  # ~50 KB
-    return (
-        f"From: customer@example.net\r\nTo: user@example.com\r\nSubject: no. {i}\r\n"
-        f"Message-ID: <each-{i}@example.net>\r\n\r\n"
-    ).encode() + body
-
-
-def _session(env: Env, user_address: str, password: str) -> ImapSession:
-    assert env.dovecot.cert is not None
-    tls = ssl.create_default_context(cafile=str(env.dovecot.cert.cert))
-    endpoint = Endpoint(
-        host="127.0.0.1", port=env.dovecot.imaps_port, security=Security.TLS, username=user_address
-    )
-    return ImapSession(endpoint, password, ssl_context=tls)
+SIZE = 50_000
 
 
 async def test_messages_are_handed_over_before_the_fetch_completes(env: Env) -> None:
     user = env.mail_user("each")
-    sent = [_message(i) for i in range(COUNT)]
-    for message in sent:
-        env.dovecot.deliver(user.address, message)
-    async with _session(env, user.address, user.password) as imap:
-        (inbox,) = [f for f in await imap.list_folders() if f.name == "INBOX"]
-        await imap.examine(inbox)
-        uids = await imap.uid_search("ALL")
+    sent = [filler(i, SIZE) for i in range(COUNT)]
+    assert env.dovecot.deliver_many(user.address, sent)
+    async with session(env, user.address, user.password) as imap:
+        uids = await inbox_uids(imap)
         got: list[FetchedMessage] = []
         pending_when_handed: list[bool] = []
 
@@ -61,13 +40,10 @@ async def test_messages_are_handed_over_before_the_fetch_completes(env: Env) -> 
 
 async def test_a_caller_that_fails_fails_the_fetch_and_the_session_goes_on(env: Env) -> None:
     user = env.mail_user("eachfail")
-    sent = [_message(i) for i in range(5)]
-    for message in sent:
-        env.dovecot.deliver(user.address, message)
-    async with _session(env, user.address, user.password) as imap:
-        (inbox,) = [f for f in await imap.list_folders() if f.name == "INBOX"]
-        await imap.examine(inbox)
-        uids = await imap.uid_search("ALL")
+    sent = [filler(i, SIZE) for i in range(5)]
+    assert env.dovecot.deliver_many(user.address, sent)
+    async with session(env, user.address, user.password) as imap:
+        uids = await inbox_uids(imap)
         seen: list[int] = []
 
         def each(message: FetchedMessage) -> None:
