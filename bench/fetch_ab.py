@@ -1,0 +1,138 @@
+"""The fetch stage, alternating two versions of the code against the same servers.
+
+    python -m bench.fetch_ab A=/work/main,B=/work/wt-branch ROUNDS [--messages N]
+
+Each version is a worktree of this repository. The servers start once and the pipeline's
+mailbox is seeded once; then each round measures the bound (``bench.fetch_bound``, this
+tree's code) and runs the fetcher alone (``bench._harness.fetcher_alone``) once per
+version, each in a child process whose imports come from its worktree, on topics and a
+database of its own, the order reversed every other round. A child prints one JSON line:
+its import's seconds, the time to its first cursor, the CPU its process used from
+``start()`` to the last cursor, and its peak RSS. Figures are noisy on a shared machine
+(bench/RESULTS.md): compare versions by their pairs, not by one run each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+RESULT = "RESULT "
+SETTLE_S = 2.0  # between runs: the broker's log flushes and GC of the run before
+
+
+def _child() -> None:
+    """One fetcher-alone run with the code on PYTHONPATH; settings from the parent."""
+    from bench import _harness as harness
+
+    overrides = json.loads(os.environ["FETCH_AB_OVERRIDES"])
+    last_uid = int(os.environ["FETCH_AB_LAST_UID"])
+    dovecot: Any = types.SimpleNamespace(imaps_port=int(os.environ["FETCH_AB_PORT"]))
+    cpu: dict[str, float] = {}
+    fetched_uid = harness.Probe.fetched_uid
+
+    def used() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    async def timed(probe: Any) -> int:
+        cpu.setdefault("start", used())
+        uid: int = await fetched_uid(probe)
+        if uid >= last_uid:
+            cpu.setdefault("end", used())
+        return uid
+
+    harness.Probe.fetched_uid = timed  # type: ignore[method-assign,assignment]
+    run = asyncio.run(harness.fetcher_alone(overrides, dovecot, last_uid, 300))
+    out = {
+        "seconds": run.fetch_s,
+        "first_s": run.first_s,
+        "cpu_s": cpu.get("end", 0.0) - cpu.get("start", 0.0),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "records": run.records,
+        "error": run.error,
+    }
+    print(RESULT + json.dumps(out), flush=True)
+
+
+def _run(name: str, tree: str, overrides: dict[str, Any], last_uid: int, port: int) -> Any:
+    env = dict(
+        os.environ,
+        PYTHONPATH=tree,
+        FETCH_AB_OVERRIDES=json.dumps(
+            {
+                k: v.get_secret_value() if isinstance(v, SecretStr) else str(v)
+                for k, v in overrides.items()
+            }
+        ),
+        FETCH_AB_LAST_UID=str(last_uid),
+        FETCH_AB_PORT=str(port),
+    )
+    done = subprocess.run(
+        [sys.executable, __file__, "--child"], env=env, cwd=tree, capture_output=True, text=True
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT)]
+    if not lines:
+        raise RuntimeError(f"{name} printed no result:\n{done.stderr[-2000:]}")
+    return json.loads(lines[0][len(RESULT) :])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("versions", help="NAME=WORKTREE,NAME=WORKTREE")
+    parser.add_argument("rounds", type=int)
+    parser.add_argument("--messages", type=int, default=2000)
+    args = parser.parse_args()
+
+    from bench._harness import USER, build_corpus, overrides_for, seed_mailbox, servers
+    from bench.fetch_bound import measure
+
+    versions = [tuple(v.split("=", 1)) for v in args.versions.split(",")]
+    ratios: dict[str, list[float]] = {name: [] for name, _ in versions}
+    corpus = build_corpus(args.messages, 1)
+    with tempfile.TemporaryDirectory() as tmp, servers(Path(tmp)) as (kafka, secantus, dovecot):
+        dovecot.add_user(USER.address, USER.password)
+        seed_mailbox(dovecot, USER, corpus.messages)
+        base = overrides_for(kafka, secantus, Path(tmp) / "data", dovecot)
+        last_uid = int(dovecot.status(USER.address, "INBOX")["uidnext"]) - 1
+        k = 0
+        for r in range(args.rounds):
+            bound = measure(dovecot, USER, base, corpus)
+            best = args.messages / bound.together_s
+            row = [f"round {r}: bound {best:.0f} msgs/s"]
+            for name, tree in versions if r % 2 == 0 else versions[::-1]:
+                k += 1
+                time.sleep(SETTLE_S)
+                own = dict(base, mongo_database=f"ab{k}", topic_prefix=f"ab{k}.")
+                own["fetcher_group"] = f"ab{k}"
+                got = _run(name, tree, own, last_uid, dovecot.imaps_port)
+                rate = args.messages / got["seconds"]
+                ratios[name].append(rate / best)
+                row.append(
+                    f"{name} {rate:.0f} ({rate / best:.2f}; first cursor {got['first_s']:.3f} s;"
+                    f" CPU {got['cpu_s']:.2f} s; peak RSS {got['peak_rss_mb']:.0f} MB;"
+                    f" {got['records']} records)"
+                )
+            print(" | ".join(row), flush=True)
+    for name, values in ratios.items():
+        print(f"{name}: median {statistics.median(values):.3f} of the bound over {len(values)}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--child"]:
+        _child()
+    else:
+        main()
