@@ -8,8 +8,10 @@ tree's code) and runs the fetcher alone (``bench._harness.fetcher_alone``) once 
 version, each in a child process whose imports come from its worktree, on topics and a
 database of its own, the order reversed every other round. A child prints one JSON line:
 its import's seconds, the time to its first cursor, the CPU its process used from
-``start()`` to the last cursor, and its peak RSS. Figures are noisy on a shared machine
-(bench/RESULTS.md): compare versions by their pairs, not by one run each.
+``start()`` to the last cursor, and its peak RSS (which includes the probe's read of
+raw-messages at the end: with small messages inline, that read is the peak). Figures are
+noisy on a shared machine (bench/RESULTS.md): compare versions by their pairs, not by
+one run each; the run second in a round was often the faster.
 """
 
 from __future__ import annotations
