@@ -491,7 +491,7 @@ def render(report: DedupReport) -> str:
     ]
     if p is not None:
         lines.append(
-            f"| Prefill: `Publisher.publish` of {n} messages, batches as the fetcher's "
+            f"| Prefill: the fetcher's `Publisher`, {n} messages in its batches "
             f"({n / p.seconds:.0f} msgs/s; {p.blobs} in the blob store) | {p.seconds:.1f} |"
         )
     if r is not None:

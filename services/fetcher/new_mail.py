@@ -14,15 +14,13 @@ from dataclasses import dataclass
 from schemas.account import AccountRecord
 from schemas.mailbox_state import FolderCursor, FolderProgress
 from services.accounts.tombstones import TombstoneStore
-from services.common import metrics
-from services.fetcher import ordered_fetch
 from services.fetcher.account_cursors import AccountCursors
 from services.fetcher.cursor_rules import Published
 from services.fetcher.import_connection import Connections
-from services.fetcher.ordered_fetch import ordered_batches
 from services.fetcher.publish import Publisher
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.state import StateStore
+from services.fetcher.stream_publish import publish_batches
 from services.fetcher.sync import batches, retention_floor, search_criteria, select_uids
 from services.imap import Folder, FolderStatus, ImapSession, expand_uid_set
 
@@ -94,20 +92,16 @@ class NewMail:
         acc_id = self._account.account_id
         published: set[int] = set()
         missing: list[int] = []
-        # Pipelined: while Kafka acknowledges batch n, IMAP already returns the next ones
-        # (.ordered_fetch: on one connection, or two for a large import, in UID order),
-        # and each message of batch n+1 goes to Kafka as soon as it arrived, so the broker
-        # never waits for MongoDB. Nor does IMAP: the cursor and progress writes of batch
-        # n run, once Kafka acknowledged it, while later batches are fetched (a durable
-        # write each, 15-20 ms a batch with IMAP idle when they were awaited in line:
-        # bench/RESULTS.md, Pipeline). The cursor still advances in order, each time only
-        # after its batch is acknowledged, and every write has landed before the pass
-        # goes on. The cursor's flag state stays where it was until the pass ends (see
-        # .cursor_rules.Published). In memory: what .ordered_fetch reads ahead (at most
-        # AHEAD batches and AHEAD_BYTES), and what the producer holds until the broker
-        # acknowledges it: this batch and the one before, or AHEAD_BYTES of them.
-        acks: list[asyncio.Task[None]] = []  # the batch before's acknowledgement, if due
-        unacked = 0  # bytes sent since all before them were acknowledged
+        # Pipelined (.stream_publish): while Kafka acknowledges batch n, IMAP already
+        # returns the next ones (.ordered_fetch: on one connection, or two for a large
+        # import, in UID order), and each message of batch n+1 goes to Kafka as soon as it
+        # arrived, so the broker never waits for MongoDB. Nor does IMAP: the cursor and
+        # progress writes of batch n run, once Kafka acknowledged it, while later batches
+        # are fetched (a durable write each, 15-20 ms a batch with IMAP idle when they
+        # were awaited in line: bench/RESULTS.md, Pipeline). The cursor still advances in
+        # order, each time only after its batch is acknowledged, and every write has
+        # landed before the pass goes on. The cursor's flag state stays where it was until
+        # the pass ends (see .cursor_rules.Published).
         # The progress so far (what is synced already), written while the first batch is
         # fetched.
         saving: asyncio.Task[None] | None = asyncio.create_task(
@@ -119,64 +113,37 @@ class NewMail:
         if self._connections.second_wanted(len(todo)):
             joining = asyncio.create_task(self._connections.second(folder, status.uidvalidity))
         chunks = batches(todo, self._settings.fetcher_batch_size)
+        sent = publish_batches(
+            imap, chunks, self._publisher, acc_id, folder, status.uidvalidity, joining
+        )
         try:
-            async with contextlib.aclosing(ordered_batches(imap, chunks, joining)) as fetched:
+            async with contextlib.aclosing(sent) as batches_sent:
                 left = len(chunks)
-                async for batch, arriving in fetched:
+                async for batch in batches_sent:
                     left -= 1
-                    # Each message goes to the producer as soon as IMAP returned it, while
-                    # the broker still acknowledges the batch before it (its records go
-                    # out after that batch's: one producer, in the order sent).
-                    sent = []
-                    got: set[int] = set()
-                    mine = 0  # bytes of this batch sent since all before were acknowledged
-                    async for msg in arriving:
-                        got.add(msg.uid)
-                        sent.append(
-                            await self._publisher.send(
-                                acc_id, folder.name, folder.role, status.uidvalidity, msg
-                            )
-                        )
-                        mine += len(msg.body)
-                        if unacked + mine > ordered_fetch.AHEAD_BYTES:  # large mail: broker first
-                            while acks:
-                                await acks.pop(0)
-                            await asyncio.gather(*sent)
-                            unacked = mine = 0
-                    metrics.fetched(acc_id, folder.name, len(sent))
                     # A UID listed by SEARCH but not returned by FETCH is recorded and
                     # retried on every pass; it is never skipped silently.
-                    missing += [uid for uid in batch if uid not in got]
-                    published |= got
-                    progress.done += len(batch)
-                    acks.append(
-                        asyncio.create_task(self._publisher.acknowledged(acc_id, folder.name, sent))
-                    )
+                    missing += [uid for uid in batch.uids if uid not in batch.got]
+                    published |= batch.got
+                    progress.done += len(batch.uids)
                     if left:  # the last batch's cursor is the caller's to write
                         change = Published(frozenset(published), tuple(missing))
                         saving = self._save(
-                            saving, acks[-1], folder, prev, status, change, progress
+                            saving, batch.acked, folder, prev, status, change, progress
                         )
-                    if len(acks) > 1:
-                        await acks.pop(0)
-                    unacked = mine
             await self._release(joining)
             joining = None
-            while acks:
-                await acks.pop(0)
             if saving is not None:
                 await saving
                 saving = None
             await self._report(folder, progress)
         finally:
             await self._release(joining)
-            for ack in acks:  # its batch is fetched again next time: the cursor did not move
-                ack.cancel()
             if saving is not None:
                 # Settled before the folder's lock is let go: no older write may land
                 # after a later pass's. Cancelled, it leaves the cursor behind: a refetch.
                 saving.cancel()
-            await asyncio.gather(*acks, *[saving] if saving else [], return_exceptions=True)
+                await asyncio.gather(saving, return_exceptions=True)
         return published, tuple(missing)
 
     async def _release(self, joining: asyncio.Task[ImapSession | None] | None) -> None:

@@ -8,6 +8,7 @@ on servers without CONDSTORE (RFC 7162), flags are compared too and the changes 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from services.fetcher.reconcile import find_gaps, flag_changes
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.state import StateStore
 from services.fetcher.stored_sightings import SightingReader
+from services.fetcher.stream_publish import publish_batches
 from services.fetcher.sync import batches
 from services.imap import Folder, FolderError, ImapSession, expand_uid_set
 
@@ -95,12 +97,14 @@ class ReconcilePass:
             self._cursors.settled_uid(folder.name, now),
         )
         await self._tombstones.forget(acc_id, folder.name, stale(erased, on_server))
-        for batch in batches(gaps, self._settings.fetcher_batch_size):
-            messages = await imap.uid_fetch(batch)
-            await self._publisher.publish(
-                acc_id, folder.name, folder.role, status.uidvalidity, messages
-            )
-            counts.refetched += len(messages)
+        # As an import publishes (.stream_publish): streamed, within the same window, so
+        # that a database restored from an old backup (thousands of gaps, some of them
+        # large) is refetched at the import's pace and memory.
+        chunks = batches(gaps, self._settings.fetcher_batch_size)
+        sent = publish_batches(imap, chunks, self._publisher, acc_id, folder, status.uidvalidity)
+        async with contextlib.aclosing(sent) as batches_sent:
+            async for batch in batches_sent:
+                counts.refetched += len(batch.got)
         if gaps:
             log.warning(
                 "%s/%s: %d published UIDs had no activity; published again",
