@@ -1,8 +1,9 @@
 """Batches of UIDs fetched on one or two connections, handed out strictly in UID order,
 each batch's messages as they arrive.
 
-On one connection, one ``UID FETCH`` asks for ``SPAN`` batches at once and the server
-streams them without a pause between commands; each message is the caller's as soon as
+On one connection, one ``UID FETCH`` asks for whole batches up to ``SPAN_UIDS`` UIDs
+(10 batches at the default size) and the server streams them without a pause between
+commands; each message is the caller's as soon as
 the server sent it (``ImapSession.uid_fetch_each``): the first message of an import goes
 to Kafka while Dovecot still sends the rest, the last batch's publishing runs alongside
 its FETCH instead of after it, and no response is held whole before it is parsed
@@ -34,8 +35,9 @@ from services.imap import FetchedMessage, ImapSession
 
 AHEAD = 2  # batches a connection may read ahead of the one the caller reads
 AHEAD_BYTES = 32 * 1024 * 1024  # bytes of messages the caller has not taken yet
-SPAN = 10  # batches per UID FETCH on a connection of its own (a command line of ~15 KB
-# at most for 2,000 scattered UIDs, well within a server's limit: Dovecot's is 64 KB)
+# UIDs a UID FETCH asks for at most, in whole batches (at least one): ~16 KB of command
+# line for 2,000 scattered UIDs, well within servers' limits (Dovecot's is 64 KB).
+SPAN_UIDS = 2000
 
 
 class _Window:
@@ -118,8 +120,15 @@ async def ordered_batches(
     arriving = [_Arriving(window) for _ in chunks]
     begun = [asyncio.Event() for _ in chunks]  # the caller began reading batch i
     lasts = [chunk[-1] for chunk in chunks]
-    span = SPAN if joining is None else 1
     claimed = 0  # batches a connection has taken on
+
+    def span_from(start: int) -> int:
+        """The end of the batches one UID FETCH asks for, from ``start``: one each with
+        a second connection (the two take turns), else up to SPAN_UIDS UIDs."""
+        end, count = start + 1, len(chunks[start])
+        while joining is None and end < len(chunks) and count + len(chunks[end]) <= SPAN_UIDS:
+            count, end = count + len(chunks[end]), end + 1
+        return end
 
     async def fetch_span(session: ImapSession, start: int, end: int) -> bool:
         """Batches ``start`` to ``end - 1`` with one UID FETCH; False once it failed."""
@@ -156,7 +165,7 @@ async def ordered_batches(
         nonlocal claimed
         while claimed < len(chunks):
             start = claimed
-            claimed = end = min(len(chunks), start + span)
+            claimed = end = span_from(start)
             if start >= AHEAD:
                 await begun[start - AHEAD].wait()
             if not await fetch_span(session, start, end):

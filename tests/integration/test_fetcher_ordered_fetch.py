@@ -147,3 +147,31 @@ async def test_a_second_connection_that_joins_late_takes_its_share_in_order(env:
                 got += mine
     assert got == uids
     assert fetched_by_second  # it did take a share
+
+
+async def test_one_fetch_asks_for_whole_batches_up_to_the_span(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A UID FETCH carries as many whole batches as fit in SPAN_UIDS (so that a command
+    line stays within the server's limit whatever the batch size), and at least one."""
+    monkeypatch.setattr(ordered_fetch, "SPAN_UIDS", 100)
+    user = env.mail_user("span")
+    assert env.dovecot.deliver_many(user.address, (filler(i, 500) for i in range(300)))
+    async with session(env, user.address, user.password) as imap:
+        uids = await inbox_uids(imap)
+        asked: list[int] = []
+        fetch_each = imap.uid_fetch_each
+
+        async def counted(uids: list[int], each: Callable[[FetchedMessage], None]) -> None:
+            asked.append(len(uids))
+            await fetch_each(uids, each)
+
+        imap.uid_fetch_each = counted  # type: ignore[method-assign]
+        got: list[int] = []
+        for size in (30, 150):  # 3 batches a FETCH; then one batch larger than the span
+            asked.clear()
+            chunks = [uids[i : i + size] for i in range(0, len(uids), size)]
+            async with contextlib.aclosing(ordered_batches(imap, chunks)) as batches:
+                got = [m.uid async for _, arriving in batches async for m in arriving]
+            assert got == uids
+            assert asked == ([90, 90, 90, 30] if size == 30 else [150, 150])
