@@ -8,8 +8,8 @@ tree's code) and runs the fetcher alone (``bench._harness.fetcher_alone``) once 
 version, each in a child process whose imports come from its worktree, on topics and a
 database of its own, the order reversed every other round. A child prints one JSON line:
 its import's seconds, the time to its first cursor, the CPU its process used from
-``start()`` to the last cursor, and its peak RSS (which includes the probe's read of
-raw-messages at the end: with small messages inline, that read is the peak). Figures are
+``start()`` to the last cursor, and its peak RSS (``VmHWM``, which includes the probe's
+read of raw-messages at the end: with small messages inline, that read is the peak). Figures are
 noisy on a shared machine (bench/RESULTS.md): compare versions by their pairs, not by
 one run each; the run second in a round was often the faster.
 """
@@ -63,11 +63,21 @@ def _child() -> None:
         "seconds": run.fetch_s,
         "first_s": run.first_s,
         "cpu_s": cpu.get("end", 0.0) - cpu.get("start", 0.0),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": _peak_rss_mb(),
         "records": run.records,
         "error": run.error,
     }
     print(RESULT + json.dumps(out), flush=True)
+
+
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS. Not ``ru_maxrss``: Linux carries that over ``execve``
+    from the forking parent, which holds the corpus, so it showed the parent's peak."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _run(name: str, tree: str, overrides: dict[str, Any], last_uid: int, port: int) -> Any:
