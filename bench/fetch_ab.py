@@ -7,9 +7,10 @@ mailbox is seeded once; then each round measures the bound (``bench.fetch_bound`
 tree's code) and runs the fetcher alone (``bench._harness.fetcher_alone``) once per
 version, each in a child process whose imports come from its worktree, on topics and a
 database of its own, the order reversed every other round. A child prints one JSON line:
-its import's seconds, the time to its first cursor, the CPU its process used from
-``start()`` to the last cursor, and its peak RSS (``VmHWM``, which includes the probe's
-read of raw-messages at the end: with small messages inline, that read is the peak). Figures are
+its import's seconds (and its transfer's: ``FetchRun.transfer_s``), the time to its first
+cursor, the CPU its process used from ``start()`` to the last cursor, and its peak RSS
+(``VmHWM``, which includes the probe's read of raw-messages at the end: with small
+messages inline, that read is the peak). Figures are
 noisy on a shared machine (bench/RESULTS.md): compare versions by their pairs, not by
 one run each; the run second in a round was often the faster.
 """
@@ -61,6 +62,7 @@ def _child() -> None:
     run = asyncio.run(harness.fetcher_alone(overrides, dovecot, last_uid, 300))
     out = {
         "seconds": run.fetch_s,
+        "transfer_s": run.transfer_s,
         "first_s": run.first_s,
         "cpu_s": cpu.get("end", 0.0) - cpu.get("start", 0.0),
         "peak_rss_mb": _peak_rss_mb(),
@@ -113,7 +115,12 @@ def main() -> None:
     from bench.fetch_bound import measure
 
     versions = [tuple(v.split("=", 1)) for v in args.versions.split(",")]
-    ratios: dict[str, list[float]] = {name: [] for name, _ in versions}
+    # Per version: the cold ratio (start() to the last cursor, against both legs in two
+    # processes), and the transfer's (first record to the last cursor) against both the
+    # two-process bound and one process (bench.fetch_bound's docstring).
+    ratios: dict[str, dict[str, list[float]]] = {
+        name: {"cold": [], "transfer": [], "one process": []} for name, _ in versions
+    }
     corpus = build_corpus(args.messages, 1)
     with tempfile.TemporaryDirectory() as tmp, servers(Path(tmp)) as (kafka, secantus, dovecot):
         dovecot.add_user(USER.address, USER.password)
@@ -123,24 +130,34 @@ def main() -> None:
         k = 0
         for r in range(args.rounds):
             bound = measure(dovecot, USER, base, corpus)
-            best = args.messages / bound.together_s
-            row = [f"round {r}: bound {best:.0f} msgs/s"]
+            if bound.error:
+                raise RuntimeError(f"the bound failed: {bound.error}")
+            row = [f"round {r}: bound {bound.together_s:.3f} s, one process"]
+            row[0] += f" {bound.one_process_s:.3f} s"
             for name, tree in versions if r % 2 == 0 else versions[::-1]:
                 k += 1
                 time.sleep(SETTLE_S)
                 own = dict(base, mongo_database=f"ab{k}", topic_prefix=f"ab{k}.")
                 own["fetcher_group"] = f"ab{k}"
                 got = _run(name, tree, own, last_uid, dovecot.imaps_port)
-                rate = args.messages / got["seconds"]
-                ratios[name].append(rate / best)
+                mine = ratios[name]
+                mine["cold"].append(bound.together_s / got["seconds"])
+                transfer = got.get("transfer_s") or got["seconds"]
+                mine["transfer"].append(bound.together_s / transfer)
+                mine["one process"].append(bound.one_process_s / transfer)
                 row.append(
-                    f"{name} {rate:.0f} ({rate / best:.2f}; first cursor {got['first_s']:.3f} s;"
+                    f"{name} {got['seconds']:.3f} s ({mine['cold'][-1]:.2f}), transfer"
+                    f" {transfer:.3f} s ({mine['transfer'][-1]:.2f}; one process"
+                    f" {mine['one process'][-1]:.2f}); first cursor {got['first_s']:.3f} s;"
                     f" CPU {got['cpu_s']:.2f} s; peak RSS {got['peak_rss_mb']:.0f} MB;"
-                    f" {got['records']} records)"
+                    f" {got['records']} records"
                 )
             print(" | ".join(row), flush=True)
-    for name, values in ratios.items():
-        print(f"{name}: median {statistics.median(values):.3f} of the bound over {len(values)}")
+    for name, kinds in ratios.items():
+        print(
+            f"{name}: medians over {len(kinds['cold'])} runs: "
+            + ", ".join(f"{kind} {statistics.median(v):.3f}" for kind, v in kinds.items())
+        )
 
 
 if __name__ == "__main__":

@@ -17,24 +17,52 @@ on one event), so they overlap perfectly and neither pays for the other's Python
 time until both have moved all N messages is the best case for the stage; the Kafka leg
 is also timed alone, with nothing else running. A fetcher in one process does both
 legs' client work on one event loop, so it can only come close to this figure.
+
+How close one process can come is measured too (``one_process_s``): the fetcher's own
+IMAP client and ``Publisher`` in one process, glued by nothing else, each message handed
+to the producer as its FETCH response arrives (``ImapSession.uid_fetch_each``), each
+batch's acknowledgements awaited with at most two batches outstanding, as the fetcher
+does; no cursor, no account state, no scheduling. It is timed from the first message
+handed to the producer to the last acknowledgement, after login, EXAMINE and SEARCH,
+as the fetcher alone is for its transfer figure (``FetchRun.transfer_s``). What the
+fetcher takes beyond it is the service's own cost; what this takes beyond the two
+processes is the price of one thread on this machine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from typing import Any
 
-from bench._harness import BASELINE_BATCH, Corpus, imaplib_baseline, prefill
+from bench._harness import (
+    ACCOUNT_ID,
+    BASELINE_BATCH,
+    FOLDER,
+    UIDVALIDITY,
+    Corpus,
+    imaplib_baseline,
+    prefill,
+)
 from devservers import DovecotServer, MailUser
+from schemas.account import Endpoint, Security
+from schemas.common import FolderRole
 from schemas.topics import RAW_MESSAGES
-from services.common.kafka import ensure_topics
+from services.common.blobs import BlobStore
+from services.common.kafka import ensure_topics, producer
+from services.common.mongo import database, mongo_client
 from services.common.settings import CommonSettings
+from services.fetcher.ordered_fetch import SPAN_UIDS
+from services.fetcher.publish import Publisher
+from services.fetcher.settings import FetcherSettings
+from services.imap import FetchedMessage, ImapSession
 
 # The two legs are forked: the children share the corpus and the servers' addresses
 # with the parent, and leave the servers alone (a forked child exits with os._exit).
@@ -48,6 +76,7 @@ class Bound:
     imap_s: float = 0.0  # each leg's own time, both running
     kafka_s: float = 0.0
     together_s: float = 0.0  # from the first leg's start until both are done
+    one_process_s: float = 0.0  # both legs in one process (the module's docstring)
     error: str | None = None
 
 
@@ -69,6 +98,75 @@ def _imap_leg(dovecot: DovecotServer, user: MailUser, ready: Queue[Any], go: Eve
 def _kafka_leg(overrides: dict[str, Any], corpus: Corpus, ready: Queue[Any], go: Event) -> None:
     p = asyncio.run(prefill(overrides, corpus, before=_start_together(ready, go)))
     ready.put(("kafka", p.began_at, p.began_at + p.seconds))
+
+
+def _one_process_leg(
+    overrides: dict[str, Any], dovecot: DovecotServer, user: MailUser, done: Queue[Any]
+) -> None:
+    done.put(asyncio.run(_one_process(FetcherSettings(**overrides), dovecot, user)))
+
+
+async def _one_process(settings: FetcherSettings, dovecot: DovecotServer, user: MailUser) -> float:
+    """Seconds from the first message handed to the producer to the last acknowledgement."""
+    assert dovecot.cert is not None
+    tls = ssl.create_default_context(cafile=str(dovecot.cert.cert))
+    endpoint = Endpoint(
+        host="127.0.0.1", port=dovecot.imaps_port, security=Security.TLS, username=user.address
+    )
+    mongo = mongo_client(settings, app_name="bench-one-process")
+    prod = producer(settings, client_id="bench-one-process")
+    await prod.start()
+    try:
+        publisher = Publisher(
+            prod,
+            settings.topic(RAW_MESSAGES),
+            BlobStore(database(mongo, settings)),
+            settings.inline_limit_bytes,
+        )
+        async with ImapSession(endpoint, user.password, ssl_context=tls) as imap:
+            (inbox,) = [f for f in await imap.list_folders() if f.name == "INBOX"]
+            await imap.examine(inbox)
+            uids = await imap.uid_search("ALL")
+            arrived: deque[FetchedMessage] = deque()
+            more = asyncio.Event()
+
+            def take(message: FetchedMessage) -> None:
+                arrived.append(message)
+                more.set()
+
+            async def fetch() -> None:
+                for i in range(0, len(uids), SPAN_UIDS):
+                    await imap.uid_fetch_each(uids[i : i + SPAN_UIDS], take)
+
+            fetching = asyncio.create_task(fetch())
+            began = 0.0
+            batch, acks = [], []
+            while arrived or not fetching.done():
+                if not arrived:
+                    more.clear()
+                    waiting = asyncio.create_task(more.wait())
+                    await asyncio.wait([fetching, waiting], return_when=asyncio.FIRST_COMPLETED)
+                    waiting.cancel()
+                    continue
+                began = began or time.perf_counter()
+                message = arrived.popleft()
+                batch.append(
+                    await publisher.send(ACCOUNT_ID, FOLDER, FolderRole.INBOX, UIDVALIDITY, message)
+                )
+                if len(batch) == settings.fetcher_batch_size:
+                    acks.append(
+                        asyncio.create_task(publisher.acknowledged(ACCOUNT_ID, FOLDER, batch))
+                    )
+                    batch = []
+                    if len(acks) > 1:
+                        await acks.pop(0)
+            await fetching  # raises what the FETCH raised
+            acks.append(asyncio.create_task(publisher.acknowledged(ACCOUNT_ID, FOLDER, batch)))
+            await asyncio.gather(*acks)
+            return time.perf_counter() - began
+    finally:
+        await prod.stop()
+        await mongo.close()
 
 
 def measure(
@@ -111,4 +209,17 @@ def measure(
     out.imap_s = done["imap"][1] - done["imap"][0]
     out.kafka_s = done["kafka"][1] - done["kafka"][0]
     out.together_s = max(e for _, e in done.values()) - min(b for b, _ in done.values())
+    one = dict(overrides, topic_prefix="bench-bound-one.")
+    asyncio.run(ensure_topics(CommonSettings(**one), [RAW_MESSAGES]))
+    result: Queue[Any] = _FORK.Queue()
+    leg = _FORK.Process(target=_one_process_leg, args=(one, dovecot, user, result))
+    leg.start()
+    try:
+        out.one_process_s = result.get(timeout=LEG_TIMEOUT_S)
+    except Exception as exc:
+        out.error = f"one process: {type(exc).__name__}: {exc}"
+    finally:
+        leg.join(30)
+        if leg.is_alive():
+            leg.kill()
     return out

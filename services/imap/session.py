@@ -51,7 +51,12 @@ from services.imap.fetch_response import FetchedMessage, FlagUpdate
 from services.imap.folder_status import FolderStatus
 from services.imap.folders import Folder
 from services.imap.protocol import FastIMAP4
-from services.imap.tls_buffer import IDLE_READ_BUFFER, shrink_read_buffer
+from services.imap.tls_buffer import (
+    BULK_FETCH_FROM,
+    BULK_READ_BUFFER,
+    IDLE_READ_BUFFER,
+    set_read_buffer,
+)
 
 log = logging.getLogger("mailsync.fetcher.imap")
 
@@ -124,7 +129,7 @@ class ImapSession:
         if ep.security is Security.STARTTLS:
             await starttls(self, self._ssl)
         if self._read_buffer is not None:
-            shrink_read_buffer(client.protocol.transport, self._read_buffer)
+            set_read_buffer(client.protocol.transport, self._read_buffer)
         completion = await login(self, self._credential)
         metrics.imap_connected()
         self._counted = True
@@ -185,10 +190,12 @@ class ImapSession:
         return await uid_search(self, criteria)
 
     async def uid_fetch(self, uids: list[int]) -> list[FetchedMessage]:
-        return await uid_fetch(self, uids)
+        with self._read_buffer_of(BULK_READ_BUFFER if len(uids) >= BULK_FETCH_FROM else None):
+            return await uid_fetch(self, uids)
 
     async def uid_fetch_each(self, uids: list[int], each: Callable[[FetchedMessage], None]) -> None:
-        await uid_fetch_each(self, uids, each)
+        with self._read_buffer_of(BULK_READ_BUFFER if len(uids) >= BULK_FETCH_FROM else None):
+            await uid_fetch_each(self, uids, each)
 
     def hold(self) -> None:
         """Read nothing more from the server until :meth:`release` (flow control: the
@@ -216,11 +223,11 @@ class ImapSession:
         return await move(self, uids, target)
 
     async def idle(self, seconds: float) -> bool:
-        with self._reading_lines():
+        with self._read_buffer_of(IDLE_READ_BUFFER):
             return await idle(self, seconds)
 
     async def idle_until(self, seconds: float, wake: asyncio.Event | None = None) -> IdleNews:
-        with self._reading_lines():
+        with self._read_buffer_of(IDLE_READ_BUFFER):
             return await idle_until(self, seconds, wake)
 
     async def examine_and_idle(
@@ -233,22 +240,24 @@ class ImapSession:
         stop: Callable[[], bool] = lambda: False,
     ) -> IdleNews:
         """EXAMINE and IDLE in one write (see :func:`.commands.idle.examine_and_idle`)."""
-        with self._reading_lines():
+        with self._read_buffer_of(IDLE_READ_BUFFER):
             return await examine_and_idle(self, folder, seconds, wake, arrived=arrived, stop=stop)
 
     @contextlib.contextmanager
-    def _reading_lines(self) -> Iterator[None]:
-        """The TLS read buffer at IDLE_READ_BUFFER for an IDLE, back to its size after
-        (:mod:`.tls_buffer`): an idle account holds 1 KiB there instead of 16."""
-        if self._read_buffer is None or self._client is None:
+    def _read_buffer_of(self, size: int | None) -> Iterator[None]:
+        """The TLS read buffer at ``size`` for one command, back to the connection's own
+        after (:mod:`.tls_buffer`): an idle account holds 1 KiB there instead of 16, an
+        import reads 256 KiB at a time. None, or a connection that keeps asyncio's
+        buffer: left as it is."""
+        if size is None or self._read_buffer is None or self._client is None:
             yield
             return
-        shrink_read_buffer(self._client.protocol.transport, IDLE_READ_BUFFER)
+        set_read_buffer(self._client.protocol.transport, size)
         try:
             yield
         finally:
             if self._client is not None:
-                shrink_read_buffer(self._client.protocol.transport, self._read_buffer)
+                set_read_buffer(self._client.protocol.transport, self._read_buffer)
 
     async def notify(self, others: list[Folder]) -> str | None:
         return await notify(self, others)

@@ -8,7 +8,11 @@ other folders polled): 512 of the 628 KiB each idle account cost (tracemalloc, i
 few records still takes whole records per read; a large import only makes more reads.
 
 While the connection waits in IDLE, the buffer is smaller still (``IDLE_READ_BUFFER``,
-:meth:`ImapSession.idle_until`) and grows back for the commands after it.
+:meth:`ImapSession.idle_until`) and grows back for the commands after it. While it
+fetches many bodies (an import, ``BULK_FETCH_FROM`` UIDs and more), it is asyncio's
+256 KiB (``BULK_READ_BUFFER``): since each message is handed over as it arrives, a read
+of one TLS record each took ~3,800 reads for 62 MB where 256 KiB takes ~340, and 17%
+more of the fetcher's CPU for the same import (bench/RESULTS.md, "Issue #19, round 6").
 
 The buffers of a connection's working size are mappings of their own (``mmap``), not
 blocks of the heap: a connection entering IDLE unmaps its buffer and the pages go back
@@ -17,7 +21,7 @@ spread between what the process keeps, stayed resident (glibc returns only the h
 top): ~16 KiB an account after the first import, a sixth of the 100 KiB an idle account
 may cost (bench/RESULTS.md, Scale). Mapped and unmapped once per sync pass, not per read.
 
-The buffer is private to asyncio: :func:`shrink_read_buffer` changes it only where the
+The buffer is private to asyncio: :func:`set_read_buffer` changes it only where the
 attributes it knows are there (``tests/unit/test_dependency_internals.py`` pins them),
 and otherwise leaves the connection as it is.
 """
@@ -31,6 +35,11 @@ import mmap
 # Measured (bench/RESULTS.md, Scale): the fetcher imported as fast with 16 KiB as with
 # 32 or asyncio's 256 (12 alternating rounds each, medians 2,140, 2,106, 2,111 msgs/s).
 DEFAULT_READ_BUFFER = 16 * 1024
+# While a connection fetches many bodies: asyncio's own size, 16 records a read. Only
+# that long, so what a connection holds for its life stays DEFAULT_READ_BUFFER; a few
+# messages of new mail are read as before.
+BULK_READ_BUFFER = 256 * 1024
+BULK_FETCH_FROM = 100  # UIDs in one UID FETCH
 # While a connection waits in IDLE it reads a short line now and then (RFC 2177 untagged
 # responses, NOTIFY's STATUS lines): a buffer this size holds them, and the 16 KiB one
 # is given back for the wait, which is where an idle account spends its life.
@@ -47,7 +56,7 @@ def _buffer(size: int) -> bytearray | mmap.mmap:
     return bytearray(size)
 
 
-def shrink_read_buffer(transport: asyncio.BaseTransport | None, size: int) -> bool:
+def set_read_buffer(transport: asyncio.BaseTransport | None, size: int) -> bool:
     """Give the TLS layer under ``transport`` a read buffer of ``size`` bytes; False if
     ``transport`` is not asyncio's TLS transport (plaintext, or another implementation)."""
     proto = getattr(transport, "_ssl_protocol", None)

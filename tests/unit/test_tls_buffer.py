@@ -7,7 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from services.imap.tls_buffer import DEFAULT_READ_BUFFER, IDLE_READ_BUFFER, shrink_read_buffer
+from services.imap.tls_buffer import DEFAULT_READ_BUFFER, IDLE_READ_BUFFER, set_read_buffer
 
 
 def _rss_kib() -> int:
@@ -16,7 +16,7 @@ def _rss_kib() -> int:
 
 
 def _connection() -> Any:
-    """What shrink_read_buffer reads of a transport: asyncio's SSLProtocol's buffer."""
+    """What set_read_buffer reads of a transport: asyncio's SSLProtocol's buffer."""
     buffer = bytearray(256 * 1024)
     proto = SimpleNamespace(max_size=len(buffer), _ssl_buffer=buffer)
     proto._ssl_buffer_view = memoryview(buffer)
@@ -34,17 +34,17 @@ def test_connections_entering_idle_give_their_read_buffers_back_to_the_system() 
     kept: list[bytearray] = []
     for _ in range(3000):
         transport = _connection()
-        assert shrink_read_buffer(transport, DEFAULT_READ_BUFFER)
+        assert set_read_buffer(transport, DEFAULT_READ_BUFFER)
         _touch(transport)
         connections.append(transport)
         kept.append(bytearray(3000))  # what each connection keeps, between the buffers
     before = _rss_kib()
     for transport in connections:
-        assert shrink_read_buffer(transport, IDLE_READ_BUFFER)
+        assert set_read_buffer(transport, IDLE_READ_BUFFER)
     # 3,000 x 16 KiB = 47 MiB released; at least most of it left the process at once.
     assert _rss_kib() < before - 32 * 1024
     for transport in connections:  # and it comes back for the commands after IDLE
-        assert shrink_read_buffer(transport, DEFAULT_READ_BUFFER)
+        assert set_read_buffer(transport, DEFAULT_READ_BUFFER)
         proto = transport._ssl_protocol
         assert len(proto._ssl_buffer) == proto.max_size == DEFAULT_READ_BUFFER
         _touch(transport)
@@ -52,6 +52,6 @@ def test_connections_entering_idle_give_their_read_buffers_back_to_the_system() 
 
 
 def test_only_asyncios_tls_transport_is_changed() -> None:
-    assert not shrink_read_buffer(None, IDLE_READ_BUFFER)
+    assert not set_read_buffer(None, IDLE_READ_BUFFER)
     plaintext: Any = SimpleNamespace()
-    assert not shrink_read_buffer(plaintext, IDLE_READ_BUFFER)
+    assert not set_read_buffer(plaintext, IDLE_READ_BUFFER)
