@@ -471,7 +471,13 @@ def _ratios(report: PipelineReport) -> list[str]:
         if fetch_alone:
             out.append(
                 f"the fetcher alone reaches **{bound.together_s / fetch_alone:.0%}** of "
-                "that best case"
+                "that best case from `start()`"
+            )
+        transfer = report.fetch_alone.transfer_s if report.fetch_alone is not None else None
+        if transfer and bound.one_process_s:
+            out.append(
+                f"its transfer (first record to last cursor) **{bound.together_s / transfer:.0%}**"
+                f" of it and **{bound.one_process_s / transfer:.0%}** of both legs in one process"
             )
     if not out:
         return []
@@ -526,6 +532,13 @@ def _bound_rows(report: PipelineReport) -> list[str]:
         f"meanwhile imaplib ran at {n / bound.imap_s:.0f} msgs/s and the Kafka leg at "
         f"{n / bound.kafka_s:.0f} (`bench.fetch_bound`) |"
     )
+    if bound.one_process_s:
+        sec, mps, mbs = rate(n, total, bound.one_process_s)
+        rows.append(
+            f"| Both legs in one process: the fetcher's IMAP client into its `Publisher` | "
+            f"{sec} | {mps} | {mbs} | one event loop, nothing else; from the first message "
+            "handed over to the last acknowledgement (`bench.fetch_bound`) |"
+        )
     return rows
 
 

@@ -101,7 +101,8 @@ class FetcherSettings(CommonSettings):
         le=256,
         description=(
             "KiB of asyncio's TLS read buffer per IMAP connection, held for the "
-            "connection's life (asyncio's own is 256): most connections wait in IDLE."
+            "connection's life (asyncio's own is 256): most connections wait in IDLE. "
+            "A UID FETCH of 100 bodies or more reads with 256 while it runs."
         ),
     )
     fetcher_heap_trim_s: float = Field(
