@@ -172,6 +172,12 @@ ACCOUNT_STATUS = Gauge(
     "with per-account series on.",
     ["account", "status"],
 )
+FETCHED_BYTES_HELD = Gauge(
+    "mailsync_fetcher_held_bytes",
+    "Bytes of fetched mail this fetcher holds: read from IMAP and not yet acknowledged "
+    "by Kafka, over all its imports; its connections wait while it is over "
+    "MAILSYNC_FETCHER_HELD_MIB.",
+)
 EVENT_LOOP_LAG = Gauge(
     "mailsync_event_loop_lag_seconds",
     "How late the event loop woke a periodic timer, last time: a busy or blocked loop.",
@@ -341,6 +347,10 @@ def forget_account(account_id: str) -> None:
     previous = _status.pop(account_id, None)
     if previous is not None:
         _drop_status(account_id, previous)
+
+
+def fetched_bytes_held(held: int) -> None:
+    FETCHED_BYTES_HELD.set(held)
 
 
 def imap_connected() -> None:

@@ -39,6 +39,7 @@ from services.fetcher.confirmations import ConfirmationLoop
 from services.fetcher.cursor import CursorStore
 from services.fetcher.cursor_preload import preload
 from services.fetcher.due_work import DueWork
+from services.fetcher.held_bytes import HeldBytes
 from services.fetcher.login_pacer import LoginPacer
 from services.fetcher.membership import SessionGuard
 from services.fetcher.processed import ProcessedQueue
@@ -100,7 +101,13 @@ class FetcherApp:
         )
         self._states = states
         cursors = CursorStore(db)
-        publisher = Publisher(self._producer, s.topic(RAW_MESSAGES), blobs, s.inline_limit_bytes)
+        publisher = Publisher(
+            self._producer,
+            s.topic(RAW_MESSAGES),
+            blobs,
+            s.inline_limit_bytes,
+            HeldBytes(s.fetcher_held_mib * 1024 * 1024),
+        )
         events = EventPublisher(self._producer, s.topic(MAILBOX_EVENTS))
         processed = ProcessedQueue(db)
         sightings = SightingReader(db)

@@ -12,8 +12,11 @@ its FETCH instead of after it, and no response is held whole before it is parsed
 What the connections read ahead of the caller is bounded, so that a slow publisher (a
 broker that does not acknowledge, a blob store that stalls) holds the server back rather
 than filling the fetcher's memory: a connection is *held* (it reads nothing more, TCP
-stops the server) while it is more than ``AHEAD`` batches ahead of the caller, or while
-the caller has more than ``AHEAD_BYTES`` not yet taken; at most one message beyond.
+stops the server) while it is more than ``AHEAD`` batches ahead of the caller, while
+the caller has more than ``AHEAD_BYTES`` not yet taken, or while the replica holds more
+than its limit over all its fetches (.held_bytes: every message counts there from its
+arrival; the caller gives back what it took once Kafka acknowledged it, this what it
+never took); at most one message beyond.
 
 A second connection, when one joins (a large import, .import_connection), takes every
 other batch, one ``UID FETCH`` each, from the batch it finds. The caller still sees batch
@@ -31,6 +34,7 @@ import bisect
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 
+from services.fetcher.held_bytes import HeldBytes
 from services.imap import FetchedMessage, ImapSession
 
 AHEAD = 2  # batches a connection may read ahead of the one the caller reads
@@ -43,13 +47,15 @@ SPAN_UIDS = 2000
 class _Window:
     """How far the connections may read ahead of the caller; holds and releases them."""
 
-    def __init__(self) -> None:
+    def __init__(self, replica: HeldBytes) -> None:
         self.reading = 0  # the batch the caller reads
         self.unread = 0  # bytes of messages arrived that the caller has not taken
+        self.replica = replica
         self._held: dict[ImapSession, int] = {}  # connection -> the batch it fills
 
     def arrived(self, session: ImapSession, batch: int, size: int) -> None:
         self.unread += size
+        self.replica.add(size)
         if session in self._held:  # what was read before the hold still comes in
             self._held[session] = max(batch, self._held[session])
         elif self._full(batch):
@@ -57,7 +63,8 @@ class _Window:
             self._held[session] = batch
 
     def moved(self) -> None:
-        """The caller took a message or began a batch: release what may read again."""
+        """The caller took a message or began a batch, or the replica fell back under its
+        limit: release what may read again."""
         for session, batch in list(self._held.items()):
             if not self._full(batch):
                 del self._held[session]
@@ -69,7 +76,7 @@ class _Window:
             session.release()
 
     def _full(self, batch: int) -> bool:
-        return batch - self.reading > AHEAD or self.unread > AHEAD_BYTES
+        return batch - self.reading > AHEAD or self.unread > AHEAD_BYTES or self.replica.full
 
 
 class _Arriving:
@@ -110,13 +117,17 @@ async def ordered_batches(
     first: ImapSession,
     chunks: Sequence[list[int]],
     joining: Awaitable[ImapSession | None] | None = None,
+    replica: HeldBytes | None = None,
 ) -> AsyncGenerator[tuple[list[int], AsyncIterator[FetchedMessage]]]:
     """``(batch, its messages as they arrive)`` for each of ``chunks`` (each in
     ascending UID order, one after another) in order, fetched on ``first`` and on what
     ``joining`` gives once it does (None: nothing joins). Each connection has the folder
     selected. Read each batch's messages to their end before the next batch; close this
-    (``contextlib.aclosing``) to stop early."""
-    window = _Window()
+    (``contextlib.aclosing``) to stop early. Every message is counted in ``replica``
+    when it arrives: the caller owns the count of what it took (and gives it back), this
+    gives back the rest when it closes."""
+    window = _Window(replica or HeldBytes(None))
+    unwatch = window.replica.watch(window.moved)
     arriving = [_Arriving(window) for _ in chunks]
     begun = [asyncio.Event() for _ in chunks]  # the caller began reading batch i
     lasts = [chunk[-1] for chunk in chunks]
@@ -190,3 +201,5 @@ async def ordered_batches(
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        unwatch()
+        window.replica.remove(window.unread)  # arrived, never taken

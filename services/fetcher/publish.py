@@ -20,6 +20,7 @@ from schemas.mailbox_event import MailboxChange, MailboxEvent
 from schemas.raw_message import RawMessageMeta
 from services.common import metrics
 from services.common.blobs import BlobStore
+from services.fetcher.held_bytes import HeldBytes
 from services.imap import FetchedMessage
 
 
@@ -45,11 +46,20 @@ def raw_meta(
 
 
 class Publisher:
-    def __init__(self, producer: AIOKafkaProducer, topic: str, blobs: BlobStore, inline_limit: int):
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        topic: str,
+        blobs: BlobStore,
+        inline_limit: int,
+        held: HeldBytes | None = None,
+    ):
         self._producer = producer
         self._topic = topic
         self._blobs = blobs
         self._inline_limit = inline_limit
+        # What the fetches publishing here hold, over the replica (.held_bytes).
+        self.held = held or HeldBytes(None)
 
     async def publish(
         self,

@@ -26,6 +26,13 @@ class FetcherSettings(CommonSettings):
         "one's accounts move this long after its death.",
     )
     fetcher_batch_size: int = Field(default=200, ge=1, le=5000, description="UIDs per FETCH.")
+    fetcher_held_mib: int = Field(
+        default=128,
+        ge=1,
+        description="MiB of fetched mail the replica holds at once over all its imports "
+        "(read from IMAP, not yet acknowledged by Kafka); past it, its connections wait. "
+        "Each import holds at most about 64 MiB on its own.",
+    )
     fetcher_second_connection_from: int = Field(
         default=0,
         ge=0,

@@ -780,6 +780,13 @@ async def test_a_killed_replicas_requests_are_taken_over_and_new_ones_picked_up_
                 return bool(doc and doc["state"] == "sending")
 
             await eventually(in_data, timeout=60, interval=0.1, what="DATA under way")
+
+            async def delivered() -> bool:  # the server holds its reply from now on
+                return await asyncio.to_thread(message_count, env, slow, "INBOX") == 1
+
+            # "sending" is written before DATA: killed then, under load, the replica
+            # could die before the message was through, and nothing was delivered.
+            await eventually(delivered, timeout=30, interval=0.1, what="the message delivered")
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait(10)
