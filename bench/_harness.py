@@ -47,6 +47,7 @@ from schemas.topics import ACCOUNTS, RAW_MESSAGES, TAGGED_MESSAGES, TopicSpec
 from services.accounts import publish_account as publish
 from services.activity_writer.settings import WriterSettings
 from services.cli import SERVICES
+from services.common import garbage
 from services.common.blobs import BlobStore
 from services.common.kafka import ensure_topics, producer
 from services.common.lifecycle import Service, run_services
@@ -481,10 +482,12 @@ async def fetcher_alone(
     await publish_account(CommonSettings(**overrides), dovecot.imaps_port)
     probe = Probe(overrides)
     await probe.start()
+    garbage.configure()  # the collector as services.common.process sets it
     service: Any = SERVICES["fetcher"](dict(overrides))
     began = time.perf_counter()
     await service.start()
     started = time.perf_counter()
+    garbage.freeze_started()
     out.start_s = started - began
     stop = asyncio.Event()
     profile = _profiler()
