@@ -8,21 +8,19 @@ from __future__ import annotations
 import asyncio
 import email
 import hashlib
-import ssl
 from email import policy
 from email.message import EmailMessage
 
 import pytest
 
-from schemas.account import Endpoint, Security
-from services.imap import FetchedMessage, ImapSession
+from services.imap import FetchedMessage
 from services.imap.tls_buffer import (
     BULK_FETCH_FROM,
     BULK_READ_BUFFER,
     DEFAULT_READ_BUFFER,
     IDLE_READ_BUFFER,
 )
-from tests.fixtures.imap_session import filler
+from tests.fixtures.imap_session import filler, inbox_uids, session
 from tests.fixtures.pipeline import Env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -48,22 +46,11 @@ async def test_a_small_tls_read_buffer_still_fetches_large_mail_whole(env: Env) 
     user = env.mail_user("tlsbuf")
     message = _large(600 * 1024)  # many TLS records, many reads of 16 KiB
     env.dovecot.deliver(user.address, message)
-    assert env.dovecot.cert is not None
-    tls = ssl.create_default_context(cafile=str(env.dovecot.cert.cert))
-    endpoint = Endpoint(
-        host="127.0.0.1",
-        port=env.dovecot.imaps_port,
-        security=Security.TLS,
-        username=user.address,
-    )
-    async with ImapSession(
-        endpoint, user.password, ssl_context=tls, read_buffer=DEFAULT_READ_BUFFER
-    ) as imap:
+    async with session(env, user.address, user.password, read_buffer=DEFAULT_READ_BUFFER) as imap:
         proto = imap.client.protocol.transport._ssl_protocol
         assert len(proto._ssl_buffer) == DEFAULT_READ_BUFFER
-        (inbox,) = [f for f in await imap.list_folders() if f.name == "INBOX"]
-        await imap.examine(inbox)
-        (fetched,) = await imap.uid_fetch([1])
+        uids = await inbox_uids(imap)
+        (fetched,) = await imap.uid_fetch(uids)
         # The attachment a user opens is the one sent, byte for byte.
         (got,) = email.message_from_bytes(fetched.body, policy=policy.default).iter_attachments()
         (sent,) = email.message_from_bytes(message, policy=policy.default).iter_attachments()
@@ -76,17 +63,9 @@ async def test_idle_waits_on_a_smaller_buffer_and_mail_still_arrives_whole(env: 
     """An idle account's connection gives its 16 KiB back while it waits in IDLE (issue
     #16); what the server pushes then is read, and large mail after it arrives whole."""
     user = env.mail_user("tlsidle")
-    assert env.dovecot.cert is not None
-    tls = ssl.create_default_context(cafile=str(env.dovecot.cert.cert))
-    endpoint = Endpoint(
-        host="127.0.0.1", port=env.dovecot.imaps_port, security=Security.TLS, username=user.address
-    )
-    async with ImapSession(
-        endpoint, user.password, ssl_context=tls, read_buffer=DEFAULT_READ_BUFFER
-    ) as imap:
+    async with session(env, user.address, user.password, read_buffer=DEFAULT_READ_BUFFER) as imap:
         proto = imap.client.protocol.transport._ssl_protocol
-        (inbox,) = [f for f in await imap.list_folders() if f.name == "INBOX"]
-        await imap.examine(inbox)
+        assert await inbox_uids(imap) == []
         idling = asyncio.create_task(imap.idle_until(30))
         await asyncio.sleep(0.5)
         assert len(proto._ssl_buffer) == IDLE_READ_BUFFER
@@ -107,18 +86,9 @@ async def test_an_import_reads_in_large_reads_and_gives_the_buffer_back_after(en
     user = env.mail_user("tlsbulk")
     sent = [filler(i, 20_000) for i in range(BULK_FETCH_FROM + 1)]
     env.dovecot.deliver_many(user.address, sent)
-    assert env.dovecot.cert is not None
-    tls = ssl.create_default_context(cafile=str(env.dovecot.cert.cert))
-    endpoint = Endpoint(
-        host="127.0.0.1", port=env.dovecot.imaps_port, security=Security.TLS, username=user.address
-    )
-    async with ImapSession(
-        endpoint, user.password, ssl_context=tls, read_buffer=DEFAULT_READ_BUFFER
-    ) as imap:
+    async with session(env, user.address, user.password, read_buffer=DEFAULT_READ_BUFFER) as imap:
         proto = imap.client.protocol.transport._ssl_protocol
-        (inbox,) = [f for f in await imap.list_folders() if f.name == "INBOX"]
-        await imap.examine(inbox)
-        uids = await imap.uid_search("ALL")
+        uids = await inbox_uids(imap)
         sizes: list[int] = []
         got: list[bytes] = []
 
