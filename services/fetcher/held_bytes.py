@@ -3,7 +3,7 @@
 Each import is bounded on its own: what IMAP reads ahead of the publisher
 (.ordered_fetch) and what Kafka has not acknowledged (.stream_publish), about 64 MiB
 with large mail. Accounts importing at once on one replica add up, though: twenty new
-mailboxes of scanned invoices would want more than a GiB where the fetcher's pod has
+mailboxes of scanned invoices could hold more than a GiB where the fetcher's pod has
 512 MiB (``deploy/base/fetcher.yaml``). So every fetch of bodies also counts its
 messages here, from the moment IMAP returned one until Kafka acknowledged it (or the
 fetch stopped), and while the replica's total is over the limit, every fetch's
