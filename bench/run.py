@@ -109,25 +109,39 @@ def machine_facts() -> str:
     )
 
 
-# A subsection a run keeps when it replaces its section: the figures of an earlier setup,
-# kept beside the new ones by hand.
-KEPT = re.compile(r"^### Last Tansu figures.*?(?=^##|\Z)", re.MULTILINE | re.DOTALL)
+# The subsections of a section, each up to the next one or the section's end.
+SUBSECTION = re.compile(r"^### .*?(?=^### |\Z)", re.MULTILINE | re.DOTALL)
+# What the figures of an earlier setup are kept under: always last.
+TANSU = "### Last Tansu figures"
+# Said once before the subsections a run keeps, so that none reads as its own.
+KEPT_NOTE = "*Kept from earlier runs and rounds, not measured again by the run above:*"
 
 
 def replace_section(text: str, heading: str, section: str) -> str:
-    """``text`` with the ``heading`` section (up to the next ``## ``) replaced or appended;
-    a ``### Last Tansu figures`` subsection of the old section stays, at the end."""
+    """``text`` with the ``heading`` section (up to the next ``## ``) replaced or appended.
+
+    Of the old section, the subsections the new one does not write itself stay after it,
+    in their order: the notes of earlier rounds, written by hand (an issue's A/B runs, a
+    scale run), and ``### Last Tansu figures``, last. A run replaces its figures, never
+    that record."""
     if not text.strip():
         text = TITLE
     pattern = re.compile(rf"^{re.escape(heading)}[ \t]*\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
     body = section.rstrip("\n") + "\n\n"
     old = pattern.search(text)
-    if old:
-        kept = KEPT.search(old.group(0))
-        if kept:
-            body += kept.group(0).rstrip("\n") + "\n\n"
-        return pattern.sub(lambda _: body, text, count=1).rstrip("\n") + "\n"
-    return text.rstrip("\n") + "\n\n" + body.rstrip("\n") + "\n"
+    if not old:
+        return text.rstrip("\n") + "\n\n" + body.rstrip("\n") + "\n"
+    written = {line for line in section.splitlines() if line.startswith("### ")}
+    kept = [
+        sub.replace(KEPT_NOTE, "").rstrip("\n")
+        for sub in SUBSECTION.findall(old.group(0))
+        if sub.splitlines()[0] not in written
+    ]
+    notes = [sub for sub in kept if not sub.startswith(TANSU)]
+    if notes:
+        body += KEPT_NOTE + "\n\n" + "".join(sub + "\n\n" for sub in notes)
+    body += "".join(sub + "\n\n" for sub in kept if sub.startswith(TANSU))
+    return pattern.sub(lambda _: body, text, count=1).rstrip("\n") + "\n"
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
