@@ -113,14 +113,19 @@ class AccountTable:
         sticky = self.assignor.generations != self._sticky_generations
         self._sticky_generations = self.assignor.generations
         self._eager = not sticky
-        await self.drop_partitions(self._held - assigned)
+        lost = self._held - assigned
+        await self.drop_partitions(lost)
         self._held = set(assigned)
         if assigned:
             await self.consumer.seek_to_beginning(*assigned)
         log.info("fetcher now holds account partitions %s", sorted(tp.partition for tp in assigned))
-        if sticky and self.assignor.held_back:
-            # The lost partitions' accounts are stopped: the next generation gives
-            # them to their new owner.
+        if sticky and self.assignor.held_back and lost:
+            # The lost partitions' accounts are stopped: the next generation gives them
+            # to their new owner. Only their old owner asks for it: its JoinGroup reports
+            # less than before, which makes the broker rebalance. A member that lost
+            # nothing would join with the same report, and a stable group answers that
+            # with the generation it has: hundreds of JoinGroup and SyncGroup a second,
+            # until the old owner rejoined (seen in test_fetcher_resilience's replica).
             self._guard.request_rejoin()
 
     async def drop_partitions(self, partitions: set[TopicPartition]) -> None:

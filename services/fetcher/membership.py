@@ -3,8 +3,8 @@
 - :class:`StickyAssignor` runs :func:`services.fetcher.assignment.assign` as the group
   leader's assignor. Each member reports, in its subscription's user data, the
   partitions whose accounts it may still be running; the assignment's user data lists
-  the partitions held back this generation, and a member that sees any asks for the
-  follow-up rebalance that hands them out.
+  the partitions held back this generation, and the member that lost them asks for the
+  follow-up rebalance that hands them out, once it stopped their accounts.
 - :class:`SessionGuard` knows when the coordinator last confirmed this member. A member
   the broker drops (its session expired, or it did not rejoin within the rebalance
   timeout) has its partitions handed to the others at once, with nobody reporting

@@ -103,6 +103,16 @@ def _fetcher_process(env: Env, log: Path, **extra: str) -> subprocess.Popen[byte
         )
 
 
+def _end_replica(other: subprocess.Popen[bytes] | None, log: Path) -> None:
+    """Kill the replica if it still runs, and print its log: pytest shows a failed
+    test's output, and the replica's side of a rebalance is half of what happened."""
+    if other is not None and other.poll() is None:
+        other.kill()
+        other.wait()
+    if log.exists():
+        print(f"--- {log.name} ---\n{log.read_text(errors='replace')[-30000:]}")
+
+
 def _spread_ids(suffix: str, count: int) -> list[str]:
     """Account ids on ``count`` distinct partitions of the accounts topic (the producer's
     murmur2 of the key, as Kafka's default partitioner): however the group splits the 8
@@ -182,9 +192,7 @@ async def test_a_killed_replica_hands_its_accounts_over(
             assert all(len(d["sightings"]) == 1 for d in docs)
             await asyncio.sleep(0)
     finally:
-        if other.poll() is None:
-            other.kill()
-            other.wait()
+        _end_replica(other, tmp_path / "replica.log")
 
 
 async def test_a_lone_replica_joins_the_accounts_group_in_one_generation(
@@ -327,9 +335,7 @@ async def test_a_replica_restarted_under_its_name_moves_no_account(
             await eventually(arrived, timeout=60, what="new mail in every account")
             assert all(_sessions(env, address[a]) == sessions for a, sessions in mine.items())
     finally:
-        if other is not None and other.poll() is None:
-            other.kill()
-            other.wait()
+        _end_replica(other, tmp_path / "replica.log")
 
 
 def _sessions(env: Env, address: str) -> frozenset[str]:
@@ -426,6 +432,11 @@ async def test_a_joining_replica_moves_only_the_accounts_it_takes(
             assert gaps == dict.fromkeys(kept, 0)
             assert both == []
             assert took < 30
+            # The join took two generations: nothing for the newcomer while this replica
+            # stopped the 4 accounts, then the 4. It did not ask for more meanwhile (it
+            # once rejoined hundreds of times a second until this replica had stopped).
+            joins = (tmp_path / "replica.log").read_text().count("now holds account partitions")
+            assert joins <= 3, f"the new replica was assigned partitions {joins} times"
 
             new_ids = []
             for i, u in enumerate(users):
@@ -439,6 +450,4 @@ async def test_a_joining_replica_moves_only_the_accounts_it_takes(
             await eventually(arrived, timeout=60, what="new mail in every account")
             assert all(_all_sessions(env)[address[a]] == before[a] for a in kept)
     finally:
-        if other is not None and other.poll() is None:
-            other.kill()
-            other.wait()
+        _end_replica(other, tmp_path / "replica.log")
