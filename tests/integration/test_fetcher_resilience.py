@@ -148,6 +148,7 @@ async def test_a_killed_replica_hands_its_accounts_over(
 
             async def split() -> set[str] | None:
                 running.check()
+                assert other.poll() is None, "the other replica exited"
                 states = await db.account_states.find().to_list(None)
                 # No worker: released by one replica, not yet taken up by the other.
                 idle = all(s["status"] == "idle" and s["worker"] for s in states)
