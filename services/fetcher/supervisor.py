@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from schemas.account import AccountRecord
 from schemas.mailbox_state import AccountStatus
 from services.common import metrics
+from services.common.awaiting import awaiting
 from services.common.logs import account_id_var, register_secret
 from services.common.oauth2 import AccessToken
 from services.common.retry import backoff
@@ -25,6 +26,11 @@ from services.fetcher.worker_start import Start
 from services.imap import AuthenticationFailed, Credentials
 
 log = logging.getLogger("mailsync.fetcher.supervisor")
+
+# A cancelled account task ends within LOGOUT's 5 s bound (ImapSession.close); one that
+# has not by then is reported with where it waits, and still waited for: it may hold a
+# connection, and its partition must not go to another replica while it does.
+STOP_REPORT_S = 10.0
 
 
 WorkerFactory = Callable[[AccountRecord, str | AccessToken, Start], AccountWorker]
@@ -89,8 +95,7 @@ class Supervisor:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _ended(task)
         for entry in entries:  # gone from this replica: its status series go too
             metrics.forget_account(entry.record.account_id)
         self._states.forget([e.record.account_id for e in entries])
@@ -162,3 +167,17 @@ class Supervisor:
                         acc_id, AccountStatus.ERROR, f"{verdict.reason} (retrying)"
                     )
                 await asyncio.sleep(delay)
+
+
+async def _ended(task: asyncio.Task[None]) -> None:
+    """Wait for a cancelled account task to end, saying where it waits if it is slow."""
+    done, _ = await asyncio.wait({task}, timeout=STOP_REPORT_S)
+    if not done:
+        log.warning(
+            "%s has not ended %.0f s after it was cancelled; waiting at:\n  %s",
+            task.get_name(),
+            STOP_REPORT_S,
+            "\n  ".join(awaiting(task)),
+        )
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
