@@ -27,10 +27,16 @@ from services.imap import AuthenticationFailed, Credentials
 
 log = logging.getLogger("mailsync.fetcher.supervisor")
 
-# A cancelled account task ends within LOGOUT's 5 s bound (ImapSession.close); one that
-# has not by then is reported with where it waits, and still waited for: it may hold a
-# connection, and its partition must not go to another replica while it does.
-STOP_REPORT_S = 10.0
+# Python 3.11's asyncio.wait_for can hide a cancellation: when what it awaits ends at
+# the same moment, it returns that and its task goes on as if never cancelled
+# (python/cpython#86296, fixed in 3.12 by the rewrite in #98518), on to its next wait:
+# IDLE, 25 minutes. aioimaplib awaits every command through wait_for. A stopped account
+# task still running after RECANCEL_S is cancelled again, until it ends: its partition
+# must not go to another replica while it may still sync (the session guard stops all
+# accounts a third of the session before the broker hands them out). The first time,
+# and every REPORT_EVERY-th, it is reported with where it waits.
+RECANCEL_S = 2.0
+REPORT_EVERY = 5
 
 
 WorkerFactory = Callable[[AccountRecord, str | AccessToken, Start], AccountWorker]
@@ -170,14 +176,18 @@ class Supervisor:
 
 
 async def _ended(task: asyncio.Task[None]) -> None:
-    """Wait for a cancelled account task to end, saying where it waits if it is slow."""
-    done, _ = await asyncio.wait({task}, timeout=STOP_REPORT_S)
-    if not done:
-        log.warning(
-            "%s has not ended %.0f s after it was cancelled; waiting at:\n  %s",
-            task.get_name(),
-            STOP_REPORT_S,
-            "\n  ".join(awaiting(task)),
-        )
+    """Wait for a cancelled account task to end, cancelling it again while it runs on
+    (see RECANCEL_S)."""
+    again = 0
+    while not (await asyncio.wait({task}, timeout=RECANCEL_S))[0]:
+        again += 1
+        if again % REPORT_EVERY == 1:
+            log.warning(
+                "%s still runs %.0f s after it was cancelled: cancelled again; it waits at:\n  %s",
+                task.get_name(),
+                again * RECANCEL_S,
+                "\n  ".join(awaiting(task)),
+            )
+        task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task

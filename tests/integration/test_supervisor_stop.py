@@ -4,11 +4,16 @@
 cancellation, when both end at once: a stop (a rebalance, the session guard) that closed
 a connection mid-handshake came back as a connection reset. The supervisor took it for
 a failure and retried: the account ran on a replica that had given it up, and the stop
-waited for it for ever (bench/scale.py: a storm at N = 10,000 hung)."""
+waited for it for ever (bench/scale.py: a storm at N = 10,000 hung).
+
+And an account whose cancellation ``wait_for`` hid (it returned what it awaited, which
+ended at the same moment: the task goes on, to its next wait) is cancelled again."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from typing import cast
 
 import pytest
@@ -68,3 +73,49 @@ async def test_an_account_stopped_as_its_connection_fails_is_not_retried(env: En
         await states.flush()
         doc = await db.account_states.find_one({"_id": record.account_id})
         assert doc is None or doc.get("status") != AccountStatus.ERROR.value
+
+
+class _GoesOnOnce:
+    """A worker whose first cancellation is lost, as ``wait_for`` loses one in Python
+    3.11 (python/cpython#86296): it goes on to a long wait, as an account goes on to
+    IDLE."""
+
+    def __init__(self, started: asyncio.Event, ended: list[str]):
+        self._started = started
+        self._ended = ended
+
+    async def run(self) -> None:
+        self._started.set()
+        with contextlib.suppress(asyncio.CancelledError):  # what wait_for did with it
+            await asyncio.sleep(3600)
+        try:
+            await asyncio.sleep(1500)  # IDLE's 25 minutes
+        finally:
+            self._ended.append("ended")
+
+
+async def test_an_account_that_went_on_after_its_cancellation_is_cancelled_again(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = env.mail_user("stoplost")
+    record = env.account(user)
+    started, ended = asyncio.Event(), list[str]()
+
+    def make_worker(
+        rec: AccountRecord, credential: str | AccessToken, start: Start
+    ) -> AccountWorker:
+        return cast(AccountWorker, _GoesOnOnce(started, ended))
+
+    settings = FetcherSettings(**env.overrides)
+    async with env.mongo() as db, TokenProvider(env.box) as tokens:
+        supervisor = Supervisor(
+            settings, StateStore(db, "replica-lost"), Credentials(env.box, tokens), make_worker
+        )
+        await supervisor.apply(record)
+        await asyncio.wait_for(started.wait(), 30)
+        with caplog.at_level(logging.WARNING, "mailsync.fetcher.supervisor"):
+            await asyncio.wait_for(supervisor.stop([record.account_id]), 30)
+        assert ended == ["ended"]
+        [report] = [r.getMessage() for r in caplog.records if "still runs" in r.getMessage()]
+        assert f"account:{record.account_id} still runs 2 s after it was cancelled" in report
+        assert "in run" in report  # where it waited: the worker's run
