@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import cast
+from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import pytest
+from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas.account import AccountRecord
 from schemas.mailbox_state import AccountStatus
@@ -49,21 +51,32 @@ class _ResetOnStop:
             raise ConnectionResetError(104, "Connection reset by peer") from None
 
 
-async def test_an_account_stopped_as_its_connection_fails_is_not_retried(env: Env) -> None:
-    user = env.mail_user("stopreset")
-    record = env.account(user)
-    runs: list[str] = []
-    started = asyncio.Event()
+@contextlib.asynccontextmanager
+async def _supervising(
+    env: Env, replica: str, worker: object
+) -> AsyncIterator[tuple[Supervisor, StateStore, AsyncDatabase[Any]]]:
+    """A supervisor whose every account runs ``worker``, and its state store."""
 
     def make_worker(
         rec: AccountRecord, credential: str | AccessToken, start: Start
     ) -> AccountWorker:
-        return cast(AccountWorker, _ResetOnStop(runs, started))
+        return cast(AccountWorker, worker)
 
     settings = FetcherSettings(**env.overrides)
     async with env.mongo() as db, TokenProvider(env.box) as tokens:
-        states = StateStore(db, "replica-stop")
-        supervisor = Supervisor(settings, states, Credentials(env.box, tokens), make_worker)
+        states = StateStore(db, replica)
+        yield Supervisor(settings, states, Credentials(env.box, tokens), make_worker), states, db
+
+
+async def test_an_account_stopped_as_its_connection_fails_is_not_retried(env: Env) -> None:
+    record = env.account(env.mail_user("stopreset"))
+    runs: list[str] = []
+    started = asyncio.Event()
+    async with _supervising(env, "replica-stop", _ResetOnStop(runs, started)) as (
+        supervisor,
+        states,
+        db,
+    ):
         await supervisor.apply(record)
         await asyncio.wait_for(started.wait(), 30)
         # Before the fix: retried after the reset, and the stop never returned.
@@ -97,20 +110,13 @@ class _GoesOnOnce:
 async def test_an_account_that_went_on_after_its_cancellation_is_cancelled_again(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
-    user = env.mail_user("stoplost")
-    record = env.account(user)
+    record = env.account(env.mail_user("stoplost"))
     started, ended = asyncio.Event(), list[str]()
-
-    def make_worker(
-        rec: AccountRecord, credential: str | AccessToken, start: Start
-    ) -> AccountWorker:
-        return cast(AccountWorker, _GoesOnOnce(started, ended))
-
-    settings = FetcherSettings(**env.overrides)
-    async with env.mongo() as db, TokenProvider(env.box) as tokens:
-        supervisor = Supervisor(
-            settings, StateStore(db, "replica-lost"), Credentials(env.box, tokens), make_worker
-        )
+    async with _supervising(env, "replica-lost", _GoesOnOnce(started, ended)) as (
+        supervisor,
+        _,
+        _,
+    ):
         await supervisor.apply(record)
         await asyncio.wait_for(started.wait(), 30)
         with caplog.at_level(logging.WARNING, "mailsync.fetcher.supervisor"):
