@@ -20,6 +20,7 @@ from services.common.logs import (
     JsonFormatter,
     TextFormatter,
     log_context,
+    redact,
     register_secret,
     setup_logging,
 )
@@ -94,6 +95,27 @@ def test_json_log_line_carries_ids_and_masks_registered_secrets() -> None:
     outside = json.loads(JsonFormatter().format(_record("no context")))
     assert outside["account_id"] is None and outside["request_id"] is None
     assert "abc" in JsonFormatter().format(_record("abc stays"))
+
+
+def test_every_secret_is_masked_whole_among_ten_thousand() -> None:
+    """A fetcher registers every account's password: each still masked whole, where it
+    starts a line, ends it, overlaps or contains another, or follows one directly."""
+    passwords = [f"pw-{n:05d}-{n * 7919 % 100003:06d}" for n in range(10_000)]
+    for password in passwords:
+        register_secret(password)
+    register_secret("overlap-start-")
+    register_secret("start-and-end")
+    register_secret("contains-inner-x")
+    register_secret("inner-x")
+    first, last = passwords[0], passwords[-1]
+    assert redact(f"{first} logged in") == "********** logged in"
+    assert redact(f"logged in as {last}") == "logged in as **********"
+    assert redact(f"{first}{last}!") == "**********!"
+    assert redact("a overlap-start-and-end b") == "a ********** b"
+    assert redact("[contains-inner-x]") == "[**********]"
+    assert redact("only inner-x here") == "only ********** here"
+    assert redact(f"{first[:-1]} is not one") == f"{first[:-1]} is not one"
+    assert redact("short") == "short"
 
 
 def test_text_log_line_names_the_account() -> None:
