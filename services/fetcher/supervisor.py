@@ -100,8 +100,7 @@ class Supervisor:
         tasks = [e.task for e in entries if e.task is not None]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            await _ended(task)
+        await _ended(tasks)
         for entry in entries:  # gone from this replica: its status series go too
             metrics.forget_account(entry.record.account_id)
         self._states.forget([e.record.account_id for e in entries])
@@ -175,19 +174,28 @@ class Supervisor:
                 await asyncio.sleep(delay)
 
 
-async def _ended(task: asyncio.Task[None]) -> None:
-    """Wait for a cancelled account task to end, cancelling it again while it runs on
-    (see RECANCEL_S)."""
+async def _ended(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for cancelled account tasks to end, cancelling again those that run on (see
+    RECANCEL_S)."""
+    pending = {t for t in tasks if not t.done()}
     again = 0
-    while not (await asyncio.wait({task}, timeout=RECANCEL_S))[0]:
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=RECANCEL_S)
+        if not pending:
+            break
         again += 1
         if again % REPORT_EVERY == 1:
+            stuck = min(pending, key=lambda t: t.get_name())
             log.warning(
-                "%s still runs %.0f s after it was cancelled: cancelled again; it waits at:\n  %s",
-                task.get_name(),
+                "%d account task(s) still run %.0f s after they were cancelled: cancelled "
+                "again; %s waits at:\n  %s",
+                len(pending),
                 again * RECANCEL_S,
-                "\n  ".join(awaiting(task)),
+                stuck.get_name(),
+                "\n  ".join(awaiting(stuck)),
             )
-        task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+        for task in pending:
+            task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
