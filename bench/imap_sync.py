@@ -61,7 +61,6 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench._harness import (
-    FETCH_POLL_S,
     MB,
     SHUTDOWN_TIMEOUT_S,
     USER,
@@ -279,7 +278,7 @@ def render_sync(r: SyncReport) -> str:
             "",
             f"Checks: mbsync wrote {', '.join(str(p.files) for p in r.mbsync)} files; "
             f"raw-messages holds {f.records} records (expected {n} each). The fetcher's "
-            f"time is when a probe polling its cursor every {FETCH_POLL_S:.2f}s saw it.",
+            "time ends when it wrote its last cursor (the cursor's own `updated_at`).",
         ]
     lines += [
         "",
