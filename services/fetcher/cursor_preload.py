@@ -12,7 +12,8 @@ Valid because the cursors of an account that is not running on this replica have
 writer until it starts here: the previous owner stopped it before the partition was
 handed out (:mod:`.assignment`), and a resync drops cursors only once the account is
 paused, a record that stops the worker this preload was for (and with it the preload).
-A preload serves the worker's first run only: a retry reads the database again. A
+A preload serves the worker's first run only: a retry goes on with the cursors the run
+before left (:mod:`.worker_start`). A
 folder it did not ask for (a name the worker meets that the record did not predict) is
 read as before.
 """

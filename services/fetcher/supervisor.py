@@ -17,6 +17,7 @@ from services.common.awaiting import awaiting
 from services.common.logs import account_id_var, register_secret
 from services.common.oauth2 import AccessToken
 from services.common.retry import backoff
+from services.fetcher.account_cursors import AccountCursors
 from services.fetcher.classify import FailureVerdict, classify_failure
 from services.fetcher.cursor_preload import Known
 from services.fetcher.settings import FetcherSettings
@@ -117,6 +118,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         attempt = 0
         fresh_token_tried = False
+        kept: AccountCursors | None = None  # the cursors as the last run left them
         while True:
             started = loop.time()
             try:
@@ -124,9 +126,11 @@ class Supervisor:
                 register_secret(
                     credential.token if isinstance(credential, AccessToken) else credential
                 )
-                start = Start(handoff=attempt == 0, known_cursors=cursors)
-                cursors = None  # a retry reads them again: this run may have moved them
-                await self._make_worker(record, credential, start).run()
+                start = Start(handoff=attempt == 0, known_cursors=cursors, cursors=kept)
+                cursors = None  # this run may move them: a retry goes on with its own
+                worker = self._make_worker(record, credential, start)
+                kept = worker.cursors
+                await worker.run()
                 return
             except asyncio.CancelledError:
                 raise

@@ -59,12 +59,13 @@ class AccountWorker:
     ):
         self.account = account
         acc_id = account.account_id
-        mine = AccountCursors(
+        mine = (start.cursors if start else None) or AccountCursors(
             cursors,
             acc_id,
             grace_s=settings.fetcher_reconcile_grace_s,
             known=start.known_cursors if start else None,
         )
+        self.cursors = mine  # a retry goes on with them (.worker_start)
         handoff = start is not None and start.handoff
 
         def connect() -> ImapSession:

@@ -38,6 +38,8 @@ class _ResetOnStop:
     """A worker whose connection fails as it is stopped: it raises a reset instead of
     the cancellation, as ``wait_for`` hands it on."""
 
+    cursors = None  # what a retry would go on with: nothing
+
     def __init__(self, runs: list[str], started: asyncio.Event):
         self._runs = runs
         self._started = started
@@ -92,6 +94,8 @@ class _GoesOnOnce:
     """A worker whose first cancellation is lost, as ``wait_for`` loses one in Python
     3.11 (python/cpython#86296): it goes on to a long wait, as an account goes on to
     IDLE."""
+
+    cursors = None
 
     def __init__(self, started: asyncio.Event, ended: list[str]):
         self._started = started
