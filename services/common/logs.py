@@ -38,15 +38,65 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 _by_prefix: dict[str, list[str]] = {}
 # Shorter values would mask ordinary words: a secret this short is a weak one anyway.
 MIN_SECRET_CHARS = 6
+# Per key (an account's credential), its newest values: an access token just refreshed
+# stays masked while the one before may still be valid (until the next refresh).
+KEPT_PER_KEY = 2
+_holds: dict[str, int] = {}  # each masked value: how many keys (or registrations) hold it
+_held: dict[str, tuple[str, ...]] = {}  # key -> its values, newest first
 
 
-def register_secret(value: str | None) -> None:
-    """Never print ``value``: every log line containing it shows ``**********`` instead."""
-    if value and len(value) >= MIN_SECRET_CHARS:
-        key = value[:MIN_SECRET_CHARS]
-        group = _by_prefix.get(key, [])
-        if value not in group:
-            _by_prefix[key] = sorted([*group, value], key=len, reverse=True)
+def register_secret(value: str | None, *, key: str | None = None) -> None:
+    """Never print ``value``: every log line containing it shows ``**********`` instead.
+
+    Without ``key`` (the service's own settings), for the life of the process. With one
+    (``imap:<account>``), the value joins the key's newest :data:`KEPT_PER_KEY` and the
+    oldest leaves: a process held every OAuth2 access token it ever logged in with, a
+    new one for each login after its hourly refresh (the sender's sessions, the
+    fetcher's reconnects), for as long as it ran. A value another key, or a
+    registration without one, still holds stays masked."""
+    if not value or len(value) < MIN_SECRET_CHARS:
+        return
+    if key is None:
+        _hold(value)
+        return
+    before = _held.get(key, ())
+    if before[:1] == (value,):
+        return
+    kept = (value, *(v for v in before if v != value))[:KEPT_PER_KEY]
+    _held[key] = kept
+    if value not in before:
+        _hold(value)
+    for gone in before:
+        if gone not in kept:
+            _release(gone)
+
+
+def forget_secrets(key: str) -> None:
+    """The values registered under ``key`` are masked no longer (the account left this
+    process), unless something else holds them."""
+    for value in _held.pop(key, ()):
+        _release(value)
+
+
+def _hold(value: str) -> None:
+    _holds[value] = _holds.get(value, 0) + 1
+    if _holds[value] == 1:
+        prefix = value[:MIN_SECRET_CHARS]
+        group = [*_by_prefix.get(prefix, []), value]
+        _by_prefix[prefix] = sorted(group, key=len, reverse=True)
+
+
+def _release(value: str) -> None:
+    _holds[value] -= 1
+    if _holds[value]:
+        return
+    del _holds[value]
+    prefix = value[:MIN_SECRET_CHARS]
+    group = [s for s in _by_prefix.get(prefix, []) if s != value]
+    if group:
+        _by_prefix[prefix] = group
+    else:
+        _by_prefix.pop(prefix, None)
 
 
 def redact(text: str) -> str:

@@ -14,7 +14,7 @@ from schemas.account import AccountRecord
 from schemas.mailbox_state import AccountStatus
 from services.common import metrics
 from services.common.awaiting import awaiting
-from services.common.logs import account_id_var, register_secret
+from services.common.logs import account_id_var, forget_secrets, register_secret
 from services.common.oauth2 import AccessToken
 from services.common.retry import backoff
 from services.fetcher.account_cursors import AccountCursors
@@ -104,6 +104,7 @@ class Supervisor:
         await _ended(tasks)
         for entry in entries:  # gone from this replica: its status series go too
             metrics.forget_account(entry.record.account_id)
+            forget_secrets(_secret_key(entry.record.account_id))  # its run ended
         self._states.forget([e.record.account_id for e in entries])
         if release and entries:
             await self._states.released([e.record.account_id for e in entries])
@@ -124,7 +125,8 @@ class Supervisor:
             try:
                 credential = await self._credentials.login(record)
                 register_secret(
-                    credential.token if isinstance(credential, AccessToken) else credential
+                    credential.token if isinstance(credential, AccessToken) else credential,
+                    key=_secret_key(acc_id),
                 )
                 start = Start(handoff=attempt == 0, known_cursors=cursors, cursors=kept)
                 cursors = None  # this run may move them: a retry goes on with its own
@@ -176,6 +178,11 @@ class Supervisor:
                         acc_id, AccountStatus.ERROR, f"{verdict.reason} (retrying)"
                     )
                 await asyncio.sleep(delay)
+
+
+def _secret_key(account_id: str) -> str:
+    """What the account's IMAP credential is registered under (services.common.logs)."""
+    return f"imap:{account_id}"
 
 
 async def _ended(tasks: list[asyncio.Task[None]]) -> None:

@@ -168,7 +168,9 @@ class Dispatcher:
 
         async def login(client: aiosmtplib.SMTP) -> None:
             if isinstance(secret, EncryptedSecret):
-                register_secret(self._secrets.decrypt(secret.ciphertext))
+                register_secret(
+                    self._secrets.decrypt(secret.ciphertext), key=f"smtp:{account.account_id}"
+                )
             token = await smtp_login(
                 client,
                 smtp.username,
@@ -178,7 +180,7 @@ class Dispatcher:
                 account_id=account.account_id,
             )
             if token is not None:
-                register_secret(token.token)
+                register_secret(token.token, key=f"smtp-token:{account.account_id}")
 
         async def before_data() -> None:
             nonlocal current

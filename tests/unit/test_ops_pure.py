@@ -19,6 +19,7 @@ from services.common.lag import lag_by_topic
 from services.common.logs import (
     JsonFormatter,
     TextFormatter,
+    forget_secrets,
     log_context,
     redact,
     register_secret,
@@ -116,6 +117,36 @@ def test_every_secret_is_masked_whole_among_ten_thousand() -> None:
     assert redact("only inner-x here") == "only ********** here"
     assert redact(f"{first[:-1]} is not one") == f"{first[:-1]} is not one"
     assert redact("short") == "short"
+
+
+def test_an_accounts_refreshed_tokens_are_masked_only_while_they_may_be_in_use() -> None:
+    """A fetcher logs in with a fresh access token every hour for years: it masks each
+    account's newest two (the one before may still be valid), not every token it used."""
+    tokens = [f"at-rotating-{n:06d}" for n in range(1_000)]
+    for token in tokens:
+        register_secret(token, key="imap:rot")
+        register_secret(token, key="imap:rot")  # every retry registers it again
+    line = " ".join(tokens[-3:])
+    assert redact(line) == f"{tokens[-3]} ********** **********"
+    assert redact(tokens[0]) == tokens[0]
+    forget_secrets("imap:rot")  # the account left this process
+    assert redact(line) == line
+
+
+def test_a_secret_still_held_elsewhere_stays_masked_when_one_holder_goes() -> None:
+    """Two accounts with one password (or the database's, registered for ever): one
+    account leaving, or changing it, unmasks nothing the other still uses."""
+    register_secret("shared-Pa55word", key="imap:a")
+    register_secret("shared-Pa55word", key="imap:b")
+    register_secret("settings-Pa55word")
+    register_secret("settings-Pa55word", key="imap:c")
+    forget_secrets("imap:a")
+    forget_secrets("imap:c")
+    assert redact("shared-Pa55word settings-Pa55word") == "********** **********"
+    register_secret("changed-1-Pa55word", key="imap:b")
+    register_secret("changed-2-Pa55word", key="imap:b")  # the shared one is now third
+    assert redact("shared-Pa55word") == "shared-Pa55word"
+    assert redact("changed-1-Pa55word changed-2-Pa55word") == "********** **********"
 
 
 def test_text_log_line_names_the_account() -> None:
