@@ -83,6 +83,7 @@ from schemas.topics import (
     TopicSpec,
 )
 from services.cli import SERVICES
+from services.common import garbage
 from services.common.kafka import ensure_topics
 from services.common.lifecycle import Service, run_services
 from services.common.logs import setup_logging
@@ -232,9 +233,12 @@ async def measure_dedup(
     if sent is not None:
         await sent.start()
     marks: dict[str, tuple[float, float]] = {}
+    garbage.configure()  # the collector as `mailsync dedup` sets it (services.common.process)
     service = TimedService((make or SERVICES["dedup"])(dict(overrides)), marks)
     stop = asyncio.Event()
-    runner = asyncio.create_task(run_services([service], stop, SHUTDOWN_TIMEOUT_S))
+    runner = asyncio.create_task(
+        run_services([service], stop, SHUTDOWN_TIMEOUT_S, on_started=garbage.freeze_started)
+    )
     try:
         while not marks and not runner.done():
             if time.monotonic() > deadline:

@@ -81,6 +81,7 @@ from devservers import DovecotServer, MailUser
 from schemas.envelope import meta_header
 from schemas.topics import RAW_MESSAGES
 from services.cli import SERVICES
+from services.common import garbage
 from services.common.lifecycle import run_services
 from services.common.logs import setup_logging
 from services.common.settings import CommonSettings
@@ -392,10 +393,12 @@ async def measure_idle(
     first_uid = int(dovecot.status(USER.address, "INBOX")["uidnext"])
     await publish_account(CommonSettings(**overrides), dovecot.imaps_port)
     tail = RawTail(CommonSettings(**overrides))
+    garbage.configure()  # the collector as `mailsync fetcher` sets it (services.common.process)
     service: Any = SERVICES["fetcher"](dict(overrides))
     began = time.perf_counter()
     await service.start()
     out.start_s = time.perf_counter() - began
+    garbage.freeze_started()
     await tail.start()
     stop = asyncio.Event()
     runner = asyncio.create_task(run_services([Started(service)], stop, SHUTDOWN_TIMEOUT_S))

@@ -58,6 +58,7 @@ from schemas.send_request import SendRecord, SendRequest, SendResult, SendState
 from schemas.topics import SEND_REQUESTS, SEND_RESULTS, TOPICS
 from services.accounts import publish_account
 from services.cli import SERVICES
+from services.common import garbage
 from services.common.kafka import ensure_topics, producer
 from services.common.lifecycle import run_services
 from services.common.secrets import SecretBox
@@ -128,8 +129,11 @@ async def _run_sender(
     await prod.start()
     await publish_account(prod, settings, account)
     stop = asyncio.Event()
+    garbage.configure()  # the collector as `mailsync sender` sets it (services.common.process)
     sender = TimedService(SERVICES["sender"](overrides), marks)  # its start() timed
-    runner = asyncio.create_task(run_services([sender], stop, 15.0))
+    runner = asyncio.create_task(
+        run_services([sender], stop, 15.0, on_started=garbage.freeze_started)
+    )
     try:
         # Two lone requests first: the first warms up (the consumer group join), the
         # second is the latency of one request on an idle sender.
