@@ -270,6 +270,15 @@ class KafkaBroker:
             "message.max.bytes": 16 * 1024 * 1024,
             "replica.fetch.max.bytes": 16 * 1024 * 1024,
             "log.segment.bytes": 64 * 1024 * 1024,
+            # Each partition's offset and time indexes are preallocated sparse files of
+            # this size, mapped into the broker. The first touch of one faults in a
+            # read-around of the device's readahead (8 MiB on this machine's virtio disk) of
+            # zeros into the page cache: at 10 MiB (the default) a bench round's new
+            # topics added ~350 MB of cache, and once the VM's warm memory ran out the
+            # broker's kernel time grew tenfold (bench/RESULTS.md, Dedup, "The third
+            # round"). A 64 MiB segment needs at most 16,384 entries (one per 4 KiB
+            # of log): 192 KiB of time index, 128 KiB of offset index.
+            "log.index.size.max.bytes": 1024 * 1024,
             "num.network.threads": 2,
             "num.io.threads": 4,
             "background.threads": 2,
