@@ -32,8 +32,9 @@ the work:
 - **Against its bound** (``BOUND_ROUNDS``): after the run above (also the JVM's
   warm-up), the relay bound of ``bench.dedup_bound`` (mode ``work``: dedup's work in a
   plain aiokafka relay, no faust) and dedup alternate on the same servers, each round on
-  topics of its own, prefilled the same way. The machine is shared and noisy, so the
-  figure is the ratio of the two means in one run, each round's load noted.
+  topics of its own, prefilled the same way, the order reversed every other pair. The
+  machine is shared and noisy, so the figure is the ratio of the two means in one run,
+  each round's load noted.
 - **Exactly-once against at-least-once** (``GUARANTEE_ROUNDS``): after those
   (production settings, also the JVM's warm-up), dedup runs again once per round with
   ``MAILSYNC_DEDUP_PROCESSING_GUARANTEE`` set, alternating ``at_least_once`` and
@@ -99,8 +100,10 @@ POLL_MS = 100
 PROGRESS_EVERY_S = 5.0
 SHUTDOWN_TIMEOUT_S = 15.0
 Guarantee = Literal["at_least_once", "exactly_once"]
-# Relay bound and dedup alternate, three rounds each, so a neighbour's load falls on both.
-BOUND_ROUNDS = 3
+# Relay bound and dedup alternate, four rounds each, the order reversed every other pair
+# (bound first, then dedup first): a neighbour's load, and a drift over the run (later
+# rounds ran slower, bench/RESULTS.md, Dedup, "The third round"), fall on both alike.
+BOUND_ROUNDS = 4
 # After the first run (warm-up), alternating, so a drift (the JVM's JIT, a neighbour's
 # load) falls on both modes alike.
 GUARANTEE_ROUNDS: tuple[Guarantee, ...] = (
@@ -564,9 +567,9 @@ def render_bound(rounds: list[DedupReport]) -> list[str]:
         "",
         "After the run above, on the same servers and corpus, the relay bound "
         "(`bench/dedup_bound.py`, mode `work`: dedup's work through a plain aiokafka relay, "
-        "no faust) and dedup alternate, each round on topics of its own, prefilled the same "
-        "way (a fresh group, table and changelog). The ratio is dedup's mean over the "
-        "bound's mean, both measured in this run.",
+        "no faust) and dedup alternate, the order reversed every other pair, each round on "
+        "topics of its own, prefilled the same way (a fresh group, table and changelog). "
+        "The ratio is dedup's mean over the bound's mean, both measured in this run.",
         "",
         "| Round | What | Seconds | **Msgs/s** | Steady msgs/s | Bench CPU ms/msg "
         "| Kafka CPU ms/msg | Load 1 min before |",
@@ -712,7 +715,11 @@ def render_rounds(rounds: list[DedupReport]) -> list[str]:
 def main(messages: int, seed: int, timeout_s: float) -> tuple[str, bool]:
     """Run the benchmark, the bound rounds and the guarantee rounds; return (markdown
     body, complete)."""
-    alternating = [Round(bound=b) for _ in range(BOUND_ROUNDS) for b in (True, False)]
+    alternating = [
+        Round(bound=b)
+        for pair in range(BOUND_ROUNDS)
+        for b in ((True, False) if pair % 2 == 0 else (False, True))
+    ]
     guarantees = [Round(g, uncommitted=True) for g in GUARANTEE_ROUNDS]
     report = run(messages, seed, timeout_s, rounds=[*alternating, *guarantees])
     return render(report), report.complete
