@@ -272,12 +272,12 @@ class KafkaBroker:
             "log.segment.bytes": 64 * 1024 * 1024,
             # Each partition's offset and time indexes are preallocated sparse files of
             # this size, mapped into the broker. The first touch of one faults in a
-            # read-around of the device's readahead (8 MiB on this machine's virtio disk) of
-            # zeros into the page cache: at 10 MiB (the default) a bench round's new
-            # topics added ~350 MB of cache, and once the VM's warm memory ran out the
-            # broker's kernel time grew tenfold (bench/RESULTS.md, Dedup, "The third
-            # round"). A 64 MiB segment needs at most 16,384 entries (one per 4 KiB
-            # of log): 192 KiB of time index, 128 KiB of offset index.
+            # read-around of the disk's readahead (8 MiB on the bench VM) of zeros into
+            # the page cache: at 10 MiB (the default) a bench round's new topics added
+            # ~350 MB of cache, and once it had grown by some 3 GB the broker's kernel
+            # time grew tenfold (bench/RESULTS.md, Dedup, "The third round"). A 64 MiB
+            # segment needs at most 16,384 entries (one per 4 KiB of log): 192 KiB of
+            # time index, 128 KiB of offset index.
             "log.index.size.max.bytes": 1024 * 1024,
             "num.network.threads": 2,
             "num.io.threads": 4,
