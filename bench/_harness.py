@@ -353,6 +353,16 @@ class Started:
         await self.service.cleanup(failed)
 
 
+async def run_as_production(
+    services: Sequence[Service], stop: asyncio.Event, shutdown_timeout_s: float
+) -> None:
+    """``run_services`` with the cyclic collector as ``mailsync <service>`` sets it
+    (``services.common.process``): its thresholds first, then what the start built
+    frozen once every service started."""
+    garbage.configure()
+    await run_services(services, stop, shutdown_timeout_s, on_started=garbage.freeze_started)
+
+
 class Probe:
     """Reads what the pipeline produced: the fetcher's cursor, activities, topic records."""
 

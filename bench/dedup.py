@@ -18,7 +18,7 @@ the work:
   The account record of the corpus's recipient is published first, so dedup knows it.
 - **Dedup**: ``services.cli.SERVICES["dedup"]`` (faust: agent ``tag`` reads
   raw-messages and repartitions to dedup-by-fingerprint, agent ``dedup`` keeps the
-  sightings table and writes tagged-messages), run by ``run_services`` as
+  sightings table and writes tagged-messages), run by ``run_as_production`` as
   ``mailsync dedup`` runs it. The clock starts when its ``start()`` returned and stops
   when tagged-messages holds N records, counted by *reading* the topic with one
   consumer without a group that follows every partition, ``read_committed`` (records
@@ -71,6 +71,7 @@ from bench._harness import (
     prefill,
     publish_account,
     rate,
+    run_as_production,
     server_cpu_seconds,
     steady_rate,
 )
@@ -84,9 +85,8 @@ from schemas.topics import (
     TopicSpec,
 )
 from services.cli import SERVICES
-from services.common import garbage
 from services.common.kafka import ensure_topics
-from services.common.lifecycle import Service, run_services
+from services.common.lifecycle import Service
 from services.common.logs import setup_logging
 from services.common.settings import CommonSettings
 from services.dedup.settings import DedupSettings
@@ -236,12 +236,9 @@ async def measure_dedup(
     if sent is not None:
         await sent.start()
     marks: dict[str, tuple[float, float]] = {}
-    garbage.configure()  # the collector as `mailsync dedup` sets it (services.common.process)
     service = TimedService((make or SERVICES["dedup"])(dict(overrides)), marks)
     stop = asyncio.Event()
-    runner = asyncio.create_task(
-        run_services([service], stop, SHUTDOWN_TIMEOUT_S, on_started=garbage.freeze_started)
-    )
+    runner = asyncio.create_task(run_as_production([service], stop, SHUTDOWN_TIMEOUT_S))
     try:
         while not marks and not runner.done():
             if time.monotonic() > deadline:

@@ -91,6 +91,7 @@ from bench._harness import (
     overrides_for,
     publish_account,
     rate,
+    run_as_production,
     seed_mailbox,
     server_cpu_seconds,
     servers,
@@ -101,8 +102,6 @@ from bench.scale import ServiceProcess
 from devservers import DovecotServer
 from schemas.topics import DEAD_LETTERS, RAW_MESSAGES
 from services.cli import SERVICES
-from services.common import garbage
-from services.common.lifecycle import run_services
 from services.common.logs import setup_logging
 from services.common.settings import CommonSettings
 
@@ -149,14 +148,11 @@ async def measure_pipeline(
     """
     result = PipelineRun(expected)
     marks: dict[str, tuple[float, float]] = {}
-    garbage.configure()  # the collector as `mailsync run` sets it (services.common.process)
     services = [TimedService(SERVICES[name](dict(overrides)), marks) for name in INGEST]
     probe = Probe(overrides)
     await probe.start()
     stop = asyncio.Event()
-    runner = asyncio.create_task(
-        run_services(services, stop, SHUTDOWN_TIMEOUT_S, on_started=garbage.freeze_started)
-    )
+    runner = asyncio.create_task(run_as_production(services, stop, SHUTDOWN_TIMEOUT_S))
     try:
         while len(marks) < len(services) and not runner.done():
             if time.monotonic() > deadline:

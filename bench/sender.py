@@ -50,7 +50,7 @@ import aiosmtplib
 from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 
-from bench._harness import TimedService, overrides_for
+from bench._harness import TimedService, overrides_for, run_as_production
 from devservers import DovecotServer, KafkaBroker, SecantusServer, SmtpServer
 from schemas.account import AccountRecord, EncryptedSecret, Endpoint, Security, SharedOwnership
 from schemas.common import Address
@@ -58,9 +58,7 @@ from schemas.send_request import SendRecord, SendRequest, SendResult, SendState
 from schemas.topics import SEND_REQUESTS, SEND_RESULTS, TOPICS
 from services.accounts import publish_account
 from services.cli import SERVICES
-from services.common import garbage
 from services.common.kafka import ensure_topics, producer
-from services.common.lifecycle import run_services
 from services.common.secrets import SecretBox
 from services.common.settings import CommonSettings
 from services.sender.compose import build_message, message_id_for
@@ -129,11 +127,8 @@ async def _run_sender(
     await prod.start()
     await publish_account(prod, settings, account)
     stop = asyncio.Event()
-    garbage.configure()  # the collector as `mailsync sender` sets it (services.common.process)
     sender = TimedService(SERVICES["sender"](overrides), marks)  # its start() timed
-    runner = asyncio.create_task(
-        run_services([sender], stop, 15.0, on_started=garbage.freeze_started)
-    )
+    runner = asyncio.create_task(run_as_production([sender], stop, 15.0))
     try:
         # Two lone requests first: the first warms up (the consumer group join), the
         # second is the latency of one request on an idle sender.
