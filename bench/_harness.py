@@ -82,6 +82,18 @@ def log(text: str) -> None:
     print(f"[bench] {text}", flush=True)
 
 
+def quiesce() -> None:
+    """Write back what earlier runs left in the page cache, before a timed run.
+
+    A fetch run leaves its records (62 MB at 2,000 messages), and a bound three times
+    that, dirty in the broker's page cache; the kernel writes them back once they are 30
+    s old (``vm.dirty_expire_centisecs``), that is in the middle of some later run, whose
+    figure then carries the flusher's CPU and the disk's queue (seen: up to 455 MB dirty
+    between fetch_ab rounds). Synced first, each run starts with nothing to write back.
+    """
+    os.sync()
+
+
 # -- servers and settings -----------------------------------------------------------------
 
 

@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     args = parser.parse_args()
 
-    from bench._harness import USER, build_corpus, overrides_for, seed_mailbox, servers
+    from bench._harness import USER, build_corpus, overrides_for, quiesce, seed_mailbox, servers
     from bench.fetch_bound import measure
 
     versions = [tuple(v.split("=", 1)) for v in args.versions.split(",")]
@@ -140,6 +140,7 @@ def main() -> None:
             for name, tree in versions if r % 2 == 0 else versions[::-1]:
                 k += 1
                 time.sleep(SETTLE_S)
+                quiesce()
                 own = dict(base, mongo_database=f"ab{k}", topic_prefix=f"ab{k}.")
                 own["fetcher_group"] = f"ab{k}"
                 got = _run(name, tree, own, last_uid, dovecot.imaps_port)

@@ -50,6 +50,7 @@ from bench._harness import (
     Corpus,
     imaplib_baseline,
     prefill,
+    quiesce,
 )
 from devservers import DovecotServer, MailUser
 from schemas.account import Endpoint, Security
@@ -183,7 +184,9 @@ def measure(
     both = dict(overrides, topic_prefix="bench-bound.")
     for o in (alone, both):
         asyncio.run(ensure_topics(CommonSettings(**o), [RAW_MESSAGES]))
+    quiesce()
     out.kafka_alone_s = asyncio.run(prefill(alone, corpus)).seconds
+    quiesce()
     ready: Queue[Any] = _FORK.Queue()
     go = _FORK.Event()
     legs = [
@@ -216,6 +219,7 @@ def measure(
     out.together_s = max(e for _, e in done.values()) - min(b for b, _ in done.values())
     one = dict(overrides, topic_prefix="bench-bound-one.")
     asyncio.run(ensure_topics(CommonSettings(**one), [RAW_MESSAGES]))
+    quiesce()
     result: Queue[Any] = _FORK.Queue()
     leg = _FORK.Process(target=_one_process_leg, args=(one, dovecot, user, result))
     leg.start()
