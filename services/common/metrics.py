@@ -30,7 +30,7 @@ Conventions that keep queries and alerts right:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
@@ -349,8 +349,10 @@ def forget_account(account_id: str) -> None:
         _drop_status(account_id, previous)
 
 
-def fetched_bytes_held(held: int) -> None:
-    FETCHED_BYTES_HELD.set(held)
+def report_fetched_bytes_held(read: Callable[[], int]) -> None:
+    """The gauge is ``read()`` when scraped: the count changes twice a fetched message,
+    and setting the gauge each time was a lock and a call of its own."""
+    FETCHED_BYTES_HELD.set_function(read)
 
 
 def imap_connected() -> None:

@@ -26,6 +26,7 @@ from schemas.topics import (
 )
 from services.accounts import RotatedSecretWriter
 from services.accounts.tombstones import TombstoneStore
+from services.common import metrics
 from services.common.accounts_table import AccountDirectory
 from services.common.blobs import BlobStore
 from services.common.heap import release_free_memory
@@ -101,12 +102,10 @@ class FetcherApp:
         )
         self._states = states
         cursors = CursorStore(db)
+        held = HeldBytes(s.fetcher_held_mib * 1024 * 1024)
+        metrics.report_fetched_bytes_held(lambda: held.held)
         publisher = Publisher(
-            self._producer,
-            s.topic(RAW_MESSAGES),
-            blobs,
-            s.inline_limit_bytes,
-            HeldBytes(s.fetcher_held_mib * 1024 * 1024),
+            self._producer, s.topic(RAW_MESSAGES), blobs, s.inline_limit_bytes, held
         )
         events = EventPublisher(self._producer, s.topic(MAILBOX_EVENTS))
         processed = ProcessedQueue(db)

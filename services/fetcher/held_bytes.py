@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from services.common import metrics
-
 
 class HeldBytes:
     """A replica's count, and the fetches to wake when it falls back under the limit."""
@@ -35,12 +33,10 @@ class HeldBytes:
 
     def add(self, size: int) -> None:
         self.held += size
-        metrics.fetched_bytes_held(self.held)
 
     def remove(self, size: int) -> None:
         was_full = self.full
         self.held -= size
-        metrics.fetched_bytes_held(self.held)
         if was_full and not self.full:
             for wake in list(self._watching):
                 wake()

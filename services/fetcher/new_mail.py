@@ -102,11 +102,14 @@ class NewMail:
         # order, each time only after its batch is acknowledged, and every write has
         # landed before the pass goes on. The cursor's flag state stays where it was until
         # the pass ends (see .cursor_rules.Published).
-        # The progress so far (what is synced already), written while the first batch is
-        # fetched.
-        saving: asyncio.Task[None] | None = asyncio.create_task(
-            self._report(folder, _Progress(progress.done, progress.total))
-        )
+        # A checkpoint (cursor and progress) at most every fetcher_checkpoint_s: one
+        # every batch cost the fetcher a tenth of its import rate, the writes' CPU and
+        # SecantusDB's on the cores the import uses (bench/RESULTS.md, "Issue #19, round
+        # 8"), and a restart fetches again only what came after the last one.
+        loop = asyncio.get_running_loop()
+        every_s = self._settings.fetcher_checkpoint_s
+        saved_at = loop.time()
+        saving: asyncio.Task[None] | None = None
         # Many messages: a second connection fetches every other batch once it logged in
         # (.import_connection), published all the same in UID order (.ordered_fetch).
         joining: asyncio.Task[ImapSession | None] | None = None
@@ -126,7 +129,9 @@ class NewMail:
                     missing += [uid for uid in batch.uids if uid not in batch.got]
                     published |= batch.got
                     progress.done += len(batch.uids)
-                    if left:  # the last batch's cursor is the caller's to write
+                    # The last batch's cursor is the caller's to write.
+                    if left and loop.time() - saved_at >= every_s:
+                        saved_at = loop.time()
                         change = Published(frozenset(published), tuple(missing))
                         saving = self._save(
                             saving, batch.acked, folder, prev, status, change, progress

@@ -26,6 +26,14 @@ class FetcherSettings(CommonSettings):
         "one's accounts move this long after its death.",
     )
     fetcher_batch_size: int = Field(default=200, ge=1, le=5000, description="UIDs per FETCH.")
+    fetcher_checkpoint_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="While a folder imports, its cursor and progress are written at most "
+        "this often (after a batch Kafka acknowledged; always at the end of the pass): "
+        "a restart fetches again at most what this long imported. 0: after every batch.",
+    )
     fetcher_held_mib: int = Field(
         default=128,
         ge=1,

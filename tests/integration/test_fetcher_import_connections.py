@@ -21,7 +21,12 @@ from tests.integration.test_fetcher_folders import small
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 # Small batches, and a second connection from 100 messages left: many batches on each.
-TWO = {"fetcher_batch_size": 25, "fetcher_second_connection_from": 100}
+# A checkpoint every batch: the tests see an import midway by its cursor.
+TWO = {
+    "fetcher_batch_size": 25,
+    "fetcher_second_connection_from": 100,
+    "fetcher_checkpoint_s": 0.0,
+}
 
 
 def fill(env: Env, address: str, count: int) -> None:

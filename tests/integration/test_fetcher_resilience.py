@@ -46,7 +46,9 @@ async def test_connection_kicked_mid_fetch_resumes_without_loss(
     await env.publish_accounts(account)
     ids = fill(env, user.address, 600, seed=61)
 
-    async with env.mongo() as db, pipeline(fetcher_batch_size=50) as running:
+    # A checkpoint every batch: the import is seen midway by its cursor.
+    settings = {"fetcher_batch_size": 50, "fetcher_checkpoint_s": 0.0}
+    async with env.mongo() as db, pipeline(**settings) as running:
 
         async def partly() -> bool:
             running.check()
