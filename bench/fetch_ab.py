@@ -66,6 +66,7 @@ def _child() -> None:
     out = {
         "seconds": run.fetch_s,
         "transfer_s": run.transfer_s,
+        "from_fetch_s": getattr(run, "from_fetch_s", None),
         "first_s": run.first_s,
         "cpu_s": cpu.get("end", 0.0) - cpu.get("start", 0.0),
         "peak_rss_mb": _peak_rss_mb(),
@@ -119,10 +120,12 @@ def main() -> None:
 
     versions = [tuple(v.split("=", 1)) for v in args.versions.split(",")]
     # Per version: the cold ratio (start() to the last cursor, against both legs in two
-    # processes), and the transfer's (first record to the last cursor) against both the
-    # two-process bound and one process (bench.fetch_bound's docstring).
+    # processes); the span's (its first UID FETCH to the last cursor, as the bound times
+    # its legs; trees before it: none); and the transfer's (first record to the last
+    # cursor) against both the two-process bound and one process (bench.fetch_bound's
+    # docstring).
     ratios: dict[str, dict[str, list[float]]] = {
-        name: {"cold": [], "transfer": [], "one process": []} for name, _ in versions
+        name: {"cold": [], "span": [], "transfer": [], "one process": []} for name, _ in versions
     }
     corpus = build_corpus(args.messages, 1)
     with tempfile.TemporaryDirectory() as tmp, servers(Path(tmp)) as (kafka, secantus, dovecot):
@@ -146,11 +149,16 @@ def main() -> None:
                 got = _run(name, tree, own, last_uid, dovecot.imaps_port)
                 mine = ratios[name]
                 mine["cold"].append(bound.together_s / got["seconds"])
+                span = got.get("from_fetch_s")
+                if span:
+                    mine["span"].append(bound.together_s / span)
                 transfer = got.get("transfer_s") or got["seconds"]
                 mine["transfer"].append(bound.together_s / transfer)
                 mine["one process"].append(bound.one_process_s / transfer)
                 row.append(
-                    f"{name} {got['seconds']:.3f} s ({mine['cold'][-1]:.2f}), transfer"
+                    f"{name} {got['seconds']:.3f} s ({mine['cold'][-1]:.2f}),"
+                    + (f" from its FETCH {span:.3f} s ({mine['span'][-1]:.2f})," if span else "")
+                    + " transfer"
                     f" {transfer:.3f} s ({mine['transfer'][-1]:.2f}; one process"
                     f" {mine['one process'][-1]:.2f}); first cursor {got['first_s']:.3f} s;"
                     f" CPU {got['cpu_s']:.2f} s; peak RSS {got['peak_rss_mb']:.0f} MB;"
@@ -160,7 +168,7 @@ def main() -> None:
     for name, kinds in ratios.items():
         print(
             f"{name}: medians over {len(kinds['cold'])} runs: "
-            + ", ".join(f"{kind} {statistics.median(v):.3f}" for kind, v in kinds.items())
+            + ", ".join(f"{kind} {statistics.median(v):.3f}" for kind, v in kinds.items() if v)
         )
 
 

@@ -473,6 +473,12 @@ def _ratios(report: PipelineReport) -> list[str]:
                 f"the fetcher alone reaches **{bound.together_s / fetch_alone:.0%}** of "
                 "that best case from `start()`"
             )
+        span = report.fetch_alone.from_fetch_s if report.fetch_alone is not None else None
+        if span:
+            out.append(
+                f"from its first `UID FETCH` to its last cursor, the span the bound's legs are"
+                f" timed over, **{bound.together_s / span:.0%}**"
+            )
         transfer = report.fetch_alone.transfer_s if report.fetch_alone is not None else None
         if transfer and bound.one_process_s:
             out.append(
