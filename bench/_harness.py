@@ -265,12 +265,16 @@ async def prefill(
         # As services.fetcher.new_mail publishes: each batch's records sent while the
         # broker acknowledges the batch before it.
         acks: list[asyncio.Task[None]] = []
+        records = await publisher.records(ACCOUNT_ID, FOLDER, FolderRole.INBOX, UIDVALIDITY)
         for i in range(0, len(fetched), step):
-            sent = [
-                await publisher.send(ACCOUNT_ID, FOLDER, FolderRole.INBOX, UIDVALIDITY, m)
-                for m in fetched[i : i + step]
-            ]
-            acks.append(asyncio.create_task(publisher.acknowledged(ACCOUNT_ID, FOLDER, sent)))
+            batch = fetched[i : i + step]
+            for m in batch:
+                await records.add(m)
+            await records.flush()
+            sent = records.take_sent()
+            acks.append(
+                asyncio.create_task(publisher.acknowledged(ACCOUNT_ID, FOLDER, sent, len(batch)))
+            )
             if len(acks) > 1:
                 await acks.pop(0)
         await asyncio.gather(*acks)

@@ -143,9 +143,10 @@ async def _one_process(
                 for i in range(0, len(uids), SPAN_UIDS):
                     await imap.uid_fetch_each(uids[i : i + SPAN_UIDS], take)
 
+            records = await publisher.records(ACCOUNT_ID, FOLDER, FolderRole.INBOX, UIDVALIDITY)
             fetching = asyncio.create_task(fetch())
             began = cpu = 0.0
-            batch, acks = [], []
+            count, acks = 0, []
             while arrived or not fetching.done():
                 if not arrived:
                     more.clear()
@@ -155,19 +156,24 @@ async def _one_process(
                     continue
                 if not began:
                     began, cpu = time.perf_counter(), time.process_time()
-                message = arrived.popleft()
-                batch.append(
-                    await publisher.send(ACCOUNT_ID, FOLDER, FolderRole.INBOX, UIDVALIDITY, message)
-                )
-                if len(batch) == settings.fetcher_batch_size:
+                await records.add(arrived.popleft())
+                count += 1
+                if count == settings.fetcher_batch_size or not arrived:
+                    await records.flush()  # as the fetcher: full, or nothing at hand
+                if count == settings.fetcher_batch_size:
+                    sent = records.take_sent()
                     acks.append(
-                        asyncio.create_task(publisher.acknowledged(ACCOUNT_ID, FOLDER, batch))
+                        asyncio.create_task(publisher.acknowledged(ACCOUNT_ID, FOLDER, sent, count))
                     )
-                    batch = []
+                    count = 0
                     if len(acks) > 1:
                         await acks.pop(0)
             await fetching  # raises what the FETCH raised
-            acks.append(asyncio.create_task(publisher.acknowledged(ACCOUNT_ID, FOLDER, batch)))
+            await records.flush()
+            sent = records.take_sent()
+            acks.append(
+                asyncio.create_task(publisher.acknowledged(ACCOUNT_ID, FOLDER, sent, count))
+            )
             await asyncio.gather(*acks)
             return time.perf_counter() - began, time.process_time() - cpu
     finally:

@@ -79,8 +79,8 @@ class _Window:
         return batch - self.reading > AHEAD or self.unread > AHEAD_BYTES or self.replica.full
 
 
-class _Arriving:
-    """One batch's messages as they arrive, for one reader."""
+class Arriving:
+    """One batch's messages as they arrive, for one reader (``async for``)."""
 
     def __init__(self, window: _Window) -> None:
         self._window = window
@@ -88,6 +88,12 @@ class _Arriving:
         self._more = asyncio.Event()
         self._ended = False
         self._error: BaseException | None = None
+
+    @property
+    def at_hand(self) -> bool:
+        """A message has arrived that the reader has not taken yet: the next one comes
+        without a wait."""
+        return bool(self._messages)
 
     def put(self, message: FetchedMessage) -> None:
         self._messages.append(message)
@@ -118,7 +124,7 @@ async def ordered_batches(
     chunks: Sequence[list[int]],
     joining: Awaitable[ImapSession | None] | None = None,
     replica: HeldBytes | None = None,
-) -> AsyncGenerator[tuple[list[int], AsyncIterator[FetchedMessage]]]:
+) -> AsyncGenerator[tuple[list[int], Arriving]]:
     """``(batch, its messages as they arrive)`` for each of ``chunks`` (each in
     ascending UID order, one after another) in order, fetched on ``first`` and on what
     ``joining`` gives once it does (None: nothing joins). Each connection has the folder
@@ -128,7 +134,7 @@ async def ordered_batches(
     gives back the rest when it closes."""
     window = _Window(replica or HeldBytes(None))
     unwatch = window.replica.watch(window.moved)
-    arriving = [_Arriving(window) for _ in chunks]
+    arriving = [Arriving(window) for _ in chunks]
     begun = [asyncio.Event() for _ in chunks]  # the caller began reading batch i
     lasts = [chunk[-1] for chunk in chunks]
     claimed = 0  # batches a connection has taken on
@@ -196,7 +202,7 @@ async def ordered_batches(
             window.reading = i
             window.moved()
             begun[i].set()
-            yield chunk, aiter(arriving[i])
+            yield chunk, arriving[i]
     finally:
         for worker in workers:
             worker.cancel()

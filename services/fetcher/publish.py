@@ -1,8 +1,10 @@
-"""Publishing fetched messages: one record per message, all acknowledged (acks=all) or none.
+"""Publishing fetched messages: one record per message, sent in whole batches of a folder
+pass (.record_batches), each acknowledged (acks=all) or failed as a whole.
 
 A message larger than the inline limit goes to the blob store first (its large
 attachments decoded, stored once with the activity's: ``BlobStore.put_message``) and the
-record carries its reference; the cursor is advanced by the caller only after this returns.
+record carries its reference; the cursor is advanced by the caller only once the batches
+holding its messages are acknowledged.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 
 from schemas.common import FolderRole, MessageLocation
-from schemas.envelope import encode_headers
+from schemas.envelope import Headers, encode_headers
 from schemas.mailbox_event import MailboxChange, MailboxEvent
 from schemas.raw_message import RawMessageMeta
 from services.common import metrics
 from services.common.blobs import BlobStore
 from services.fetcher.held_bytes import HeldBytes
+from services.fetcher.record_batches import RecordBatches, partition_of
 from services.imap import FetchedMessage
 
 
@@ -54,12 +57,20 @@ class Publisher:
         inline_limit: int,
         held: HeldBytes | None = None,
     ):
-        self._producer = producer
-        self._topic = topic
+        self.producer = producer
+        self.topic = topic
         self._blobs = blobs
         self._inline_limit = inline_limit
         # What the fetches publishing here hold, over the replica (.held_bytes).
         self.held = held or HeldBytes(None)
+
+    async def records(
+        self, account_id: str, folder: str, role: FolderRole, uidvalidity: int
+    ) -> RecordBatches:
+        """Where a pass of ``folder`` adds its messages (.record_batches), on the
+        partition of the account's key."""
+        partition = await partition_of(self.producer, self.topic, account_id.encode())
+        return RecordBatches(self, account_id, folder, role, uidvalidity, partition)
 
     async def publish(
         self,
@@ -69,40 +80,51 @@ class Publisher:
         uidvalidity: int,
         messages: list[FetchedMessage],
     ) -> None:
-        """Send every message and wait until the broker acknowledged all of them."""
+        """Send every message and wait until the broker acknowledged all of them (a few
+        messages outside a folder pass: the sender's filed copies)."""
+        records = await self.records(account_id, folder, role, uidvalidity)
+        try:
+            for message in messages:
+                self.held.add(len(message.body))  # given back as for a fetched one
+                try:
+                    await records.add(message)
+                except BaseException:
+                    self.held.remove(len(message.body))
+                    raise
+            await records.flush()
+        finally:
+            records.discard()
         metrics.fetched(account_id, folder, len(messages))
-        pending = [await self.send(account_id, folder, role, uidvalidity, m) for m in messages]
-        await self.acknowledged(account_id, folder, pending)
+        await self.acknowledged(account_id, folder, records.take_sent(), len(messages))
 
-    async def send(
+    async def record(
         self,
         account_id: str,
         folder: str,
         role: FolderRole,
         uidvalidity: int,
         msg: FetchedMessage,
-    ) -> asyncio.Future[RecordMetadata]:
-        """Hand one message to the producer (its blob stored first, when it has one); the
-        future ends with the broker's acknowledgement. Records go out in the order sent."""
+    ) -> tuple[bytes, Headers]:
+        """The value and headers of ``msg``'s record; a message above the inline limit is
+        stored in the blob store first, and its record carries the reference."""
         sha256 = hashlib.sha256(msg.body).hexdigest()
         meta = raw_meta(account_id, folder, role, uidvalidity, msg, sha256)
-        value = msg.body
-        if len(msg.body) > self._inline_limit:
-            ref = await self._blobs.put_message(msg.body, sha256)
-            meta = meta.model_copy(update={"blob": ref})
-            value = b""
-        headers = encode_headers(meta, in_blob=meta.blob is not None)
-        sent: asyncio.Future[RecordMetadata] = await self._producer.send(
-            self._topic, value=value, key=account_id.encode(), headers=headers
-        )
-        return sent
+        if len(msg.body) <= self._inline_limit:
+            return msg.body, encode_headers(meta, in_blob=False)
+        ref = await self._blobs.put_message(msg.body, sha256)
+        return b"", encode_headers(meta.model_copy(update={"blob": ref}), in_blob=True)
 
     async def acknowledged(
-        self, account_id: str, folder: str, pending: list[asyncio.Future[RecordMetadata]]
+        self,
+        account_id: str,
+        folder: str,
+        sent: list[asyncio.Future[RecordMetadata]],
+        records: int,
     ) -> None:
-        """Once the broker acknowledged every one of ``pending`` (what :meth:`send` gave)."""
-        await asyncio.gather(*pending)
-        metrics.published(account_id, folder, len(pending))
+        """Once the broker acknowledged every batch of ``sent`` (.record_batches), which
+        hold ``records`` records."""
+        await asyncio.gather(*sent)
+        metrics.published(account_id, folder, records)
 
 
 class EventPublisher:

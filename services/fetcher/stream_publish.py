@@ -1,28 +1,25 @@
 """Batches of a folder fetched and published as they arrive, each batch's acknowledgement
 handed to the caller, who writes what depends on it (a cursor) once it has come.
 
-Each message goes to the producer as soon as IMAP returned it (.ordered_fetch), while the
-broker still acknowledges the batch before (its records go out after that batch's: one
-producer, in the order sent). What the producer holds unacknowledged is bounded as what
-IMAP reads ahead is: the batch before and this one, and past ``ordered_fetch.AHEAD_BYTES``
-(large mail) the next message waits for the broker. Each message taken stays counted in
-the replica's total (``Publisher.held``, .held_bytes) until the broker acknowledged it
-(or failed it).
+Each message goes into the pass's open record batch as soon as IMAP returned it
+(.ordered_fetch, .record_batches), and the record batch goes to the producer when it is
+full or when no other message is at hand, while the broker still acknowledges the batch
+before (one producer and one partition: in the order sent). What the producer holds
+unacknowledged is bounded as what IMAP reads ahead is: the batch before and this one, and
+past ``ordered_fetch.AHEAD_BYTES`` (large mail) the next message waits for the broker.
+Each message taken stays counted in the replica's total (``Publisher.held``,
+.held_bytes) until the broker acknowledged (or failed) the record batch it went in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import AsyncGenerator, Awaitable, Sequence
 from dataclasses import dataclass
 
-from aiokafka.structs import RecordMetadata
-
 from services.common import metrics
 from services.fetcher import ordered_fetch
-from services.fetcher.held_bytes import HeldBytes
 from services.fetcher.ordered_fetch import ordered_batches
 from services.fetcher.publish import Publisher
 from services.imap import Folder, ImapSession
@@ -51,37 +48,37 @@ async def publish_batches(
     acks: list[asyncio.Task[None]] = []  # at most the batch before's and this one's
     unacked = 0  # bytes sent since all before them were acknowledged
     replica = publisher.held
+    records = await publisher.records(account_id, folder.name, folder.role, uidvalidity)
     try:
         fetching = ordered_batches(imap, chunks, joining, replica)
         async with contextlib.aclosing(fetching) as fetched:
             async for uids, arriving in fetched:
-                sent = []
                 got: set[int] = set()
                 mine = 0  # bytes of this batch sent since all before were acknowledged
                 async for msg in arriving:
                     got.add(msg.uid)
-                    size = len(msg.body)
                     try:
-                        record = await publisher.send(
-                            account_id, folder.name, folder.role, uidvalidity, msg
-                        )
+                        await records.add(msg)
                     except BaseException:
-                        replica.remove(size)
+                        replica.remove(len(msg.body))
                         raise
-                    # Not held once acknowledged, or failed: counted message by message,
-                    # so that imports each in the middle of a batch, their connections
-                    # held, still give back what the broker took and may read again.
-                    record.add_done_callback(functools.partial(_give_back, replica, size))
-                    sent.append(record)
-                    mine += size
+                    mine += len(msg.body)
                     if unacked + mine > ordered_fetch.AHEAD_BYTES:  # large mail: broker first
+                        await records.flush()
                         while acks:
                             await acks.pop(0)
-                        await asyncio.gather(*sent)
+                        await asyncio.gather(*records.take_sent())
                         unacked = mine = 0
-                metrics.fetched(account_id, folder.name, len(sent))
+                    elif not arriving.at_hand:  # nothing to add without a wait: send
+                        await records.flush()
+                await records.flush()
+                metrics.fetched(account_id, folder.name, len(got))
                 acks.append(
-                    asyncio.create_task(publisher.acknowledged(account_id, folder.name, sent))
+                    asyncio.create_task(
+                        publisher.acknowledged(
+                            account_id, folder.name, records.take_sent(), len(got)
+                        )
+                    )
                 )
                 yield SentBatch(uids, frozenset(got), acks[-1])
                 if len(acks) > 1:
@@ -90,10 +87,7 @@ async def publish_batches(
         while acks:
             await acks.pop(0)
     finally:
+        records.discard()
         for ack in acks:  # the caller stopped: what follows is fetched again next time
             ack.cancel()
         await asyncio.gather(*acks, return_exceptions=True)
-
-
-def _give_back(replica: HeldBytes, size: int, _: asyncio.Future[RecordMetadata]) -> None:
-    replica.remove(size)
