@@ -590,9 +590,9 @@ def render(report: PipelineReport) -> str:
         if steady is not None:
             sec, mps, mbs = steady
             lines.append(
-                f"| Fetch stage alone after the first batch | {sec} | {mps} | {mbs} | steady "
-                f"state; the first poll to see a cursor saw UID {f.at_first} at "
-                f"{f.first_s:.2f}s |"
+                f"| Fetch stage alone after its first cursor | {sec} | {mps} | {mbs} | "
+                f"steady state; the first poll to see a cursor (a checkpoint, at most one "
+                f"a second) saw UID {f.at_first} at {f.first_s:.2f}s |"
             )
     if p is not None:
         sec, mps, mbs = rate(n, total, p.fetch_s)
@@ -604,8 +604,9 @@ def render(report: PipelineReport) -> str:
         if steady is not None:
             sec, mps, mbs = steady
             lines.append(
-                f"| Fetch stage after the first batch | {sec} | {mps} | {mbs} | steady state; "
-                f"the first poll to see any saw {p.raw_at_first} acked at {p.first_raw_s:.2f}s |"
+                f"| Fetch stage after its first cursor | {sec} | {mps} | {mbs} | steady state; "
+                f"the first poll to see a cursor (a checkpoint, at most one a second) saw "
+                f"{p.raw_at_first} acked at {p.first_raw_s:.2f}s |"
             )
         sec, mps, mbs = rate(n, total, p.end_to_end_s)
         first = f"{p.first_activity_s:.2f}s" if p.first_activity_s is not None else "—"
