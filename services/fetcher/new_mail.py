@@ -103,7 +103,7 @@ class NewMail:
         # landed before the pass goes on. The cursor's flag state stays where it was until
         # the pass ends (see .cursor_rules.Published).
         # A checkpoint (cursor and progress) at most every fetcher_checkpoint_s: one
-        # every batch cost the fetcher a tenth of its import rate, the writes' CPU and
+        # every batch cost the fetcher about 5% of its import rate, the writes' CPU and
         # SecantusDB's on the cores the import uses (bench/RESULTS.md, "Issue #19, round
         # 8"), and a restart fetches again only what came after the last one.
         loop = asyncio.get_running_loop()

@@ -92,9 +92,9 @@ async def _import(env: Env, pipeline: Pipeline, name: str, **settings: Any) -> l
 async def test_an_import_shorter_than_the_checkpoint_interval_writes_its_cursor_once(
     env: Env, pipeline: Pipeline
 ) -> None:
-    """A checkpoint a batch was a durable write each 200 messages, a tenth of an import's
-    rate (bench/RESULTS.md, "Issue #19, round 8"): an import that ends within the interval
-    writes its cursor once, at its end."""
+    """A checkpoint a batch was a durable write each 200 messages, about 5% of an
+    import's rate (bench/RESULTS.md, "Issue #19, round 8"): an import that ends within the
+    interval writes its cursor once, at its end."""
     writes = await _import(env, pipeline, "ckptonce", fetcher_checkpoint_s=60.0)
     assert writes[0] == MESSAGES, f"the first write was the end of the import: {writes}"
 
