@@ -14,6 +14,7 @@ from pymongo import monitoring
 from devservers.corpus import build
 from schemas.topics import RAW_MESSAGES
 from services.topic_reader import read_topic
+from tests.fixtures.mongo_commands import SentCommands
 from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -22,7 +23,7 @@ CUSTOMER = ("Ingrid Bergström", "ingrid@bergstrom-logistik.se")
 MESSAGES, BATCH = 200, 25
 
 
-class _CursorWrites(monitoring.CommandListener):
+class _CursorWrites(SentCommands):
     """The ``last_uid`` of every write sent for one cursor, by any client created after
     it was registered: what the database is told, whoever tells it."""
 
@@ -36,12 +37,6 @@ class _CursorWrites(monitoring.CommandListener):
         for update in event.command.get("updates", []):
             if update["q"].get("_id") == self.cursor_id:
                 self.last_uids.append(int(update["u"]["last_uid"]))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 # Registered once: pymongo keeps a global listener for the process's life.

@@ -20,6 +20,7 @@ from pymongo import monitoring
 from devservers.corpus import build
 from schemas.topics import ACCOUNTS, RAW_MESSAGES
 from services.topic_reader import read_topic
+from tests.fixtures.mongo_commands import SentCommands
 from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -99,7 +100,7 @@ async def test_connection_dropped_during_idle_reconnects_at_once(
         await eventually(arrived, timeout=20, what="the mail delivered after the drop")
 
 
-class _CursorReads(monitoring.CommandListener):
+class _CursorReads(SentCommands):
     """The ``find`` commands sent on ``folder_cursors`` by any client created after it
     was registered, while ``recording``: what the database is asked, whoever asks."""
 
@@ -111,12 +112,6 @@ class _CursorReads(monitoring.CommandListener):
         cursors = event.command_name == "find" and event.command["find"] == "folder_cursors"
         if self.recording and cursors:
             self.reads.append(dict(event.command.get("filter", {})))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 # Registered once: pymongo keeps a global listener for the process's life.
