@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import email
 import hashlib
+import itertools
 from email import policy
 from email.message import EmailMessage
 
 import pytest
 
-from services.imap import FetchedMessage
+from services.imap import FetchedMessage, ImapSession
 from services.imap.tls_buffer import (
     BULK_FETCH_FROM,
     BULK_READ_BUFFER,
@@ -104,3 +105,33 @@ async def test_an_import_reads_in_large_reads_and_gives_the_buffer_back_after(en
         assert set(sizes) == {BULK_READ_BUFFER}
         assert got == sent  # every message whole, in order
         assert len(proto._ssl_buffer) == DEFAULT_READ_BUFFER
+
+
+async def test_two_connections_fetching_at_once_each_get_their_own_mail_whole(env: Env) -> None:
+    """Every connection's TLS layer decrypts into the same buffer (one per thread,
+    services/imap/protocol.py) and the protocol copies its bytes out at once: two imports
+    whose reads interleave still get their own messages, whole and in order."""
+    users = [env.mail_user(f"tlsshare{n}") for n in range(2)]
+    sent = [[filler(100 * n + i, 30_000) for i in range(BULK_FETCH_FROM + 20)] for n in range(2)]
+    for user, mail in zip(users, sent, strict=True):
+        env.dovecot.deliver_many(user.address, mail)
+    async with (
+        session(env, users[0].address, users[0].password) as first,
+        session(env, users[1].address, users[1].password) as second,
+    ):
+        got: list[list[bytes]] = [[], []]
+        arrivals: list[int] = []
+
+        async def fetch(n: int, imap: ImapSession) -> None:
+            def each(message: FetchedMessage) -> None:
+                got[n].append(message.body)
+                arrivals.append(n)
+
+            await imap.uid_fetch_each(await inbox_uids(imap), each)
+
+        await asyncio.gather(fetch(0, first), fetch(1, second))
+        for imap in (first, second):
+            assert imap.client.protocol.transport._ssl_protocol._app_protocol_is_buffer
+    assert got == sent
+    switches = sum(1 for a, b in itertools.pairwise(arrivals) if a != b)
+    assert switches > 2, "the two fetches' reads interleaved"

@@ -17,7 +17,8 @@ what changed, then update the check (for the copied functions, the digest below)
   the producer accumulator's ``drain_by_nodes`` (calling ``_pop_batch``).
 - services/common/kafka.py::partitions_of calls ``AIOKafkaConsumer._client.add_topic``.
 - services/imap/tls_buffer.py replaces the read buffer of asyncio's ``SSLProtocol``
-  (the standard library's, so pinned to what CPython 3.11-3.13 do).
+  (the standard library's, so pinned to what CPython 3.11-3.13 do), and
+  services/imap/protocol.py relies on its reads into a ``BufferedProtocol``.
 """
 
 from __future__ import annotations
@@ -463,6 +464,32 @@ def test_asyncio_tls_read_buffer_as_tls_buffer_shrinks_it() -> None:
     assert "self._ssl_buffer_view[:nbytes]" in _source(proto.buffer_updated), what % (
         "buffer_updated"
     )
+
+
+def test_asyncio_tls_decrypts_into_a_buffered_protocols_buffer_in_one_call() -> None:
+    """services/imap/protocol.py's ``_Protocol`` is a ``BufferedProtocol`` whose buffer is
+    one per thread: asyncio's TLS layer must still take it for one in ``_set_app_protocol``
+    and, in ``_do_read__buffered``, ask for the buffer, decrypt into it and hand it back
+    with nothing in between that could run another connection's read."""
+    import asyncio.sslproto
+    import sys
+
+    ours = "services/imap/protocol.py"
+    proto = asyncio.sslproto.SSLProtocol
+    what = f"Python {sys.version.split()[0]}: asyncio.sslproto.SSLProtocol.%s changed, and {ours}"
+    loop = asyncio.new_event_loop()
+    try:
+        assert isinstance(_Protocol(loop, None), asyncio.BufferedProtocol)
+    finally:
+        loop.close()
+    assert "protocols.BufferedProtocol" in _source(proto._set_app_protocol), what % (
+        "_set_app_protocol"
+    )
+    read = _source(getattr(proto, "_do_read__buffered"))  # noqa: B009 (private, untyped)
+    assert "await" not in read and "self._app_protocol_get_buffer(" in read, what % (
+        "_do_read__buffered"
+    )
+    assert "self._sslobj.read(wants, buf)" in read, what % "_do_read__buffered"
 
 
 def test_aiokafka_still_sends_a_join_group_per_assignor() -> None:
