@@ -265,7 +265,9 @@ async def prefill(
         # As services.fetcher.new_mail publishes: each batch's records sent while the
         # broker acknowledges the batch before it.
         acks: list[asyncio.Task[None]] = []
-        records = await publisher.records(ACCOUNT_ID, FOLDER, FolderRole.INBOX, UIDVALIDITY)
+        records = await publisher.records(
+            ACCOUNT_ID, FOLDER, FolderRole.INBOX, UIDVALIDITY, len(fetched)
+        )
         for i in range(0, len(fetched), step):
             batch = fetched[i : i + step]
             for m in batch:

@@ -143,7 +143,9 @@ async def _one_process(
                 for i in range(0, len(uids), SPAN_UIDS):
                     await imap.uid_fetch_each(uids[i : i + SPAN_UIDS], take)
 
-            records = await publisher.records(ACCOUNT_ID, FOLDER, FolderRole.INBOX, UIDVALIDITY)
+            records = await publisher.records(
+                ACCOUNT_ID, FOLDER, FolderRole.INBOX, UIDVALIDITY, len(uids)
+            )
             fetching = asyncio.create_task(fetch())
             began = cpu = 0.0
             count, acks = 0, []

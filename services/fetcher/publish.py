@@ -23,7 +23,7 @@ from schemas.raw_message import RawMessageMeta
 from services.common import metrics
 from services.common.blobs import BlobStore
 from services.fetcher.held_bytes import HeldBytes
-from services.fetcher.record_batches import RecordBatches, partition_of
+from services.fetcher.record_batches import WHOLE_FROM, RecordBatches, partition_of
 from services.imap import FetchedMessage
 
 
@@ -65,12 +65,13 @@ class Publisher:
         self.held = held or HeldBytes(None)
 
     async def records(
-        self, account_id: str, folder: str, role: FolderRole, uidvalidity: int
+        self, account_id: str, folder: str, role: FolderRole, uidvalidity: int, messages: int
     ) -> RecordBatches:
-        """Where a pass of ``folder`` adds its messages (.record_batches), on the
-        partition of the account's key."""
+        """Where a pass of ``folder`` adds its ``messages`` (.record_batches: whole batches
+        from ``WHOLE_FROM``), on the partition of the account's key."""
         partition = await partition_of(self.producer, self.topic, account_id.encode())
-        return RecordBatches(self, account_id, folder, role, uidvalidity, partition)
+        whole = messages >= WHOLE_FROM
+        return RecordBatches(self, account_id, folder, role, uidvalidity, partition, whole=whole)
 
     async def publish(
         self,
@@ -82,7 +83,7 @@ class Publisher:
     ) -> None:
         """Send every message and wait until the broker acknowledged all of them (a few
         messages outside a folder pass: the sender's filed copies)."""
-        records = await self.records(account_id, folder, role, uidvalidity)
+        records = await self.records(account_id, folder, role, uidvalidity, len(messages))
         try:
             for message in messages:
                 self.held.add(len(message.body))  # given back as for a fetched one

@@ -1,12 +1,14 @@
-"""One folder pass's raw-message records, sent to Kafka as whole record batches.
+"""One folder pass's raw-message records, sent to Kafka as whole record batches when the
+pass is an import.
 
 ``AIOKafkaProducer.send()`` does for every message what a pass needs once: it awaits the
 topic's metadata, hashes the key to a partition (murmur2 in Python), and creates, resolves
 and calls back a future and a ``RecordMetadata`` of its own. In an import that was about
 a tenth of the fetcher's CPU, where IMAP and Kafka share one core (bench/RESULTS.md,
-"Issue #19, round 8"). Here a pass's records, all keyed by the account and so on one
-partition (the account's order), go into a batch builder of the producer's
-(``create_batch``), and each batch is sent whole (``send_batch``):
+"Issue #19, round 8"). Here the records of a pass of ``WHOLE_FROM`` messages or more, all
+keyed by the account and so on one partition (the account's order), go into a batch
+builder of the producer's (``create_batch``), and each batch is sent whole
+(``send_batch``):
 
 - when it is full (the producer's ``max_batch_size``);
 - when the pass has no message at hand (:meth:`RecordBatches.flush`), so that no record
@@ -18,6 +20,12 @@ partition (the account's order), go into a batch builder of the producer's
 Each sent batch has one future, acknowledged or failed as a whole: acks=all, retries and
 idempotence as for ``send()``, which builds the same batches. What a batch holds counts in
 the replica's total (.held_bytes) until then.
+
+A smaller pass (new mail, a sender's filed copy) sends each record with ``send()``, as
+before: the producer then puts the records of every account on a partition into one
+batch, where whole batches of one pass each would queue behind the partition's batch
+before them (``send_batch`` holds one batch per partition), and the few-message passes of
+thousands of accounts would take turns.
 """
 
 from __future__ import annotations
@@ -39,6 +47,9 @@ if TYPE_CHECKING:
     from services.fetcher.publish import Publisher
 
 _PARTITIONER = DefaultPartitioner()
+# Messages in a pass from which its records go as whole batches: an import, where a
+# UID FETCH reads in large reads too (.tls_buffer.BULK_FETCH_FROM).
+WHOLE_FROM = 100
 
 Sent = asyncio.Future[RecordMetadata]
 
@@ -54,6 +65,8 @@ class RecordBatches:
         role: FolderRole,
         uidvalidity: int,
         partition: int,
+        *,
+        whole: bool,
     ):
         self._publisher = publisher
         self._producer: AIOKafkaProducer = publisher.producer
@@ -62,6 +75,7 @@ class RecordBatches:
         self._uidvalidity = uidvalidity
         self._key = account_id.encode()
         self._partition = partition
+        self._whole = whole  # whole batches of this pass, else one send() a record
         self._replica: HeldBytes = publisher.held
         self._builder: BatchBuilder | None = None
         self._open_bytes = 0  # of the messages in the builder, counted in the replica
@@ -75,6 +89,13 @@ class RecordBatches:
         value, headers = await self._publisher.record(
             self._account_id, self._folder, self._role, self._uidvalidity, msg
         )
+        if not self._whole:
+            sent: Sent = await self._producer.send(
+                self._topic, value=value, key=self._key, headers=headers, partition=self._partition
+            )
+            sent.add_done_callback(functools.partial(_settled, self._replica, len(msg.body)))
+            self._sent.append(sent)
+            return
         if self._builder is None:
             self._builder = self._producer.create_batch()
         appended = self._builder.append(key=self._key, value=value, timestamp=None, headers=headers)
@@ -87,7 +108,7 @@ class RecordBatches:
         self._open_bytes = len(msg.body)
 
     async def flush(self) -> None:
-        """Send the open batch, if it has records."""
+        """Send the open batch, if it has records (with whole batches)."""
         builder, size = self._builder, self._open_bytes
         if builder is None:
             return
@@ -104,8 +125,8 @@ class RecordBatches:
         self._sent.append(sent)
 
     def take_sent(self) -> list[Sent]:
-        """The batches sent since the last call, each done once the broker acknowledged
-        (or failed) it."""
+        """The batches (or records) sent since the last call, each done once the broker
+        acknowledged (or failed) it."""
         sent, self._sent = self._sent, []
         return sent
 

@@ -48,7 +48,8 @@ async def publish_batches(
     acks: list[asyncio.Task[None]] = []  # at most the batch before's and this one's
     unacked = 0  # bytes sent since all before them were acknowledged
     replica = publisher.held
-    records = await publisher.records(account_id, folder.name, folder.role, uidvalidity)
+    count = sum(len(chunk) for chunk in chunks)
+    records = await publisher.records(account_id, folder.name, folder.role, uidvalidity, count)
     try:
         fetching = ordered_batches(imap, chunks, joining, replica)
         async with contextlib.aclosing(fetching) as fetched:
