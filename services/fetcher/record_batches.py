@@ -82,8 +82,8 @@ class RecordBatches:
         self._sent: list[Sent] = []
 
     async def add(self, msg: FetchedMessage) -> None:
-        """``msg``'s record in the open batch (its blob stored first, when it has one);
-        the batch goes out once full. ``msg`` counts in the replica from its arrival
+        """``msg``'s record (its blob stored first, when it has one): in the open batch,
+        which goes out once full; else to ``send()``. ``msg`` counts in the replica from its arrival
         (.ordered_fetch): from here on this gives it back, once its batch is acknowledged
         or failed; if this raises, the caller still owns it."""
         value, headers = await self._publisher.record(
