@@ -1,5 +1,5 @@
-"""Publishing fetched messages: one record per message, sent in whole batches of a folder
-pass (.record_batches), each acknowledged (acks=all) or failed as a whole.
+"""Publishing fetched messages: one record per message, an import's sent in whole batches
+(.record_batches), all acknowledged (acks=all) or failed.
 
 A message larger than the inline limit goes to the blob store first (its large
 attachments decoded, stored once with the activity's: ``BlobStore.put_message``) and the

@@ -42,14 +42,15 @@ from aiokafka.structs import RecordMetadata
 from schemas.common import FolderRole
 from services.fetcher.held_bytes import HeldBytes
 from services.imap import FetchedMessage
+from services.imap.tls_buffer import BULK_FETCH_FROM
 
 if TYPE_CHECKING:
     from services.fetcher.publish import Publisher
 
 _PARTITIONER = DefaultPartitioner()
-# Messages in a pass from which its records go as whole batches: an import, where a
-# UID FETCH reads in large reads too (.tls_buffer.BULK_FETCH_FROM).
-WHOLE_FROM = 100
+# Messages in a pass from which its records go as whole batches: an import, the same
+# line from which its UID FETCH reads in large reads (.tls_buffer).
+WHOLE_FROM = BULK_FETCH_FROM
 
 Sent = asyncio.Future[RecordMetadata]
 

@@ -1,9 +1,9 @@
 """Batches of a folder fetched and published as they arrive, each batch's acknowledgement
 handed to the caller, who writes what depends on it (a cursor) once it has come.
 
-Each message goes into the pass's open record batch as soon as IMAP returned it
-(.ordered_fetch, .record_batches), and the record batch goes to the producer when it is
-full or when no other message is at hand, while the broker still acknowledges the batch
+Each message goes to the producer as soon as IMAP returned it (.ordered_fetch; in an
+import, into the pass's open record batch, which goes out when full or when no other
+message is at hand: .record_batches), while the broker still acknowledges the batch
 before (one producer and one partition: in the order sent). What the producer holds
 unacknowledged is bounded as what IMAP reads ahead is: the batch before and this one, and
 past ``ordered_fetch.AHEAD_BYTES`` (large mail) the next message waits for the broker.
