@@ -1,15 +1,17 @@
 """UID FETCH responses (as aioimaplib returns them) to messages (pure).
 
-aioimaplib hands back, per message, the line up to the literal's ``{size}``, the
-literal as a bytearray, and the rest of the line (usually just ``)``). Servers may put
-the attributes before or after the literal (RFC 3501 section 7.4.2), so both halves
-are searched.
+A message's FETCH response comes as the line up to the literal's ``{size}``, the
+literal, and the rest of the line (usually just ``)``): from a streamed FETCH one
+response at a time (:func:`parse_response`), from aioimaplib as lines of many responses,
+each literal a bytearray (:func:`parse_fetch`). Servers may put the attributes before or
+after the literal (RFC 3501 section 7.4.2), so both halves are searched.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.imap.dates import parse_internaldate
@@ -41,39 +43,45 @@ def parse_fetch(lines: list[bytes | bytearray]) -> list[FetchedMessage]:
         if isinstance(line, bytearray) or not _FETCH_START.match(line):
             i += 1
             continue
-        if not (i + 1 < len(lines) and isinstance(lines[i + 1], bytearray)):
-            # No BODY[] literal: an unsolicited FETCH (another client changed flags while
-            # we fetched, RFC 3501 7.4.2), not a message.
+        parts: list[bytes | bytearray] = [line]
+        i += 1
+        # Its literal, then the rest of the response (aioimaplib: a bytearray, a line).
+        if i < len(lines) and isinstance(lines[i], bytearray):
+            parts.append(lines[i])
             i += 1
-            continue
-        head = bytes(line)
-        body = bytes(lines[i + 1])
-        tail = b""
-        if i + 2 < len(lines) and not isinstance(lines[i + 2], bytearray):
-            tail = bytes(lines[i + 2])
-            i += 1
-        i += 2
-        attrs = head + b" " + tail
-        uid = _UID.search(attrs)
-        if uid is None:
-            continue
-        size = _SIZE.search(attrs)
-        flags = _FLAGS.search(attrs)
-        date = _INTERNALDATE.search(attrs)
-        modseq = _MODSEQ.search(attrs)
-        out.append(
-            FetchedMessage(
-                uid=int(uid[1]),
-                body=body,
-                size=int(size[1]) if size else len(body),
-                flags=tuple(f for f in flags[1].decode().split() if f != "\\Recent")
-                if flags
-                else (),
-                internaldate=parse_internaldate(date[1].decode()) if date else None,
-                modseq=int(modseq[1]) if modseq else None,
-            )
-        )
+            if i < len(lines) and not isinstance(lines[i], bytearray):
+                parts.append(lines[i])
+                i += 1
+        message = parse_response(parts)
+        if message is not None:
+            out.append(message)
     return out
+
+
+def parse_response(parts: Sequence[bytes | bytearray]) -> FetchedMessage | None:
+    """One FETCH response: its line up to the body's literal, the literal, the rest of
+    the response (``[b'1 FETCH (UID 7 BODY[] {5}', b'hello', b')']``). None when it has
+    no literal: an unsolicited FETCH (another client changed flags while we fetched,
+    RFC 3501 7.4.2), not a message; or when it has no UID."""
+    if len(parts) < 2:
+        return None
+    head, body = parts[0], parts[1]
+    attrs = head + b" " + parts[2] if len(parts) > 2 else head
+    uid = _UID.search(attrs)
+    if uid is None:
+        return None
+    size = _SIZE.search(attrs)
+    flags = _FLAGS.search(attrs)
+    date = _INTERNALDATE.search(attrs)
+    modseq = _MODSEQ.search(attrs)
+    return FetchedMessage(
+        uid=int(uid[1]),
+        body=body if type(body) is bytes else bytes(body),
+        size=int(size[1]) if size else len(body),
+        flags=tuple(f for f in flags[1].decode().split() if f != "\\Recent") if flags else (),
+        internaldate=parse_internaldate(date[1].decode()) if date else None,
+        modseq=int(modseq[1]) if modseq else None,
+    )
 
 
 def parse_search(lines: list[bytes | bytearray]) -> list[int]:

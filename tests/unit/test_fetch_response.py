@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from services.imap.dates import parse_internaldate
-from services.imap.fetch_response import parse_fetch, parse_search
+from services.imap.fetch_response import parse_fetch, parse_response, parse_search
 
 MESSAGE = (
     b"From: anna@example.cz\r\n"
@@ -150,6 +150,24 @@ def test_unsolicited_flags_only_fetch_is_not_a_message() -> None:
         DONE,
     ]
     assert [m.uid for m in parse_fetch(lines)] == [41]
+
+
+def test_one_streamed_response_whatever_side_its_attributes_are_on() -> None:
+    """A streamed FETCH hands over one response at a time, its literal as bytes."""
+    before = parse_response([head(1, b"UID 8 FLAGS (\\Seen)", len(MESSAGE)), MESSAGE, b")"])
+    after = parse_response([b"2 FETCH (BODY[] {%d}" % len(MESSAGE), MESSAGE, b" UID 9)"])
+    assert before is not None and (before.uid, before.flags, before.body) == (
+        8,
+        ("\\Seen",),
+        MESSAGE,
+    )
+    assert after is not None and (after.uid, after.size) == (9, len(MESSAGE))
+    assert before.body is MESSAGE  # the reader's bytes, not a copy of them
+
+
+def test_a_streamed_response_without_a_body_or_a_uid_is_not_a_message() -> None:
+    assert parse_response([b"4 FETCH (UID 40 FLAGS (\\Seen))"]) is None
+    assert parse_response([b"5 FETCH (FLAGS () BODY[] {%d}" % len(MESSAGE), MESSAGE, b")"]) is None
 
 
 @pytest.mark.parametrize(

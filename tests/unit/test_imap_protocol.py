@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import aioimaplib
 import pytest
 
-from services.imap.fetch_response import FetchedMessage, parse_fetch
-from services.imap.protocol import _FetchCommand, _Protocol
+from services.imap.fetch_response import FetchedMessage, parse_fetch, parse_response
+from services.imap.protocol import _FetchCommand, _Protocol, _StreamedFetch
 
 BODIES = [
     b"From: anna@example.cz\r\nSubject: Hello\r\n\r\nHi Bob, (a paren) {5}\r\n* 9 FETCH (\r\n",
@@ -32,8 +32,10 @@ def response(tag: str) -> bytes:
         b"RFC822.SIZE %d BODY[] {%d}\r\n%s)\r\n" % (len(BODIES[0]), len(BODIES[0]), BODIES[0]),
         b"* 2 FETCH (UID 12 BODY[] {0}\r\n FLAGS (\\Answered))\r\n",
         b"* 3 FETCH (BODY[] {%d}\r\n%s UID 13 FLAGS ())\r\n" % (len(BODIES[2]), BODIES[2]),
-        # Another client changed flags meanwhile: an unsolicited FETCH without a body.
+        # Another client changed flags meanwhile: an unsolicited FETCH without a body;
+        # and delivered a message (RFC 3501 7.3.1: untagged EXISTS may come any time).
         b"* 2 FETCH (FLAGS (\\Seen \\Answered))\r\n",
+        b"* 5 EXISTS\r\n",
         b"* 4 FETCH (UID 14 FLAGS (\\Flagged) BODY[] {1}\r\nx)\r\n",
         b"%s OK Fetch completed (0.001 + 0.000 secs).\r\n" % tag.encode(),
     ]
@@ -123,13 +125,14 @@ def feed_each(
     when: list[int] = []
     fed = 0
 
-    def each(lines: list[bytes | bytearray]) -> None:
-        for message in parse_fetch(lines):
+    def each(parts: list[bytes]) -> None:
+        message = parse_response(parts)
+        if message is not None:
             got.append(message)
             when.append(fed)
 
-    command = _FetchCommand("A1", "11:14", "(BODY.PEEK[])", prefix="UID", loop=loop, each=each)
-    protocol.pending_sync_command = command
+    command = _StreamedFetch("A1", "11:14", "(BODY.PEEK[])", prefix="UID", loop=loop, each=each)
+    protocol.pending_async_commands["FETCH"] = command  # FETCH runs as aioimaplib's async
     for piece in pieces:
         fed += 1
         protocol.data_received(piece)
@@ -144,6 +147,7 @@ def test_each_message_is_handed_over_whole_and_not_kept(
     got, _, result = feed_each(loop, chunks(response("A1"), size))
     assert result.result == "OK"
     assert summary(got) == summary(expected())
+    assert all(type(m.body) is bytes for m in got)
     # Nothing of the messages stays in the response: a batch is not held twice.
     assert not any(isinstance(line, bytearray) for line in result.lines)
     assert parse_fetch(result.lines) == []

@@ -14,6 +14,7 @@ from services.imap.fetch_response import (
     FlagUpdate,
     parse_fetch,
     parse_flag_updates,
+    parse_response,
 )
 from services.imap.responses import check
 from services.imap.sequence_set import uid_set
@@ -38,13 +39,14 @@ async def uid_fetch_each(
     command completed; a message ``each`` was not given was not returned."""
     failed: list[Exception] = []
 
-    def take(lines: list[bytes | bytearray]) -> None:
+    def take(parts: list[bytes]) -> None:
         # Called from the protocol's data_received: what it raises must not reach the
         # transport, so it fails the command when the command completes.
         if failed:
             return
         try:
-            for message in parse_fetch(lines):
+            message = parse_response(parts)
+            if message is not None:
                 each(message)
         except Exception as exc:
             failed.append(exc)
