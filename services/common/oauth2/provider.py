@@ -84,11 +84,9 @@ class TokenProvider:
         self._on_rotation = on_rotation
         self._margin = dt.timedelta(seconds=margin_s)
         self._clock = clock
-        # The system trust store, like the IMAP and SMTP connections; no redirects: a
-        # token endpoint that redirects a POST carrying a refresh token is misconfigured.
-        self._http = httpx.AsyncClient(
-            timeout=timeout_s, verify=ssl.create_default_context(), follow_redirects=False
-        )
+        self._timeout_s = timeout_s
+        self._http: httpx.AsyncClient | None = None  # made by the first refresh
+        self._closed = False
         self._entries: dict[str, _Entry] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.refreshes = 0  # successful refreshes, for logs and tests
@@ -102,7 +100,25 @@ class TokenProvider:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        self._closed = True
+        if self._http is not None:
+            await self._http.aclose()
+
+    def _client(self) -> httpx.AsyncClient:
+        """The HTTP client, made when the first token is refreshed: loading the system
+        trust store and making the client took 40 ms of every fetcher's and sender's
+        start (bench/RESULTS.md, round 9), where most deployments have no OAuth2 account.
+        The system trust store, like the IMAP and SMTP connections; no redirects: a token
+        endpoint that redirects a POST carrying a refresh token is misconfigured."""
+        if self._closed:
+            raise RuntimeError("the token provider is closed")
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                timeout=self._timeout_s,
+                verify=ssl.create_default_context(),
+                follow_redirects=False,
+            )
+        return self._http
 
     def invalidate(self, account_id: str) -> None:
         """Forget the account's access token (the server refused it): the next call
@@ -160,7 +176,7 @@ class TokenProvider:
             headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
         form = refresh_form(refresh_token, secret.scope, secret.client_id, public=public)
         try:
-            response = await self._http.post(secret.token_url, data=form, headers=headers)
+            response = await self._client().post(secret.token_url, data=form, headers=headers)
         except httpx.HTTPError as exc:
             # The exception names the URL only; the form with the token is not in it.
             raise OAuth2Unavailable(
