@@ -65,7 +65,6 @@ aioimaplib lacks: ``AUTHENTICATE`` with any SASL mechanism that answers challeng
 from __future__ import annotations
 
 import asyncio
-import re
 import ssl
 import threading
 from collections.abc import Callable
@@ -81,8 +80,6 @@ Answered = Callable[[str, str], None]
 # What takes one FETCH response: its lines, each literal after the line that announces it
 # (``[b'1 FETCH (UID 7 BODY[] {5}', b'hello', b')']``).
 Responses = Callable[[list[bytes]], None]
-# An untagged FETCH response's first line, "* " taken off (RFC 3501 7.4.2).
-_FETCH_RESPONSE = re.compile(rb"\d+ FETCH \(")
 
 
 class _FetchCommand(aioimaplib.FetchCommand):  # type: ignore[misc]
@@ -391,7 +388,8 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol, asyncio.BufferedProtocol):  # ty
                 if current_cmd is stream:  # the response goes on
                     current_cmd = stream if stream.take_line(line, first=False) else None
                     continue
-                if line.startswith(b"* ") and _FETCH_RESPONSE.match(line, 2):
+                # An untagged FETCH response's first line (RFC 3501 7.4.2), aioimaplib's match.
+                if line.startswith(b"* ") and stream.FETCH_MESSAGE_DATA_RE.match(line, 2):
                     current_cmd = stream if stream.take_line(line[2:], first=True) else None
                     continue
             cmd = line_handler(line, current_cmd)
