@@ -1,4 +1,4 @@
-"""UID FETCH responses (as aioimaplib returns them) to messages (pure).
+"""UID FETCH responses (streamed one at a time, or as aioimaplib's lines) to messages (pure).
 
 A message's FETCH response comes as the line up to the literal's ``{size}``, the
 literal, and the rest of the line (usually just ``)``): from a streamed FETCH one
