@@ -25,6 +25,17 @@ from services.fetcher.sync import batches, retention_floor, search_criteria, sel
 from services.imap import Folder, FolderStatus, ImapSession, expand_uid_set
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """What a pass's new mail came to."""
+
+    published: set[int]  # UIDs published, and those erased (counted as seen)
+    missing: tuple[int, ...]  # UIDs the server listed but did not return
+    # The folder's progress once they are in, for the caller to write with the cursor
+    # (one round trip at the pass's end, not two in a row); None: nothing was fetched.
+    progress: FolderProgress | None = None
+
+
 @dataclass
 class _Progress:
     """The folder's progress: what is synced already is done (it counts the folder, not
@@ -56,10 +67,9 @@ class NewMail:
 
     async def fetch(
         self, imap: ImapSession, folder: Folder, status: FolderStatus, prev: FolderCursor | None
-    ) -> tuple[set[int], tuple[int, ...]]:
-        """Publish every message above ``prev`` (and every retry due); return the UIDs
-        published and those the server listed but did not return. The caller holds the
-        folder's lock; ``prev`` is its cursor, under the folder's current UIDVALIDITY."""
+    ) -> Fetched:
+        """Publish every message above ``prev`` (and every retry due). The caller holds
+        the folder's lock; ``prev`` is its cursor, under the folder's current UIDVALIDITY."""
         acc = self._account
         last_uid = prev.last_uid if prev else 0
         retry = tuple(prev.missing_uids) if prev else ()
@@ -67,18 +77,18 @@ class NewMail:
         found = await imap.uid_search(search_criteria(last_uid, acc.import_window, floor))
         todo = sorted(set(select_uids(found, last_uid, acc.import_window)) | set(retry))
         if not todo:
-            return set(), ()
+            return Fetched(set(), ())
         # Erased or expired while still on the server: counted as seen, never fetched.
         tombstoned = await self._tombstones.uids(acc.account_id, folder.name, status.uidvalidity)
         erased = tombstoned & set(todo)
         todo = [u for u in todo if u not in erased]
         if not todo:
-            return erased, ()
+            return Fetched(erased, ())
         known = expand_uid_set(prev.uids) if prev else set()
         already = len(known - set(todo))
         progress = _Progress(done=already, total=already + len(todo))
         published, missing = await self._publish(imap, folder, status, prev, todo, progress)
-        return published | erased, missing
+        return Fetched(published | erased, missing, _folder_progress(folder, progress))
 
     async def _publish(
         self,
@@ -141,7 +151,6 @@ class NewMail:
             if saving is not None:
                 await saving
                 saving = None
-            await self._report(folder, progress)
         finally:
             await self._release(joining)
             if saving is not None:
@@ -191,7 +200,8 @@ class NewMail:
         return asyncio.create_task(save())
 
     async def _report(self, folder: Folder, progress: _Progress) -> None:
-        await self._states.progress(
-            self._account.account_id,
-            FolderProgress(folder=folder.name, done=progress.done, total=progress.total),
-        )
+        await self._states.progress(self._account.account_id, _folder_progress(folder, progress))
+
+
+def _folder_progress(folder: Folder, progress: _Progress) -> FolderProgress:
+    return FolderProgress(folder=folder.name, done=progress.done, total=progress.total)

@@ -27,7 +27,6 @@ nothing was sent.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
@@ -49,6 +48,7 @@ from services.common.oauth2 import TokenProvider
 from services.common.retry import backoff
 from services.common.secrets import SecretBox
 from services.common.smtp_auth import smtp_login
+from services.common.together import both
 from services.fetcher.publish import Publisher
 from services.imap import FetchedMessage
 from services.mail import bracketed, identify, parse_headers
@@ -373,12 +373,7 @@ class Dispatcher:
             reason=None,
             next_attempt_at=None,
         )
-        published, written = await asyncio.gather(sighting, writing, return_exceptions=True)
-        for outcome in (written, published):
-            if isinstance(outcome, BaseException):
-                raise outcome
-        assert isinstance(written, SendRecord)
-        record = written
+        record, _ = await both(writing, sighting)
         metrics.filed(account.account_id)
         log.info(
             "request %s filed in %s as UID %d%s",
