@@ -52,6 +52,7 @@ from services.common.blobs import BlobStore
 from services.common.kafka import ensure_topics, producer
 from services.common.lifecycle import Service, run_services
 from services.common.mongo import database, mongo_client
+from services.common.process import configure_runtime
 from services.common.secrets import SecretBox
 from services.common.settings import CommonSettings
 from services.fetcher.publish import Publisher
@@ -374,10 +375,10 @@ class Started:
 async def run_as_production(
     services: Sequence[Service], stop: asyncio.Event, shutdown_timeout_s: float
 ) -> None:
-    """``run_services`` with the cyclic collector as ``mailsync <service>`` sets it
-    (``services.common.process``): its thresholds first, then what the start built
-    frozen once every service started."""
-    garbage.configure()
+    """``run_services`` with the process as ``mailsync <service>`` sets it
+    (``services.common.process``): the collector's and malloc's thresholds first, then
+    what the start built frozen once every service started."""
+    configure_runtime()
     await run_services(services, stop, shutdown_timeout_s, on_started=garbage.freeze_started)
 
 
@@ -545,7 +546,7 @@ async def fetcher_alone(
     await publish_account(CommonSettings(**overrides), dovecot.imaps_port)
     probe = Probe(overrides)
     await probe.start()
-    garbage.configure()  # the collector as services.common.process sets it
+    configure_runtime()  # the collector and malloc as services.common.process sets them
     service: Any = SERVICES["fetcher"](dict(overrides))
     began = time.perf_counter()
     await service.start()

@@ -59,6 +59,7 @@ from schemas.topics import RAW_MESSAGES
 from services.common.blobs import BlobStore
 from services.common.kafka import ensure_topics, producer
 from services.common.mongo import database, mongo_client
+from services.common.process import configure_runtime
 from services.common.settings import CommonSettings
 from services.fetcher.ordered_fetch import SPAN_UIDS
 from services.fetcher.publish import Publisher
@@ -187,6 +188,9 @@ def measure(
     dovecot: DovecotServer, user: MailUser, overrides: dict[str, Any], corpus: Corpus
 ) -> Bound:
     """``overrides`` as the pipeline's; each run publishes to topics of its own."""
+    # This process and the legs forked from it with malloc (and the collector) as a
+    # service's process sets them: the Kafka leg moves the fetcher's buffers.
+    configure_runtime()
     out = Bound()
     alone = dict(overrides, topic_prefix="bench-bound-alone.")
     both = dict(overrides, topic_prefix="bench-bound.")

@@ -84,6 +84,7 @@ from services.cli import SERVICES
 from services.common import garbage
 from services.common.lifecycle import run_services
 from services.common.logs import setup_logging
+from services.common.process import configure_runtime
 from services.common.settings import CommonSettings
 
 MBSYNC_HEADING = "## IMAP sync: fetcher vs mbsync"
@@ -393,7 +394,7 @@ async def measure_idle(
     first_uid = int(dovecot.status(USER.address, "INBOX")["uidnext"])
     await publish_account(CommonSettings(**overrides), dovecot.imaps_port)
     tail = RawTail(CommonSettings(**overrides))
-    garbage.configure()  # the collector as `mailsync fetcher` sets it (services.common.process)
+    configure_runtime()  # the collector and malloc as `mailsync fetcher` sets them
     service: Any = SERVICES["fetcher"](dict(overrides))
     began = time.perf_counter()
     await service.start()

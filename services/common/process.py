@@ -14,12 +14,20 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from schemas.topics import TOPICS, topics_of
-from services.common import garbage, metrics
+from services.common import allocator, garbage, metrics
 from services.common.dependencies import DependencyProbe
 from services.common.health import HealthServer
 from services.common.lag_monitor import ConsumerGroup, LagMonitor
 from services.common.lifecycle import Service, run_services
 from services.common.settings import CommonSettings
+
+
+def configure_runtime() -> None:
+    """The cyclic collector's thresholds (.garbage) and malloc's (.allocator), once per
+    process before its services start: every entry point, and the benches that run a
+    service in their own process."""
+    garbage.configure()
+    allocator.configure()
 
 
 @runtime_checkable
@@ -37,7 +45,7 @@ async def run_process(
     on_listening: Callable[[HealthServer], None] | None = None,
 ) -> None:
     """Run ``services`` until ``stop``; ``local``: a busy metrics port is not fatal."""
-    garbage.configure()
+    configure_runtime()
     metrics.configure(per_account=settings.metrics_per_account)
     metrics.initialise(s.name for s in services)
     groups = [g for s in services if isinstance(s, Consumes) for g in s.consumer_groups()]
