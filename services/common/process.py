@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from schemas.topics import TOPICS, topics_of
-from services.common import allocator, garbage, metrics
+from services.common import garbage, heap, metrics
 from services.common.dependencies import DependencyProbe
 from services.common.health import HealthServer
 from services.common.lag_monitor import ConsumerGroup, LagMonitor
@@ -23,11 +23,11 @@ from services.common.settings import CommonSettings
 
 
 def configure_runtime() -> None:
-    """The cyclic collector's thresholds (.garbage) and malloc's (.allocator), once per
+    """The cyclic collector's thresholds (.garbage) and malloc's (.heap), once per
     process before its services start: every entry point, and the benches that run a
     service in their own process."""
     garbage.configure()
-    allocator.configure()
+    heap.configure()
 
 
 @runtime_checkable
