@@ -1,5 +1,6 @@
 """One folder's pass: select it, revalidate on a UIDVALIDITY change, publish new mail,
-then flag changes and expunges, and only then save the cursor.
+then flag changes and expunges, and only then save the cursor (with the folder's
+progress, at once).
 
 A folder that fails (:class:`~services.imap.FolderError`) is recorded on that folder and
 skipped until the next pass; it never stops the others.
