@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from devservers.corpus import build
-from services.fetcher.new_mail import NewMail
+from services.fetcher.new_mail import Fetched, NewMail
 from tests.fixtures.pipeline import Env, Pipeline, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -45,9 +45,9 @@ async def test_mail_arriving_during_a_pass_is_not_left_for_the_next_poll(
     fetch = NewMail.fetch
     delivered = asyncio.Event()
 
-    async def fetch_then_deliver(self: NewMail, imap: Any, folder: Any, *args: Any) -> Any:
+    async def fetch_then_deliver(self: NewMail, imap: Any, folder: Any, *args: Any) -> Fetched:
         out = await fetch(self, imap, folder, *args)
-        if out[0] and folder.name == "INBOX" and not delivered.is_set():
+        if out.published and folder.name == "INBOX" and not delivered.is_set():
             # The pass has listed and fetched INBOX's new mail: the second arrives now.
             await asyncio.to_thread(env.dovecot.deliver, user.address, second.message)
             delivered.set()
