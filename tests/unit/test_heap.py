@@ -60,16 +60,21 @@ _CYCLES = textwrap.dedent(
 )
 
 
-def _faults(mode: str, **env: str) -> int:
+def _python(code: str, *args: str, **env: str) -> str:
+    """What ``code`` prints in a fresh interpreter, with malloc's settings only ``env``'s."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_"))}
     done = subprocess.run(
-        [sys.executable, "-c", _CYCLES, mode],
+        [sys.executable, "-c", code, *args],
         env={**environ, "PYTHONPATH": str(ROOT), **env},
         capture_output=True,
         text=True,
         check=True,
     )
-    return int(done.stdout)
+    return done.stdout.strip()
+
+
+def _faults(mode: str) -> int:
+    return int(_python(_CYCLES, mode))
 
 
 @pytest.mark.skipif(_glibc() is None, reason="the thresholds are glibc's")
@@ -87,11 +92,4 @@ def test_the_operators_malloc_settings_win() -> None:
         {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1"},
     ):
         code = "from services.common import heap; print(heap.configure())"
-        done = subprocess.run(
-            [sys.executable, "-c", code],
-            env={**os.environ, "PYTHONPATH": str(ROOT), **env},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        assert done.stdout.strip() == "False", env
+        assert _python(code, **env) == "False", env
